@@ -1,0 +1,27 @@
+// Package protocol is the wire contract between tally-agent and tally-server:
+// the request and response envelope, the message kinds and their bodies, the
+// CBOR encoding and the strict decoding of untrusted input, and the framing of
+// one request per QUIC stream.
+//
+// It does no I/O policy and no storage, and imports nothing from agent/ or
+// server/ (a test checks it). Every wire change bumps Revision and adds a
+// dated line to the history below; enums are append-only.
+package protocol
+
+// ALPN is the TLS application protocol both sides insist on.
+const ALPN = "tally/1"
+
+// Major is the protocol's major version. A request with another major
+// version is answered with StatusUnsupportedVersion and nothing else is read.
+const Major uint16 = 1
+
+// Revision is the minor revision this build speaks. Peers announce theirs in
+// every envelope; a server answers a lower revision in kind and refuses
+// fields it does not know (decoding is strict), so a new field or kind always
+// bumps Revision.
+//
+// History (one line per revision, dated):
+//
+//	1  2026-11-25  first revision: Enroll, Inventory (basic inventory and
+//	               plug-in list), per-node sequence numbers, verdicts per product.
+const Revision uint16 = 1

@@ -1,0 +1,233 @@
+package protocol
+
+import (
+	"errors"
+	"fmt"
+	"regexp"
+	"unicode/utf8"
+)
+
+// Field limits checked by Validate. They keep one node's record bounded.
+const (
+	maxShortString = 256  // names, versions, identifiers
+	maxLongString  = 4096 // free text
+	maxListItems   = 1024 // disks, interfaces, addresses, plug-ins
+	maxSecretLen   = 128
+)
+
+// EnrollRequest is the only request an unknown key may send. The node's
+// identity is the public key of the client certificate on the connection;
+// the body proves the right to enroll and describes the machine.
+type EnrollRequest struct {
+	Secret       string `cbor:"1,keyasint" json:"-"`
+	Hostname     string `cbor:"2,keyasint" json:"hostname"`
+	Hints        Hints  `cbor:"3,keyasint" json:"hints"`
+	AgentVersion string `cbor:"4,keyasint,omitempty" json:"agent_version,omitempty"`
+	OS           string `cbor:"5,keyasint,omitempty" json:"os,omitempty"`
+}
+
+// Validate checks field sizes and presence.
+func (r *EnrollRequest) Validate() error {
+	if r.Secret == "" {
+		return errors.New("enrollment secret is missing")
+	}
+	if len(r.Secret) > maxSecretLen {
+		return errors.New("enrollment secret is too long")
+	}
+	if err := checkStrings(maxShortString, "hostname", r.Hostname, "agent_version", r.AgentVersion, "os", r.OS); err != nil {
+		return err
+	}
+	return r.Hints.Validate()
+}
+
+// EnrollResponse tells the agent who it is on this server.
+type EnrollResponse struct {
+	NodeID     string `cbor:"1,keyasint" json:"node_id"`
+	ComputerID int64  `cbor:"2,keyasint" json:"computer_id"`
+	// Reenrolled is true when the hints matched an existing computer
+	// (a re-imaged machine) and this key replaced that computer's old one.
+	Reenrolled bool `cbor:"3,keyasint,omitempty" json:"reenrolled,omitempty"`
+	// Existing is true when this key was already enrolled: enrolling is idempotent.
+	Existing bool `cbor:"4,keyasint,omitempty" json:"existing,omitempty"`
+}
+
+// Hints are the machine identity hints of DESIGN §2. They are only hints:
+// clones share them, and junk values are dropped before they are sent.
+type Hints struct {
+	InstanceID  string   `cbor:"1,keyasint" json:"instance_id"` // generated, kept in the agent's data folder
+	ProductUUID string   `cbor:"2,keyasint,omitempty" json:"product_uuid,omitempty"`
+	Serial      string   `cbor:"3,keyasint,omitempty" json:"serial,omitempty"`
+	MachineID   string   `cbor:"4,keyasint,omitempty" json:"machine_id,omitempty"`
+	MACs        []string `cbor:"5,keyasint,omitempty" json:"macs,omitempty"`
+}
+
+// Validate checks field sizes.
+func (h *Hints) Validate() error {
+	if h.InstanceID == "" {
+		return errors.New("hints: instance_id is missing")
+	}
+	if err := checkStrings(maxShortString, "instance_id", h.InstanceID, "product_uuid", h.ProductUUID,
+		"serial", h.Serial, "machine_id", h.MachineID); err != nil {
+		return err
+	}
+	if len(h.MACs) > 64 {
+		return errors.New("hints: too many MAC addresses")
+	}
+	for _, m := range h.MACs {
+		if !macPattern.MatchString(m) {
+			return fmt.Errorf("hints: %q is not a MAC address", truncate(m))
+		}
+	}
+	return nil
+}
+
+var macPattern = regexp.MustCompile(`^[0-9a-f]{2}(:[0-9a-f]{2}){5,7}$`)
+
+// InventoryRequest is a node's periodic post.
+type InventoryRequest struct {
+	Basic BasicInventory `cbor:"1,keyasint" json:"basic"`
+}
+
+// Validate checks the basic inventory.
+func (r *InventoryRequest) Validate() error {
+	return r.Basic.Validate()
+}
+
+// InventoryResponse answers an inventory post with a verdict per product
+// the post touched.
+type InventoryResponse struct {
+	Verdicts []ProductVerdict `cbor:"1,keyasint,omitempty" json:"verdicts,omitempty"`
+}
+
+// BasicInventory is what every enrolled node posts, licensed or not.
+type BasicInventory struct {
+	CollectedAt     int64    `cbor:"1,keyasint" json:"collected_at"` // unix seconds
+	Hostname        string   `cbor:"2,keyasint" json:"hostname"`
+	OS              string   `cbor:"3,keyasint,omitempty" json:"os,omitempty"`
+	Platform        string   `cbor:"4,keyasint,omitempty" json:"platform,omitempty"`
+	PlatformFamily  string   `cbor:"5,keyasint,omitempty" json:"platform_family,omitempty"`
+	PlatformVersion string   `cbor:"6,keyasint,omitempty" json:"platform_version,omitempty"`
+	KernelVersion   string   `cbor:"7,keyasint,omitempty" json:"kernel_version,omitempty"`
+	Arch            string   `cbor:"8,keyasint,omitempty" json:"arch,omitempty"`
+	Virtualization  string   `cbor:"9,keyasint,omitempty" json:"virtualization,omitempty"`
+	CPUModel        string   `cbor:"10,keyasint,omitempty" json:"cpu_model,omitempty"`
+	CPUCores        uint32   `cbor:"11,keyasint,omitempty" json:"cpu_cores,omitempty"`
+	CPUThreads      uint32   `cbor:"12,keyasint,omitempty" json:"cpu_threads,omitempty"`
+	MemoryBytes     uint64   `cbor:"13,keyasint,omitempty" json:"memory_bytes,omitempty"`
+	Disks           []Disk   `cbor:"14,keyasint,omitempty" json:"disks,omitempty"`
+	NICs            []NIC    `cbor:"15,keyasint,omitempty" json:"nics,omitempty"`
+	Hints           Hints    `cbor:"16,keyasint" json:"hints"`
+	BootTime        int64    `cbor:"17,keyasint,omitempty" json:"boot_time,omitempty"` // unix seconds
+	AgentVersion    string   `cbor:"18,keyasint,omitempty" json:"agent_version,omitempty"`
+	Plugins         []Plugin `cbor:"19,keyasint,omitempty" json:"plugins"`
+}
+
+// Validate checks field sizes and list lengths.
+func (b *BasicInventory) Validate() error {
+	if b.Hostname == "" {
+		return errors.New("basic inventory: hostname is missing")
+	}
+	if err := checkStrings(maxShortString, "hostname", b.Hostname, "os", b.OS, "platform", b.Platform,
+		"platform_family", b.PlatformFamily, "platform_version", b.PlatformVersion,
+		"kernel_version", b.KernelVersion, "arch", b.Arch, "virtualization", b.Virtualization,
+		"cpu_model", b.CPUModel, "agent_version", b.AgentVersion); err != nil {
+		return fmt.Errorf("basic inventory: %w", err)
+	}
+	if len(b.Disks) > maxListItems || len(b.NICs) > maxListItems || len(b.Plugins) > maxListItems {
+		return errors.New("basic inventory: too many disks, interfaces or plug-ins")
+	}
+	for i := range b.Disks {
+		d := &b.Disks[i]
+		if err := checkStrings(maxLongString, "disk device", d.Device, "disk mountpoint", d.Mountpoint, "disk fstype", d.FSType); err != nil {
+			return fmt.Errorf("basic inventory: %w", err)
+		}
+	}
+	for i := range b.NICs {
+		n := &b.NICs[i]
+		if err := checkStrings(maxShortString, "interface name", n.Name, "interface mac", n.MAC); err != nil {
+			return fmt.Errorf("basic inventory: %w", err)
+		}
+		if len(n.Addrs) > maxListItems {
+			return errors.New("basic inventory: too many addresses on one interface")
+		}
+		for _, a := range n.Addrs {
+			if err := checkStrings(maxShortString, "interface address", a); err != nil {
+				return fmt.Errorf("basic inventory: %w", err)
+			}
+		}
+	}
+	seen := make(map[string]bool, len(b.Plugins))
+	for i := range b.Plugins {
+		p := &b.Plugins[i]
+		if err := p.Validate(); err != nil {
+			return fmt.Errorf("basic inventory: %w", err)
+		}
+		if seen[p.Name] {
+			return fmt.Errorf("basic inventory: plug-in %q listed twice", p.Name)
+		}
+		seen[p.Name] = true
+	}
+	return b.Hints.Validate()
+}
+
+// Disk is one mounted file system.
+type Disk struct {
+	Device     string `cbor:"1,keyasint" json:"device"`
+	Mountpoint string `cbor:"2,keyasint" json:"mountpoint"`
+	FSType     string `cbor:"3,keyasint,omitempty" json:"fstype,omitempty"`
+	TotalBytes uint64 `cbor:"4,keyasint,omitempty" json:"total_bytes,omitempty"`
+	FreeBytes  uint64 `cbor:"5,keyasint,omitempty" json:"free_bytes,omitempty"`
+}
+
+// NIC is one network interface.
+type NIC struct {
+	Name  string   `cbor:"1,keyasint" json:"name"`
+	MAC   string   `cbor:"2,keyasint,omitempty" json:"mac,omitempty"`
+	Addrs []string `cbor:"3,keyasint,omitempty" json:"addrs,omitempty"`
+}
+
+// Plugin is a licensed plug-in installed on the node.
+type Plugin struct {
+	Name      string `cbor:"1,keyasint" json:"name"`
+	Version   string `cbor:"2,keyasint" json:"version"`
+	BuildDate string `cbor:"3,keyasint,omitempty" json:"build_date,omitempty"` // YYYY-MM-DD
+}
+
+var pluginName = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
+var datePattern = regexp.MustCompile(`^\d{4}-\d{2}-\d{2}$`)
+
+// Validate checks the plug-in's name, version and build date.
+func (p *Plugin) Validate() error {
+	if !pluginName.MatchString(p.Name) {
+		return fmt.Errorf("plug-in name %q is not valid (lower-case letters, digits and dashes)", truncate(p.Name))
+	}
+	if err := checkStrings(maxShortString, "plug-in version", p.Version); err != nil {
+		return err
+	}
+	if p.BuildDate != "" && !datePattern.MatchString(p.BuildDate) {
+		return fmt.Errorf("plug-in %s: build date %q is not YYYY-MM-DD", p.Name, truncate(p.BuildDate))
+	}
+	return nil
+}
+
+// checkStrings takes name, value pairs and checks each value's length and
+// encoding.
+func checkStrings(max int, pairs ...string) error {
+	for i := 0; i+1 < len(pairs); i += 2 {
+		v := pairs[i+1]
+		if len(v) > max {
+			return fmt.Errorf("%s is longer than %d bytes", pairs[i], max)
+		}
+		if !utf8.ValidString(v) {
+			return fmt.Errorf("%s is not valid UTF-8", pairs[i])
+		}
+	}
+	return nil
+}
+
+func truncate(s string) string {
+	if len(s) > 40 {
+		return s[:40] + "…"
+	}
+	return s
+}

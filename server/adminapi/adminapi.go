@@ -1,0 +1,305 @@
+// Package adminapi is the server's administration API: JSON over HTTP,
+// every route behind the bearer token created at first start. The same
+// package holds the Client the admin commands use, so both sides share one
+// definition of every route and payload.
+package adminapi
+
+import (
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/tallyhq/tally/server/store"
+)
+
+// EnrollInfo is what an admin needs to enroll agents.
+type EnrollInfo struct {
+	Server      string `json:"server"`
+	Fingerprint string `json:"fingerprint"`
+	Secret      string `json:"secret"`
+	SecretID    string `json:"secret_id"`
+	Command     string `json:"command"`
+}
+
+// ServerInfo is the static part of EnrollInfo, known to the daemon.
+type ServerInfo struct {
+	Advertise   string
+	Fingerprint string
+	Version     string
+}
+
+// ErrorBody is the JSON body of every error response.
+type ErrorBody struct {
+	Error string `json:"error"`
+}
+
+// Config configures the API.
+type Config struct {
+	Store  store.Store
+	Token  string
+	Info   ServerInfo
+	Logger *slog.Logger
+	// Extra routes mounted under the same mux, each behind the token unless
+	// its pattern is listed in Public (the console, /metrics).
+	Extra  map[string]http.Handler
+	Public map[string]http.Handler
+}
+
+type api struct {
+	cfg Config
+	log *slog.Logger
+}
+
+// New returns the API's handler.
+func New(cfg Config) http.Handler {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	a := &api{cfg: cfg, log: cfg.Logger}
+	mux := http.NewServeMux()
+	auth := a.requireToken
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok", "version": cfg.Info.Version})
+	})
+	mux.Handle("GET /api/v1/computers", auth(a.computersList))
+	mux.Handle("GET /api/v1/computers/{id}", auth(a.computersShow))
+	mux.Handle("GET /api/v1/enroll-info", auth(a.enrollInfo))
+	mux.Handle("GET /api/v1/secrets", auth(a.secretsList))
+	mux.Handle("POST /api/v1/secrets", auth(a.secretsCreate))
+	mux.Handle("POST /api/v1/secrets/{id}/revoke", auth(a.secretsRevoke))
+	mux.Handle("GET /api/v1/events", auth(a.events))
+	mux.Handle("/api/", auth(func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, fmt.Sprintf("no such API route: %s %s", r.Method, r.URL.Path))
+	}))
+	for p, h := range cfg.Extra {
+		mux.Handle(p, auth(h.ServeHTTP))
+	}
+	for p, h := range cfg.Public {
+		mux.Handle(p, h)
+	}
+	return limitBody(mux)
+}
+
+// limitBody bounds every request body: the API takes small JSON documents.
+func limitBody(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r.Body = http.MaxBytesReader(w, r.Body, 1<<20)
+		h.ServeHTTP(w, r)
+	})
+}
+
+// CheckToken compares a presented token with the expected one in constant time.
+func CheckToken(presented, want string) bool {
+	return want != "" && subtle.ConstantTimeCompare([]byte(presented), []byte(want)) == 1
+}
+
+func (a *api) requireToken(next http.HandlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := r.Header.Get("Authorization")
+		tok, ok := strings.CutPrefix(h, "Bearer ")
+		if !ok || !CheckToken(strings.TrimSpace(tok), a.cfg.Token) {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="tally"`)
+			writeError(w, http.StatusUnauthorized, "missing or wrong admin token: pass the token from the server's data folder (file admin-token) as 'Authorization: Bearer TOKEN'")
+			return
+		}
+		next(w, r)
+	})
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(code)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}
+
+func writeError(w http.ResponseWriter, code int, msg string) {
+	writeJSON(w, code, ErrorBody{Error: msg})
+}
+
+// fail maps a store error to an HTTP status and a sentence.
+func (a *api) fail(w http.ResponseWriter, r *http.Request, err error) {
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		writeError(w, http.StatusNotFound, err.Error())
+	case errors.Is(err, store.ErrInvalid):
+		writeError(w, http.StatusBadRequest, err.Error())
+	case errors.Is(err, store.ErrConflict):
+		writeError(w, http.StatusConflict, err.Error())
+	case errors.Is(err, store.ErrClosed):
+		writeError(w, http.StatusServiceUnavailable, "the server is shutting down")
+	default:
+		a.log.Error("admin API request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+		writeError(w, http.StatusInternalServerError, "internal error: see the server's log")
+	}
+}
+
+func pathID(r *http.Request) (int64, error) {
+	s := r.PathValue("id")
+	id, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || id <= 0 {
+		return 0, fmt.Errorf("%w: %q is not a computer ID (a positive number, as 'computers list' shows)", store.ErrInvalid, s)
+	}
+	return id, nil
+}
+
+func (a *api) computersList(w http.ResponseWriter, r *http.Request) {
+	cs, err := a.cfg.Store.ListComputers(r.Context())
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, cs)
+}
+
+func (a *api) computersShow(w http.ResponseWriter, r *http.Request) {
+	id, err := pathID(r)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	c, err := a.cfg.Store.Computer(r.Context(), id)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, c)
+}
+
+func (a *api) enrollInfo(w http.ResponseWriter, r *http.Request) {
+	secrets, err := a.cfg.Store.ListSecrets(r.Context())
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	info := EnrollInfo{Server: a.cfg.Info.Advertise, Fingerprint: a.cfg.Info.Fingerprint}
+	now := time.Now()
+	// The newest active secret: the one an admin most likely means.
+	for i := len(secrets) - 1; i >= 0; i-- {
+		if secrets[i].Active(now) {
+			info.Secret, info.SecretID = secrets[i].Value, secrets[i].ID
+			break
+		}
+	}
+	if info.Secret == "" {
+		writeError(w, http.StatusConflict, "no active enrollment secret: create one with 'tally-server secrets create'")
+		return
+	}
+	info.Command = fmt.Sprintf("tally-agent enroll --server %s --fingerprint %s --secret %s", info.Server, info.Fingerprint, info.Secret)
+	writeJSON(w, http.StatusOK, info)
+}
+
+func (a *api) secretsList(w http.ResponseWriter, r *http.Request) {
+	s, err := a.cfg.Store.ListSecrets(r.Context())
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, s)
+}
+
+// CreateSecretRequest is the body of POST /api/v1/secrets.
+type CreateSecretRequest struct {
+	Name    string     `json:"name"`
+	Value   string     `json:"value,omitempty"`
+	Expires *time.Time `json:"expires,omitempty"`
+}
+
+func (a *api) secretsCreate(w http.ResponseWriter, r *http.Request) {
+	var req CreateSecretRequest
+	if err := decodeJSON(r, &req); err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	s, err := a.cfg.Store.CreateSecret(r.Context(), req.Name, req.Value, req.Expires)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, s)
+}
+
+func (a *api) secretsRevoke(w http.ResponseWriter, r *http.Request) {
+	s, err := a.cfg.Store.RevokeSecret(r.Context(), r.PathValue("id"))
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, s)
+}
+
+func (a *api) events(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	var f store.EventFilter
+	if s := q.Get("since"); s != "" {
+		t, err := ParseSince(s, time.Now())
+		if err != nil {
+			writeError(w, http.StatusBadRequest, err.Error())
+			return
+		}
+		f.Since = t
+	}
+	if s := q.Get("computer"); s != "" {
+		id, err := strconv.ParseInt(s, 10, 64)
+		if err != nil {
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("computer %q is not a computer ID", s))
+			return
+		}
+		f.ComputerID = id
+	}
+	f.Product, f.Kind = q.Get("product"), q.Get("kind")
+	if s := q.Get("limit"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n <= 0 {
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("limit %q is not a positive number", s))
+			return
+		}
+		f.Limit = n
+	}
+	ev, err := a.cfg.Store.Events(r.Context(), f)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, ev)
+}
+
+// ParseSince reads an absolute time (RFC 3339 or YYYY-MM-DD) or a duration
+// before now ("24h", "7d").
+func ParseSince(s string, now time.Time) (time.Time, error) {
+	if t, err := time.Parse(time.RFC3339, s); err == nil {
+		return t, nil
+	}
+	if t, err := time.Parse("2006-01-02", s); err == nil {
+		return t, nil
+	}
+	if d, ok := strings.CutSuffix(s, "d"); ok {
+		if n, err := strconv.Atoi(d); err == nil && n >= 0 {
+			return now.Add(-time.Duration(n) * 24 * time.Hour), nil
+		}
+	}
+	if d, err := time.ParseDuration(s); err == nil && d >= 0 {
+		return now.Add(-d), nil
+	}
+	return time.Time{}, fmt.Errorf("since %q: use a time (2026-11-25 or 2026-11-25T10:00:00Z) or a duration (90m, 24h, 7d)", s)
+}
+
+func decodeJSON(r *http.Request, v any) error {
+	dec := json.NewDecoder(r.Body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return fmt.Errorf("request body is not valid JSON for this route: %v", err)
+	}
+	if dec.More() {
+		return errors.New("request body has more than one JSON document")
+	}
+	return nil
+}

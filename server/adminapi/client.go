@@ -1,0 +1,138 @@
+package adminapi
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/tallyhq/tally/server/store"
+)
+
+// Client calls the admin API of a running server.
+type Client struct {
+	BaseURL string
+	Token   string
+	HTTP    *http.Client
+}
+
+// NewClient returns a client for the server at baseURL.
+func NewClient(baseURL, token string) (*Client, error) {
+	u, err := url.Parse(baseURL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("admin URL %q: want http://HOST:PORT or https://HOST:PORT", baseURL)
+	}
+	if token == "" {
+		return nil, errors.New("no admin token: pass --data DIR on the server host, or --token (or TALLY_TOKEN)")
+	}
+	return &Client{BaseURL: strings.TrimRight(baseURL, "/"), Token: token, HTTP: &http.Client{Timeout: 60 * time.Second}}, nil
+}
+
+// APIError is an error answered by the server.
+type APIError struct {
+	Code    int
+	Message string
+}
+
+func (e *APIError) Error() string { return e.Message }
+
+// IsNotFound reports whether err is the server's "not found".
+func IsNotFound(err error) bool {
+	var ae *APIError
+	return errors.As(err, &ae) && ae.Code == http.StatusNotFound
+}
+
+// Do sends a request and decodes the JSON answer into out (unless nil).
+func (c *Client) Do(ctx context.Context, method, path string, in, out any) error {
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return err
+		}
+		body = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.BaseURL+path, body)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+c.Token)
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := c.HTTP.Do(req)
+	if err != nil {
+		return fmt.Errorf("cannot reach the server's admin API at %s: %w (is tally-server running? check --data, --admin-url or TALLY_ADMIN_URL)", c.BaseURL, errors.Unwrap(err))
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 256<<20))
+	if err != nil {
+		return fmt.Errorf("read answer from %s: %w", c.BaseURL, err)
+	}
+	if resp.StatusCode >= 300 {
+		var eb ErrorBody
+		if json.Unmarshal(data, &eb) == nil && eb.Error != "" {
+			return &APIError{Code: resp.StatusCode, Message: eb.Error}
+		}
+		return &APIError{Code: resp.StatusCode, Message: fmt.Sprintf("server answered %s", resp.Status)}
+	}
+	if out == nil {
+		return nil
+	}
+	if err := json.Unmarshal(data, out); err != nil {
+		return fmt.Errorf("unexpected answer from %s%s: %w", c.BaseURL, path, err)
+	}
+	return nil
+}
+
+// Computers lists live computers.
+func (c *Client) Computers(ctx context.Context) ([]store.Computer, error) {
+	var out []store.Computer
+	return out, c.Do(ctx, http.MethodGet, "/api/v1/computers", nil, &out)
+}
+
+// Computer returns one computer with its basic inventory.
+func (c *Client) Computer(ctx context.Context, id int64) (store.Computer, error) {
+	var out store.Computer
+	return out, c.Do(ctx, http.MethodGet, fmt.Sprintf("/api/v1/computers/%d", id), nil, &out)
+}
+
+// EnrollInfo returns the enrollment line for agents.
+func (c *Client) EnrollInfo(ctx context.Context) (EnrollInfo, error) {
+	var out EnrollInfo
+	return out, c.Do(ctx, http.MethodGet, "/api/v1/enroll-info", nil, &out)
+}
+
+// Secrets lists enrollment secrets.
+func (c *Client) Secrets(ctx context.Context) ([]store.Secret, error) {
+	var out []store.Secret
+	return out, c.Do(ctx, http.MethodGet, "/api/v1/secrets", nil, &out)
+}
+
+// CreateSecret creates an enrollment secret.
+func (c *Client) CreateSecret(ctx context.Context, req CreateSecretRequest) (store.Secret, error) {
+	var out store.Secret
+	return out, c.Do(ctx, http.MethodPost, "/api/v1/secrets", req, &out)
+}
+
+// RevokeSecret revokes an enrollment secret.
+func (c *Client) RevokeSecret(ctx context.Context, id string) (store.Secret, error) {
+	var out store.Secret
+	return out, c.Do(ctx, http.MethodPost, "/api/v1/secrets/"+url.PathEscape(id)+"/revoke", nil, &out)
+}
+
+// Events reads the audit log.
+func (c *Client) Events(ctx context.Context, q url.Values) ([]store.Event, error) {
+	var out []store.Event
+	path := "/api/v1/events"
+	if len(q) > 0 {
+		path += "?" + q.Encode()
+	}
+	return out, c.Do(ctx, http.MethodGet, path, nil, &out)
+}

@@ -1,0 +1,87 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/tallyhq/tally/common/buildinfo"
+	"github.com/tallyhq/tally/common/logging"
+	"github.com/tallyhq/tally/server/daemon"
+	"github.com/tallyhq/tally/server/datadir"
+)
+
+func (m *Main) serveCommand() *cobra.Command {
+	var cfg daemon.Config
+	var logFormat, logLevel string
+	var stopTimeout time.Duration
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the server",
+		Long: `Run the server: QUIC for agents, HTTP for the admin API and console.
+
+On first start it creates the data folder with the server's TLS identity, an
+enrollment secret and an admin token (files readable only by their owner), and
+prints the QUIC address, the fingerprint agents pin, and the admin URL. The real
+addresses (also when a port is 0) are written to DIR/addresses.json.
+
+SIGINT or SIGTERM stop it cleanly: requests in flight finish and commit, then the
+database closes.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if cfg.DataDir == "" {
+				cfg.DataDir = firstNonEmpty(m.Getenv("TALLY_DATA"), DefaultDataDir)
+			}
+			log, err := logging.New(m.Stderr, logFormat, logLevel)
+			if err != nil {
+				return err
+			}
+			cfg.Logger = log
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			d, err := daemon.Start(cfg)
+			if err != nil {
+				return err
+			}
+			a := d.Addresses()
+			out := cmd.OutOrStdout()
+			fmt.Fprintf(out, "tally-server %s is running\n", buildinfo.Version())
+			fmt.Fprintf(out, "  agents (QUIC):   %s  (agents dial %s)\n", a.QUIC, a.Advertise)
+			fmt.Fprintf(out, "  fingerprint:     %s\n", a.Fingerprint)
+			fmt.Fprintf(out, "  admin URL:       %s  (token in %s)\n", a.AdminURL, d.Dir().File(datadir.TokenFile))
+			fmt.Fprintf(out, "  data folder:     %s\n", d.Dir().Path)
+			fmt.Fprintf(out, "  enroll an agent: tally-server enroll-info --data %s\n", d.Dir().Path)
+			if m.Ready != nil {
+				m.Ready(a)
+			}
+			var serveErr error
+			select {
+			case <-ctx.Done():
+			case serveErr = <-d.Err():
+				log.Error("server failed", "err", serveErr)
+			}
+			stop() // a second signal now kills the process the default way
+			sctx, cancel := context.WithTimeout(context.Background(), stopTimeout)
+			defer cancel()
+			if err := d.Shutdown(sctx); err != nil {
+				return fmt.Errorf("stop: %w", err)
+			}
+			return serveErr
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&cfg.DataDir, "data", "", "data folder (default $TALLY_DATA or "+DefaultDataDir+")")
+	f.StringVar(&cfg.Listen, "listen", daemon.DefaultListen, "UDP address for agents (QUIC); port 0 picks a free port")
+	f.StringVar(&cfg.Admin, "admin", daemon.DefaultAdmin, "TCP address of the admin API and console; port 0 picks a free port")
+	f.StringVar(&cfg.Advertise, "advertise", "", "HOST:PORT agents should dial, shown by enroll-info (default: the listen address, or this host's name for a wildcard address)")
+	f.StringVar(&cfg.Pprof, "pprof", "", "serve net/http/pprof on this loopback HOST:PORT")
+	f.StringVar(&logFormat, "log-format", logging.FormatText, "log format: text or json")
+	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	f.DurationVar(&stopTimeout, "stop-timeout", 30*time.Second, "how long requests in flight may take to finish at shutdown")
+	return cmd
+}

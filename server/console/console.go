@@ -1,0 +1,207 @@
+// Package console is the server's web console: server-rendered pages over
+// the same store the admin API reads, signed in with the admin token. The
+// session cookie holds an HMAC of the token, never the token itself, and is
+// HttpOnly and SameSite=Strict. Templates are embedded and parsed at start,
+// so a missing or broken view stops the server from starting rather than
+// failing on a click.
+package console
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"embed"
+	"encoding/hex"
+	"fmt"
+	"html/template"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/tallyhq/tally/server/adminapi"
+	"github.com/tallyhq/tally/server/store"
+)
+
+//go:embed templates/*.html
+var templateFS embed.FS
+
+var pages = []string{"login", "computers", "computer", "events"}
+
+const cookieName = "tally_session"
+
+// Config configures the console.
+type Config struct {
+	Store  store.Store
+	Token  string
+	Info   adminapi.ServerInfo
+	Logger *slog.Logger
+}
+
+// Console serves the pages.
+type Console struct {
+	cfg   Config
+	tmpl  map[string]*template.Template
+	mux   *http.ServeMux
+	log   *slog.Logger
+	proof string
+}
+
+// New parses every view and returns the console.
+func New(cfg Config) (*Console, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	funcs := template.FuncMap{
+		"fmtTime": func(t time.Time) string {
+			if t.IsZero() {
+				return "—"
+			}
+			return t.Local().Format("2006-01-02 15:04:05")
+		},
+		"unix": func(s int64) string {
+			if s == 0 {
+				return "—"
+			}
+			return time.Unix(s, 0).Local().Format("2006-01-02 15:04:05")
+		},
+		"bytes": humanBytes,
+	}
+	c := &Console{cfg: cfg, tmpl: map[string]*template.Template{}, log: cfg.Logger}
+	for _, p := range pages {
+		t, err := template.New("layout").Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/"+p+".html")
+		if err != nil {
+			return nil, fmt.Errorf("console view %s: %w", p, err)
+		}
+		c.tmpl[p] = t
+	}
+	mac := hmac.New(sha256.New, []byte(cfg.Token))
+	mac.Write([]byte("tally console session v1"))
+	c.proof = hex.EncodeToString(mac.Sum(nil))
+
+	m := http.NewServeMux()
+	m.HandleFunc("GET /login", c.loginForm)
+	m.HandleFunc("POST /login", c.login)
+	m.HandleFunc("POST /logout", c.logout)
+	m.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) { http.Redirect(w, r, "/computers", http.StatusFound) })
+	m.Handle("GET /computers", c.signedIn(c.computers))
+	m.Handle("GET /computers/{id}", c.signedIn(c.computer))
+	m.Handle("GET /events", c.signedIn(c.events))
+	c.mux = m
+	return c, nil
+}
+
+// ServeHTTP implements http.Handler.
+func (c *Console) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.Header().Set("Referrer-Policy", "no-referrer")
+	c.mux.ServeHTTP(w, r)
+}
+
+type page struct {
+	Title, Nav, Version, Error, EnrollCommand string
+	Computers                                 []store.Computer
+	Computer                                  *store.Computer
+	Events                                    []store.Event
+}
+
+func (c *Console) render(w http.ResponseWriter, name string, code int, p page) {
+	p.Version = c.cfg.Info.Version
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(code)
+	if err := c.tmpl[name].ExecuteTemplate(w, "layout", p); err != nil {
+		c.log.Error("render console page", "page", name, "err", err)
+	}
+}
+
+func (c *Console) signedIn(h http.HandlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ck, err := r.Cookie(cookieName)
+		if err != nil || !hmac.Equal([]byte(ck.Value), []byte(c.proof)) {
+			http.Redirect(w, r, "/login", http.StatusFound)
+			return
+		}
+		h(w, r)
+	})
+}
+
+func (c *Console) loginForm(w http.ResponseWriter, r *http.Request) {
+	c.render(w, "login", http.StatusOK, page{Title: "Sign in"})
+}
+
+func (c *Console) login(w http.ResponseWriter, r *http.Request) {
+	r.Body = http.MaxBytesReader(w, r.Body, 4096)
+	if err := r.ParseForm(); err != nil || !adminapi.CheckToken(r.PostForm.Get("token"), c.cfg.Token) {
+		c.render(w, "login", http.StatusUnauthorized, page{Title: "Sign in", Error: "That is not the admin token."})
+		return
+	}
+	http.SetCookie(w, &http.Cookie{Name: cookieName, Value: c.proof, Path: "/", HttpOnly: true, SameSite: http.SameSiteStrictMode})
+	http.Redirect(w, r, "/computers", http.StatusSeeOther)
+}
+
+func (c *Console) logout(w http.ResponseWriter, r *http.Request) {
+	http.SetCookie(w, &http.Cookie{Name: cookieName, Value: "", Path: "/", MaxAge: -1, HttpOnly: true, SameSite: http.SameSiteStrictMode})
+	http.Redirect(w, r, "/login", http.StatusSeeOther)
+}
+
+func (c *Console) computers(w http.ResponseWriter, r *http.Request) {
+	cs, err := c.cfg.Store.ListComputers(r.Context())
+	if err != nil {
+		c.serverError(w, err)
+		return
+	}
+	p := page{Title: "Computers", Nav: "computers", Computers: cs}
+	if len(cs) == 0 {
+		p.EnrollCommand = fmt.Sprintf("tally-agent enroll --server %s --fingerprint %s --secret SECRET", c.cfg.Info.Advertise, c.cfg.Info.Fingerprint)
+	}
+	c.render(w, "computers", http.StatusOK, p)
+}
+
+func (c *Console) computer(w http.ResponseWriter, r *http.Request) {
+	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
+	if err != nil {
+		http.NotFound(w, r)
+		return
+	}
+	comp, err := c.cfg.Store.Computer(r.Context(), id)
+	if err != nil {
+		if store.IsNotFound(err) {
+			http.NotFound(w, r)
+			return
+		}
+		c.serverError(w, err)
+		return
+	}
+	c.render(w, "computer", http.StatusOK, page{Title: comp.Hostname, Nav: "computers", Computer: &comp})
+}
+
+func (c *Console) events(w http.ResponseWriter, r *http.Request) {
+	ev, err := c.cfg.Store.Events(r.Context(), store.EventFilter{Limit: 500})
+	if err != nil {
+		c.serverError(w, err)
+		return
+	}
+	for i, j := 0, len(ev)-1; i < j; i, j = i+1, j-1 {
+		ev[i], ev[j] = ev[j], ev[i]
+	}
+	c.render(w, "events", http.StatusOK, page{Title: "Events", Nav: "events", Events: ev})
+}
+
+func (c *Console) serverError(w http.ResponseWriter, err error) {
+	c.log.Error("console page failed", "err", err)
+	http.Error(w, "internal error: see the server's log", http.StatusInternalServerError)
+}
+
+func humanBytes(n uint64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := uint64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}

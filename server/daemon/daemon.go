@@ -1,0 +1,275 @@
+// Package daemon assembles a running tally-server: the data folder, the
+// store, the QUIC listener for agents, and the admin HTTP server, started
+// in that order and stopped in reverse, so that requests in flight finish
+// and commit before the database closes.
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/pprof"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/quic-go/quic-go"
+
+	"github.com/tallyhq/tally/common/buildinfo"
+	"github.com/tallyhq/tally/common/clock"
+	"github.com/tallyhq/tally/common/identity"
+	"github.com/tallyhq/tally/protocol"
+	"github.com/tallyhq/tally/server/adminapi"
+	"github.com/tallyhq/tally/server/console"
+	"github.com/tallyhq/tally/server/datadir"
+	"github.com/tallyhq/tally/server/listener"
+	"github.com/tallyhq/tally/server/nodeapi"
+	"github.com/tallyhq/tally/server/store/sqlite"
+)
+
+// Defaults for the listen addresses.
+const (
+	DefaultListen = "0.0.0.0:4433"
+	DefaultAdmin  = "127.0.0.1:8080"
+)
+
+// Config configures a server.
+type Config struct {
+	DataDir   string
+	Listen    string // UDP host:port for agents
+	Admin     string // TCP host:port for the admin API and console
+	Advertise string // host:port agents dial; derived from Listen when empty
+	Pprof     string // loopback host:port for net/http/pprof; empty disables
+	Logger    *slog.Logger
+	Clock     clock.Clock
+}
+
+// Daemon is a running server.
+type Daemon struct {
+	cfg      Config
+	log      *slog.Logger
+	dir      datadir.Dir
+	id       datadir.Identity
+	db       *sqlite.DB
+	quic     *listener.QUIC
+	admin    *http.Server
+	adminLn  net.Listener
+	pprof    *http.Server
+	addrs    datadir.Addresses
+	unlock   func()
+	serveErr chan error
+}
+
+// Start opens everything and begins serving. On error, whatever was opened
+// is closed again.
+func Start(cfg Config) (d *Daemon, err error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = clock.System{}
+	}
+	if cfg.Listen == "" {
+		cfg.Listen = DefaultListen
+	}
+	if cfg.Admin == "" {
+		cfg.Admin = DefaultAdmin
+	}
+	d = &Daemon{cfg: cfg, log: cfg.Logger, serveErr: make(chan error, 3)}
+	defer func() {
+		if err != nil {
+			d.close()
+		}
+	}()
+	if d.dir, d.id, err = datadir.Open(cfg.DataDir); err != nil {
+		return nil, err
+	}
+	if d.unlock, err = d.dir.Lock(); err != nil {
+		return nil, err
+	}
+	if d.id.Created {
+		d.log.Info("created server identity", "data", d.dir.Path, "fingerprint", d.id.Fingerprint)
+	}
+	d.db, err = sqlite.Open(d.dir.File(datadir.DatabaseFile), sqlite.Options{Clock: cfg.Clock, Logger: cfg.Logger})
+	if err != nil {
+		return nil, err
+	}
+	if err := d.ensureSecret(); err != nil {
+		return nil, err
+	}
+
+	handler := nodeapi.New(d.db, d.log, nil)
+	rk := quic.StatelessResetKey(d.id.ResetKey)
+	tk := quic.TokenGeneratorKey(d.id.TokenKey)
+	d.quic, err = listener.ListenQUIC(listener.Config{
+		Addr:              cfg.Listen,
+		TLS:               identity.ServerTLS(d.id.Cert, protocol.ALPN),
+		Handler:           handler,
+		Refuse:            nodeapi.Refuse,
+		Logger:            d.log,
+		StatelessResetKey: &rk,
+		TokenKey:          &tk,
+	})
+	if err != nil {
+		return nil, err
+	}
+
+	d.adminLn, err = net.Listen("tcp", cfg.Admin)
+	if err != nil {
+		return nil, fmt.Errorf("admin listener on %s: %w", cfg.Admin, err)
+	}
+	advertise := cfg.Advertise
+	if advertise == "" {
+		advertise = advertiseAddr(d.quic.Addr())
+	}
+	info := adminapi.ServerInfo{Advertise: advertise, Fingerprint: d.id.Fingerprint, Version: buildinfo.Version()}
+	con, err := console.New(console.Config{Store: d.db, Token: d.id.Token, Info: info, Logger: d.log})
+	if err != nil {
+		return nil, err
+	}
+	api := adminapi.New(adminapi.Config{Store: d.db, Token: d.id.Token, Info: info, Logger: d.log,
+		Public: map[string]http.Handler{"/": con}})
+	d.admin = &http.Server{Handler: api, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(d.log.Handler(), slog.LevelWarn)}
+
+	if cfg.Pprof != "" {
+		if err := d.startPprof(cfg.Pprof); err != nil {
+			return nil, err
+		}
+	}
+
+	go func() { d.serveErr <- d.quic.Serve() }()
+	go func() {
+		if err := d.admin.Serve(d.adminLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			d.serveErr <- fmt.Errorf("admin server: %w", err)
+		}
+	}()
+
+	d.addrs = datadir.Addresses{
+		QUIC:        d.quic.Addr().String(),
+		Advertise:   advertise,
+		AdminURL:    "http://" + d.adminLn.Addr().String(),
+		Fingerprint: d.id.Fingerprint,
+		PID:         os.Getpid(),
+		StartedAt:   cfg.Clock.Now().UTC(),
+	}
+	if err := d.dir.WriteAddresses(d.addrs); err != nil {
+		return nil, err
+	}
+	d.log.Info("tally-server started", "version", buildinfo.Version(), "quic", d.addrs.QUIC, "advertise", advertise,
+		"admin", d.addrs.AdminURL, "fingerprint", d.id.Fingerprint, "data", d.dir.Path)
+	return d, nil
+}
+
+func (d *Daemon) startPprof(addr string) error {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return fmt.Errorf("--pprof %q: %w", addr, err)
+	}
+	if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+		return fmt.Errorf("--pprof %q: profiling is only served on loopback (127.0.0.1 or ::1)", addr)
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("pprof listener: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	d.pprof = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go d.pprof.Serve(ln)
+	d.log.Info("pprof listening", "addr", ln.Addr().String())
+	return nil
+}
+
+// ensureSecret creates the first enrollment secret on a new database and
+// writes it into the data folder.
+func (d *Daemon) ensureSecret() error {
+	ctx := context.Background()
+	secrets, err := d.db.ListSecrets(ctx)
+	if err != nil {
+		return err
+	}
+	if len(secrets) > 0 {
+		return nil
+	}
+	s, err := d.db.CreateSecret(ctx, "initial", "", nil)
+	if err != nil {
+		return fmt.Errorf("create the first enrollment secret: %w", err)
+	}
+	d.log.Info("created the first enrollment secret", "id", s.ID, "file", d.dir.File(datadir.SecretFile))
+	return d.dir.WriteSecret(s.Value)
+}
+
+// advertiseAddr picks the address agents should dial: the bound one, or
+// for a wildcard bind, this host's name with the bound port.
+func advertiseAddr(a net.Addr) string {
+	ua, ok := a.(*net.UDPAddr)
+	if !ok {
+		return a.String()
+	}
+	if !ua.IP.IsUnspecified() {
+		return ua.String()
+	}
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "localhost"
+	}
+	return net.JoinHostPort(host, strconv.Itoa(ua.Port))
+}
+
+// Addresses returns where the server listens.
+func (d *Daemon) Addresses() datadir.Addresses { return d.addrs }
+
+// Identity returns the server's identity (fingerprint, token).
+func (d *Daemon) Identity() datadir.Identity { return d.id }
+
+// Dir returns the data folder.
+func (d *Daemon) Dir() datadir.Dir { return d.dir }
+
+// Store returns the store (for tests and embedded use).
+func (d *Daemon) Store() *sqlite.DB { return d.db }
+
+// Err delivers a fatal serving error, if one happens.
+func (d *Daemon) Err() <-chan error { return d.serveErr }
+
+// Shutdown stops the listeners, lets requests in flight finish (until ctx
+// ends), and closes the database.
+func (d *Daemon) Shutdown(ctx context.Context) error {
+	d.log.Info("tally-server stopping")
+	err := d.close0(ctx)
+	d.log.Info("tally-server stopped")
+	return err
+}
+
+func (d *Daemon) close() { _ = d.close0(context.Background()) }
+
+func (d *Daemon) close0(ctx context.Context) error {
+	var errs []error
+	if d.quic != nil {
+		errs = append(errs, d.quic.Shutdown(ctx))
+	}
+	if d.admin != nil {
+		errs = append(errs, d.admin.Shutdown(ctx))
+	} else if d.adminLn != nil {
+		d.adminLn.Close()
+	}
+	if d.pprof != nil {
+		d.pprof.Close()
+	}
+	if d.db != nil {
+		errs = append(errs, d.db.Close())
+	}
+	if d.addrs.PID != 0 {
+		errs = append(errs, d.dir.RemoveAddresses())
+	}
+	if d.unlock != nil {
+		d.unlock()
+	}
+	return errors.Join(errs...)
+}

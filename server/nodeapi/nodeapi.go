@@ -1,0 +1,153 @@
+// Package nodeapi answers agents' requests, whatever transport carried them:
+// it decodes the envelope strictly, authenticates the node by the key of its
+// client certificate, dispatches on the message kind to the store, and turns
+// every outcome, including every kind of bad input, into a response.
+package nodeapi
+
+import (
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"log/slog"
+	"time"
+
+	"github.com/tallyhq/tally/common/identity"
+	"github.com/tallyhq/tally/protocol"
+	"github.com/tallyhq/tally/server/store"
+)
+
+// Observer receives one call per answered request, for metrics.
+type Observer func(kind protocol.Kind, status protocol.Status, d time.Duration, resp *protocol.Response)
+
+// Handler answers node requests.
+type Handler struct {
+	store    store.Nodes
+	log      *slog.Logger
+	observer Observer
+}
+
+// New returns a handler over st.
+func New(st store.Nodes, log *slog.Logger, obs Observer) *Handler {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Handler{store: st, log: log, observer: obs}
+}
+
+// Handle answers one encoded request from the peer whose certificate holds
+// key. It never panics on bad input and always returns a response.
+func (h *Handler) Handle(ctx context.Context, key ed25519.PublicKey, raw []byte) protocol.Response {
+	start := time.Now()
+	req, err := protocol.DecodeRequest(raw)
+	var resp protocol.Response
+	if err != nil {
+		resp = protocol.ErrorResponse(req.Seq, err)
+	} else {
+		resp = h.dispatch(ctx, key, req)
+	}
+	if h.observer != nil {
+		h.observer(req.Kind, resp.Status, time.Since(start), &resp)
+	}
+	return resp
+}
+
+// Refuse builds the response for input that never became a request, such
+// as a message over the size limit.
+func Refuse(err error) protocol.Response {
+	if errors.Is(err, protocol.ErrTooLarge) {
+		return protocol.ErrorResponse(0, protocol.Errorf(protocol.StatusTooLarge,
+			"request is larger than %d bytes", protocol.MaxRequestSize))
+	}
+	return protocol.ErrorResponse(0, protocol.Errorf(protocol.StatusBadRequest, "could not read request: %v", err))
+}
+
+func (h *Handler) dispatch(ctx context.Context, key ed25519.PublicKey, req protocol.Request) protocol.Response {
+	nodeID := identity.NodeID(key)
+	if req.Kind == protocol.KindEnroll {
+		var body protocol.EnrollRequest
+		if err := protocol.DecodeBody(req.Body, &body); err != nil {
+			return protocol.ErrorResponse(req.Seq, err)
+		}
+		out, err := h.store.Enroll(ctx, store.EnrollParams{NodeID: nodeID, PublicKey: key, Request: body})
+		if err != nil {
+			if errors.Is(err, store.ErrBadSecret) || errors.Is(err, store.ErrBlocked) {
+				h.log.Warn("enrollment refused", "node", nodeID, "hostname", body.Hostname, "err", err)
+			}
+			return h.fail(req, nodeID, err)
+		}
+		h.log.Info("node enrolled", "node", nodeID, "computer", out.ComputerID, "hostname", body.Hostname,
+			"reenrolled", out.Reenrolled, "existing", out.Existing)
+		return h.respond(req, out)
+	}
+
+	node, err := h.store.Node(ctx, nodeID)
+	if err != nil {
+		return h.fail(req, nodeID, err)
+	}
+	if node.Superseded {
+		if node, err = h.store.SplitClone(ctx, nodeID); err != nil {
+			return h.fail(req, nodeID, err)
+		}
+	}
+	if node.Revoked {
+		return h.fail(req, nodeID, store.ErrRevoked)
+	}
+	r := store.Request{NodeID: nodeID, Seq: req.Seq, Kind: req.Kind}
+
+	switch req.Kind {
+	case protocol.KindInventory:
+		var body protocol.InventoryRequest
+		if err := protocol.DecodeBody(req.Body, &body); err != nil {
+			return protocol.ErrorResponse(req.Seq, err)
+		}
+		out, err := h.store.PostInventory(ctx, r, &body)
+		if err != nil {
+			return h.fail(req, nodeID, err)
+		}
+		return h.outcome(req, out)
+	}
+	return protocol.ErrorResponse(req.Seq, protocol.Errorf(protocol.StatusUnknownKind, "message kind %s is not handled by this server", req.Kind))
+}
+
+func (h *Handler) respond(req protocol.Request, body any) protocol.Response {
+	resp, err := protocol.NewResponse(req.Seq, body)
+	if err != nil {
+		h.log.Error("encode response", "kind", req.Kind, "err", err)
+		return protocol.ErrorResponse(req.Seq, err)
+	}
+	return resp
+}
+
+func (h *Handler) outcome(req protocol.Request, out store.Outcome) protocol.Response {
+	resp := protocol.Response{Major: protocol.Major, Rev: protocol.Revision, Status: protocol.StatusOK, Seq: req.Seq,
+		Body: out.Body, Repeat: out.Repeat}
+	return resp
+}
+
+// fail maps store errors to statuses with sentences that say what to do.
+func (h *Handler) fail(req protocol.Request, nodeID string, err error) protocol.Response {
+	var pe *protocol.Error
+	switch {
+	case errors.As(err, &pe):
+	case errors.Is(err, store.ErrNotFound):
+		pe = protocol.Errorf(protocol.StatusNotEnrolled,
+			"this agent's key is not enrolled on the server: run 'tally-agent enroll' with the server's enrollment secret")
+	case errors.Is(err, store.ErrBadSecret):
+		pe = protocol.Errorf(protocol.StatusBadSecret,
+			"the enrollment secret is wrong, revoked or expired: ask the administrator for the output of 'tally-server enroll-info'")
+	case errors.Is(err, store.ErrBlocked):
+		pe = protocol.Errorf(protocol.StatusRevoked, "enrollment refused: %v", err)
+	case errors.Is(err, store.ErrRevoked):
+		pe = protocol.Errorf(protocol.StatusRevoked, "this agent's key is revoked (%v); it may enroll again as a new computer", err)
+	case errors.Is(err, store.ErrStaleSeq):
+		pe = protocol.Errorf(protocol.StatusStaleSeq, "%v", err)
+	case errors.Is(err, store.ErrInvalid):
+		pe = protocol.Errorf(protocol.StatusBadRequest, "%v", err)
+	case errors.Is(err, store.ErrClosed), errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		pe = &protocol.Error{Status: protocol.StatusBusy, Message: "server is shutting down or overloaded; retry later", RetryAfter: 5}
+	default:
+		h.log.Error("request failed", "node", nodeID, "kind", req.Kind, "seq", req.Seq, "err", err)
+		pe = &protocol.Error{Status: protocol.StatusInternal, Message: "internal server error; the request can be retried", RetryAfter: 5}
+	}
+	return protocol.ErrorResponse(req.Seq, pe)
+}

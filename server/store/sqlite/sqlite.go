@@ -1,0 +1,360 @@
+// Package sqlite is the embedded store backend: one SQLite file in WAL mode
+// with synchronous=FULL, written by a single connection whose transactions
+// begin IMMEDIATE, read through a pool of read-only connections.
+//
+// Writes go through one writer goroutine that batches concurrent jobs into
+// one durable commit (group commit). Each job runs inside its own savepoint,
+// so a failing job rolls back alone, and each caller is answered only after
+// the commit that holds its job has returned: the server commits before it
+// acknowledges, at the cost of one fsync per batch instead of per request.
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net/url"
+	"os"
+	"path"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	_ "github.com/mattn/go-sqlite3" // the database/sql driver "sqlite3"
+
+	"github.com/tallyhq/tally/common/buildinfo"
+	"github.com/tallyhq/tally/common/clock"
+	"github.com/tallyhq/tally/server/store"
+)
+
+//go:embed migrations/*.sql
+var migrationFS embed.FS
+
+// Options tune a DB. Zero values take the defaults.
+type Options struct {
+	Clock  clock.Clock
+	Logger *slog.Logger
+	// MaxBatch bounds how many jobs share one commit (default 256).
+	MaxBatch int
+	// Readers is the size of the read pool (default 4).
+	Readers int
+	// CommitObserver, when set, is told the duration and size of every
+	// batch commit (for metrics).
+	CommitObserver func(d time.Duration, jobs int)
+}
+
+// DB is the SQLite store.
+type DB struct {
+	w      *sql.DB
+	r      *sql.DB
+	clock  clock.Clock
+	log    *slog.Logger
+	opts   Options
+	jobs   chan *job
+	quit   chan struct{}
+	done   chan struct{}
+	closed sync.Once
+	mu     sync.RWMutex // guards isClosed against sends on jobs
+	isShut bool
+}
+
+var _ store.Store = (*DB)(nil)
+
+// Tx is a write transaction as a job sees it: the SQL transaction and the
+// one "now" the job stamps on everything it writes.
+type Tx struct {
+	*sql.Tx
+	Now      time.Time
+	onCommit []func()
+}
+
+// OnCommit registers f to run after the transaction holding this job has
+// committed (for in-memory caches that must not see uncommitted state).
+func (tx *Tx) OnCommit(f func()) { tx.onCommit = append(tx.onCommit, f) }
+
+type job struct {
+	fn   func(*Tx) error
+	done chan error
+	hook []func()
+}
+
+// Open opens (creating if needed) the database at file, applies pending
+// migrations and starts the writer.
+func Open(file string, opts Options) (*DB, error) {
+	if opts.Clock == nil {
+		opts.Clock = clock.System{}
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.MaxBatch <= 0 {
+		opts.MaxBatch = 256
+	}
+	if opts.Readers <= 0 {
+		opts.Readers = 4
+	}
+	// The file must exist with restrictive permissions before SQLite
+	// creates it with the process umask.
+	if f, err := os.OpenFile(file, os.O_RDWR|os.O_CREATE, 0o600); err != nil {
+		return nil, fmt.Errorf("open database %s: %w", file, err)
+	} else {
+		f.Close()
+	}
+	q := url.Values{}
+	q.Set("_journal_mode", "WAL")
+	q.Set("_synchronous", "FULL")
+	q.Set("_busy_timeout", "10000")
+	q.Set("_foreign_keys", "on")
+	q.Set("_txlock", "immediate")
+	w, err := sql.Open("sqlite3", "file:"+file+"?"+q.Encode())
+	if err != nil {
+		return nil, fmt.Errorf("open database %s: %w", file, err)
+	}
+	w.SetMaxOpenConns(1)
+	w.SetMaxIdleConns(1)
+	w.SetConnMaxLifetime(0)
+	if err := w.Ping(); err != nil {
+		w.Close()
+		return nil, fmt.Errorf("open database %s: %w", file, err)
+	}
+	db := &DB{w: w, clock: opts.Clock, log: opts.Logger, opts: opts,
+		jobs: make(chan *job, opts.MaxBatch*4), quit: make(chan struct{}), done: make(chan struct{})}
+	if err := db.migrate(); err != nil {
+		w.Close()
+		return nil, err
+	}
+	rq := url.Values{}
+	rq.Set("mode", "ro")
+	rq.Set("_query_only", "1")
+	rq.Set("_busy_timeout", "10000")
+	rq.Set("_foreign_keys", "on")
+	r, err := sql.Open("sqlite3", "file:"+file+"?"+rq.Encode())
+	if err != nil {
+		w.Close()
+		return nil, fmt.Errorf("open database %s for reading: %w", file, err)
+	}
+	r.SetMaxOpenConns(opts.Readers)
+	r.SetMaxIdleConns(opts.Readers)
+	db.r = r
+	go db.writer()
+	return db, nil
+}
+
+// Close stops accepting writes, finishes the queued ones, and closes the
+// database. It is safe to call more than once.
+func (db *DB) Close() error {
+	var err error
+	db.closed.Do(func() {
+		db.mu.Lock()
+		db.isShut = true
+		close(db.quit)
+		db.mu.Unlock()
+		<-db.done
+		err = errors.Join(db.r.Close(), db.w.Close())
+	})
+	return err
+}
+
+// write runs fn in a write transaction shared with other concurrent jobs and
+// returns once that transaction has committed (or failed). A job that
+// returns an error is rolled back alone.
+func (db *DB) write(ctx context.Context, fn func(*Tx) error) error {
+	j := &job{fn: fn, done: make(chan error, 1)}
+	db.mu.RLock()
+	if db.isShut {
+		db.mu.RUnlock()
+		return store.ErrClosed
+	}
+	select {
+	case db.jobs <- j:
+		db.mu.RUnlock()
+	case <-ctx.Done():
+		db.mu.RUnlock()
+		return ctx.Err()
+	}
+	// Once queued, the job will run: wait for its outcome even if ctx ends,
+	// so the caller never mistakes a committed change for a failed one.
+	return <-j.done
+}
+
+func (db *DB) writer() {
+	defer close(db.done)
+	batch := make([]*job, 0, db.opts.MaxBatch)
+	for {
+		var first *job
+		select {
+		case first = <-db.jobs:
+		case <-db.quit:
+			// Drain what was queued before Close.
+			for {
+				select {
+				case j := <-db.jobs:
+					db.runBatch([]*job{j})
+				default:
+					return
+				}
+			}
+		}
+		batch = append(batch[:0], first)
+	fill:
+		for len(batch) < db.opts.MaxBatch {
+			select {
+			case j := <-db.jobs:
+				batch = append(batch, j)
+			default:
+				break fill
+			}
+		}
+		db.runBatch(batch)
+	}
+}
+
+func (db *DB) runBatch(batch []*job) {
+	start := time.Now()
+	errs := make([]error, len(batch))
+	tx, err := db.w.Begin()
+	if err != nil {
+		for _, j := range batch {
+			j.done <- fmt.Errorf("begin transaction: %w", err)
+		}
+		return
+	}
+	for i, j := range batch {
+		errs[i] = db.runJob(tx, j)
+	}
+	if err := tx.Commit(); err != nil {
+		db.log.Error("commit failed", "jobs", len(batch), "err", err)
+		for _, j := range batch {
+			j.done <- fmt.Errorf("commit: %w", err)
+		}
+		return
+	}
+	if db.opts.CommitObserver != nil {
+		db.opts.CommitObserver(time.Since(start), len(batch))
+	}
+	for i, j := range batch {
+		if errs[i] == nil {
+			for _, f := range j.hook {
+				f()
+			}
+		}
+		j.done <- errs[i]
+	}
+}
+
+func (db *DB) runJob(tx *sql.Tx, j *job) (err error) {
+	if _, err := tx.Exec("SAVEPOINT job"); err != nil {
+		return fmt.Errorf("savepoint: %w", err)
+	}
+	t := &Tx{Tx: tx, Now: db.clock.Now()}
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("store job panicked: %v", p)
+		}
+		if err != nil {
+			if _, rbErr := tx.Exec("ROLLBACK TO job"); rbErr != nil {
+				err = errors.Join(err, fmt.Errorf("rollback to savepoint: %w", rbErr))
+			}
+		} else {
+			j.hook = t.onCommit
+		}
+		if _, relErr := tx.Exec("RELEASE job"); relErr != nil && err == nil {
+			err = fmt.Errorf("release savepoint: %w", relErr)
+		}
+	}()
+	return j.fn(t)
+}
+
+// migrate applies the embedded migrations not yet recorded, each in its
+// own transaction, in the order of their numeric prefix. A database newer
+// than this program is refused.
+func (db *DB) migrate() error {
+	if _, err := db.w.Exec(`CREATE TABLE IF NOT EXISTS schema_migrations (
+		version INTEGER PRIMARY KEY,
+		name TEXT NOT NULL,
+		applied_at INTEGER NOT NULL,
+		program_version TEXT NOT NULL)`); err != nil {
+		return fmt.Errorf("create schema_migrations: %w", err)
+	}
+	entries, err := fs.ReadDir(migrationFS, "migrations")
+	if err != nil {
+		return fmt.Errorf("read migrations: %w", err)
+	}
+	type mig struct {
+		version int
+		name    string
+	}
+	var migs []mig
+	for _, e := range entries {
+		v, _, ok := strings.Cut(e.Name(), "_")
+		n, err := strconv.Atoi(v)
+		if !ok || err != nil {
+			return fmt.Errorf("migration %s: name must start with a number and '_'", e.Name())
+		}
+		migs = append(migs, mig{n, e.Name()})
+	}
+	sort.Slice(migs, func(i, j int) bool { return migs[i].version < migs[j].version })
+	var current int
+	if err := db.w.QueryRow(`SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&current); err != nil {
+		return fmt.Errorf("read schema version: %w", err)
+	}
+	if len(migs) > 0 && current > migs[len(migs)-1].version {
+		return fmt.Errorf("database schema version %d is newer than this tally-server (%s) knows (%d): run a newer tally-server",
+			current, buildinfo.Version(), migs[len(migs)-1].version)
+	}
+	for _, m := range migs {
+		if m.version <= current {
+			continue
+		}
+		body, err := migrationFS.ReadFile(path.Join("migrations", m.name))
+		if err != nil {
+			return fmt.Errorf("read migration %s: %w", m.name, err)
+		}
+		tx, err := db.w.Begin()
+		if err != nil {
+			return fmt.Errorf("migration %s: %w", m.name, err)
+		}
+		if _, err := tx.Exec(string(body)); err != nil {
+			tx.Rollback()
+			return fmt.Errorf("migration %s: %w", m.name, err)
+		}
+		if _, err := tx.Exec(`INSERT INTO schema_migrations(version, name, applied_at, program_version) VALUES (?, ?, ?, ?)`,
+			m.version, m.name, ms(db.clock.Now()), buildinfo.Version()); err != nil {
+			tx.Rollback()
+			return fmt.Errorf("record migration %s: %w", m.name, err)
+		}
+		if err := tx.Commit(); err != nil {
+			return fmt.Errorf("commit migration %s: %w", m.name, err)
+		}
+		db.log.Info("applied database migration", "version", m.version, "name", m.name)
+	}
+	return nil
+}
+
+// SchemaVersion returns the highest applied migration.
+func (db *DB) SchemaVersion(ctx context.Context) (int, error) {
+	var v int
+	err := db.r.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&v)
+	return v, err
+}
+
+// ms converts a time to the stored form: unix milliseconds.
+func ms(t time.Time) int64 { return t.UnixMilli() }
+
+// fromMS converts a stored time back.
+func fromMS(v int64) time.Time { return time.UnixMilli(v).UTC() }
+
+// fromNullMS converts a nullable stored time back.
+func fromNullMS(v sql.NullInt64) *time.Time {
+	if !v.Valid {
+		return nil
+	}
+	t := fromMS(v.Int64)
+	return &t
+}
