@@ -164,6 +164,13 @@ func (q *QUIC) serveConn(conn *quic.Conn) {
 		q.mu.Unlock()
 		q.connWG.Done()
 	}()
+	// An early listener hands over connections before the handshake ends;
+	// the peer's certificate is known only once it has.
+	select {
+	case <-conn.HandshakeComplete():
+	case <-conn.Context().Done():
+		return
+	}
 	key, err := identity.PeerKey(conn.ConnectionState().TLS)
 	if err != nil {
 		conn.CloseWithError(codeNoKey, "a client certificate with an Ed25519 key is required")

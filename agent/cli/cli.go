@@ -1,0 +1,405 @@
+// Package cli is tally-agent's command line: enroll, show the inventory it
+// would post, run (posting on an interval, or once), and report its status.
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"sort"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/tallyhq/tally/agent/client"
+	"github.com/tallyhq/tally/agent/runner"
+	"github.com/tallyhq/tally/agent/state"
+	"github.com/tallyhq/tally/common/buildinfo"
+	"github.com/tallyhq/tally/common/identity"
+	"github.com/tallyhq/tally/common/logging"
+	"github.com/tallyhq/tally/protocol"
+)
+
+// DefaultDataDir is the agent's data folder when neither --data nor
+// TALLY_AGENT_DATA is given.
+const DefaultDataDir = "/var/lib/tally-agent"
+
+// Exit codes, documented in the README.
+const (
+	ExitOK          = 0
+	ExitError       = 1 // anything else
+	ExitUsage       = 2 // wrong flags or arguments
+	ExitBadSecret   = 3 // enrollment secret refused
+	ExitUnreachable = 4 // server could not be reached; posts stay queued
+	ExitRefused     = 5 // server refuses this agent (revoked, deleted, not enrolled)
+	ExitPinMismatch = 6 // server's fingerprint is not the pinned one; nothing was sent
+)
+
+// Main is one invocation of tally-agent.
+type Main struct {
+	Stdout, Stderr io.Writer
+	Getenv         func(string) string
+}
+
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string { return e.err.Error() }
+func (e *exitError) Unwrap() error { return e.err }
+
+// Run executes args and returns the exit code.
+func (m *Main) Run(ctx context.Context, args []string) int {
+	if m.Getenv == nil {
+		m.Getenv = os.Getenv
+	}
+	root := m.root()
+	root.SetArgs(args)
+	root.SetOut(m.Stdout)
+	root.SetErr(m.Stderr)
+	err := root.ExecuteContext(ctx)
+	if err == nil {
+		return ExitOK
+	}
+	fmt.Fprintln(m.Stderr, "tally-agent: "+err.Error())
+	return exitCode(err)
+}
+
+func exitCode(err error) int {
+	var ee *exitError
+	if errors.As(err, &ee) {
+		return ee.code
+	}
+	var pe *protocol.Error
+	switch {
+	case errors.Is(err, identity.ErrFingerprintMismatch):
+		return ExitPinMismatch
+	case errors.As(err, &pe) && pe.Status == protocol.StatusBadSecret:
+		return ExitBadSecret
+	case errors.As(err, &pe) && (pe.Status == protocol.StatusRevoked || pe.Status == protocol.StatusNotEnrolled),
+		errors.Is(err, runner.ErrRefused), errors.Is(err, state.ErrNotEnrolled):
+		return ExitRefused
+	case client.Retryable(err):
+		return ExitUnreachable
+	}
+	return ExitError
+}
+
+func (m *Main) root() *cobra.Command {
+	root := &cobra.Command{
+		Use:   "tally-agent",
+		Short: "Tally agent: posts this machine's inventory and licensed plug-ins to a Tally server",
+		Long: `tally-agent runs on every managed machine. It enrolls once with a Tally server
+(pinning the server's fingerprint), then posts basic inventory on an interval over
+QUIC. Every post is written to a durable spool before it is sent, and removed only
+when the server has acknowledged it.`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		Version:       buildinfo.Version(),
+	}
+	root.SetVersionTemplate("tally-agent {{.Version}}\n")
+	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
+		return &exitError{ExitUsage, fmt.Errorf("%w (see 'tally-agent %s --help')", err, c.Name())}
+	})
+	root.AddCommand(m.enrollCmd(), m.inventoryCmd(), m.runCmd(), m.statusCmd(),
+		&cobra.Command{Use: "version", Short: "Print the version", Args: cobra.NoArgs, Run: func(cmd *cobra.Command, _ []string) {
+			fmt.Fprintln(cmd.OutOrStdout(), "tally-agent", buildinfo.Version())
+		}})
+	return root
+}
+
+func (m *Main) dataDir(flag string) string {
+	if flag != "" {
+		return flag
+	}
+	if v := m.Getenv("TALLY_AGENT_DATA"); v != "" {
+		return v
+	}
+	return DefaultDataDir
+}
+
+func dataFlag(cmd *cobra.Command, p *string) {
+	cmd.Flags().StringVar(p, "data", "", "agent data folder (default $TALLY_AGENT_DATA or "+DefaultDataDir+")")
+}
+
+func noArgs(cmd *cobra.Command, args []string) error {
+	if len(args) > 0 {
+		return &exitError{ExitUsage, fmt.Errorf("unexpected argument %q (see 'tally-agent %s --help')", args[0], cmd.Name())}
+	}
+	return nil
+}
+
+func printJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+func (m *Main) enrollCmd() *cobra.Command {
+	var o runner.EnrollOptions
+	var data string
+	cmd := &cobra.Command{
+		Use:   "enroll --server HOST:PORT --fingerprint FP --secret S",
+		Short: "Create this node's identity and enroll it with a server",
+		Long: `Create this node's Ed25519 identity (once) and enroll it with the server over mutual
+TLS, pinning the server's fingerprint: the agent never sends anything to a server
+whose key does not match. 'tally-server enroll-info' prints the line to paste.
+
+Exit codes: 3 the secret was refused, 4 the server could not be reached,
+5 the server refuses this machine, 6 the fingerprint does not match.`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if o.Server == "" || o.Fingerprint == "" || o.Secret == "" {
+				return &exitError{ExitUsage, errors.New("enroll needs --server, --fingerprint and --secret: 'tally-server enroll-info' prints the whole line")}
+			}
+			dir, err := state.Open(m.dataDir(data))
+			if err != nil {
+				return err
+			}
+			o.Version = buildinfo.Version()
+			ctx, cancel := context.WithTimeout(cmd.Context(), 60*time.Second)
+			defer cancel()
+			e, resp, err := runner.Enroll(ctx, dir, o)
+			if err != nil {
+				return err
+			}
+			w := cmd.OutOrStdout()
+			switch {
+			case resp.Existing:
+				fmt.Fprintf(w, "Already enrolled with %s as computer %d (node %s); nothing changed.\n", e.Server, e.ComputerID, e.NodeID)
+			case resp.Reenrolled:
+				fmt.Fprintf(w, "Enrolled with %s as computer %d (node %s): this machine was known, its old key is retired.\n", e.Server, e.ComputerID, e.NodeID)
+			default:
+				fmt.Fprintf(w, "Enrolled with %s as computer %d (node %s).\n", e.Server, e.ComputerID, e.NodeID)
+			}
+			fmt.Fprintf(w, "Start posting with: tally-agent run --data %s\n", dir.Path)
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.Server, "server", "", "server address HOST:PORT")
+	f.StringVar(&o.Fingerprint, "fingerprint", "", "the server's fingerprint (SHA-256), as tally-server prints it")
+	f.StringVar(&o.Secret, "secret", "", "enrollment secret")
+	f.StringVar(&o.MachineID, "machine-id", "", "use this as the machine's identity instead of its hardware hints (cloned images, tests)")
+	f.BoolVar(&o.Force, "force", false, "enroll with another server than the one recorded, replacing the key")
+	dataFlag(cmd, &data)
+	return cmd
+}
+
+func (m *Main) inventoryCmd() *cobra.Command {
+	var data, machineID string
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "inventory",
+		Short: "Print the inventory this agent would post (no network)",
+		Args:  noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			dir, err := state.Open(m.dataDir(data))
+			if err != nil {
+				return err
+			}
+			instance, err := dir.InstanceID()
+			if err != nil {
+				return err
+			}
+			if machineID == "" {
+				if e, err := dir.Enrollment(); err == nil {
+					machineID = e.MachineID
+				}
+			}
+			a := collectOnly{instance: instance, machineID: machineID}
+			b, problems := a.basic(cmd.Context())
+			req := protocol.InventoryRequest{Basic: b}
+			if asJSON {
+				return printJSON(cmd.OutOrStdout(), struct {
+					protocol.InventoryRequest
+					Problems []string `json:"problems,omitempty"`
+				}{req, problems})
+			}
+			w := cmd.OutOrStdout()
+			fmt.Fprintf(w, "hostname:   %s\nos:         %s %s (%s, kernel %s, %s)\ncpu:        %s (%d cores, %d threads)\nmemory:     %d bytes\n",
+				b.Hostname, b.Platform, b.PlatformVersion, b.OS, b.KernelVersion, b.Arch, b.CPUModel, b.CPUCores, b.CPUThreads, b.MemoryBytes)
+			fmt.Fprintf(w, "disks:      %d\ninterfaces: %d\nhints:      instance %s, machine-id %q, product uuid %q, serial %q, macs %v\n",
+				len(b.Disks), len(b.NICs), b.Hints.InstanceID, b.Hints.MachineID, b.Hints.ProductUUID, b.Hints.Serial, b.Hints.MACs)
+			for _, p := range problems {
+				fmt.Fprintf(w, "not collected: %s\n", p)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the whole post as JSON")
+	cmd.Flags().StringVar(&machineID, "machine-id", "", "identity override, as for enroll")
+	dataFlag(cmd, &data)
+	return cmd
+}
+
+func (m *Main) runCmd() *cobra.Command {
+	var data, logFormat, logLevel string
+	var once bool
+	var o runner.RunOptions
+	cmd := &cobra.Command{
+		Use:   "run",
+		Short: "Post inventory on an interval (or once with --once)",
+		Long: `Post basic inventory every --interval (with random jitter so a fleet does not post in
+the same second), and keep the spool drained. While the server is unreachable, posts
+stay queued on disk and the agent retries with exponential back-off.
+
+With --once: queue one inventory post, send everything queued, print the outcome
+and exit (exit code 4 if the server could not be reached: the posts stay queued).`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			log, err := logging.New(m.Stderr, logFormat, logLevel)
+			if err != nil {
+				return &exitError{ExitUsage, err}
+			}
+			dir, err := state.Open(m.dataDir(data))
+			if err != nil {
+				return err
+			}
+			a, err := runner.Open(runner.Config{Dir: dir, Logger: log, Version: buildinfo.Version()})
+			if err != nil {
+				return err
+			}
+			defer a.Close()
+			if once {
+				ctx, cancel := context.WithTimeout(cmd.Context(), 2*time.Minute)
+				defer cancel()
+				seq, _, err := a.QueueInventory(ctx)
+				if err != nil {
+					return err
+				}
+				res, err := a.Flush(ctx)
+				w := cmd.OutOrStdout()
+				for _, p := range res.Problems {
+					fmt.Fprintf(w, "damaged spool record set aside: %s\n", p)
+				}
+				for _, s := range res.SetAside {
+					fmt.Fprintf(w, "rejected by the server and set aside: %s\n", s)
+				}
+				if err != nil {
+					fmt.Fprintf(w, "Queued inventory post %d; %d posts wait in the spool.\n", seq, res.Pending)
+					return err
+				}
+				fmt.Fprintf(w, "Posted inventory to %s (sent %d, %d already applied, %d left in the spool).\n",
+					a.Enrollment().Server, res.Sent, res.Repeats, res.Pending)
+				printVerdicts(w, res.Verdicts)
+				return nil
+			}
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			log.Info("tally-agent running", "version", buildinfo.Version(), "server", a.Enrollment().Server,
+				"computer", a.Enrollment().ComputerID, "interval", o.Interval)
+			return a.Run(ctx, o)
+		},
+	}
+	f := cmd.Flags()
+	f.BoolVar(&once, "once", false, "post once and exit")
+	f.DurationVar(&o.Interval, "interval", time.Hour, "time between inventory posts")
+	f.Float64Var(&o.Jitter, "jitter", 0.1, "random extra delay, as a fraction of the interval")
+	f.DurationVar(&o.MaxBackoff, "max-backoff", 10*time.Minute, "longest wait between attempts while the server is unreachable")
+	f.StringVar(&logFormat, "log-format", logging.FormatText, "log format: text or json")
+	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	dataFlag(cmd, &data)
+	return cmd
+}
+
+func printVerdicts(w io.Writer, v map[string]string) {
+	keys := make([]string, 0, len(v))
+	for k := range v {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		fmt.Fprintf(w, "  %-22s %s\n", k, v[k])
+	}
+}
+
+func (m *Main) statusCmd() *cobra.Command {
+	var data string
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "status",
+		Short: "Show enrollment, server, transport, last post, spool depth and the last verdict per product",
+		Args:  noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			dir, err := state.Open(m.dataDir(data))
+			if err != nil {
+				return err
+			}
+			type out struct {
+				Enrolled   bool              `json:"enrolled"`
+				Enrollment *state.Enrollment `json:"enrollment,omitempty"`
+				Status     state.Status      `json:"status"`
+				Spool      any               `json:"spool"`
+			}
+			var o out
+			if e, err := dir.Enrollment(); err == nil {
+				o.Enrolled, o.Enrollment = true, &e
+			} else if !errors.Is(err, state.ErrNotEnrolled) {
+				return err
+			}
+			if o.Status, err = dir.LoadStatus(); err != nil {
+				return err
+			}
+			sp, err := spoolStats(dir)
+			if err != nil {
+				return err
+			}
+			o.Spool = sp
+			if asJSON {
+				return printJSON(cmd.OutOrStdout(), o)
+			}
+			w := cmd.OutOrStdout()
+			if !o.Enrolled {
+				fmt.Fprintln(w, "Not enrolled. Run 'tally-agent enroll' with the line 'tally-server enroll-info' prints.")
+				return nil
+			}
+			e := o.Enrollment
+			fmt.Fprintf(w, "enrolled:     computer %d, node %s, since %s\n", e.ComputerID, e.NodeID, e.EnrolledAt.Local().Format(time.DateTime))
+			fmt.Fprintf(w, "server:       %s (fingerprint %.16s…)\n", e.Server, e.Fingerprint)
+			st := o.Status
+			fmt.Fprintf(w, "transport:    %s\n", orDash(st.Transport))
+			fmt.Fprintf(w, "last post:    %s\n", fmtTime(st.LastSuccess))
+			if st.LastError != "" {
+				fmt.Fprintf(w, "last error:   %s (%s)\n", st.LastError, fmtTime(st.LastAttempt))
+			}
+			if st.Refused != "" {
+				fmt.Fprintf(w, "REFUSED:      %s\n", st.Refused)
+			}
+			fmt.Fprintf(w, "spool:        %d posts queued, %d bytes, %d damaged set aside\n", sp.Records, sp.Bytes, sp.Damaged)
+			names := make([]string, 0, len(st.Products))
+			for p := range st.Products {
+				names = append(names, p)
+			}
+			sort.Strings(names)
+			for _, p := range names {
+				ps := st.Products[p]
+				fmt.Fprintf(w, "product:      %-22s %s %s\n", p, ps.Verdict, ps.Reason)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	dataFlag(cmd, &data)
+	return cmd
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func fmtTime(t time.Time) string {
+	if t.IsZero() {
+		return "never"
+	}
+	return t.Local().Format(time.DateTime)
+}

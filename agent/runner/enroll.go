@@ -1,0 +1,86 @@
+package runner
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/tallyhq/tally/agent/client"
+	"github.com/tallyhq/tally/agent/collect"
+	"github.com/tallyhq/tally/agent/state"
+	"github.com/tallyhq/tally/common/identity"
+	"github.com/tallyhq/tally/protocol"
+)
+
+// EnrollOptions are the arguments of 'tally-agent enroll'.
+type EnrollOptions struct {
+	Server      string
+	Fingerprint string
+	Secret      string
+	MachineID   string
+	Version     string
+	Logger      *slog.Logger
+	// Force enrolls with another server than the recorded one: the old key
+	// is replaced by a new one.
+	Force bool
+}
+
+// Enroll creates the node's identity if needed and enrolls it. Enrolling
+// again with the same server is harmless: the server answers that the key
+// is already enrolled.
+func Enroll(ctx context.Context, dir state.Dir, o EnrollOptions) (state.Enrollment, protocol.EnrollResponse, error) {
+	var resp protocol.EnrollResponse
+	pin, err := identity.ParseFingerprint(o.Fingerprint)
+	if err != nil {
+		return state.Enrollment{}, resp, err
+	}
+	if o.Secret == "" {
+		return state.Enrollment{}, resp, errors.New("no enrollment secret: pass --secret (from 'tally-server enroll-info')")
+	}
+	if prev, err := dir.Enrollment(); err == nil && (prev.Server != o.Server || prev.Fingerprint != pin) {
+		if !o.Force {
+			return state.Enrollment{}, resp, fmt.Errorf("this agent is already enrolled with %s (fingerprint %.16s…): pass --force to enroll with another server, which replaces its key", prev.Server, prev.Fingerprint)
+		}
+		if err := os.Remove(dir.File(state.KeyFile)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return state.Enrollment{}, resp, fmt.Errorf("replace key: %w", err)
+		}
+		for _, f := range []string{state.EnrollmentFile, state.StatusFile} {
+			_ = os.Remove(dir.File(f))
+		}
+	}
+	key, _, err := dir.Key()
+	if err != nil {
+		return state.Enrollment{}, resp, err
+	}
+	instance, err := dir.InstanceID()
+	if err != nil {
+		return state.Enrollment{}, resp, err
+	}
+	basic, _ := collect.Basic(ctx, collect.Options{InstanceID: instance, MachineID: o.MachineID, AgentVersion: o.Version})
+	c, err := client.New(client.Config{Server: o.Server, Fingerprint: pin, Key: key, Logger: o.Logger})
+	if err != nil {
+		return state.Enrollment{}, resp, err
+	}
+	defer c.Close()
+	var seq uint64
+	if err := dir.WithLock(func() error {
+		var err error
+		seq, err = dir.NextSeq()
+		return err
+	}); err != nil {
+		return state.Enrollment{}, resp, err
+	}
+	req := protocol.EnrollRequest{Secret: o.Secret, Hostname: basic.Hostname, Hints: basic.Hints, AgentVersion: o.Version, OS: basic.OS}
+	if _, err := c.Call(ctx, protocol.KindEnroll, seq, &req, &resp); err != nil {
+		return state.Enrollment{}, resp, err
+	}
+	e := state.Enrollment{Server: o.Server, Fingerprint: pin, NodeID: resp.NodeID, ComputerID: resp.ComputerID,
+		EnrolledAt: time.Now().UTC(), MachineID: o.MachineID}
+	if err := dir.SaveEnrollment(e); err != nil {
+		return e, resp, err
+	}
+	return e, resp, nil
+}

@@ -1,0 +1,324 @@
+// Package runner is the agent's orchestrator, kept small on purpose: it
+// collects, spools (durably, before anything is sent), drains the spool to
+// the server in sequence order, and records what the server said. The work
+// itself lives in collect, spool, client and state.
+package runner
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"time"
+
+	"github.com/tallyhq/tally/agent/client"
+	"github.com/tallyhq/tally/agent/collect"
+	"github.com/tallyhq/tally/agent/spool"
+	"github.com/tallyhq/tally/agent/state"
+	"github.com/tallyhq/tally/common/clock"
+	"github.com/tallyhq/tally/protocol"
+)
+
+// Config configures an Agent.
+type Config struct {
+	Dir     state.Dir
+	Logger  *slog.Logger
+	Clock   clock.Clock
+	Version string
+	Spool   spool.Options
+	// MachineID overrides the enrollment's machine-id override when set.
+	MachineID string
+}
+
+// Agent is an enrolled agent.
+type Agent struct {
+	cfg        Config
+	dir        state.Dir
+	log        *slog.Logger
+	clock      clock.Clock
+	enr        state.Enrollment
+	instanceID string
+	spool      *spool.Spool
+	client     *client.Client
+}
+
+// Open loads the enrollment, the key and the spool. It fails with
+// state.ErrNotEnrolled before the agent has enrolled.
+func Open(cfg Config) (*Agent, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = clock.System{}
+	}
+	a := &Agent{cfg: cfg, dir: cfg.Dir, log: cfg.Logger, clock: cfg.Clock}
+	var err error
+	if a.enr, err = cfg.Dir.Enrollment(); err != nil {
+		return nil, err
+	}
+	if cfg.MachineID != "" {
+		a.enr.MachineID = cfg.MachineID
+	}
+	key, _, err := cfg.Dir.Key()
+	if err != nil {
+		return nil, err
+	}
+	if a.instanceID, err = cfg.Dir.InstanceID(); err != nil {
+		return nil, err
+	}
+	so := cfg.Spool
+	so.Logger, so.Clock = cfg.Logger, cfg.Clock
+	if a.spool, err = spool.Open(cfg.Dir.File(state.SpoolDir), so); err != nil {
+		return nil, err
+	}
+	if a.client, err = client.New(client.Config{Server: a.enr.Server, Fingerprint: a.enr.Fingerprint, Key: key, Logger: cfg.Logger}); err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
+// Close closes the connection to the server.
+func (a *Agent) Close() error { return a.client.Close() }
+
+// Enrollment returns what the agent knows of its enrollment.
+func (a *Agent) Enrollment() state.Enrollment { return a.enr }
+
+// Spool returns the outbox.
+func (a *Agent) Spool() *spool.Spool { return a.spool }
+
+// CollectBasic gathers the basic inventory.
+func (a *Agent) CollectBasic(ctx context.Context) (protocol.BasicInventory, []string) {
+	return collect.Basic(ctx, collect.Options{
+		InstanceID:   a.instanceID,
+		AgentVersion: a.cfg.Version,
+		MachineID:    a.enr.MachineID,
+		Now:          a.clock.Now(),
+	})
+}
+
+// Enqueue durably queues a request: it allocates the next sequence number
+// and writes the record (fsynced) before returning.
+func (a *Agent) Enqueue(kind protocol.Kind, class spool.Class, key string, body any) (uint64, error) {
+	enc, err := protocol.Marshal(body)
+	if err != nil {
+		return 0, fmt.Errorf("encode %s: %w", kind, err)
+	}
+	var seq uint64
+	err = a.dir.WithLock(func() error {
+		var err error
+		if seq, err = a.dir.NextSeq(); err != nil {
+			return err
+		}
+		return a.spool.Put(spool.Record{Seq: seq, Kind: kind, Class: class, Key: key, Created: a.clock.Now(), Body: enc})
+	})
+	if err != nil {
+		return 0, fmt.Errorf("queue %s: %w", kind, err)
+	}
+	return seq, nil
+}
+
+// QueueInventory collects the basic inventory and queues it.
+func (a *Agent) QueueInventory(ctx context.Context) (uint64, protocol.BasicInventory, error) {
+	b, problems := a.CollectBasic(ctx)
+	for _, p := range problems {
+		a.log.Warn("inventory part not collected", "problem", p)
+	}
+	seq, err := a.Enqueue(protocol.KindInventory, spool.Snapshot, "inventory", &protocol.InventoryRequest{Basic: b})
+	return seq, b, err
+}
+
+// FlushResult tells what a flush did.
+type FlushResult struct {
+	Sent       int               `json:"sent"`
+	Repeats    int               `json:"repeats"` // already applied by the server: answered from its record
+	SetAside   []string          `json:"set_aside,omitempty"`
+	Problems   []spool.Problem   `json:"problems,omitempty"`
+	Pending    int               `json:"pending"`
+	RetryAfter time.Duration     `json:"retry_after,omitempty"`
+	Verdicts   map[string]string `json:"verdicts,omitempty"`
+}
+
+// ErrRefused wraps a server's refusal of this node (revoked, not
+// enrolled): retrying will not help until an admin or the user acts.
+var ErrRefused = errors.New("server refuses this agent")
+
+// Flush sends queued records in sequence order until the spool is empty or
+// the server cannot be reached. A record leaves the spool only once the
+// server has answered it.
+func (a *Agent) Flush(ctx context.Context) (FlushResult, error) {
+	var res FlushResult
+	err := a.dir.WithNamedLock(state.SendLockFile, func() error {
+		recs, problems, err := a.spool.Pending()
+		res.Problems = problems
+		if err != nil {
+			return err
+		}
+		res.Pending = len(recs)
+		st, _ := a.dir.LoadStatus()
+		defer func() {
+			st.Transport = a.client.Transport()
+			if serr := a.dir.SaveStatus(st); serr != nil {
+				a.log.Warn("could not save status", "err", serr)
+			}
+		}()
+		for _, r := range recs {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			st.LastAttempt = a.clock.Now()
+			resp, err := a.client.Do(ctx, r.Kind, r.Seq, r.Body)
+			var pe *protocol.Error
+			switch {
+			case err == nil:
+				if resp.Repeat {
+					res.Repeats++
+				}
+				a.applyResponse(&st, &res, r, resp)
+			case client.Retryable(err):
+				st.LastError = err.Error()
+				if errors.As(err, &pe) && pe.RetryAfter > 0 {
+					res.RetryAfter = time.Duration(pe.RetryAfter) * time.Second
+				}
+				return err
+			case errors.As(err, &pe) && (pe.Status == protocol.StatusRevoked || pe.Status == protocol.StatusNotEnrolled):
+				st.LastError, st.Refused = err.Error(), err.Error()
+				return fmt.Errorf("%w: %v", ErrRefused, err)
+			case errors.As(err, &pe):
+				// The server will never accept this record as it is
+				// (malformed, too large, too old): keep it out of the way.
+				a.log.Error("server rejected a queued record; it is set aside", "seq", r.Seq, "kind", r.Kind, "status", pe.Status, "err", err)
+				res.SetAside = append(res.SetAside, fmt.Sprintf("%d (%s): %v", r.Seq, r.Kind, err))
+			default:
+				st.LastError = err.Error()
+				return err
+			}
+			if err := a.spool.Remove(r.Seq); err != nil {
+				return err
+			}
+			res.Sent++
+			res.Pending--
+			st.LastSuccess, st.LastError, st.Refused = a.clock.Now(), "", ""
+		}
+		return nil
+	})
+	return res, err
+}
+
+func (a *Agent) applyResponse(st *state.Status, res *FlushResult, r spool.Record, resp protocol.Response) {
+	switch r.Kind {
+	case protocol.KindInventory:
+		var body protocol.InventoryResponse
+		if len(resp.Body) > 0 {
+			if err := protocol.Unmarshal(resp.Body, &body); err != nil {
+				a.log.Warn("malformed inventory answer", "err", err)
+				return
+			}
+		}
+		a.recordVerdicts(st, res, body.Verdicts)
+	}
+}
+
+func (a *Agent) recordVerdicts(st *state.Status, res *FlushResult, vs []protocol.ProductVerdict) {
+	if len(vs) == 0 {
+		return
+	}
+	if st.Products == nil {
+		st.Products = map[string]state.ProductStatus{}
+	}
+	if res.Verdicts == nil {
+		res.Verdicts = map[string]string{}
+	}
+	for _, v := range vs {
+		st.Products[v.Product] = state.ProductStatus{Verdict: v.Verdict, Reason: v.Reason, At: a.clock.Now()}
+		res.Verdicts[v.Product] = v.Verdict.String()
+		if v.Verdict.Discarded() {
+			a.log.Info("server discarded product data", "product", v.Product, "verdict", v.Verdict.String(), "reason", v.Reason)
+		}
+	}
+}
+
+// RunOptions schedule the agent.
+type RunOptions struct {
+	Interval time.Duration // between inventory posts
+	Jitter   float64       // fraction of Interval added at random (0.1 = up to 10%)
+	// MaxBackoff caps the wait between attempts to reach an unreachable server.
+	MaxBackoff time.Duration
+}
+
+// Run posts inventory every interval and keeps the spool drained, backing
+// off exponentially (with jitter, honouring retry-after) while the server
+// is unreachable, until ctx ends.
+func (a *Agent) Run(ctx context.Context, o RunOptions) error {
+	if o.Interval <= 0 {
+		o.Interval = time.Hour
+	}
+	if o.MaxBackoff <= 0 {
+		o.MaxBackoff = 10 * time.Minute
+	}
+	backoff := time.Duration(0)
+	nextCollect := time.Duration(0) // post at once on start
+	var nextFlush time.Duration = -1
+	for {
+		wait := nextCollect
+		if nextFlush >= 0 && nextFlush < wait {
+			wait = nextFlush
+		}
+		start := time.Now()
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(wait):
+		}
+		elapsed := time.Since(start)
+		nextCollect -= elapsed
+		if nextFlush >= 0 {
+			nextFlush -= elapsed
+		}
+		if nextCollect <= 0 {
+			if _, _, err := a.QueueInventory(ctx); err != nil {
+				a.log.Error("could not queue inventory", "err", err)
+			}
+			nextCollect = o.Interval + time.Duration(rand.Float64()*o.Jitter*float64(o.Interval))
+			nextFlush = 0
+		}
+		if nextFlush != 0 {
+			continue
+		}
+		res, err := a.Flush(ctx)
+		switch {
+		case err == nil:
+			backoff, nextFlush = 0, -1
+			if res.Sent > 0 {
+				a.log.Info("posted", "sent", res.Sent, "repeats", res.Repeats, "verdicts", res.Verdicts)
+			}
+		case errors.Is(err, ErrRefused):
+			a.log.Error("the server refuses this agent; posts stay queued", "err", err)
+			nextFlush = -1 // try again with the next collection
+		case ctx.Err() != nil:
+			return nil
+		default:
+			backoff = nextBackoff(backoff, o.MaxBackoff)
+			if res.RetryAfter > backoff {
+				backoff = res.RetryAfter
+			}
+			nextFlush = backoff
+			a.log.Warn("server unreachable; posts stay queued", "pending", res.Pending, "retry_in", backoff.Round(time.Second), "err", err)
+		}
+	}
+}
+
+// nextBackoff doubles the wait from 1 s up to max, with ±20% jitter so
+// that a fleet does not come back in the same second.
+func nextBackoff(cur, max time.Duration) time.Duration {
+	if cur <= 0 {
+		cur = time.Second
+	} else {
+		cur *= 2
+	}
+	if cur > max {
+		cur = max
+	}
+	j := 0.8 + 0.4*rand.Float64()
+	return time.Duration(float64(cur) * j)
+}
