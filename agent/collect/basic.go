@@ -14,7 +14,6 @@ import (
 
 	"github.com/shirou/gopsutil/v3/cpu"
 	"github.com/shirou/gopsutil/v3/disk"
-	"github.com/shirou/gopsutil/v3/host"
 	"github.com/shirou/gopsutil/v3/mem"
 	gnet "github.com/shirou/gopsutil/v3/net"
 
@@ -58,16 +57,7 @@ func Basic(ctx context.Context, o Options) (protocol.BasicInventory, []string) {
 	if b.Plugins == nil {
 		b.Plugins = []protocol.Plugin{}
 	}
-	hi, err := host.InfoWithContext(ctx)
-	note("host", err)
-	if hi != nil {
-		b.Hostname, b.OS, b.Platform, b.PlatformFamily = hi.Hostname, hi.OS, hi.Platform, hi.PlatformFamily
-		b.PlatformVersion, b.KernelVersion, b.Arch = hi.PlatformVersion, hi.KernelVersion, hi.KernelArch
-		if hi.VirtualizationRole == "guest" {
-			b.Virtualization = hi.VirtualizationSystem
-		}
-		b.BootTime = int64(hi.BootTime)
-	}
+	note("host", hostInfo(ctx, &b))
 	if b.Hostname == "" {
 		b.Hostname, _ = os.Hostname()
 	}
@@ -90,6 +80,7 @@ func Basic(ctx context.Context, o Options) (protocol.BasicInventory, []string) {
 	} else {
 		note("memory", err)
 	}
+	var err error
 	b.Disks, err = disks(ctx)
 	note("disks", err)
 	var macs []string

@@ -40,7 +40,9 @@ func Enroll(ctx context.Context, dir state.Dir, o EnrollOptions) (state.Enrollme
 	if o.Secret == "" {
 		return state.Enrollment{}, resp, errors.New("no enrollment secret: pass --secret (from 'tally-server enroll-info')")
 	}
-	if prev, err := dir.Enrollment(); err == nil && (prev.Server != o.Server || prev.Fingerprint != pin) {
+	// The same fingerprint is the same server, wherever it now listens; only
+	// another server's fingerprint needs --force (and a new key).
+	if prev, err := dir.Enrollment(); err == nil && prev.Fingerprint != pin {
 		if !o.Force {
 			return state.Enrollment{}, resp, fmt.Errorf("this agent is already enrolled with %s (fingerprint %.16s…): pass --force to enroll with another server, which replaces its key", prev.Server, prev.Fingerprint)
 		}
@@ -50,6 +52,9 @@ func Enroll(ctx context.Context, dir state.Dir, o EnrollOptions) (state.Enrollme
 		for _, f := range []string{state.EnrollmentFile, state.StatusFile} {
 			_ = os.Remove(dir.File(f))
 		}
+	}
+	if prev, err := dir.Enrollment(); err == nil && o.MachineID == "" {
+		o.MachineID = prev.MachineID
 	}
 	key, _, err := dir.Key()
 	if err != nil {

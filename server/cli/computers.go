@@ -115,6 +115,7 @@ func (m *Main) computersCommand() *cobra.Command {
 
 func (m *Main) enrollInfoCommand() *cobra.Command {
 	var c conn
+	var onlyCommand bool
 	cmd := &cobra.Command{
 		Use:   "enroll-info",
 		Short: "Print the server address, fingerprint, secret and the tally-agent enroll line to paste",
@@ -132,11 +133,16 @@ func (m *Main) enrollInfoCommand() *cobra.Command {
 				return printJSON(cmd.OutOrStdout(), info)
 			}
 			w := cmd.OutOrStdout()
+			if onlyCommand {
+				fmt.Fprintln(w, info.Command)
+				return nil
+			}
 			fmt.Fprintf(w, "server:       %s\nfingerprint:  %s\nsecret:       %s (id %s)\n\nOn each machine, run:\n\n  %s\n",
 				info.Server, info.Fingerprint, info.Secret, info.SecretID, info.Command)
 			return nil
 		},
 	}
+	cmd.Flags().BoolVar(&onlyCommand, "command", false, "print only the tally-agent enroll line (for scripts)")
 	m.addConnFlags(cmd, &c, true)
 	return cmd
 }

@@ -1,0 +1,124 @@
+// Package agenttest makes real agents for tests: each with its own data
+// folder, key and machine identity, enrolled against a real server.
+package agenttest
+
+import (
+	"context"
+	"fmt"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/tallyhq/tally/agent/client"
+	"github.com/tallyhq/tally/agent/runner"
+	"github.com/tallyhq/tally/agent/state"
+	"github.com/tallyhq/tally/common/logging"
+	"github.com/tallyhq/tally/protocol"
+)
+
+// Agent is an enrolled test agent.
+type Agent struct {
+	*runner.Agent
+	T         testing.TB
+	Dir       state.Dir
+	MachineID string
+}
+
+// Server is what an agent needs to know of a server.
+type Server interface {
+	Addr() string
+	Fingerprint() string
+}
+
+// Options for New.
+type Options struct {
+	MachineID string // default: a unique value per agent
+	Secret    string
+	DataDir   string // default: a fresh temporary folder
+}
+
+var counter atomic.Int64
+
+func next() int64 { return counter.Add(1) }
+
+// New enrolls a fresh agent with srv.
+func New(t testing.TB, srv Server, o Options) *Agent {
+	t.Helper()
+	a, err := TryNew(t, srv, o)
+	if err != nil {
+		t.Fatalf("enroll agent: %v", err)
+	}
+	return a
+}
+
+// TryNew is New returning the enrollment error instead of failing.
+func TryNew(t testing.TB, srv Server, o Options) (*Agent, error) {
+	t.Helper()
+	if o.MachineID == "" {
+		o.MachineID = fmt.Sprintf("test-machine-%d-%d", time.Now().UnixNano(), next())
+	}
+	if o.DataDir == "" {
+		o.DataDir = t.TempDir()
+	}
+	dir, err := state.Open(o.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, _, err := runner.Enroll(ctx, dir, runner.EnrollOptions{Server: srv.Addr(), Fingerprint: srv.Fingerprint(),
+		Secret: o.Secret, MachineID: o.MachineID, Version: "test", Logger: logging.Discard()}); err != nil {
+		return nil, err
+	}
+	ra, err := runner.Open(runner.Config{Dir: dir, Logger: logging.Discard(), Version: "test"})
+	if err != nil {
+		return nil, err
+	}
+	t.Cleanup(func() { ra.Close() })
+	return &Agent{Agent: ra, T: t, Dir: dir, MachineID: o.MachineID}, nil
+}
+
+// Post queues a basic inventory post and flushes the spool.
+func (a *Agent) Post(ctx context.Context) (runner.FlushResult, error) {
+	if _, _, err := a.QueueInventory(ctx); err != nil {
+		return runner.FlushResult{}, err
+	}
+	return a.Flush(ctx)
+}
+
+// RawClient returns a client with the agent's key, for hand-made requests.
+func (a *Agent) RawClient(t testing.TB) *client.Client {
+	key, _, err := a.Dir.Key()
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := a.Enrollment()
+	c, err := client.New(client.Config{Server: e.Server, Fingerprint: e.Fingerprint, Key: key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// NextSeq allocates a sequence number as the agent would.
+func (a *Agent) NextSeq(t testing.TB) uint64 {
+	var seq uint64
+	if err := a.Dir.WithLock(func() error {
+		var err error
+		seq, err = a.Dir.NextSeq()
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return seq
+}
+
+// Envelope encodes a request as an agent would.
+func Envelope(t testing.TB, kind protocol.Kind, seq uint64, body any) []byte {
+	b, err := protocol.NewRequest(kind, seq, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
