@@ -24,4 +24,7 @@ const Major uint16 = 1
 //
 //	1  2026-11-25  first revision: Enroll, Inventory (basic inventory and
 //	               plug-in list), per-node sequence numbers, verdicts per product.
-const Revision uint16 = 1
+//	2  2026-11-25  license engine: software inventory in Inventory (full or
+//	               delta against an acknowledged generation), PluginData,
+//	               TaskRequest, CheckIn, Goodbye, PackageRequest, CatalogRequest.
+const Revision uint16 = 2

@@ -11,13 +11,25 @@ type Kind uint16
 
 // Message kinds. Zero is never valid.
 const (
-	KindEnroll    Kind = 1 // EnrollRequest → EnrollResponse
-	KindInventory Kind = 2 // InventoryRequest → InventoryResponse
+	KindEnroll         Kind = 1 // EnrollRequest → EnrollResponse
+	KindInventory      Kind = 2 // InventoryRequest → InventoryResponse
+	KindPluginData     Kind = 3 // PluginDataRequest → VerdictResponse
+	KindTaskRequest    Kind = 4 // TaskRequest → TaskResponse
+	KindCheckIn        Kind = 5 // CheckInRequest → VerdictResponse
+	KindGoodbye        Kind = 6 // GoodbyeRequest → GoodbyeResponse
+	KindPackageRequest Kind = 7 // PackageRequest → PackageResponse
+	KindCatalogRequest Kind = 8 // CatalogRequest → CatalogResponse
 )
 
 var kindNames = map[Kind]string{
-	KindEnroll:    "enroll",
-	KindInventory: "inventory",
+	KindEnroll:         "enroll",
+	KindInventory:      "inventory",
+	KindPluginData:     "plugin-data",
+	KindTaskRequest:    "task-request",
+	KindCheckIn:        "check-in",
+	KindGoodbye:        "goodbye",
+	KindPackageRequest: "package-request",
+	KindCatalogRequest: "catalog-request",
 }
 
 // String returns the kind's lower-case name, or "kind(N)" for an unknown one.

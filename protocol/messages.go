@@ -85,18 +85,26 @@ var macPattern = regexp.MustCompile(`^[0-9a-f]{2}(:[0-9a-f]{2}){5,7}$`)
 
 // InventoryRequest is a node's periodic post.
 type InventoryRequest struct {
-	Basic BasicInventory `cbor:"1,keyasint" json:"basic"`
+	Basic    BasicInventory     `cbor:"1,keyasint" json:"basic"`
+	Software *SoftwareInventory `cbor:"2,keyasint,omitempty" json:"software,omitempty"`
 }
 
-// Validate checks the basic inventory.
+// Validate checks the basic and software inventory.
 func (r *InventoryRequest) Validate() error {
-	return r.Basic.Validate()
+	if err := r.Basic.Validate(); err != nil {
+		return err
+	}
+	if r.Software != nil {
+		return r.Software.Validate()
+	}
+	return nil
 }
 
 // InventoryResponse answers an inventory post with a verdict per product
-// the post touched.
+// the post touched, and the fate of its software inventory.
 type InventoryResponse struct {
 	Verdicts []ProductVerdict `cbor:"1,keyasint,omitempty" json:"verdicts,omitempty"`
+	Software *SoftwareAck     `cbor:"2,keyasint,omitempty" json:"software,omitempty"`
 }
 
 // BasicInventory is what every enrolled node posts, licensed or not.

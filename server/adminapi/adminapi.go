@@ -5,6 +5,7 @@
 package adminapi
 
 import (
+	"context"
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
@@ -15,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tallyhq/tally/server/catalog"
 	"github.com/tallyhq/tally/server/store"
 )
 
@@ -49,6 +51,13 @@ type Config struct {
 	// its pattern is listed in Public (the console, /metrics).
 	Extra  map[string]http.Handler
 	Public map[string]http.Handler
+	// Catalog is the product catalog the server decides with.
+	Catalog *catalog.Catalog
+	// VerifyLicense checks a license file against the trusted issuers and
+	// the catalog, and returns what to store.
+	VerifyLicense func(data []byte) (store.LicenseImport, error)
+	// Maintenance runs the maintenance job with the server's policy.
+	Maintenance func(ctx context.Context) (store.MaintenanceReport, error)
 }
 
 type api struct {
@@ -74,6 +83,7 @@ func New(cfg Config) http.Handler {
 	mux.Handle("POST /api/v1/secrets", auth(a.secretsCreate))
 	mux.Handle("POST /api/v1/secrets/{id}/revoke", auth(a.secretsRevoke))
 	mux.Handle("GET /api/v1/events", auth(a.events))
+	a.licensingRoutes(mux, auth)
 	mux.Handle("/api/", auth(func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no such API route: %s %s", r.Method, r.URL.Path))
 	}))

@@ -110,6 +110,7 @@ func (m *Main) computersCommand() *cobra.Command {
 	}
 	m.addConnFlags(show, &sc, true)
 	cmd.AddCommand(list, show)
+	cmd.AddCommand(m.computerAdminCommands()...)
 	return cmd
 }
 

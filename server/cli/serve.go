@@ -83,5 +83,7 @@ database closes.`,
 	f.StringVar(&logFormat, "log-format", logging.FormatText, "log format: text or json")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	f.DurationVar(&stopTimeout, "stop-timeout", 30*time.Second, "how long requests in flight may take to finish at shutdown")
+	f.DurationVar(&cfg.StaleAfter, "stale-after", 0, "stale-node policy: set computers not seen for this long to Missing at each maintenance run (e.g. 720h); 0 disables it")
+	f.DurationVar(&cfg.MaintenanceEvery, "maintenance-every", 24*time.Hour, "interval of the maintenance job; negative disables the periodic run")
 	return cmd
 }

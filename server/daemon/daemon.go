@@ -23,10 +23,13 @@ import (
 	"github.com/tallyhq/tally/common/identity"
 	"github.com/tallyhq/tally/protocol"
 	"github.com/tallyhq/tally/server/adminapi"
+	"github.com/tallyhq/tally/server/catalog"
 	"github.com/tallyhq/tally/server/console"
 	"github.com/tallyhq/tally/server/datadir"
+	"github.com/tallyhq/tally/server/engine"
 	"github.com/tallyhq/tally/server/listener"
 	"github.com/tallyhq/tally/server/nodeapi"
+	"github.com/tallyhq/tally/server/scheduler"
 	"github.com/tallyhq/tally/server/store/sqlite"
 )
 
@@ -45,6 +48,14 @@ type Config struct {
 	Pprof     string // loopback host:port for net/http/pprof; empty disables
 	Logger    *slog.Logger
 	Clock     clock.Clock
+	// StaleAfter sets computers not seen for this long to Missing at each
+	// maintenance run; zero disables the stale-node policy.
+	StaleAfter time.Duration
+	// MaintenanceEvery is the interval of the maintenance job (default
+	// 24 h; negative disables the periodic run, on-demand runs stay).
+	MaintenanceEvery time.Duration
+	// ExpiryPoll is how often license expiry is checked (default 15 s).
+	ExpiryPoll time.Duration
 }
 
 // Daemon is a running server.
@@ -58,6 +69,8 @@ type Daemon struct {
 	admin    *http.Server
 	adminLn  net.Listener
 	pprof    *http.Server
+	sched    *scheduler.Scheduler
+	catalog  *catalog.Catalog
 	addrs    datadir.Addresses
 	unlock   func()
 	serveErr chan error
@@ -93,7 +106,10 @@ func Start(cfg Config) (d *Daemon, err error) {
 	if d.id.Created {
 		d.log.Info("created server identity", "data", d.dir.Path, "fingerprint", d.id.Fingerprint)
 	}
-	d.db, err = sqlite.Open(d.dir.File(datadir.DatabaseFile), sqlite.Options{Clock: cfg.Clock, Logger: cfg.Logger})
+	if d.catalog, err = loadCatalog(d.dir); err != nil {
+		return nil, err
+	}
+	d.db, err = sqlite.Open(d.dir.File(datadir.DatabaseFile), sqlite.Options{Clock: cfg.Clock, Logger: cfg.Logger, Engine: engine.New(d.catalog)})
 	if err != nil {
 		return nil, err
 	}
@@ -131,7 +147,7 @@ func Start(cfg Config) (d *Daemon, err error) {
 		return nil, err
 	}
 	api := adminapi.New(adminapi.Config{Store: d.db, Token: d.id.Token, Info: info, Logger: d.log,
-		Public: map[string]http.Handler{"/": con}})
+		Public: map[string]http.Handler{"/": con}, Catalog: d.catalog, VerifyLicense: d.verifyLicense, Maintenance: d.maintenance})
 	d.admin = &http.Server{Handler: api, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(d.log.Handler(), slog.LevelWarn)}
 
 	if cfg.Pprof != "" {
@@ -139,6 +155,15 @@ func Start(cfg Config) (d *Daemon, err error) {
 			return nil, err
 		}
 	}
+
+	every := cfg.MaintenanceEvery
+	if every == 0 {
+		every = 24 * time.Hour
+	} else if every < 0 {
+		every = 0
+	}
+	d.sched = scheduler.Start(scheduler.Config{Store: d.db, Maintenance: d.maintenance, Every: every, Poll: cfg.ExpiryPoll,
+		Clock: cfg.Clock, Logger: d.log})
 
 	go func() { d.serveErr <- d.quic.Serve() }()
 	go func() {
@@ -253,6 +278,9 @@ func (d *Daemon) close0(ctx context.Context) error {
 	var errs []error
 	if d.quic != nil {
 		errs = append(errs, d.quic.Shutdown(ctx))
+	}
+	if d.sched != nil {
+		d.sched.Stop()
 	}
 	if d.admin != nil {
 		errs = append(errs, d.admin.Shutdown(ctx))

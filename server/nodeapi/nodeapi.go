@@ -105,6 +105,47 @@ func (h *Handler) dispatch(ctx context.Context, key ed25519.PublicKey, req proto
 			return h.fail(req, nodeID, err)
 		}
 		return h.outcome(req, out)
+	case protocol.KindPluginData:
+		var body protocol.PluginDataRequest
+		if err := protocol.DecodeBody(req.Body, &body); err != nil {
+			return protocol.ErrorResponse(req.Seq, err)
+		}
+		out, err := h.store.PostPluginData(ctx, r, &body)
+		if err != nil {
+			return h.fail(req, nodeID, err)
+		}
+		return h.outcome(req, out)
+	case protocol.KindTaskRequest, protocol.KindCheckIn, protocol.KindCatalogRequest:
+		var body protocol.PluginRequest
+		if err := protocol.DecodeBody(req.Body, &body); err != nil {
+			return protocol.ErrorResponse(req.Seq, err)
+		}
+		out, err := h.store.PluginRequest(ctx, r, &body)
+		if err != nil {
+			return h.fail(req, nodeID, err)
+		}
+		return h.outcome(req, out)
+	case protocol.KindPackageRequest:
+		var body protocol.PackageRequest
+		if err := protocol.DecodeBody(req.Body, &body); err != nil {
+			return protocol.ErrorResponse(req.Seq, err)
+		}
+		out, err := h.store.PluginRequest(ctx, r, &body)
+		if err != nil {
+			return h.fail(req, nodeID, err)
+		}
+		return h.outcome(req, out)
+	case protocol.KindGoodbye:
+		var body protocol.GoodbyeRequest
+		if err := protocol.DecodeBody(req.Body, &body); err != nil {
+			return protocol.ErrorResponse(req.Seq, err)
+		}
+		out, err := h.store.Goodbye(ctx, r, &body)
+		if err != nil {
+			return h.fail(req, nodeID, err)
+		}
+		h.log.Info("goodbye", "node", nodeID, "plugin", body.Plugin, "reason", body.Reason)
+		return h.outcome(req, out)
 	}
 	return protocol.ErrorResponse(req.Seq, protocol.Errorf(protocol.StatusUnknownKind, "message kind %s is not handled by this server", req.Kind))
 }

@@ -51,9 +51,10 @@ type Node struct {
 
 // Revocation reasons.
 const (
-	RevokedSuperseded = "superseded" // a re-imaged machine enrolled with a new key
-	RevokedDeleted    = "deleted"    // the computer was deleted
-	RevokedBlocked    = "blocked"    // the computer was deleted with --block
+	RevokedSuperseded = "superseded"  // a re-imaged machine enrolled with a new key
+	RevokedDeleted    = "deleted"     // the computer was deleted
+	RevokedBlocked    = "blocked"     // the computer was deleted with --block
+	RevokedUninstall  = "uninstalled" // the agent said goodbye
 )
 
 // Computer is one managed machine.
@@ -120,6 +121,23 @@ const (
 	EventEnrollRefused = "enroll.refused"
 	EventSecretCreated = "secret.created"
 	EventSecretRevoked = "secret.revoked"
+	EventSeatConsumed  = "seat.consumed"
+	EventSeatFreed     = "seat.freed"
+	EventSeatMoved     = "seat.moved"
+	EventDiscarded     = "data.discarded"
+	EventStatus        = "computer.status"
+	EventDeleted       = "computer.deleted"
+	EventUninstalled   = "agent.uninstalled"
+	EventPluginRemoved = "plugin.removed"
+	EventLicenseImport = "license.imported"
+	EventLicenseRemove = "license.removed"
+	EventAllocated     = "license.allocated"
+	EventDeallocated   = "license.deallocated"
+	EventStatusAdded   = "status.added"
+	EventMaintenance   = "maintenance.run"
+	EventDriftRepaired = "maintenance.drift-repaired"
+	EventPurged        = "data.purged"
+	EventTaskQueued    = "task.queued"
 )
 
 // Actors that are not a node or a named admin.
@@ -174,8 +192,16 @@ type Nodes interface {
 	// machine it belongs to is alive, so it was cloned, not re-imaged. The
 	// key gets a computer of its own and both are flagged.
 	SplitClone(ctx context.Context, nodeID string) (Node, error)
-	// PostInventory stores a node's basic inventory.
+	// PostInventory stores a node's basic inventory, decides its licenses
+	// and stores (or discards) its software inventory.
 	PostInventory(ctx context.Context, r Request, body *protocol.InventoryRequest) (Outcome, error)
+	// PostPluginData stores (or discards) a plug-in's payload.
+	PostPluginData(ctx context.Context, r Request, body *protocol.PluginDataRequest) (Outcome, error)
+	// PluginRequest answers a task request, check-in, package or catalog
+	// request of a plug-in.
+	PluginRequest(ctx context.Context, r Request, body any) (Outcome, error)
+	// Goodbye frees what an uninstalled agent or plug-in held.
+	Goodbye(ctx context.Context, r Request, body *protocol.GoodbyeRequest) (Outcome, error)
 }
 
 // Computers is what the admin surface reads and changes.
@@ -183,6 +209,44 @@ type Computers interface {
 	ListComputers(ctx context.Context) ([]Computer, error)
 	// Computer returns one computer with its basic inventory.
 	Computer(ctx context.Context, id int64) (Computer, error)
+	// SetStatus changes a computer's status and frees, in the same
+	// transaction, exactly the seats whose product rule names it.
+	SetStatus(ctx context.Context, id int64, status, actor string) (Change, error)
+	// DeleteComputer frees every seat, revokes the computer's keys, and
+	// with block refuses its hints and keys at any later enrollment.
+	DeleteComputer(ctx context.Context, id int64, block bool, actor string) (Change, error)
+	// Why explains why a computer holds, or lacks, a product's seat.
+	Why(ctx context.Context, id int64, product string) (Why, error)
+	Statuses(ctx context.Context) ([]Status, error)
+	AddStatus(ctx context.Context, name, description string) (Status, error)
+	// Software lists a computer's stored software inventory.
+	Software(ctx context.Context, id int64) ([]protocol.Package, error)
+	// AddTask queues an agent action for a computer.
+	AddTask(ctx context.Context, id int64, action string) (string, error)
+}
+
+// Licensing imports, removes and allocates licenses, and reports usage.
+type Licensing interface {
+	// ImportLicenses stores verified license files, all or none.
+	ImportLicenses(ctx context.Context, ls []LicenseImport, actor string) ([]License, error)
+	Licenses(ctx context.Context) ([]License, error)
+	// RemoveLicense deletes a license; its seats move to other licenses
+	// of the product with room, or are freed.
+	RemoveLicense(ctx context.Context, id, actor string) (Change, error)
+	// Allocate reserves a seat of a license for a computer.
+	Allocate(ctx context.Context, licenseID string, computerID int64, actor string) (Change, error)
+	Deallocate(ctx context.Context, licenseID string, computerID int64, actor string) (Change, error)
+	Usage(ctx context.Context, product string) ([]Usage, error)
+	// ExpireLicenses moves or frees the seats of licenses expired by now.
+	ExpireLicenses(ctx context.Context) (Change, error)
+	// NextExpiry returns the soonest future expiry of a license holding
+	// seats, zero if none.
+	NextExpiry(ctx context.Context) (time.Time, error)
+}
+
+// Maintenance is the job the server runs on a schedule and on demand.
+type Maintenance interface {
+	RunMaintenance(ctx context.Context, o MaintenanceOptions) (MaintenanceReport, error)
 }
 
 // Secrets manages enrollment secrets.
@@ -203,8 +267,127 @@ type Store interface {
 	Computers
 	Secrets
 	Audit
+	Licensing
+	Maintenance
 	Close() error
 }
 
 // IsNotFound reports whether err means the thing asked for does not exist.
 func IsNotFound(err error) bool { return errors.Is(err, ErrNotFound) }
+
+// License is a license as stored and reported.
+type License struct {
+	ID           string     `json:"id"`
+	Product      string     `json:"product"`
+	Kind         string     `json:"kind"`
+	Duration     string     `json:"duration"`
+	Seats        int        `json:"seats"`
+	Held         int        `json:"held"`
+	Allocated    int        `json:"allocated"`
+	IssuedAt     time.Time  `json:"issued_at"`
+	ExpiresAt    *time.Time `json:"expires_at,omitempty"`
+	UpgradeUntil *time.Time `json:"upgrade_until,omitempty"`
+	Customer     string     `json:"customer,omitempty"`
+	Issuer       string     `json:"issuer"`
+	ImportedAt   time.Time  `json:"imported_at"`
+	Expired      bool       `json:"expired"`
+}
+
+// LicenseImport is a verified license file to store.
+type LicenseImport struct {
+	License License
+	File    []byte
+}
+
+// SeatChange is one seat consumed, freed or moved.
+type SeatChange struct {
+	Change     string `json:"change"` // consumed, freed, moved
+	ComputerID int64  `json:"computer_id"`
+	Hostname   string `json:"hostname,omitempty"`
+	Product    string `json:"product"`
+	License    string `json:"license,omitempty"` // the license it was on (freed) or is on (consumed, moved)
+	From       string `json:"from,omitempty"`    // moved: the license it left
+	Reason     string `json:"reason"`
+}
+
+// Change reports what an admin action did to seats.
+type Change struct {
+	Seats   []SeatChange `json:"seats"`
+	Message string       `json:"message,omitempty"`
+}
+
+// Status is a computer status.
+type Status struct {
+	Name        string `json:"name"`
+	Description string `json:"description,omitempty"`
+	Builtin     bool   `json:"builtin"`
+	Computers   int    `json:"computers"`
+}
+
+// Holder is a computer holding a seat.
+type Holder struct {
+	ComputerID int64     `json:"computer_id"`
+	Hostname   string    `json:"hostname"`
+	License    string    `json:"license"`
+	Since      time.Time `json:"since"`
+	Reason     string    `json:"reason"`
+	Allocated  bool      `json:"allocated,omitempty"`
+}
+
+// LicenseUsage is one license's part of a product's usage.
+type LicenseUsage struct {
+	License
+	Available int `json:"available"`
+}
+
+// Usage is one product's license position.
+type Usage struct {
+	Product  string `json:"product"`
+	Title    string `json:"title"`
+	Granted  int    `json:"granted"`  // seats of licenses valid now
+	Consumed int    `json:"consumed"` // seats held
+	Reserved int    `json:"reserved"` // allocated but not yet consumed
+	// Waiting counts computers refused a seat that hold none: demand the
+	// licenses do not cover.
+	Waiting int `json:"waiting"`
+	// Available is granted − consumed − reserved − waiting: negative is a
+	// shortfall.
+	Available int              `json:"available"`
+	Compliant bool             `json:"compliant"`
+	Discards  map[string]int64 `json:"discards"`
+	Licenses  []LicenseUsage   `json:"licenses"`
+	Holders   []Holder         `json:"holders"`
+}
+
+// Why answers why a computer holds, or lacks, a product's seat.
+type Why struct {
+	ComputerID int64   `json:"computer_id"`
+	Hostname   string  `json:"hostname"`
+	Product    string  `json:"product"`
+	Holds      bool    `json:"holds"`
+	Seat       *Holder `json:"seat,omitempty"`
+	Status     string  `json:"status"`
+	Plugin     string  `json:"plugin,omitempty"` // the product's plug-in as last reported, empty if not installed
+	Answer     string  `json:"answer"`
+	Events     []Event `json:"events"`
+}
+
+// MaintenanceOptions tune a maintenance run.
+type MaintenanceOptions struct {
+	// StaleAfter sets computers not seen for this long to Missing; zero
+	// disables the stale-node policy.
+	StaleAfter time.Duration
+	Actor      string
+}
+
+// MaintenanceReport tells what a maintenance run did.
+type MaintenanceReport struct {
+	At       time.Time    `json:"at"`
+	Drift    []string     `json:"drift"`    // invariant violations found (there should be none)
+	Repaired []string     `json:"repaired"` // what was repaired
+	Expired  []SeatChange `json:"expired"`  // seats moved or freed because a license expired
+	Missing  []int64      `json:"missing"`  // computers set Missing by the stale-node policy
+	Freed    []SeatChange `json:"freed"`    // seats freed by setting Missing
+	Purged   int          `json:"purged"`   // computers whose freed product data was purged
+	Duration string       `json:"duration"`
+}

@@ -483,34 +483,6 @@ func (db *DB) nodeOp(ctx context.Context, r store.Request, fn func(tx *Tx, n nod
 	return out, err
 }
 
-// PostInventory implements store.Nodes.
-func (db *DB) PostInventory(ctx context.Context, r store.Request, body *protocol.InventoryRequest) (store.Outcome, error) {
-	b := body.Basic
-	b.Hints = machineid.Clean(b.Hints)
-	blob, err := protocol.Marshal(&b)
-	if err != nil {
-		return store.Outcome{}, fmt.Errorf("encode basic inventory: %w", err)
-	}
-	hs := hintList(b.Hints)
-	hh := hintsHash(hs)
-	return db.nodeOp(ctx, r, func(tx *Tx, n nodeState) (any, error) {
-		var oldHash string
-		if err := tx.QueryRow(`SELECT hints_hash FROM computers WHERE id = ?`, n.computerID).Scan(&oldHash); err != nil {
-			return nil, fmt.Errorf("read computer: %w", err)
-		}
-		if _, err := tx.Exec(`UPDATE computers SET hostname = ?, os = ?, platform = ?, platform_version = ?, arch = ?, last_seen = ?, basic = ?
-			WHERE id = ?`, b.Hostname, b.OS, b.Platform, b.PlatformVersion, b.Arch, ms(tx.Now), blob, n.computerID); err != nil {
-			return nil, fmt.Errorf("store basic inventory: %w", err)
-		}
-		if oldHash != hh {
-			if err := replaceHints(tx, n.computerID, hs); err != nil {
-				return nil, err
-			}
-		}
-		return &protocol.InventoryResponse{}, nil
-	})
-}
-
 func addEvent(tx *Tx, e store.Event) error {
 	if e.Count == 0 {
 		e.Count = 1

@@ -30,6 +30,8 @@ import (
 
 	"github.com/tallyhq/tally/common/buildinfo"
 	"github.com/tallyhq/tally/common/clock"
+	"github.com/tallyhq/tally/server/catalog"
+	"github.com/tallyhq/tally/server/engine"
 	"github.com/tallyhq/tally/server/store"
 )
 
@@ -47,10 +49,16 @@ type Options struct {
 	// CommitObserver, when set, is told the duration and size of every
 	// batch commit (for metrics).
 	CommitObserver func(d time.Duration, jobs int)
+	// Engine decides licenses; default: the built-in catalog.
+	Engine *engine.Engine
+	// NoSync turns off fsync (synchronous=OFF). Only for tests of logic,
+	// never of durability: the server always runs with synchronous=FULL.
+	NoSync bool
 }
 
 // DB is the SQLite store.
 type DB struct {
+	engine *engine.Engine
 	w      *sql.DB
 	r      *sql.DB
 	clock  clock.Clock
@@ -62,6 +70,9 @@ type DB struct {
 	closed sync.Once
 	mu     sync.RWMutex // guards isClosed against sends on jobs
 	isShut bool
+
+	pkgMu    sync.RWMutex
+	pkgCache map[string]int64 // interned package IDs, filled after commit
 }
 
 var _ store.Store = (*DB)(nil)
@@ -99,6 +110,13 @@ func Open(file string, opts Options) (*DB, error) {
 	if opts.Readers <= 0 {
 		opts.Readers = 4
 	}
+	if opts.Engine == nil {
+		cat, err := catalog.Builtin()
+		if err != nil {
+			return nil, err
+		}
+		opts.Engine = engine.New(cat)
+	}
 	// The file must exist with restrictive permissions before SQLite
 	// creates it with the process umask.
 	if f, err := os.OpenFile(file, os.O_RDWR|os.O_CREATE, 0o600); err != nil {
@@ -109,6 +127,9 @@ func Open(file string, opts Options) (*DB, error) {
 	q := url.Values{}
 	q.Set("_journal_mode", "WAL")
 	q.Set("_synchronous", "FULL")
+	if opts.NoSync {
+		q.Set("_synchronous", "OFF")
+	}
 	q.Set("_busy_timeout", "10000")
 	q.Set("_foreign_keys", "on")
 	q.Set("_txlock", "immediate")
@@ -123,7 +144,7 @@ func Open(file string, opts Options) (*DB, error) {
 		w.Close()
 		return nil, fmt.Errorf("open database %s: %w", file, err)
 	}
-	db := &DB{w: w, clock: opts.Clock, log: opts.Logger, opts: opts,
+	db := &DB{engine: opts.Engine, pkgCache: map[string]int64{}, w: w, clock: opts.Clock, log: opts.Logger, opts: opts,
 		jobs: make(chan *job, opts.MaxBatch*4), quit: make(chan struct{}), done: make(chan struct{})}
 	if err := db.migrate(); err != nil {
 		w.Close()
@@ -336,6 +357,9 @@ func (db *DB) migrate() error {
 	}
 	return nil
 }
+
+// Engine returns the license engine the store decides with.
+func (db *DB) Engine() *engine.Engine { return db.engine }
 
 // SchemaVersion returns the highest applied migration.
 func (db *DB) SchemaVersion(ctx context.Context) (int, error) {

@@ -1,0 +1,502 @@
+// Package catalog holds the products Tally licenses, as data: the built-in
+// catalog embedded in the server (one entry per product generation of the
+// seeds), merged with the products an administrator defines in the data
+// folder, each validated with errors that name the file, the product and the
+// field.
+package catalog
+
+import (
+	_ "embed"
+	"errors"
+	"fmt"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/BurntSushi/toml"
+)
+
+//go:embed builtin.toml
+var builtinTOML []byte
+
+// Trigger is a kind of post that may consume a seat.
+type Trigger string
+
+// Triggers of DESIGN §4.
+const (
+	TriggerSoftwareInventory Trigger = "software-inventory"
+	TriggerPluginPresence    Trigger = "plugin-presence"
+	TriggerPluginData        Trigger = "plugin-data"
+	TriggerTaskRequest       Trigger = "task-request"
+	TriggerPackageRequest    Trigger = "package-request"
+	TriggerCheckIn           Trigger = "check-in"
+)
+
+// Triggers lists every trigger.
+var Triggers = []Trigger{TriggerSoftwareInventory, TriggerPluginPresence, TriggerPluginData, TriggerTaskRequest, TriggerPackageRequest, TriggerCheckIn}
+
+// SoftwarePlugin is the plug-in that adds software inventory to posts:
+// software inventory is product data of this plug-in's products.
+const SoftwarePlugin = "inventory"
+
+// Behaviour is what a node without a seat gets.
+type Behaviour string
+
+// Over-the-count behaviours.
+const (
+	DiscardData   Behaviour = "discard-data"
+	WithholdTasks Behaviour = "withhold-tasks"
+	DenyCheckIn   Behaviour = "deny-check-in"
+	RefuseCatalog Behaviour = "refuse-catalog"
+)
+
+// Behaviours lists every behaviour.
+var Behaviours = []Behaviour{DiscardData, WithholdTasks, DenyCheckIn, RefuseCatalog}
+
+// Statuses that free: the special values of freed-by.
+const (
+	FreedByAnyNonActive = "any-non-active"
+	FreedByNone         = "none"
+	StatusActive        = "Active"
+)
+
+// Product is one product generation's licensing rules.
+type Product struct {
+	Name           string
+	Title          string
+	Plugin         string
+	PluginVersions Constraint
+	Qualifying     []Trigger
+	RequiresPlugin bool
+	OverCount      []Behaviour
+	// FreedByAnyNonActive is true for "any-non-active"; otherwise
+	// FreedBy lists the statuses (empty: none).
+	FreedByAnyNonActive bool
+	FreedBy             []string
+	PluginRemovalFrees  bool
+	// PurgeAfterDays: product data of a computer whose seat was freed is
+	// purged after this many days; negative: never.
+	PurgeAfterDays int
+	// Source is "builtin" or the admin file that defined it.
+	Source string
+}
+
+// Qualifies reports whether t consumes a seat of the product.
+func (p *Product) Qualifies(t Trigger) bool {
+	for _, q := range p.Qualifying {
+		if q == t {
+			return true
+		}
+	}
+	return false
+}
+
+// Over reports whether the product has the over-the-count behaviour b.
+func (p *Product) Over(b Behaviour) bool {
+	for _, x := range p.OverCount {
+		if x == b {
+			return true
+		}
+	}
+	return false
+}
+
+// FreedByStatus reports whether setting status frees the product's seat.
+func (p *Product) FreedByStatus(status string) bool {
+	if status == StatusActive {
+		return false
+	}
+	if p.FreedByAnyNonActive {
+		return true
+	}
+	for _, s := range p.FreedBy {
+		if s == status {
+			return true
+		}
+	}
+	return false
+}
+
+// FreedByText describes the status rule for people.
+func (p *Product) FreedByText() string {
+	if p.FreedByAnyNonActive {
+		return FreedByAnyNonActive
+	}
+	if len(p.FreedBy) == 0 {
+		return FreedByNone
+	}
+	return strings.Join(p.FreedBy, ", ")
+}
+
+// Matches reports whether a plug-in of this name and version belongs to
+// this product generation.
+func (p *Product) Matches(plugin, version string) bool {
+	return p.Plugin == plugin && p.PluginVersions.Allows(version)
+}
+
+// Catalog is the set of products.
+type Catalog struct {
+	products map[string]*Product
+	names    []string
+}
+
+// Product returns the named product.
+func (c *Catalog) Product(name string) (*Product, bool) {
+	p, ok := c.products[name]
+	return p, ok
+}
+
+// Products returns every product, by name.
+func (c *Catalog) Products() []*Product {
+	out := make([]*Product, len(c.names))
+	for i, n := range c.names {
+		out[i] = c.products[n]
+	}
+	return out
+}
+
+// ForPlugin returns the products a plug-in of that name and version belongs to.
+func (c *Catalog) ForPlugin(plugin, version string) []*Product {
+	var out []*Product
+	for _, n := range c.names {
+		if p := c.products[n]; p.Matches(plugin, version) {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// ForPluginName returns the products of a plug-in, whatever its version.
+func (c *Catalog) ForPluginName(plugin string) []*Product {
+	var out []*Product
+	for _, n := range c.names {
+		if p := c.products[n]; p.Plugin == plugin {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// Plugins returns the plug-in names the catalog knows.
+func (c *Catalog) Plugins() []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, n := range c.names {
+		if p := c.products[n].Plugin; !seen[p] {
+			seen[p] = true
+			out = append(out, p)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Builtin returns the embedded catalog.
+func Builtin() (*Catalog, error) {
+	return Load(nil)
+}
+
+// AdminFile is an administrator's products file: its name (for messages)
+// and content.
+type AdminFile struct {
+	Name string
+	Data []byte
+}
+
+// Load parses the built-in catalog and, when given, the admin's file, whose
+// products add to or replace built-in ones of the same name.
+func Load(admin *AdminFile) (*Catalog, error) {
+	c := &Catalog{products: map[string]*Product{}}
+	if err := c.add("builtin.toml", builtinTOML, false); err != nil {
+		return nil, fmt.Errorf("built-in catalog: %w", err)
+	}
+	if admin != nil {
+		if err := c.add(admin.Name, admin.Data, true); err != nil {
+			return nil, err
+		}
+	}
+	sort.Strings(c.names)
+	return c, nil
+}
+
+type fileProduct struct {
+	Name               string   `toml:"name"`
+	Title              string   `toml:"title"`
+	Plugin             string   `toml:"plugin"`
+	PluginVersions     string   `toml:"plugin-versions"`
+	Qualifying         []string `toml:"qualifying"`
+	RequiresPlugin     bool     `toml:"requires-plugin"`
+	OverCount          []string `toml:"over-count"`
+	FreedBy            any      `toml:"freed-by"`
+	PluginRemovalFrees *bool    `toml:"plugin-removal-frees"`
+	PurgeAfterDays     *int     `toml:"purge-after-days"`
+}
+
+type file struct {
+	Product []fileProduct `toml:"product"`
+}
+
+var namePattern = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
+
+func (c *Catalog) add(fileName string, data []byte, replace bool) error {
+	var f file
+	md, err := toml.Decode(string(data), &f)
+	if err != nil {
+		return fmt.Errorf("%s: %w", fileName, err)
+	}
+	if und := md.Undecoded(); len(und) > 0 {
+		keys := make([]string, len(und))
+		for i, k := range und {
+			keys[i] = k.String()
+		}
+		return fmt.Errorf("%s: unknown field %s (known: name, title, plugin, plugin-versions, qualifying, requires-plugin, over-count, freed-by, plugin-removal-frees, purge-after-days)",
+			fileName, strings.Join(keys, ", "))
+	}
+	if len(f.Product) == 0 {
+		return fmt.Errorf("%s: no [[product]] entries", fileName)
+	}
+	seen := map[string]bool{}
+	for i, fp := range f.Product {
+		p, err := fp.product(fileName)
+		if err != nil {
+			name := fp.Name
+			if name == "" {
+				name = fmt.Sprintf("#%d", i+1)
+			}
+			return fmt.Errorf("%s: product %s: %w", fileName, name, err)
+		}
+		if seen[p.Name] {
+			return fmt.Errorf("%s: product %s is defined twice", fileName, p.Name)
+		}
+		seen[p.Name] = true
+		if _, exists := c.products[p.Name]; exists && !replace {
+			return fmt.Errorf("%s: product %s is defined twice", fileName, p.Name)
+		}
+		if _, exists := c.products[p.Name]; !exists {
+			c.names = append(c.names, p.Name)
+		}
+		c.products[p.Name] = p
+	}
+	return nil
+}
+
+func (fp fileProduct) product(source string) (*Product, error) {
+	p := &Product{Name: fp.Name, Title: fp.Title, Plugin: fp.Plugin, RequiresPlugin: fp.RequiresPlugin, Source: source}
+	if source == "builtin.toml" {
+		p.Source = "builtin"
+	}
+	if !namePattern.MatchString(fp.Name) {
+		return nil, fmt.Errorf("name %q: use lower-case letters, digits and dashes", fp.Name)
+	}
+	if p.Title == "" {
+		p.Title = p.Name
+	}
+	if !namePattern.MatchString(fp.Plugin) {
+		return nil, fmt.Errorf("plugin %q: use the plug-in's name (lower-case letters, digits and dashes)", fp.Plugin)
+	}
+	var err error
+	if p.PluginVersions, err = ParseConstraint(fp.PluginVersions); err != nil {
+		return nil, fmt.Errorf("plugin-versions: %w", err)
+	}
+	if len(fp.Qualifying) == 0 {
+		return nil, errors.New("qualifying: list at least one of " + joinTriggers())
+	}
+	for _, q := range fp.Qualifying {
+		if !validTrigger(Trigger(q)) {
+			return nil, fmt.Errorf("qualifying: %q is not one of %s", q, joinTriggers())
+		}
+		p.Qualifying = append(p.Qualifying, Trigger(q))
+	}
+	if len(fp.OverCount) == 0 {
+		return nil, errors.New("over-count: list at least one of discard-data, withhold-tasks, deny-check-in, refuse-catalog")
+	}
+	for _, b := range fp.OverCount {
+		if !validBehaviour(Behaviour(b)) {
+			return nil, fmt.Errorf("over-count: %q is not one of discard-data, withhold-tasks, deny-check-in, refuse-catalog", b)
+		}
+		p.OverCount = append(p.OverCount, Behaviour(b))
+	}
+	switch v := fp.FreedBy.(type) {
+	case string:
+		switch v {
+		case FreedByAnyNonActive:
+			p.FreedByAnyNonActive = true
+		case FreedByNone:
+		default:
+			return nil, fmt.Errorf("freed-by: %q: use \"any-non-active\", \"none\", or a list of statuses", v)
+		}
+	case []any:
+		for _, s := range v {
+			str, ok := s.(string)
+			if !ok || strings.TrimSpace(str) == "" {
+				return nil, fmt.Errorf("freed-by: %v is not a status name", s)
+			}
+			if str == StatusActive {
+				return nil, errors.New("freed-by: Active cannot free a seat")
+			}
+			p.FreedBy = append(p.FreedBy, str)
+		}
+	case nil:
+		return nil, errors.New("freed-by is missing: a list of statuses, \"any-non-active\" or \"none\"")
+	default:
+		return nil, fmt.Errorf("freed-by: %v: use \"any-non-active\", \"none\", or a list of statuses", v)
+	}
+	if fp.PluginRemovalFrees == nil {
+		return nil, errors.New("plugin-removal-frees is missing: true or false")
+	}
+	p.PluginRemovalFrees = *fp.PluginRemovalFrees
+	if fp.PurgeAfterDays == nil {
+		return nil, errors.New("purge-after-days is missing: a number of days, or -1 for never")
+	}
+	if *fp.PurgeAfterDays < -1 || *fp.PurgeAfterDays > 36500 {
+		return nil, fmt.Errorf("purge-after-days: %d is not between -1 (never) and 36500", *fp.PurgeAfterDays)
+	}
+	p.PurgeAfterDays = *fp.PurgeAfterDays
+	return p, nil
+}
+
+func validTrigger(t Trigger) bool {
+	for _, x := range Triggers {
+		if x == t {
+			return true
+		}
+	}
+	return false
+}
+
+func validBehaviour(b Behaviour) bool {
+	for _, x := range Behaviours {
+		if x == b {
+			return true
+		}
+	}
+	return false
+}
+
+func joinTriggers() string {
+	s := make([]string, len(Triggers))
+	for i, t := range Triggers {
+		s[i] = string(t)
+	}
+	return strings.Join(s, ", ")
+}
+
+// Constraint is a set of version comparisons that must all hold, such as
+// ">= 6.1.2, < 7".
+type Constraint struct {
+	text  string
+	terms []term
+}
+
+type term struct {
+	op  string
+	ver []int
+}
+
+// String returns the constraint as written.
+func (c Constraint) String() string { return c.text }
+
+// ParseConstraint parses a comma-separated list of comparisons (>=, >, <=,
+// <, =) against dotted numeric versions.
+func ParseConstraint(s string) (Constraint, error) {
+	c := Constraint{text: strings.TrimSpace(s)}
+	if c.text == "" {
+		return c, errors.New(`missing: e.g. ">= 7" or ">= 6, < 7"`)
+	}
+	for _, part := range strings.Split(c.text, ",") {
+		part = strings.TrimSpace(part)
+		var op string
+		for _, o := range []string{">=", "<=", ">", "<", "="} {
+			if strings.HasPrefix(part, o) {
+				op = o
+				break
+			}
+		}
+		if op == "" {
+			return c, fmt.Errorf("%q: start each comparison with >=, >, <=, < or =", part)
+		}
+		v, ok := parseVersion(strings.TrimSpace(strings.TrimPrefix(part, op)))
+		if !ok {
+			return c, fmt.Errorf("%q: the version must be numbers separated by dots", part)
+		}
+		c.terms = append(c.terms, term{op, v})
+	}
+	return c, nil
+}
+
+// Allows reports whether version satisfies the constraint. A version that
+// does not start with a number satisfies nothing.
+func (c Constraint) Allows(version string) bool {
+	v, ok := parseVersion(leadingNumeric(version))
+	if !ok {
+		return false
+	}
+	for _, t := range c.terms {
+		cmp := compareVersions(v, t.ver)
+		var good bool
+		switch t.op {
+		case ">=":
+			good = cmp >= 0
+		case ">":
+			good = cmp > 0
+		case "<=":
+			good = cmp <= 0
+		case "<":
+			good = cmp < 0
+		case "=":
+			good = cmp == 0
+		}
+		if !good {
+			return false
+		}
+	}
+	return true
+}
+
+// leadingNumeric keeps the dotted numeric prefix of a version ("7.1.0-rc1" → "7.1.0").
+func leadingNumeric(s string) string {
+	end := 0
+	for end < len(s) && (s[end] == '.' || (s[end] >= '0' && s[end] <= '9')) {
+		end++
+	}
+	return strings.TrimRight(s[:end], ".")
+}
+
+func parseVersion(s string) ([]int, bool) {
+	if s == "" {
+		return nil, false
+	}
+	parts := strings.Split(s, ".")
+	if len(parts) > 8 {
+		return nil, false
+	}
+	out := make([]int, len(parts))
+	for i, p := range parts {
+		n, err := strconv.Atoi(p)
+		if err != nil || n < 0 {
+			return nil, false
+		}
+		out[i] = n
+	}
+	return out, true
+}
+
+func compareVersions(a, b []int) int {
+	for i := 0; i < len(a) || i < len(b); i++ {
+		var x, y int
+		if i < len(a) {
+			x = a[i]
+		}
+		if i < len(b) {
+			y = b[i]
+		}
+		if x != y {
+			if x < y {
+				return -1
+			}
+			return 1
+		}
+	}
+	return 0
+}

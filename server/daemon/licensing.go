@@ -1,0 +1,134 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/tallyhq/tally/server/catalog"
+	"github.com/tallyhq/tally/server/datadir"
+	"github.com/tallyhq/tally/server/license"
+	"github.com/tallyhq/tally/server/store"
+)
+
+// loadCatalog reads the built-in catalog and the admin's products file in
+// the data folder, if there is one. A broken file stops the server with a
+// message naming the file, the product and the field.
+func loadCatalog(d datadir.Dir) (*catalog.Catalog, error) {
+	path := d.File(datadir.ProductsFileName)
+	data, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return catalog.Builtin()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read products: %w", err)
+	}
+	return catalog.Load(&catalog.AdminFile{Name: path, Data: data})
+}
+
+// TrustedIssuers reads the issuer public keys trusted by the server in the
+// data folder (trusted-issuers/*.pub).
+func TrustedIssuers(d datadir.Dir) (license.Trusted, error) {
+	dir := d.File(datadir.IssuersFile)
+	entries, err := os.ReadDir(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return license.Trusted{}, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read trusted issuers: %w", err)
+	}
+	t := license.Trusted{}
+	for _, e := range entries {
+		if e.IsDir() || !strings.HasSuffix(e.Name(), ".pub") {
+			continue
+		}
+		data, err := os.ReadFile(filepath.Join(dir, e.Name()))
+		if err != nil {
+			return nil, err
+		}
+		pub, err := license.DecodePublicKey(data)
+		if err != nil {
+			return nil, fmt.Errorf("trusted issuer %s: %w", e.Name(), err)
+		}
+		t[license.IssuerID(pub)] = pub
+	}
+	return t, nil
+}
+
+// TrustIssuer adds an issuer public key to the data folder's trust.
+func TrustIssuer(d datadir.Dir, pubPEM []byte) (string, error) {
+	pub, err := license.DecodePublicKey(pubPEM)
+	if err != nil {
+		return "", err
+	}
+	id := license.IssuerID(pub)
+	dir := d.File(datadir.IssuersFile)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", err
+	}
+	enc, err := license.EncodePublicKey(pub)
+	if err != nil {
+		return "", err
+	}
+	return id, os.WriteFile(filepath.Join(dir, id+".pub"), enc, 0o600)
+}
+
+// TrustedIssuerIDs lists the trusted issuers, sorted.
+func TrustedIssuerIDs(d datadir.Dir) ([]string, error) {
+	t, err := TrustedIssuers(d)
+	if err != nil {
+		return nil, err
+	}
+	var ids []string
+	for id := range t {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	return ids, nil
+}
+
+// VerifyLicenseFile checks one license file for import: signature and
+// content, trusted issuer, known product, not expired at now.
+func VerifyLicenseFile(data []byte, trusted license.Trusted, cat *catalog.Catalog, now time.Time) (store.LicenseImport, error) {
+	f, err := license.Parse(data, trusted)
+	if err != nil {
+		return store.LicenseImport{}, err
+	}
+	if err := f.CheckImport(now); err != nil {
+		return store.LicenseImport{}, err
+	}
+	p := f.Payload
+	if _, ok := cat.Product(p.Product); !ok {
+		return store.LicenseImport{}, fmt.Errorf("%w: license %s is for product %q, which this server does not know (see 'tally-server products list')",
+			license.ErrInvalid, p.ID, p.Product)
+	}
+	l := store.License{ID: p.ID, Product: p.Product, Kind: p.Kind, Duration: p.Duration, Seats: int(p.Seats),
+		IssuedAt: time.Unix(p.IssuedAt, 0).UTC(), Customer: p.Customer, Issuer: p.Issuer}
+	if e := p.ExpiresAt(); !e.IsZero() {
+		l.ExpiresAt = &e
+	}
+	if u := p.UpgradeUntilAt(); !u.IsZero() {
+		l.UpgradeUntil = &u
+	}
+	return store.LicenseImport{License: l, File: f.Data}, nil
+}
+
+func (d *Daemon) verifyLicense(data []byte) (store.LicenseImport, error) {
+	trusted, err := TrustedIssuers(d.dir)
+	if err != nil {
+		return store.LicenseImport{}, err
+	}
+	return VerifyLicenseFile(data, trusted, d.catalog, d.cfg.Clock.Now())
+}
+
+func (d *Daemon) maintenance(ctx context.Context) (store.MaintenanceReport, error) {
+	return d.db.RunMaintenance(ctx, store.MaintenanceOptions{StaleAfter: d.cfg.StaleAfter})
+}
+
+// Catalog returns the product catalog in use.
+func (d *Daemon) Catalog() *catalog.Catalog { return d.catalog }

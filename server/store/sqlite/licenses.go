@@ -1,0 +1,339 @@
+package sqlite
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/tallyhq/tally/server/catalog"
+	"github.com/tallyhq/tally/server/engine"
+	"github.com/tallyhq/tally/server/store"
+)
+
+const licenseColumns = `l.id, l.product, l.kind, l.duration, l.seats, l.held,
+	(SELECT COUNT(*) FROM allocations a WHERE a.license_id = l.id),
+	l.issued_at, l.expires_at, l.upgrade_until, l.customer, l.issuer, l.imported_at`
+
+func scanLicense(sc interface{ Scan(...any) error }, now time.Time) (store.License, error) {
+	var l store.License
+	var issued, imported int64
+	var exp, up sql.NullInt64
+	if err := sc.Scan(&l.ID, &l.Product, &l.Kind, &l.Duration, &l.Seats, &l.Held, &l.Allocated, &issued, &exp, &up, &l.Customer, &l.Issuer, &imported); err != nil {
+		return l, fmt.Errorf("read license: %w", err)
+	}
+	l.IssuedAt, l.ImportedAt = fromMS(issued), fromMS(imported)
+	l.ExpiresAt, l.UpgradeUntil = fromNullMS(exp), fromNullMS(up)
+	l.Expired = l.ExpiresAt != nil && !now.Before(*l.ExpiresAt)
+	return l, nil
+}
+
+// ImportLicenses implements store.Licensing: all the files or none. A file
+// already imported unchanged is not an error; the same ID with other
+// content is.
+func (db *DB) ImportLicenses(ctx context.Context, ls []store.LicenseImport, actor string) ([]store.License, error) {
+	var out []store.License
+	err := db.write(ctx, func(tx *Tx) error {
+		out = out[:0]
+		for _, li := range ls {
+			l := li.License
+			var file []byte
+			err := tx.QueryRow(`SELECT file FROM licenses WHERE id = ?`, l.ID).Scan(&file)
+			switch {
+			case err == nil && bytes.Equal(file, li.File):
+				continue // already imported
+			case err == nil:
+				return fmt.Errorf("%w: a different license with ID %s is already imported; remove it first", store.ErrConflict, l.ID)
+			case !errors.Is(err, sql.ErrNoRows):
+				return err
+			}
+			if _, ok := db.engine.Catalog().Product(l.Product); !ok {
+				return fmt.Errorf("%w: license %s is for unknown product %q", store.ErrInvalid, l.ID, l.Product)
+			}
+			var exp, up any
+			if l.ExpiresAt != nil {
+				exp = ms(*l.ExpiresAt)
+			}
+			if l.UpgradeUntil != nil {
+				up = ms(*l.UpgradeUntil)
+			}
+			if _, err := tx.Exec(`INSERT INTO licenses (id, product, kind, duration, seats, issued_at, expires_at, upgrade_until, customer, issuer, imported_at, file)
+				VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, l.ID, l.Product, l.Kind, l.Duration, l.Seats, ms(l.IssuedAt), exp, up, l.Customer, l.Issuer, ms(tx.Now), li.File); err != nil {
+				return fmt.Errorf("store license %s: %w", l.ID, err)
+			}
+			if err := addEvent(tx, store.Event{Actor: actor, Kind: store.EventLicenseImport, Product: l.Product,
+				Reason: fmt.Sprintf("license %s: %d %s seats, %s", l.ID, l.Seats, l.Kind, l.Duration)}); err != nil {
+				return err
+			}
+			sl, err := scanLicense(tx.QueryRow(`SELECT `+licenseColumns+` FROM licenses l WHERE l.id = ?`, l.ID), tx.Now)
+			if err != nil {
+				return err
+			}
+			out = append(out, sl)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// Licenses implements store.Licensing.
+func (db *DB) Licenses(ctx context.Context) ([]store.License, error) {
+	rows, err := db.r.QueryContext(ctx, `SELECT `+licenseColumns+` FROM licenses l ORDER BY l.product, l.expires_at IS NULL, l.expires_at, l.id`)
+	if err != nil {
+		return nil, fmt.Errorf("list licenses: %w", err)
+	}
+	defer rows.Close()
+	now := db.clock.Now()
+	out := []store.License{}
+	for rows.Next() {
+		l, err := scanLicense(rows, now)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, l)
+	}
+	return out, rows.Err()
+}
+
+// RemoveLicense implements store.Licensing.
+func (db *DB) RemoveLicense(ctx context.Context, id, actor string) (store.Change, error) {
+	var ch store.Change
+	err := db.write(ctx, func(tx *Tx) error {
+		var product string
+		err := tx.QueryRow(`SELECT product FROM licenses WHERE id = ?`, id).Scan(&product)
+		if errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("license %s: %w", id, store.ErrNotFound)
+		}
+		if err != nil {
+			return err
+		}
+		if _, err := tx.Exec(`DELETE FROM allocations WHERE license_id = ?`, id); err != nil {
+			return err
+		}
+		if ch.Seats, err = db.rebalance(tx, product, []string{id}, id, actor); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(`DELETE FROM licenses WHERE id = ?`, id); err != nil {
+			return fmt.Errorf("remove license: %w", err)
+		}
+		hostnames(tx, ch.Seats)
+		moved, freed := countChanges(ch.Seats)
+		ch.Message = fmt.Sprintf("removed license %s of %s: %d seats moved to other licenses, %d freed", id, product, moved, freed)
+		return addEvent(tx, store.Event{Actor: actor, Kind: store.EventLicenseRemove, Product: product, Reason: ch.Message})
+	})
+	return ch, err
+}
+
+func countChanges(cs []store.SeatChange) (moved, freed int) {
+	for _, c := range cs {
+		switch c.Change {
+		case "moved":
+			moved++
+		case "freed":
+			freed++
+		}
+	}
+	return moved, freed
+}
+
+// Allocate implements store.Licensing: the computer gets a reserved seat
+// on the license; if it holds the product's seat on another license, the
+// seat moves here.
+func (db *DB) Allocate(ctx context.Context, licenseID string, computerID int64, actor string) (store.Change, error) {
+	var ch store.Change
+	err := db.write(ctx, func(tx *Tx) error {
+		var product, kind string
+		var exp sql.NullInt64
+		err := tx.QueryRow(`SELECT product, kind, expires_at FROM licenses WHERE id = ?`, licenseID).Scan(&product, &kind, &exp)
+		if errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("license %s: %w", licenseID, store.ErrNotFound)
+		}
+		if err != nil {
+			return err
+		}
+		if exp.Valid && exp.Int64 <= ms(tx.Now) {
+			return fmt.Errorf("%w: license %s has expired", store.ErrInvalid, licenseID)
+		}
+		c, hostname, err := loadComputer(tx, computerID)
+		if err != nil {
+			return err
+		}
+		if cur := c.Allocations[product]; cur == licenseID {
+			ch.Message = fmt.Sprintf("computer %d already has a seat of %s allocated on license %s; nothing changed", computerID, product, licenseID)
+			return nil
+		} else if cur != "" {
+			return fmt.Errorf("%w: computer %d already has a seat of %s allocated on license %s; deallocate it first", store.ErrConflict, computerID, product, cur)
+		}
+		pool, err := loadPool(tx, []string{product})
+		if err != nil {
+			return err
+		}
+		l := pool.License(licenseID)
+		if l == nil {
+			return fmt.Errorf("%w: license %s is a %s license: only node licenses take allocations", store.ErrInvalid, licenseID, kind)
+		}
+		holdsHere := c.Seats[product] == licenseID
+		if !holdsHere && l.FreeForOthers() < 1 {
+			return fmt.Errorf("%w: license %s has no free seat to allocate (%d held, %d reserved of %d): free one first", store.ErrConflict,
+				licenseID, l.Held, l.Reserved(), l.Seats)
+		}
+		if _, err := tx.Exec(`INSERT INTO allocations (license_id, computer_id, product, at) VALUES (?, ?, ?, ?)`, licenseID, computerID, product, ms(tx.Now)); err != nil {
+			return fmt.Errorf("allocate: %w", err)
+		}
+		if from := c.Seats[product]; from != "" && from != licenseID {
+			d := engine.Decision{Effects: []engine.Effect{{Kind: engine.Move, ComputerID: computerID, Product: product, From: from, License: licenseID,
+				Reason: "allocated to license " + licenseID}}}
+			if ch.Seats, err = applyDecision(tx, d, actor, ""); err != nil {
+				return err
+			}
+		}
+		hostnames(tx, ch.Seats)
+		ch.Message = fmt.Sprintf("allocated a seat of %s on license %s to computer %d (%s)", product, licenseID, computerID, hostname)
+		return addEvent(tx, store.Event{Actor: actor, Kind: store.EventAllocated, ComputerID: computerID, Product: product, Reason: ch.Message})
+	})
+	return ch, err
+}
+
+// Deallocate implements store.Licensing. The computer keeps any seat it
+// holds; only the reservation ends.
+func (db *DB) Deallocate(ctx context.Context, licenseID string, computerID int64, actor string) (store.Change, error) {
+	var ch store.Change
+	err := db.write(ctx, func(tx *Tx) error {
+		var product string
+		err := tx.QueryRow(`SELECT product FROM allocations WHERE license_id = ? AND computer_id = ?`, licenseID, computerID).Scan(&product)
+		if errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("%w: computer %d has no allocation on license %s", store.ErrNotFound, computerID, licenseID)
+		}
+		if err != nil {
+			return err
+		}
+		if _, err := tx.Exec(`DELETE FROM allocations WHERE license_id = ? AND computer_id = ?`, licenseID, computerID); err != nil {
+			return err
+		}
+		ch.Message = fmt.Sprintf("removed the allocation of license %s to computer %d; a seat it holds stays", licenseID, computerID)
+		return addEvent(tx, store.Event{Actor: actor, Kind: store.EventDeallocated, ComputerID: computerID, Product: product, Reason: ch.Message})
+	})
+	return ch, err
+}
+
+// ExpireLicenses implements store.Licensing.
+func (db *DB) ExpireLicenses(ctx context.Context) (store.Change, error) {
+	var ch store.Change
+	err := db.write(ctx, func(tx *Tx) error {
+		var err error
+		if ch.Seats, err = db.sweepExpired(tx, nil, store.ActorSystem); err != nil {
+			return err
+		}
+		hostnames(tx, ch.Seats)
+		return nil
+	})
+	return ch, err
+}
+
+// NextExpiry implements store.Licensing.
+func (db *DB) NextExpiry(ctx context.Context) (time.Time, error) {
+	var v sql.NullInt64
+	if err := db.r.QueryRowContext(ctx, `SELECT MIN(expires_at) FROM licenses WHERE expires_at IS NOT NULL AND expires_at > ?`, ms(db.clock.Now())).Scan(&v); err != nil {
+		return time.Time{}, err
+	}
+	if !v.Valid {
+		return time.Time{}, nil
+	}
+	return fromMS(v.Int64), nil
+}
+
+// Usage implements store.Licensing: per product, the seats granted by
+// licenses valid now, consumed, reserved by allocations, the computers
+// waiting for a seat, what is left (negative: a shortfall), discards by
+// reason, each license, and the holders.
+func (db *DB) Usage(ctx context.Context, product string) ([]store.Usage, error) {
+	now := db.clock.Now()
+	var products []*catalog.Product
+	if product != "" {
+		p, ok := db.engine.Catalog().Product(product)
+		if !ok {
+			return nil, fmt.Errorf("%w: product %q (see 'tally-server products list')", store.ErrNotFound, product)
+		}
+		products = []*catalog.Product{p}
+	} else {
+		products = db.engine.Catalog().Products()
+	}
+	lics, err := db.Licenses(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out []store.Usage
+	for _, p := range products {
+		u := store.Usage{Product: p.Name, Title: p.Title, Discards: map[string]int64{}, Licenses: []store.LicenseUsage{}, Holders: []store.Holder{}}
+		for _, l := range lics {
+			if l.Product != p.Name {
+				continue
+			}
+			reserved, err := db.reserved(ctx, l.ID)
+			if err != nil {
+				return nil, err
+			}
+			lu := store.LicenseUsage{License: l}
+			if !l.Expired {
+				u.Granted += l.Seats
+				u.Reserved += reserved
+				lu.Available = l.Seats - l.Held - reserved
+			}
+			u.Consumed += l.Held
+			u.Licenses = append(u.Licenses, lu)
+		}
+		rows, err := db.r.QueryContext(ctx, `SELECT reason, SUM(count) FROM discards WHERE product = ? GROUP BY reason`, p.Name)
+		if err != nil {
+			return nil, err
+		}
+		for rows.Next() {
+			var r string
+			var n int64
+			if err := rows.Scan(&r, &n); err != nil {
+				rows.Close()
+				return nil, err
+			}
+			u.Discards[r] = n
+		}
+		rows.Close()
+		// Waiting: live Active computers refused a seat (no-seat) that hold none.
+		if err := db.r.QueryRowContext(ctx, `SELECT COUNT(DISTINCT d.computer_id) FROM discards d JOIN computers c ON c.id = d.computer_id
+			WHERE d.product = ? AND d.reason IN ('discarded:no-seat', 'denied:no-seat') AND c.deleted_at IS NULL AND c.status = 'Active'
+			AND NOT EXISTS (SELECT 1 FROM seats s WHERE s.computer_id = d.computer_id AND s.product = d.product)`, p.Name).Scan(&u.Waiting); err != nil {
+			return nil, err
+		}
+		rows, err = db.r.QueryContext(ctx, `SELECT s.computer_id, c.hostname, s.license_id, s.since, s.reason,
+			EXISTS (SELECT 1 FROM allocations a WHERE a.computer_id = s.computer_id AND a.license_id = s.license_id)
+			FROM seats s JOIN computers c ON c.id = s.computer_id WHERE s.product = ? ORDER BY s.since, s.computer_id`, p.Name)
+		if err != nil {
+			return nil, err
+		}
+		for rows.Next() {
+			var h store.Holder
+			var since int64
+			if err := rows.Scan(&h.ComputerID, &h.Hostname, &h.License, &since, &h.Reason, &h.Allocated); err != nil {
+				rows.Close()
+				return nil, err
+			}
+			h.Since = fromMS(since)
+			u.Holders = append(u.Holders, h)
+		}
+		rows.Close()
+		u.Available = u.Granted - u.Consumed - u.Reserved - u.Waiting
+		u.Compliant = u.Available >= 0
+		_ = now
+		out = append(out, u)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Product < out[j].Product })
+	return out, nil
+}
+
+func (db *DB) reserved(ctx context.Context, license string) (int, error) {
+	var n int
+	err := db.r.QueryRowContext(ctx, `SELECT COUNT(*) FROM allocations a WHERE a.license_id = ?
+		AND NOT EXISTS (SELECT 1 FROM seats s WHERE s.computer_id = a.computer_id AND s.license_id = a.license_id)`, license).Scan(&n)
+	return n, err
+}

@@ -1,0 +1,357 @@
+package sqlite
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+
+	"github.com/tallyhq/tally/common/machineid"
+	"github.com/tallyhq/tally/protocol"
+	"github.com/tallyhq/tally/server/catalog"
+	"github.com/tallyhq/tally/server/engine"
+	"github.com/tallyhq/tally/server/store"
+)
+
+// StatusMissing is set by the stale-node policy; a computer that posts
+// again is evidently not missing and goes back to Active by itself, unlike
+// the statuses an administrator sets.
+const StatusMissing = "Missing"
+
+// decide runs the engine on a post of computer id, after sweeping expired
+// licenses of the products concerned, and applies the decision.
+func (db *DB) decide(tx *Tx, nodeID string, id int64, post engine.Post, extra []string) (engine.Decision, error) {
+	actor := store.NodeActor(nodeID)
+	c, _, err := loadComputer(tx, id)
+	if err != nil {
+		return engine.Decision{}, err
+	}
+	products := productsOf(c, extra...)
+	swept, err := db.sweepExpired(tx, products, actor)
+	if err != nil {
+		return engine.Decision{}, err
+	}
+	if len(swept) > 0 {
+		if c, _, err = loadComputer(tx, id); err != nil {
+			return engine.Decision{}, err
+		}
+	}
+	pool, err := loadPool(tx, products)
+	if err != nil {
+		return engine.Decision{}, err
+	}
+	d := db.engine.DecidePost(c, pool, post, tx.Now)
+	if _, err := applyDecision(tx, d, actor, nodeID); err != nil {
+		return d, err
+	}
+	return d, nil
+}
+
+func (db *DB) productsForPlugins(pls ...protocol.Plugin) []string {
+	var out []string
+	for _, pl := range pls {
+		for _, p := range db.engine.Catalog().ForPlugin(pl.Name, pl.Version) {
+			out = append(out, p.Name)
+		}
+	}
+	return out
+}
+
+// reactivate puts a Missing computer back to Active when it is heard from.
+func reactivate(tx *Tx, n nodeState) error {
+	if n.status != StatusMissing {
+		return nil
+	}
+	if _, err := tx.Exec(`UPDATE computers SET status = 'Active' WHERE id = ?`, n.computerID); err != nil {
+		return fmt.Errorf("reactivate: %w", err)
+	}
+	return addEvent(tx, store.Event{Actor: store.NodeActor(n.id), Kind: store.EventStatus, ComputerID: n.computerID,
+		Reason: "Missing → Active: the computer posted again"})
+}
+
+// PostInventory implements store.Nodes.
+func (db *DB) PostInventory(ctx context.Context, r store.Request, body *protocol.InventoryRequest) (store.Outcome, error) {
+	b := body.Basic
+	b.Hints = machineid.Clean(b.Hints)
+	blob, err := protocol.Marshal(&b)
+	if err != nil {
+		return store.Outcome{}, fmt.Errorf("encode basic inventory: %w", err)
+	}
+	plugins := b.Plugins
+	if plugins == nil {
+		plugins = []protocol.Plugin{}
+	}
+	pj, err := json.Marshal(plugins)
+	if err != nil {
+		return store.Outcome{}, err
+	}
+	hs := hintList(b.Hints)
+	hh := hintsHash(hs)
+	touched := db.productsForPlugins(b.Plugins...)
+	return db.nodeOp(ctx, r, func(tx *Tx, n nodeState) (any, error) {
+		if err := reactivate(tx, n); err != nil {
+			return nil, err
+		}
+		var oldHash string
+		if err := tx.QueryRow(`SELECT hints_hash FROM computers WHERE id = ?`, n.computerID).Scan(&oldHash); err != nil {
+			return nil, fmt.Errorf("read computer: %w", err)
+		}
+		if _, err := tx.Exec(`UPDATE computers SET hostname = ?, os = ?, platform = ?, platform_version = ?, arch = ?, last_seen = ?, basic = ?, plugins = ?
+			WHERE id = ?`, b.Hostname, b.OS, b.Platform, b.PlatformVersion, b.Arch, ms(tx.Now), blob, string(pj), n.computerID); err != nil {
+			return nil, fmt.Errorf("store basic inventory: %w", err)
+		}
+		if oldHash != hh {
+			if err := replaceHints(tx, n.computerID, hs); err != nil {
+				return nil, err
+			}
+		}
+		post := engine.Post{Kind: engine.PostInventory, Plugins: b.Plugins, HasSoftware: body.Software != nil}
+		d, err := db.decide(tx, n.id, n.computerID, post, touched)
+		if err != nil {
+			return nil, err
+		}
+		resp := &protocol.InventoryResponse{Verdicts: d.Verdicts}
+		if body.Software != nil {
+			licensed := false
+			for _, v := range d.Verdicts {
+				if p, ok := db.engine.Catalog().Product(v.Product); ok && p.Plugin == catalog.SoftwarePlugin && v.Verdict == protocol.VerdictLicensed {
+					licensed = true
+				}
+			}
+			if licensed {
+				ack, err := db.storeSoftware(tx, n.computerID, body.Software)
+				if err != nil {
+					return nil, err
+				}
+				resp.Software = ack
+			} else {
+				resp.Software = &protocol.SoftwareAck{}
+			}
+		}
+		return resp, nil
+	})
+}
+
+// PostPluginData implements store.Nodes.
+func (db *DB) PostPluginData(ctx context.Context, r store.Request, body *protocol.PluginDataRequest) (store.Outcome, error) {
+	kind, payload := "metrics", any(body.Metrics)
+	if body.PatchScan != nil {
+		kind, payload = "patch-scan", body.PatchScan
+	}
+	blob, err := protocol.Marshal(payload)
+	if err != nil {
+		return store.Outcome{}, err
+	}
+	touched := db.productsForPlugins(body.Plugin)
+	return db.nodeOp(ctx, r, func(tx *Tx, n nodeState) (any, error) {
+		if err := reactivate(tx, n); err != nil {
+			return nil, err
+		}
+		d, err := db.decide(tx, n.id, n.computerID, engine.Post{Kind: engine.PostPluginData, Plugin: body.Plugin}, touched)
+		if err != nil {
+			return nil, err
+		}
+		for _, v := range d.Verdicts {
+			if v.Verdict != protocol.VerdictLicensed {
+				continue
+			}
+			if _, err := tx.Exec(`INSERT INTO product_data (computer_id, product, kind, at, payload) VALUES (?, ?, ?, ?, ?)
+				ON CONFLICT (computer_id, product, kind) DO UPDATE SET at = excluded.at, payload = excluded.payload, posts = posts + 1`,
+				n.computerID, v.Product, kind, ms(tx.Now), blob); err != nil {
+				return nil, fmt.Errorf("store %s data: %w", v.Product, err)
+			}
+		}
+		return &protocol.VerdictResponse{Verdicts: d.Verdicts}, nil
+	})
+}
+
+// PluginRequest implements store.Nodes for TaskRequest, CheckIn,
+// PackageRequest and CatalogRequest bodies.
+func (db *DB) PluginRequest(ctx context.Context, r store.Request, body any) (store.Outcome, error) {
+	var plugin protocol.Plugin
+	var kind engine.PostKind
+	var names []string
+	switch b := body.(type) {
+	case *protocol.PackageRequest:
+		plugin, kind, names = b.Plugin, engine.PostPackageRequest, b.Names
+	case *protocol.PluginRequest:
+		plugin = b.Plugin
+		switch r.Kind {
+		case protocol.KindTaskRequest:
+			kind = engine.PostTaskRequest
+		case protocol.KindCheckIn:
+			kind = engine.PostCheckIn
+		case protocol.KindCatalogRequest:
+			kind = engine.PostCatalogRequest
+		default:
+			return store.Outcome{}, fmt.Errorf("%w: %s is not a plug-in request", store.ErrInvalid, r.Kind)
+		}
+	default:
+		return store.Outcome{}, fmt.Errorf("%w: unexpected body %T", store.ErrInvalid, body)
+	}
+	touched := db.productsForPlugins(plugin)
+	return db.nodeOp(ctx, r, func(tx *Tx, n nodeState) (any, error) {
+		if err := reactivate(tx, n); err != nil {
+			return nil, err
+		}
+		d, err := db.decide(tx, n.id, n.computerID, engine.Post{Kind: kind, Plugin: plugin}, touched)
+		if err != nil {
+			return nil, err
+		}
+		licensed := false
+		for _, v := range d.Verdicts {
+			if v.Verdict == protocol.VerdictLicensed {
+				licensed = true
+			}
+		}
+		switch kind {
+		case engine.PostTaskRequest:
+			resp := &protocol.TaskResponse{Verdicts: d.Verdicts}
+			if licensed {
+				if resp.Tasks, err = takeTasks(tx, n.computerID); err != nil {
+					return nil, err
+				}
+			}
+			return resp, nil
+		case engine.PostCheckIn:
+			resp := &protocol.CheckInResponse{Verdicts: d.Verdicts}
+			for _, v := range d.Verdicts {
+				if v.Verdict == protocol.VerdictDeniedNoSeat {
+					resp.Message = "license count exceeded"
+				}
+			}
+			return resp, nil
+		case engine.PostPackageRequest:
+			resp := &protocol.PackageResponse{Verdicts: d.Verdicts}
+			if licensed {
+				if resp.Packages, err = patchCatalog(tx, names); err != nil {
+					return nil, err
+				}
+			}
+			return resp, nil
+		default:
+			resp := &protocol.CatalogResponse{Verdicts: d.Verdicts}
+			if licensed {
+				if resp.Minimums, err = patchCatalog(tx, nil); err != nil {
+					return nil, err
+				}
+				resp.Version = fmt.Sprintf("%d", len(resp.Minimums))
+			}
+			return resp, nil
+		}
+	})
+}
+
+func takeTasks(tx *Tx, computer int64) ([]protocol.Task, error) {
+	rows, err := tx.Query(`SELECT id, action FROM tasks WHERE computer_id = ? AND delivered_at IS NULL ORDER BY created_at, id`, computer)
+	if err != nil {
+		return nil, fmt.Errorf("read tasks: %w", err)
+	}
+	var out []protocol.Task
+	for rows.Next() {
+		var t protocol.Task
+		if err := rows.Scan(&t.ID, &t.Action); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		out = append(out, t)
+	}
+	rows.Close()
+	if _, err := tx.Exec(`UPDATE tasks SET delivered_at = ? WHERE computer_id = ? AND delivered_at IS NULL`, ms(tx.Now), computer); err != nil {
+		return nil, fmt.Errorf("deliver tasks: %w", err)
+	}
+	return out, nil
+}
+
+func patchCatalog(tx *Tx, names []string) ([]protocol.MinimumVersion, error) {
+	rows, err := tx.Query(`SELECT name, version, source FROM patch_catalog ORDER BY name, source`)
+	if err != nil {
+		return nil, fmt.Errorf("read patch catalog: %w", err)
+	}
+	defer rows.Close()
+	want := map[string]bool{}
+	for _, n := range names {
+		want[n] = true
+	}
+	var out []protocol.MinimumVersion
+	for rows.Next() {
+		var m protocol.MinimumVersion
+		if err := rows.Scan(&m.Name, &m.Version, &m.Source); err != nil {
+			return nil, err
+		}
+		if names == nil || want[m.Name] {
+			out = append(out, m)
+		}
+	}
+	return out, rows.Err()
+}
+
+// Goodbye implements store.Nodes: an agent uninstalled frees every seat
+// and retires its key; a plug-in uninstalled frees its products' seats
+// where their rule says so and leaves the computer's plug-in list.
+func (db *DB) Goodbye(ctx context.Context, r store.Request, body *protocol.GoodbyeRequest) (store.Outcome, error) {
+	return db.nodeOp(ctx, r, func(tx *Tx, n nodeState) (any, error) {
+		c, _, err := loadComputer(tx, n.computerID)
+		if err != nil {
+			return nil, err
+		}
+		actor := store.NodeActor(n.id)
+		d := db.engine.Goodbye(c, body.Plugin)
+		changes, err := applyDecision(tx, d, actor, n.id)
+		if err != nil {
+			return nil, err
+		}
+		resp := &protocol.GoodbyeResponse{}
+		for _, ch := range changes {
+			resp.Freed = append(resp.Freed, ch.Product)
+		}
+		if body.Plugin == "" {
+			if _, err := tx.Exec(`UPDATE nodes SET revoked_at = ?, revoked_reason = ? WHERE id = ?`, ms(tx.Now), store.RevokedUninstall, n.id); err != nil {
+				return nil, err
+			}
+			reason := "agent uninstalled"
+			if body.Reason != "" {
+				reason += ": " + body.Reason
+			}
+			return resp, addEvent(tx, store.Event{Actor: actor, Kind: store.EventUninstalled, ComputerID: n.computerID, NodeID: n.id, Reason: reason})
+		}
+		var keep []protocol.Plugin
+		for _, p := range c.Plugins {
+			if p.Name != body.Plugin {
+				keep = append(keep, p)
+			}
+		}
+		if keep == nil {
+			keep = []protocol.Plugin{}
+		}
+		pj, _ := json.Marshal(keep)
+		if _, err := tx.Exec(`UPDATE computers SET plugins = ? WHERE id = ?`, string(pj), n.computerID); err != nil {
+			return nil, err
+		}
+		return resp, addEvent(tx, store.Event{Actor: actor, Kind: store.EventPluginRemoved, ComputerID: n.computerID, NodeID: n.id,
+			Reason: "plug-in " + body.Plugin + " uninstalled"})
+	})
+}
+
+// AddTask implements store.Computers.
+func (db *DB) AddTask(ctx context.Context, id int64, action string) (string, error) {
+	if action != protocol.TaskCollectNow && action != protocol.TaskRefreshPlugins {
+		return "", fmt.Errorf("%w: task %q: the agent only takes %s and %s", store.ErrInvalid, action, protocol.TaskCollectNow, protocol.TaskRefreshPlugins)
+	}
+	b := make([]byte, 8)
+	if _, err := rand.Read(b); err != nil {
+		return "", err
+	}
+	tid := "t-" + hex.EncodeToString(b)
+	err := db.write(ctx, func(tx *Tx) error {
+		if _, _, err := loadComputer(tx, id); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(`INSERT INTO tasks (id, computer_id, action, created_at) VALUES (?, ?, ?, ?)`, tid, id, action, ms(tx.Now)); err != nil {
+			return fmt.Errorf("queue task: %w", err)
+		}
+		return addEvent(tx, store.Event{Actor: store.ActorAdmin, Kind: store.EventTaskQueued, ComputerID: id, Reason: action + " (" + tid + ")"})
+	})
+	return tid, err
+}
