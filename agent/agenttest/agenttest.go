@@ -88,12 +88,18 @@ func (a *Agent) Post(ctx context.Context) (runner.FlushResult, error) {
 
 // RawClient returns a client with the agent's key, for hand-made requests.
 func (a *Agent) RawClient(t testing.TB) *client.Client {
+	return a.RawClientTo(t, a.Enrollment().Server)
+}
+
+// RawClientTo is RawClient for a server that moved to addr (a restart on
+// port 0), with the same identity.
+func (a *Agent) RawClientTo(t testing.TB, addr string) *client.Client {
 	key, _, err := a.Dir.Key()
 	if err != nil {
 		t.Fatal(err)
 	}
 	e := a.Enrollment()
-	c, err := client.New(client.Config{Server: e.Server, Fingerprint: e.Fingerprint, Key: key})
+	c, err := client.New(client.Config{Server: addr, Fingerprint: e.Fingerprint, Key: key})
 	if err != nil {
 		t.Fatal(err)
 	}

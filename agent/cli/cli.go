@@ -17,7 +17,9 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/tallyhq/tally/agent/client"
+	"github.com/tallyhq/tally/agent/config"
 	"github.com/tallyhq/tally/agent/runner"
+	"github.com/tallyhq/tally/agent/spool"
 	"github.com/tallyhq/tally/agent/state"
 	"github.com/tallyhq/tally/common/buildinfo"
 	"github.com/tallyhq/tally/common/identity"
@@ -25,9 +27,9 @@ import (
 	"github.com/tallyhq/tally/protocol"
 )
 
-// DefaultDataDir is the agent's data folder when neither --data nor
-// TALLY_AGENT_DATA is given.
-const DefaultDataDir = "/var/lib/tally-agent"
+// DefaultDataDir is the agent's data folder when neither --data, the
+// configuration file nor TALLY_AGENT_DATA names one.
+const DefaultDataDir = config.DefaultDataDir
 
 // Exit codes, documented in the README.
 const (
@@ -44,6 +46,9 @@ const (
 type Main struct {
 	Stdout, Stderr io.Writer
 	Getenv         func(string) string
+	// ConfigFile is the configuration file read when --config is not
+	// given; empty means config.DefaultPath().
+	ConfigFile string
 }
 
 type exitError struct {
@@ -114,18 +119,60 @@ when the server has acknowledged it.`,
 	return root
 }
 
-func (m *Main) dataDir(flag string) string {
-	if flag != "" {
-		return flag
-	}
+// settings merges, for cmd, the defaults, the configuration file (--config,
+// or the default file if there is one) and the flags the user set.
+func (m *Main) settings(cmd *cobra.Command) (config.Agent, error) {
+	defaults := config.Defaults()
 	if v := m.Getenv("TALLY_AGENT_DATA"); v != "" {
-		return v
+		defaults.Data = v
 	}
-	return DefaultDataDir
+	path, explicit := m.ConfigFile, false
+	if path == "" {
+		path = config.DefaultPath()
+	}
+	if f := cmd.Flags().Lookup("config"); f != nil && f.Changed {
+		path, explicit = f.Value.String(), true
+	}
+	a, err := config.Load(path, explicit, defaults)
+	if err != nil {
+		return a, &exitError{ExitUsage, err}
+	}
+	for _, k := range config.Keys() {
+		f := cmd.Flags().Lookup(k)
+		if f == nil || !f.Changed {
+			continue
+		}
+		// String flags are taken as typed: the commands check them where
+		// they are used, with the messages they always had. The others get
+		// the file's checks.
+		switch v := f.Value.String(); k {
+		case config.KeyData:
+			a.Data = v
+		case config.KeyServer:
+			a.Server = v
+		case config.KeyFingerprint:
+			a.Fingerprint = v
+		case config.KeyMachineID:
+			a.MachineID = v
+		case config.KeyLogFormat:
+			a.LogFormat = v
+		case config.KeyLogLevel:
+			a.LogLevel = v
+		default:
+			if err := a.Set(k, v); err != nil {
+				return a, &exitError{ExitUsage, fmt.Errorf("--%s: %w (see 'tally-agent %s --help')", k, err, cmd.Name())}
+			}
+		}
+	}
+	if a.Data == "" {
+		return a, &exitError{ExitUsage, errors.New("no data folder given: pass --data DIR")}
+	}
+	return a, nil
 }
 
-func dataFlag(cmd *cobra.Command, p *string) {
-	cmd.Flags().StringVar(p, "data", "", "agent data folder (default $TALLY_AGENT_DATA or "+DefaultDataDir+")")
+func dataFlag(cmd *cobra.Command) {
+	cmd.Flags().String("data", "", "agent data folder (default from the configuration file, $TALLY_AGENT_DATA or "+DefaultDataDir+")")
+	cmd.Flags().String("config", "", "configuration file (default "+config.DefaultPath()+", if it exists)")
 }
 
 func noArgs(cmd *cobra.Command, args []string) error {
@@ -143,22 +190,27 @@ func printJSON(w io.Writer, v any) error {
 
 func (m *Main) enrollCmd() *cobra.Command {
 	var o runner.EnrollOptions
-	var data string
 	cmd := &cobra.Command{
 		Use:   "enroll --server HOST:PORT --fingerprint FP --secret S",
 		Short: "Create this node's identity and enroll it with a server",
 		Long: `Create this node's Ed25519 identity (once) and enroll it with the server over mutual
 TLS, pinning the server's fingerprint: the agent never sends anything to a server
 whose key does not match. 'tally-server enroll-info' prints the line to paste.
+The configuration file's server and fingerprint are used when the flags are not given.
 
 Exit codes: 3 the secret was refused, 4 the server could not be reached,
 5 the server refuses this machine, 6 the fingerprint does not match.`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := m.settings(cmd)
+			if err != nil {
+				return err
+			}
+			o.Server, o.Fingerprint, o.MachineID = cfg.Server, cfg.Fingerprint, cfg.MachineID
 			if o.Server == "" || o.Fingerprint == "" || o.Secret == "" {
 				return &exitError{ExitUsage, errors.New("enroll needs --server, --fingerprint and --secret: 'tally-server enroll-info' prints the whole line")}
 			}
-			dir, err := state.Open(m.dataDir(data))
+			dir, err := state.Open(cfg.Data)
 			if err != nil {
 				return err
 			}
@@ -183,27 +235,31 @@ Exit codes: 3 the secret was refused, 4 the server could not be reached,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&o.Server, "server", "", "server address HOST:PORT")
-	f.StringVar(&o.Fingerprint, "fingerprint", "", "the server's fingerprint (SHA-256), as tally-server prints it")
+	f.String("server", "", "server address HOST:PORT (default: the configuration file's server)")
+	f.String("fingerprint", "", "the server's fingerprint (SHA-256), as tally-server prints it (default: the configuration file's)")
 	f.StringVar(&o.Secret, "secret", "", "enrollment secret")
-	f.StringVar(&o.MachineID, "machine-id", "", "use this as the machine's identity instead of its hardware hints (cloned images, tests)")
+	f.String("machine-id", "", "use this as the machine's identity instead of its hardware hints (cloned images, tests)")
 	f.BoolVar(&o.Force, "force", false, "enroll with another server than the one recorded, replacing the key")
-	dataFlag(cmd, &data)
+	dataFlag(cmd)
 	return cmd
 }
 
 func (m *Main) inventoryCmd() *cobra.Command {
-	var data, machineID string
 	var asJSON bool
 	cmd := &cobra.Command{
 		Use:   "inventory",
 		Short: "Print the inventory this agent would post (no network)",
 		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			dir, err := state.Open(m.dataDir(data))
+			cfg, err := m.settings(cmd)
 			if err != nil {
 				return err
 			}
+			dir, err := state.Open(cfg.Data)
+			if err != nil {
+				return err
+			}
+			machineID := cfg.MachineID
 			instance, err := dir.InstanceID()
 			if err != nil {
 				return err
@@ -234,15 +290,13 @@ func (m *Main) inventoryCmd() *cobra.Command {
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the whole post as JSON")
-	cmd.Flags().StringVar(&machineID, "machine-id", "", "identity override, as for enroll")
-	dataFlag(cmd, &data)
+	cmd.Flags().String("machine-id", "", "identity override, as for enroll")
+	dataFlag(cmd)
 	return cmd
 }
 
 func (m *Main) runCmd() *cobra.Command {
-	var data, logFormat, logLevel string
 	var once bool
-	var o runner.RunOptions
 	cmd := &cobra.Command{
 		Use:   "run",
 		Short: "Post inventory on an interval (or once with --once)",
@@ -251,18 +305,26 @@ the same second), and keep the spool drained. While the server is unreachable, p
 stay queued on disk and the agent retries with exponential back-off.
 
 With --once: queue one inventory post, send everything queued, print the outcome
-and exit (exit code 4 if the server could not be reached: the posts stay queued).`,
+and exit (exit code 4 if the server could not be reached: the posts stay queued).
+
+Settings come from the configuration file (see --config), which the flags given
+override; the flags' defaults below apply when neither sets them.`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			log, err := logging.New(m.Stderr, logFormat, logLevel)
-			if err != nil {
-				return &exitError{ExitUsage, err}
-			}
-			dir, err := state.Open(m.dataDir(data))
+			cfg, err := m.settings(cmd)
 			if err != nil {
 				return err
 			}
-			a, err := runner.Open(runner.Config{Dir: dir, Logger: log, Version: buildinfo.Version()})
+			log, err := logging.New(m.Stderr, cfg.LogFormat, cfg.LogLevel)
+			if err != nil {
+				return &exitError{ExitUsage, err}
+			}
+			dir, err := state.Open(cfg.Data)
+			if err != nil {
+				return err
+			}
+			a, err := runner.Open(runner.Config{Dir: dir, Logger: log, Version: buildinfo.Version(), MachineID: cfg.MachineID,
+				Spool: spool.Options{MaxBytes: cfg.SpoolMaxBytes, MaxAge: cfg.SpoolMaxAge}})
 			if err != nil {
 				return err
 			}
@@ -293,19 +355,23 @@ and exit (exit code 4 if the server could not be reached: the posts stay queued)
 			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
+			o := runner.RunOptions{Interval: cfg.Interval, Jitter: cfg.Jitter, MaxBackoff: cfg.MaxBackoff}
 			log.Info("tally-agent running", "version", buildinfo.Version(), "server", a.Enrollment().Server,
-				"computer", a.Enrollment().ComputerID, "interval", o.Interval)
+				"computer", a.Enrollment().ComputerID, "interval", o.Interval, "config", orDash(cfg.File))
 			return a.Run(ctx, o)
 		},
 	}
 	f := cmd.Flags()
+	d := config.Defaults()
 	f.BoolVar(&once, "once", false, "post once and exit")
-	f.DurationVar(&o.Interval, "interval", time.Hour, "time between inventory posts")
-	f.Float64Var(&o.Jitter, "jitter", 0.1, "random extra delay, as a fraction of the interval")
-	f.DurationVar(&o.MaxBackoff, "max-backoff", 10*time.Minute, "longest wait between attempts while the server is unreachable")
-	f.StringVar(&logFormat, "log-format", logging.FormatText, "log format: text or json")
-	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
-	dataFlag(cmd, &data)
+	f.Duration("interval", d.Interval, "time between inventory posts")
+	f.Float64("jitter", d.Jitter, "random extra delay, as a fraction of the interval")
+	f.Duration("max-backoff", d.MaxBackoff, "longest wait between attempts while the server is unreachable")
+	f.String("spool-max-bytes", "64MiB", "size limit of the spool of queued posts")
+	f.String("spool-max-age", "30d", "age after which a queued inventory post that a later one replaces is dropped")
+	f.String("log-format", d.LogFormat, "log format: text or json")
+	f.String("log-level", d.LogLevel, "log level: debug, info, warn or error")
+	dataFlag(cmd)
 	return cmd
 }
 
@@ -321,14 +387,17 @@ func printVerdicts(w io.Writer, v map[string]string) {
 }
 
 func (m *Main) statusCmd() *cobra.Command {
-	var data string
 	var asJSON bool
 	cmd := &cobra.Command{
 		Use:   "status",
 		Short: "Show enrollment, server, transport, last post, spool depth and the last verdict per product",
 		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			dir, err := state.Open(m.dataDir(data))
+			cfg, err := m.settings(cmd)
+			if err != nil {
+				return err
+			}
+			dir, err := state.Open(cfg.Data)
 			if err != nil {
 				return err
 			}
@@ -386,7 +455,7 @@ func (m *Main) statusCmd() *cobra.Command {
 		},
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
-	dataFlag(cmd, &data)
+	dataFlag(cmd)
 	return cmd
 }
 

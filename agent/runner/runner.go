@@ -121,6 +121,10 @@ func (a *Agent) Enqueue(kind protocol.Kind, class spool.Class, key string, body 
 // QueueInventory collects the basic inventory and queues it.
 func (a *Agent) QueueInventory(ctx context.Context) (uint64, protocol.BasicInventory, error) {
 	b, problems := a.CollectBasic(ctx)
+	if err := ctx.Err(); err != nil {
+		// Stopped mid-collection: a partial inventory is not worth queueing.
+		return 0, b, err
+	}
 	for _, p := range problems {
 		a.log.Warn("inventory part not collected", "problem", p)
 	}
@@ -246,9 +250,15 @@ type RunOptions struct {
 	MaxBackoff time.Duration
 }
 
+// wakeEvery bounds each sleep of Run, so that a machine that was suspended
+// (monotonic clocks stop; the wall clock does not) posts soon after it
+// wakes instead of when the remaining monotonic time has passed.
+const wakeEvery = time.Minute
+
 // Run posts inventory every interval and keeps the spool drained, backing
 // off exponentially (with jitter, honouring retry-after) while the server
-// is unreachable, until ctx ends.
+// is unreachable, until ctx ends. A flush cut short by ctx leaves its
+// records queued: they are sent again, and applied once, next time.
 func (a *Agent) Run(ctx context.Context, o RunOptions) error {
 	if o.Interval <= 0 {
 		o.Interval = time.Hour
@@ -256,69 +266,106 @@ func (a *Agent) Run(ctx context.Context, o RunOptions) error {
 	if o.MaxBackoff <= 0 {
 		o.MaxBackoff = 10 * time.Minute
 	}
-	backoff := time.Duration(0)
-	nextCollect := time.Duration(0) // post at once on start
-	var nextFlush time.Duration = -1
+	bo := backoff{max: o.MaxBackoff, rnd: rand.Float64}
+	nextCollect := time.Now() // post at once on start
+	var nextFlush time.Time   // zero: no flush scheduled
 	for {
-		wait := nextCollect
-		if nextFlush >= 0 && nextFlush < wait {
-			wait = nextFlush
+		due := nextCollect
+		if !nextFlush.IsZero() && nextFlush.Before(due) {
+			due = nextFlush
 		}
-		start := time.Now()
-		select {
-		case <-ctx.Done():
+		if d := min(time.Until(due), wakeEvery); d > 0 && !reached(time.Now(), due) {
+			t := time.NewTimer(d)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return nil
+			case <-t.C:
+			}
+			continue // look again: the wait may have been cut at wakeEvery
+		}
+		if ctx.Err() != nil {
 			return nil
-		case <-time.After(wait):
 		}
-		elapsed := time.Since(start)
-		nextCollect -= elapsed
-		if nextFlush >= 0 {
-			nextFlush -= elapsed
-		}
-		if nextCollect <= 0 {
+		now := time.Now()
+		flush := !nextFlush.IsZero() && reached(now, nextFlush)
+		if reached(now, nextCollect) {
 			if _, _, err := a.QueueInventory(ctx); err != nil {
 				a.log.Error("could not queue inventory", "err", err)
 			}
-			nextCollect = o.Interval + time.Duration(rand.Float64()*o.Jitter*float64(o.Interval))
-			nextFlush = 0
+			nextCollect = now.Add(jittered(o.Interval, o.Jitter, rand.Float64))
+			// Send it now, unless the server is being waited for: a new
+			// post does not cut a back-off short (nor the server's
+			// retry-after).
+			flush = flush || nextFlush.IsZero()
 		}
-		if nextFlush != 0 {
+		if !flush {
 			continue
 		}
+		nextFlush = time.Time{}
 		res, err := a.Flush(ctx)
 		switch {
+		case ctx.Err() != nil:
+			return nil
 		case err == nil:
-			backoff, nextFlush = 0, -1
+			bo.reset()
 			if res.Sent > 0 {
 				a.log.Info("posted", "sent", res.Sent, "repeats", res.Repeats, "verdicts", res.Verdicts)
 			}
 		case errors.Is(err, ErrRefused):
-			a.log.Error("the server refuses this agent; posts stay queued", "err", err)
-			nextFlush = -1 // try again with the next collection
-		case ctx.Err() != nil:
-			return nil
+			// Nothing to retry until an admin or the user acts: try again
+			// with the next collection, without backing off.
+			bo.reset()
+			a.log.Error("the server refuses this agent; posts stay queued", "pending", res.Pending, "err", err)
 		default:
-			backoff = nextBackoff(backoff, o.MaxBackoff)
-			if res.RetryAfter > backoff {
-				backoff = res.RetryAfter
-			}
-			nextFlush = backoff
-			a.log.Warn("server unreachable; posts stay queued", "pending", res.Pending, "retry_in", backoff.Round(time.Second), "err", err)
+			wait := max(bo.fail(), res.RetryAfter)
+			nextFlush = time.Now().Add(wait)
+			a.log.Warn("could not post; posts stay queued", "pending", res.Pending, "retry_in", wait.Round(time.Second), "err", err)
 		}
 	}
 }
 
-// nextBackoff doubles the wait from 1 s up to max, with ±20% jitter so
-// that a fleet does not come back in the same second.
-func nextBackoff(cur, max time.Duration) time.Duration {
-	if cur <= 0 {
-		cur = time.Second
-	} else {
-		cur *= 2
-	}
-	if cur > max {
-		cur = max
-	}
-	j := 0.8 + 0.4*rand.Float64()
-	return time.Duration(float64(cur) * j)
+// reached reports whether deadline has come by either clock: the
+// monotonic one (immune to the wall clock being set back) or the wall
+// clock (which, unlike the monotonic clock, runs while the machine sleeps).
+func reached(now, deadline time.Time) bool {
+	return !now.Before(deadline) || !now.Round(0).Before(deadline.Round(0))
 }
+
+// jittered returns interval plus up to jitter×interval at random (rnd
+// returns a number in [0, 1)), so that a fleet started together does not
+// post in the same second. Jitter outside [0, 1] is clamped.
+func jittered(interval time.Duration, jitter float64, rnd func() float64) time.Duration {
+	jitter = min(max(jitter, 0), 1)
+	return interval + time.Duration(rnd()*jitter*float64(interval))
+}
+
+// backoffBase is the first wait after a failure.
+const backoffBase = time.Second
+
+// backoff is the wait between attempts to reach an unreachable server: it
+// doubles from backoffBase up to max. Each wait is drawn between 80% and
+// 100% of that, so that a fleet cut off together does not come back in the
+// same second, and never exceeds max.
+type backoff struct {
+	max  time.Duration
+	rnd  func() float64 // in [0, 1)
+	next time.Duration  // before jitter; 0 until the first failure
+}
+
+// fail returns the wait after one more failure.
+func (b *backoff) fail() time.Duration {
+	switch {
+	case b.next <= 0:
+		b.next = backoffBase
+	case b.next > b.max/2:
+		b.next = b.max
+	default:
+		b.next *= 2
+	}
+	b.next = min(b.next, b.max)
+	return time.Duration(float64(b.next) * (0.8 + 0.2*b.rnd()))
+}
+
+// reset starts over after a success.
+func (b *backoff) reset() { b.next = 0 }

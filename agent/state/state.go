@@ -151,20 +151,27 @@ func (d Dir) WithNamedLock(name string, fn func() error) error {
 
 // NextSeq durably allocates the next sequence number. The caller must hold
 // the lock (WithLock): allocation is a read-modify-write of one file.
+//
+// A missing counter starts from the current time in milliseconds rather
+// than from 1: should the file be lost while the key survives, new numbers
+// are still above every number used before (an agent makes a few dozen a
+// day), so the server never mistakes a new post for a repeat of an old one.
 func (d Dir) NextSeq() (uint64, error) {
 	p := d.File(SeqFile)
-	var last uint64
+	var next uint64
 	b, err := os.ReadFile(p)
 	switch {
 	case err == nil:
-		last, err = strconv.ParseUint(strings.TrimSpace(string(b)), 10, 64)
+		last, err := strconv.ParseUint(strings.TrimSpace(string(b)), 10, 64)
 		if err != nil {
 			return 0, fmt.Errorf("%s is damaged: %w", p, err)
 		}
-	case !errors.Is(err, os.ErrNotExist):
+		next = last + 1
+	case errors.Is(err, os.ErrNotExist):
+		next = uint64(time.Now().UnixMilli())
+	default:
 		return 0, fmt.Errorf("read sequence: %w", err)
 	}
-	next := last + 1
 	if err := atomicfile.Write(p, []byte(strconv.FormatUint(next, 10)+"\n"), 0o600); err != nil {
 		return 0, fmt.Errorf("save sequence: %w", err)
 	}

@@ -78,7 +78,7 @@ type Daemon struct {
 
 // Start opens everything and begins serving. On error, whatever was opened
 // is closed again.
-func Start(cfg Config) (d *Daemon, err error) {
+func Start(cfg Config) (_ *Daemon, err error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -91,7 +91,7 @@ func Start(cfg Config) (d *Daemon, err error) {
 	if cfg.Admin == "" {
 		cfg.Admin = DefaultAdmin
 	}
-	d = &Daemon{cfg: cfg, log: cfg.Logger, serveErr: make(chan error, 3)}
+	d := &Daemon{cfg: cfg, log: cfg.Logger, serveErr: make(chan error, 3)}
 	defer func() {
 		if err != nil {
 			d.close()

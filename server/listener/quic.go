@@ -246,5 +246,6 @@ func (q *QUIC) Shutdown(ctx context.Context) error {
 	q.mu.Unlock()
 	q.connWG.Wait()
 	q.stopWork()
-	return errors.Join(err, q.tr.Close())
+	// quic-go's Transport does not close a socket it was handed.
+	return errors.Join(err, q.tr.Close(), q.tr.Conn.Close())
 }
