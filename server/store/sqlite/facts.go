@@ -74,7 +74,8 @@ func loadPool(tx *Tx, products []string) (engine.Pool, error) {
 	}
 	rows, err := tx.Query(`SELECT l.id, l.product, l.seats, l.held, l.expires_at, l.upgrade_until,
 			(SELECT COUNT(*) FROM allocations a WHERE a.license_id = l.id),
-			(SELECT COUNT(*) FROM allocations a JOIN seats s ON s.computer_id = a.computer_id AND s.license_id = a.license_id WHERE a.license_id = l.id)
+			(SELECT COUNT(*) FROM allocations a WHERE a.license_id = l.id
+				AND EXISTS (SELECT 1 FROM seats s WHERE s.computer_id = a.computer_id AND s.product = a.product AND s.license_id = a.license_id))
 		FROM licenses l WHERE l.product IN (`+ph+`) AND l.kind = 'node' ORDER BY l.id`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("read licenses: %w", err)
@@ -189,7 +190,7 @@ func applyDecision(tx *Tx, d engine.Decision, actor, nodeID string) ([]store.Sea
 	for id := range touchedLicenses {
 		var seats, held, reserved int
 		if err := tx.QueryRow(`SELECT l.seats, l.held, (SELECT COUNT(*) FROM allocations a WHERE a.license_id = l.id
-				AND NOT EXISTS (SELECT 1 FROM seats s WHERE s.computer_id = a.computer_id AND s.license_id = a.license_id))
+				AND NOT EXISTS (SELECT 1 FROM seats s WHERE s.computer_id = a.computer_id AND s.product = a.product AND s.license_id = a.license_id))
 			FROM licenses l WHERE l.id = ?`, id).Scan(&seats, &held, &reserved); err != nil {
 			return nil, fmt.Errorf("check license %s: %w", id, err)
 		}

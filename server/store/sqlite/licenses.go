@@ -334,6 +334,6 @@ func (db *DB) Usage(ctx context.Context, product string) ([]store.Usage, error) 
 func (db *DB) reserved(ctx context.Context, license string) (int, error) {
 	var n int
 	err := db.r.QueryRowContext(ctx, `SELECT COUNT(*) FROM allocations a WHERE a.license_id = ?
-		AND NOT EXISTS (SELECT 1 FROM seats s WHERE s.computer_id = a.computer_id AND s.license_id = a.license_id)`, license).Scan(&n)
+		AND NOT EXISTS (SELECT 1 FROM seats s WHERE s.computer_id = a.computer_id AND s.product = a.product AND s.license_id = a.license_id)`, license).Scan(&n)
 	return n, err
 }
