@@ -27,4 +27,6 @@ const Major uint16 = 1
 //	2  2026-11-25  license engine: software inventory in Inventory (full or
 //	               delta against an acknowledged generation), PluginData,
 //	               TaskRequest, CheckIn, Goodbye, PackageRequest, CatalogRequest.
-const Revision uint16 = 2
+//	3  2026-11-25  Inventory may leave out an unchanged basic inventory and
+//	               send its hash (BasicHash); the answer may ask for it (SendBasic).
+const Revision uint16 = 3

@@ -1,8 +1,11 @@
 package protocol
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"reflect"
 	"regexp"
 	"unicode/utf8"
 )
@@ -85,14 +88,26 @@ var macPattern = regexp.MustCompile(`^[0-9a-f]{2}(:[0-9a-f]{2}){5,7}$`)
 
 // InventoryRequest is a node's periodic post.
 type InventoryRequest struct {
-	Basic    BasicInventory     `cbor:"1,keyasint" json:"basic"`
-	Software *SoftwareInventory `cbor:"2,keyasint,omitempty" json:"software,omitempty"`
+	// Basic is the basic inventory. It may be left out (zero) when it has
+	// not changed since the one whose hash is BasicHash, which the server
+	// acknowledged: an unchanged machine then posts a few dozen bytes.
+	Basic     BasicInventory     `cbor:"1,keyasint,omitempty" json:"basic"`
+	Software  *SoftwareInventory `cbor:"2,keyasint,omitempty" json:"software,omitempty"`
+	BasicHash string             `cbor:"3,keyasint,omitempty" json:"basic_hash,omitempty"`
 }
+
+// HasBasic reports whether the post carries a basic inventory.
+func (r *InventoryRequest) HasBasic() bool { return !reflect.ValueOf(r.Basic).IsZero() }
 
 // Validate checks the basic and software inventory.
 func (r *InventoryRequest) Validate() error {
-	if err := r.Basic.Validate(); err != nil {
-		return err
+	if len(r.BasicHash) > 64 {
+		return errors.New("basic inventory hash too long")
+	}
+	if r.HasBasic() || r.BasicHash == "" {
+		if err := r.Basic.Validate(); err != nil {
+			return err
+		}
 	}
 	if r.Software != nil {
 		return r.Software.Validate()
@@ -105,6 +120,9 @@ func (r *InventoryRequest) Validate() error {
 type InventoryResponse struct {
 	Verdicts []ProductVerdict `cbor:"1,keyasint,omitempty" json:"verdicts,omitempty"`
 	Software *SoftwareAck     `cbor:"2,keyasint,omitempty" json:"software,omitempty"`
+	// SendBasic asks for the whole basic inventory: the post left it out,
+	// but the server does not hold one with that hash.
+	SendBasic bool `cbor:"3,keyasint,omitempty" json:"send_basic,omitempty"`
 }
 
 // BasicInventory is what every enrolled node posts, licensed or not.
@@ -128,6 +146,25 @@ type BasicInventory struct {
 	BootTime        int64    `cbor:"17,keyasint,omitempty" json:"boot_time,omitempty"` // unix seconds
 	AgentVersion    string   `cbor:"18,keyasint,omitempty" json:"agent_version,omitempty"`
 	Plugins         []Plugin `cbor:"19,keyasint,omitempty" json:"plugins"`
+}
+
+// Hash identifies a basic inventory's content for the "unchanged" check:
+// 32 hex digits of the SHA-256 of its deterministic encoding, leaving out
+// the collection time and the disks' free bytes, which change on every
+// collection without changing the machine.
+func (b *BasicInventory) Hash() string {
+	c := *b
+	c.CollectedAt = 0
+	c.Disks = append([]Disk(nil), b.Disks...)
+	for i := range c.Disks {
+		c.Disks[i].FreeBytes = 0
+	}
+	enc, err := MarshalCanonical(&c)
+	if err != nil {
+		return ""
+	}
+	sum := sha256.Sum256(enc)
+	return hex.EncodeToString(sum[:16])
 }
 
 // Validate checks field sizes and list lengths.

@@ -72,46 +72,67 @@ func reactivate(tx *Tx, n nodeState) error {
 
 // PostInventory implements store.Nodes.
 func (db *DB) PostInventory(ctx context.Context, r store.Request, body *protocol.InventoryRequest) (store.Outcome, error) {
+	hasBasic := body.HasBasic()
+	var blob, pj []byte
+	var hs []hint
+	var hh, basicHash string
 	b := body.Basic
-	b.Hints = machineid.Clean(b.Hints)
-	blob, err := protocol.Marshal(&b)
-	if err != nil {
-		return store.Outcome{}, fmt.Errorf("encode basic inventory: %w", err)
+	if hasBasic {
+		b.Hints = machineid.Clean(b.Hints)
+		var err error
+		if blob, err = protocol.Marshal(&b); err != nil {
+			return store.Outcome{}, fmt.Errorf("encode basic inventory: %w", err)
+		}
+		plugins := b.Plugins
+		if plugins == nil {
+			plugins = []protocol.Plugin{}
+		}
+		if pj, err = json.Marshal(plugins); err != nil {
+			return store.Outcome{}, err
+		}
+		hs = hintList(b.Hints)
+		hh = hintsHash(hs)
+		basicHash = body.Basic.Hash() // of what the agent sent, as the agent computes it
 	}
-	plugins := b.Plugins
-	if plugins == nil {
-		plugins = []protocol.Plugin{}
-	}
-	pj, err := json.Marshal(plugins)
-	if err != nil {
-		return store.Outcome{}, err
-	}
-	hs := hintList(b.Hints)
-	hh := hintsHash(hs)
-	touched := db.productsForPlugins(b.Plugins...)
 	return db.nodeOp(ctx, r, func(tx *Tx, n nodeState) (any, error) {
 		if err := reactivate(tx, n); err != nil {
 			return nil, err
 		}
-		var oldHash string
-		if err := tx.QueryRow(`SELECT hints_hash FROM computers WHERE id = ?`, n.computerID).Scan(&oldHash); err != nil {
-			return nil, fmt.Errorf("read computer: %w", err)
-		}
-		if _, err := tx.Exec(`UPDATE computers SET hostname = ?, os = ?, platform = ?, platform_version = ?, arch = ?, last_seen = ?, basic = ?, plugins = ?
-			WHERE id = ?`, b.Hostname, b.OS, b.Platform, b.PlatformVersion, b.Arch, ms(tx.Now), blob, string(pj), n.computerID); err != nil {
-			return nil, fmt.Errorf("store basic inventory: %w", err)
-		}
-		if oldHash != hh {
-			if err := replaceHints(tx, n.computerID, hs); err != nil {
-				return nil, err
+		resp := &protocol.InventoryResponse{}
+		plugins := b.Plugins
+		if hasBasic {
+			var oldHash string
+			if err := tx.QueryRow(`SELECT hints_hash FROM computers WHERE id = ?`, n.computerID).Scan(&oldHash); err != nil {
+				return nil, fmt.Errorf("read computer: %w", err)
+			}
+			if _, err := tx.Exec(`UPDATE computers SET hostname = ?, os = ?, platform = ?, platform_version = ?, arch = ?, last_seen = ?, basic = ?, plugins = ?, basic_hash = ?
+				WHERE id = ?`, b.Hostname, b.OS, b.Platform, b.PlatformVersion, b.Arch, ms(tx.Now), blob, string(pj), basicHash, n.computerID); err != nil {
+				return nil, fmt.Errorf("store basic inventory: %w", err)
+			}
+			if oldHash != hh {
+				if err := replaceHints(tx, n.computerID, hs); err != nil {
+					return nil, err
+				}
+			}
+		} else {
+			// Unchanged basic inventory: the stored one stands, if it is the
+			// one the agent means; its plug-ins are the computer's.
+			var stored, pluginsJSON string
+			if err := tx.QueryRow(`SELECT basic_hash, plugins FROM computers WHERE id = ?`, n.computerID).Scan(&stored, &pluginsJSON); err != nil {
+				return nil, fmt.Errorf("read computer: %w", err)
+			}
+			resp.SendBasic = stored == "" || stored != body.BasicHash
+			plugins = pluginsFromJSON(pluginsJSON)
+			if _, err := tx.Exec(`UPDATE computers SET last_seen = ? WHERE id = ?`, ms(tx.Now), n.computerID); err != nil {
+				return nil, fmt.Errorf("touch computer: %w", err)
 			}
 		}
-		post := engine.Post{Kind: engine.PostInventory, Plugins: b.Plugins, HasSoftware: body.Software != nil}
-		d, err := db.decide(tx, n.id, n.computerID, post, touched)
+		post := engine.Post{Kind: engine.PostInventory, Plugins: plugins, HasSoftware: body.Software != nil}
+		d, err := db.decide(tx, n.id, n.computerID, post, db.productsForPlugins(plugins...))
 		if err != nil {
 			return nil, err
 		}
-		resp := &protocol.InventoryResponse{Verdicts: d.Verdicts}
+		resp.Verdicts = d.Verdicts
 		if body.Software != nil {
 			licensed := false
 			for _, v := range d.Verdicts {
