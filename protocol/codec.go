@@ -26,15 +26,21 @@ var ErrTooLarge = errors.New("message exceeds the size limit")
 // The CBOR modes are immutable and safe for concurrent use: built once, they
 // are constants in all but syntax, not state.
 var (
-	decMode   cbor.DecMode
-	encMode   cbor.EncMode
-	canonMode cbor.EncMode
+	decMode     cbor.DecMode
+	lenientMode cbor.DecMode
+	encMode     cbor.EncMode
+	canonMode   cbor.EncMode
 )
 
 func init() {
 	var err error
 	if decMode, encMode, canonMode, err = buildModes(); err != nil {
 		panic(err) // the options are fixed; a failure is a programming error
+	}
+	opts := decMode.DecOptions()
+	opts.ExtraReturnErrors = cbor.ExtraDecErrorNone
+	if lenientMode, err = opts.DecMode(); err != nil {
+		panic(err)
 	}
 }
 
@@ -84,6 +90,16 @@ func Unmarshal(data []byte, v any) error {
 		return errors.New("empty message")
 	}
 	return decMode.Unmarshal(data, v)
+}
+
+// UnmarshalLenient decodes data into v ignoring fields v does not have, with
+// every size limit still enforced. For reading one field out of a document
+// whose whole is checked later (a signed record's key).
+func UnmarshalLenient(data []byte, v any) error {
+	if len(data) == 0 {
+		return errors.New("empty message")
+	}
+	return lenientMode.Unmarshal(data, v)
 }
 
 // DecodeRequest decodes and checks a request envelope. The error is an

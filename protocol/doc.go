@@ -29,4 +29,6 @@ const Major uint16 = 1
 //	               TaskRequest, CheckIn, Goodbye, PackageRequest, CatalogRequest.
 //	3  2026-11-25  Inventory may leave out an unchanged basic inventory and
 //	               send its hash (BasicHash); the answer may ask for it (SendBasic).
-const Revision uint16 = 3
+//	4  2026-11-25  node-locked and concurrent licenses: Activate, Deactivate,
+//	               ActivationStatus, LeaseCheckout, LeaseHeartbeat, LeaseCheckin.
+const Revision uint16 = 4

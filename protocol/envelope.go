@@ -19,6 +19,13 @@ const (
 	KindGoodbye        Kind = 6 // GoodbyeRequest → GoodbyeResponse
 	KindPackageRequest Kind = 7 // PackageRequest → PackageResponse
 	KindCatalogRequest Kind = 8 // CatalogRequest → CatalogResponse
+
+	KindActivate         Kind = 9  // ActivateRequest → ActivateResponse
+	KindDeactivate       Kind = 10 // DeactivateRequest → DeactivateResponse
+	KindActivationStatus Kind = 11 // ActivationStatusRequest → ActivationStatusResponse
+	KindLeaseCheckout    Kind = 12 // LeaseCheckoutRequest → LeaseResponse
+	KindLeaseHeartbeat   Kind = 13 // LeaseRequest → LeaseResponse
+	KindLeaseCheckin     Kind = 14 // LeaseRequest → LeaseResponse
 )
 
 var kindNames = map[Kind]string{
@@ -30,6 +37,13 @@ var kindNames = map[Kind]string{
 	KindGoodbye:        "goodbye",
 	KindPackageRequest: "package-request",
 	KindCatalogRequest: "catalog-request",
+
+	KindActivate:         "activate",
+	KindDeactivate:       "deactivate",
+	KindActivationStatus: "activation-status",
+	KindLeaseCheckout:    "lease-checkout",
+	KindLeaseHeartbeat:   "lease-heartbeat",
+	KindLeaseCheckin:     "lease-checkin",
 }
 
 // String returns the kind's lower-case name, or "kind(N)" for an unknown one.

@@ -7,6 +7,8 @@
 package machineid
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"net"
 	"sort"
 	"strings"
@@ -112,4 +114,21 @@ func PrimaryMAC(s string) (string, bool) {
 		return "", false
 	}
 	return hw.String(), true
+}
+
+// Fingerprint is the machine fingerprint activation records are bound to:
+// the hex SHA-256 of the machine's cleaned hardware hints (product UUID,
+// serial, machine-id, primary MACs). A machine without any hardware hint
+// falls back to its agent's instance ID.
+func Fingerprint(h protocol.Hints) string {
+	c := Clean(h)
+	parts := []string{"uuid=" + c.ProductUUID, "serial=" + c.Serial, "machine-id=" + c.MachineID}
+	for _, m := range c.MACs {
+		parts = append(parts, "mac="+m)
+	}
+	if c.ProductUUID == "" && c.Serial == "" && c.MachineID == "" && len(c.MACs) == 0 {
+		parts = []string{"instance=" + c.InstanceID}
+	}
+	sum := sha256.Sum256([]byte(strings.Join(parts, "\n")))
+	return hex.EncodeToString(sum[:])
 }

@@ -24,14 +24,18 @@ type Handler struct {
 	store    store.Nodes
 	log      *slog.Logger
 	observer Observer
+	leaseTTL time.Duration
 }
+
+// DefaultLeaseTTL is the time to live of a lease checked out without one.
+const DefaultLeaseTTL = 5 * time.Minute
 
 // New returns a handler over st.
 func New(st store.Nodes, log *slog.Logger, obs Observer) *Handler {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Handler{store: st, log: log, observer: obs}
+	return &Handler{store: st, log: log, observer: obs, leaseTTL: DefaultLeaseTTL}
 }
 
 // Handle answers one encoded request from the peer whose certificate holds
@@ -145,6 +149,64 @@ func (h *Handler) dispatch(ctx context.Context, key ed25519.PublicKey, req proto
 			return h.fail(req, nodeID, err)
 		}
 		h.log.Info("goodbye", "node", nodeID, "plugin", body.Plugin, "reason", body.Reason)
+		return h.outcome(req, out)
+	case protocol.KindActivate:
+		var body protocol.ActivateRequest
+		if err := protocol.DecodeBody(req.Body, &body); err != nil {
+			return protocol.ErrorResponse(req.Seq, err)
+		}
+		out, err := h.store.Activate(ctx, r, &body)
+		if err != nil {
+			return h.fail(req, nodeID, err)
+		}
+		return h.outcome(req, out)
+	case protocol.KindDeactivate:
+		var body protocol.DeactivateRequest
+		if err := protocol.DecodeBody(req.Body, &body); err != nil {
+			return protocol.ErrorResponse(req.Seq, err)
+		}
+		out, err := h.store.Deactivate(ctx, r, &body)
+		if err != nil {
+			return h.fail(req, nodeID, err)
+		}
+		return h.outcome(req, out)
+	case protocol.KindActivationStatus:
+		var body protocol.ActivationStatusRequest
+		if err := protocol.DecodeBody(req.Body, &body); err != nil {
+			return protocol.ErrorResponse(req.Seq, err)
+		}
+		out, err := h.store.ActivationStatus(ctx, r, &body)
+		if err != nil {
+			return h.fail(req, nodeID, err)
+		}
+		return h.outcome(req, out)
+	case protocol.KindLeaseCheckout:
+		var body protocol.LeaseCheckoutRequest
+		if err := protocol.DecodeBody(req.Body, &body); err != nil {
+			return protocol.ErrorResponse(req.Seq, err)
+		}
+		ttl := time.Duration(body.TTL) * time.Second
+		if ttl <= 0 {
+			ttl = h.leaseTTL
+		}
+		out, err := h.store.Lease(ctx, r, body.Product, ttl)
+		if err != nil {
+			return h.fail(req, nodeID, err)
+		}
+		return h.outcome(req, out)
+	case protocol.KindLeaseHeartbeat, protocol.KindLeaseCheckin:
+		var body protocol.LeaseRequest
+		if err := protocol.DecodeBody(req.Body, &body); err != nil {
+			return protocol.ErrorResponse(req.Seq, err)
+		}
+		ttl := time.Duration(0)
+		if req.Kind == protocol.KindLeaseCheckin {
+			ttl = -1
+		}
+		out, err := h.store.Lease(ctx, r, body.Product, ttl)
+		if err != nil {
+			return h.fail(req, nodeID, err)
+		}
 		return h.outcome(req, out)
 	}
 	return protocol.ErrorResponse(req.Seq, protocol.Errorf(protocol.StatusUnknownKind, "message kind %s is not handled by this server", req.Kind))

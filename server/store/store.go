@@ -138,6 +138,15 @@ const (
 	EventDriftRepaired = "maintenance.drift-repaired"
 	EventPurged        = "data.purged"
 	EventTaskQueued    = "task.queued"
+	EventActCreated    = "activation.created"
+	EventActivated     = "activation.activated"
+	EventActReturned   = "activation.returned"
+	EventActRevoked    = "activation.revoked"
+	EventActDeactivate = "activation.deactivated"
+	EventLeaseOut      = "lease.checkout"
+	EventLeaseIn       = "lease.checkin"
+	EventLeaseExpired  = "lease.expired"
+	EventLeaseDenied   = "lease.denied"
 )
 
 // Actors that are not a node or a named admin.
@@ -202,6 +211,15 @@ type Nodes interface {
 	PluginRequest(ctx context.Context, r Request, body any) (Outcome, error)
 	// Goodbye frees what an uninstalled agent or plug-in held.
 	Goodbye(ctx context.Context, r Request, body *protocol.GoodbyeRequest) (Outcome, error)
+	// Activate binds a seat of a node-locked Activation ID to the node's
+	// machine and returns the signed record.
+	Activate(ctx context.Context, r Request, body *protocol.ActivateRequest) (Outcome, error)
+	// Deactivate returns the node's seat of an Activation ID.
+	Deactivate(ctx context.Context, r Request, body *protocol.DeactivateRequest) (Outcome, error)
+	// ActivationStatus tells which of the node's records are still valid.
+	ActivationStatus(ctx context.Context, r Request, body *protocol.ActivationStatusRequest) (Outcome, error)
+	// Lease checks out, renews or checks in a concurrent seat.
+	Lease(ctx context.Context, r Request, product string, ttl time.Duration) (Outcome, error)
 }
 
 // Computers is what the admin surface reads and changes.
@@ -244,6 +262,19 @@ type Licensing interface {
 	NextExpiry(ctx context.Context) (time.Time, error)
 }
 
+// Activations manages node-locked Activation IDs and reports leases.
+type Activations interface {
+	CreateActivation(ctx context.Context, product string, quantity int, expires *time.Time, actor string) (Activation, error)
+	ActivationList(ctx context.Context) ([]Activation, error)
+	Activation(ctx context.Context, id string) (Activation, error)
+	// ReturnActivation frees the seat a computer holds (rehost); the record
+	// left on that machine is revoked at its next contact.
+	ReturnActivation(ctx context.Context, id string, computer int64, actor string) (Change, error)
+	// DeactivateActivation makes an ID inactive and returns every seat.
+	DeactivateActivation(ctx context.Context, id, actor string) (Change, error)
+	Leases(ctx context.Context) ([]Lease, error)
+}
+
 // Maintenance is the job the server runs on a schedule and on demand.
 type Maintenance interface {
 	RunMaintenance(ctx context.Context, o MaintenanceOptions) (MaintenanceReport, error)
@@ -268,6 +299,7 @@ type Store interface {
 	Secrets
 	Audit
 	Licensing
+	Activations
 	Maintenance
 	Close() error
 }
@@ -390,4 +422,35 @@ type MaintenanceReport struct {
 	Freed    []SeatChange `json:"freed"`    // seats freed by setting Missing
 	Purged   int          `json:"purged"`   // computers whose freed product data was purged
 	Duration string       `json:"duration"`
+}
+
+// Activation is a node-locked Activation ID as reported.
+type Activation struct {
+	ID        string             `json:"id"`
+	Product   string             `json:"product"`
+	License   string             `json:"license"`
+	Quantity  int                `json:"quantity"`
+	InUse     int                `json:"in_use"`
+	Status    string             `json:"status"` // active, inactive, expired
+	ExpiresAt *time.Time         `json:"expires_at,omitempty"`
+	CreatedAt time.Time          `json:"created_at"`
+	Holders   []ActivationHolder `json:"holders"`
+}
+
+// ActivationHolder is a machine holding a seat of an Activation ID.
+type ActivationHolder struct {
+	ComputerID  int64     `json:"computer_id"`
+	Hostname    string    `json:"hostname"`
+	NodeID      string    `json:"node_id"`
+	ActivatedAt time.Time `json:"activated_at"`
+}
+
+// Lease is a concurrent seat checked out.
+type Lease struct {
+	Product    string    `json:"product"`
+	License    string    `json:"license"`
+	ComputerID int64     `json:"computer_id"`
+	Hostname   string    `json:"hostname"`
+	GrantedAt  time.Time `json:"granted_at"`
+	ExpiresAt  time.Time `json:"expires_at"`
 }

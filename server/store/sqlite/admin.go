@@ -36,6 +36,13 @@ func (db *DB) SetStatus(ctx context.Context, id int64, status, actor string) (st
 		if ch.Seats, err = applyDecision(tx, d, actor, ""); err != nil {
 			return err
 		}
+		if canonical != catalog.StatusActive {
+			more, err := db.endComputerSeats(tx, id, canonical, "status set to "+canonical, actor)
+			if err != nil {
+				return err
+			}
+			ch.Seats = append(ch.Seats, more...)
+		}
 		if _, err := tx.Exec(`UPDATE computers SET status = ? WHERE id = ?`, canonical, id); err != nil {
 			return fmt.Errorf("set status: %w", err)
 		}
@@ -59,6 +66,11 @@ func (db *DB) DeleteComputer(ctx context.Context, id int64, block bool, actor st
 		if ch.Seats, err = applyDecision(tx, d, actor, ""); err != nil {
 			return err
 		}
+		more, err := db.endComputerSeats(tx, id, "", "computer deleted", actor)
+		if err != nil {
+			return err
+		}
+		ch.Seats = append(ch.Seats, more...)
 		reason := store.RevokedDeleted
 		if block {
 			reason = store.RevokedBlocked

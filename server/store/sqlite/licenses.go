@@ -95,7 +95,19 @@ func (db *DB) Licenses(ctx context.Context) ([]store.License, error) {
 		}
 		out = append(out, l)
 	}
-	return out, rows.Err()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	rows.Close()
+	// A concurrent license's seats are its live leases: counted, not kept.
+	for i := range out {
+		if out[i].Kind == "concurrent" {
+			if err := db.r.QueryRowContext(ctx, `SELECT COUNT(*) FROM leases WHERE license_id = ? AND expires_at > ?`, out[i].ID, ms(now)).Scan(&out[i].Held); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return out, nil
 }
 
 // RemoveLicense implements store.Licensing.
@@ -225,6 +237,9 @@ func (db *DB) ExpireLicenses(ctx context.Context) (store.Change, error) {
 	err := db.write(ctx, func(tx *Tx) error {
 		var err error
 		if ch.Seats, err = db.sweepExpired(tx, nil, store.ActorSystem); err != nil {
+			return err
+		}
+		if _, err := expireLeases(tx, store.ActorSystem); err != nil {
 			return err
 		}
 		hostnames(tx, ch.Seats)

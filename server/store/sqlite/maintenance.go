@@ -90,7 +90,9 @@ func (db *DB) Check(ctx context.Context) ([]engine.Violation, error) {
 			return err
 		}
 		v = db.engine.Check(s, tx.Now)
-		return nil
+		nl, err := checkNodeLocked(tx)
+		v = append(v, nl...)
+		return err
 	})
 	return v, err
 }
@@ -122,11 +124,19 @@ func (db *DB) RunMaintenance(ctx context.Context, o store.MaintenanceOptions) (s
 				return err
 			}
 		}
+		if _, err := expireLeases(tx, actor); err != nil {
+			return err
+		}
 		s, err := snapshot(tx)
 		if err != nil {
 			return err
 		}
-		for _, v := range db.engine.Check(s, tx.Now) {
+		violations := db.engine.Check(s, tx.Now)
+		nl, err := checkNodeLocked(tx)
+		if err != nil {
+			return err
+		}
+		for _, v := range append(violations, nl...) {
 			r.Drift = append(r.Drift, v.String())
 			switch v.Kind {
 			case "counter":

@@ -328,6 +328,13 @@ func (db *DB) Goodbye(ctx context.Context, r store.Request, body *protocol.Goodb
 			resp.Freed = append(resp.Freed, ch.Product)
 		}
 		if body.Plugin == "" {
+			more, err := db.endComputerSeats(tx, n.computerID, "", "agent uninstalled", actor)
+			if err != nil {
+				return nil, err
+			}
+			for _, ch := range more {
+				resp.Freed = append(resp.Freed, ch.Product)
+			}
 			if _, err := tx.Exec(`UPDATE nodes SET revoked_at = ?, revoked_reason = ? WHERE id = ?`, ms(tx.Now), store.RevokedUninstall, n.id); err != nil {
 				return nil, err
 			}

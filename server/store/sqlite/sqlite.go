@@ -11,6 +11,7 @@ package sqlite
 
 import (
 	"context"
+	"crypto/ed25519"
 	"database/sql"
 	"embed"
 	"errors"
@@ -51,6 +52,8 @@ type Options struct {
 	CommitObserver func(d time.Duration, jobs int)
 	// Engine decides licenses; default: the built-in catalog.
 	Engine *engine.Engine
+	// RecordKey signs node-locked activation records (the server's key).
+	RecordKey ed25519.PrivateKey
 	// NoSync turns off fsync (synchronous=OFF). Only for tests of logic,
 	// never of durability: the server always runs with synchronous=FULL.
 	NoSync bool

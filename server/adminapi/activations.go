@@ -1,0 +1,120 @@
+package adminapi
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strconv"
+	"time"
+
+	"github.com/tallyhq/tally/server/store"
+)
+
+// CreateActivationRequest is the body of POST /api/v1/activations.
+type CreateActivationRequest struct {
+	Product  string     `json:"product"`
+	Quantity int        `json:"quantity"`
+	Expires  *time.Time `json:"expires,omitempty"`
+}
+
+func (a *api) activationRoutes(mux *http.ServeMux, auth func(http.HandlerFunc) http.Handler) {
+	mux.Handle("GET /api/v1/activations", auth(a.activationsList))
+	mux.Handle("POST /api/v1/activations", auth(a.activationsCreate))
+	mux.Handle("GET /api/v1/activations/{id}", auth(a.activationsShow))
+	mux.Handle("POST /api/v1/activations/{id}/deactivate", auth(a.activationsDeactivate))
+	mux.Handle("POST /api/v1/activations/{id}/return/{computer}", auth(a.activationsReturn))
+	mux.Handle("GET /api/v1/leases", auth(a.leasesList))
+}
+
+func (a *api) activationsList(w http.ResponseWriter, r *http.Request) {
+	as, err := a.cfg.Store.ActivationList(r.Context())
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, as)
+}
+
+func (a *api) activationsCreate(w http.ResponseWriter, r *http.Request) {
+	var req CreateActivationRequest
+	if err := decodeJSON(r, &req); err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	act, err := a.cfg.Store.CreateActivation(r.Context(), req.Product, req.Quantity, req.Expires, store.ActorAdmin)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, act)
+}
+
+func (a *api) activationsShow(w http.ResponseWriter, r *http.Request) {
+	act, err := a.cfg.Store.Activation(r.Context(), r.PathValue("id"))
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, act)
+}
+
+func (a *api) activationsDeactivate(w http.ResponseWriter, r *http.Request) {
+	ch, err := a.cfg.Store.DeactivateActivation(r.Context(), r.PathValue("id"), store.ActorAdmin)
+	a.change(w, r, ch, err)
+}
+
+func (a *api) activationsReturn(w http.ResponseWriter, r *http.Request) {
+	c, err := strconv.ParseInt(r.PathValue("computer"), 10, 64)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, "computer must be a computer ID")
+		return
+	}
+	ch, err := a.cfg.Store.ReturnActivation(r.Context(), r.PathValue("id"), c, store.ActorAdmin)
+	a.change(w, r, ch, err)
+}
+
+func (a *api) leasesList(w http.ResponseWriter, r *http.Request) {
+	ls, err := a.cfg.Store.Leases(r.Context())
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, ls)
+}
+
+// Activations lists Activation IDs.
+func (c *Client) Activations(ctx context.Context) ([]store.Activation, error) {
+	var out []store.Activation
+	return out, c.Do(ctx, http.MethodGet, "/api/v1/activations", nil, &out)
+}
+
+// Activation shows one Activation ID.
+func (c *Client) Activation(ctx context.Context, id string) (store.Activation, error) {
+	var out store.Activation
+	return out, c.Do(ctx, http.MethodGet, "/api/v1/activations/"+url.PathEscape(id), nil, &out)
+}
+
+// CreateActivation creates an Activation ID.
+func (c *Client) CreateActivation(ctx context.Context, req CreateActivationRequest) (store.Activation, error) {
+	var out store.Activation
+	return out, c.Do(ctx, http.MethodPost, "/api/v1/activations", req, &out)
+}
+
+// DeactivateActivation makes an Activation ID inactive.
+func (c *Client) DeactivateActivation(ctx context.Context, id string) (store.Change, error) {
+	var out store.Change
+	return out, c.Do(ctx, http.MethodPost, "/api/v1/activations/"+url.PathEscape(id)+"/deactivate", nil, &out)
+}
+
+// ReturnActivation frees a computer's seat of an Activation ID.
+func (c *Client) ReturnActivation(ctx context.Context, id string, computer int64) (store.Change, error) {
+	var out store.Change
+	return out, c.Do(ctx, http.MethodPost, fmt.Sprintf("/api/v1/activations/%s/return/%d", url.PathEscape(id), computer), nil, &out)
+}
+
+// Leases lists live leases.
+func (c *Client) Leases(ctx context.Context) ([]store.Lease, error) {
+	var out []store.Lease
+	return out, c.Do(ctx, http.MethodGet, "/api/v1/leases", nil, &out)
+}

@@ -1,0 +1,720 @@
+package sqlite
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/base32"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/tallyhq/tally/common/activation"
+	"github.com/tallyhq/tally/protocol"
+	"github.com/tallyhq/tally/server/catalog"
+	"github.com/tallyhq/tally/server/engine"
+	"github.com/tallyhq/tally/server/license"
+	"github.com/tallyhq/tally/server/store"
+)
+
+// newActivationID draws an unguessable Activation ID: 160 random bits.
+func newActivationID() (string, error) {
+	b := make([]byte, 20)
+	if _, err := rand.Read(b); err != nil {
+		return "", err
+	}
+	s := base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b)
+	return "ACT-" + s[0:8] + "-" + s[8:16] + "-" + s[16:24] + "-" + s[24:32], nil
+}
+
+// CreateActivation implements store.Activations: the ID draws its quantity
+// from a valid node-locked license of the product with that much room.
+func (db *DB) CreateActivation(ctx context.Context, product string, quantity int, expires *time.Time, actor string) (store.Activation, error) {
+	if _, ok := db.engine.Catalog().Product(product); !ok {
+		return store.Activation{}, fmt.Errorf("%w: product %q (see 'tally-server products list')", store.ErrNotFound, product)
+	}
+	if quantity <= 0 || quantity > 1_000_000 {
+		return store.Activation{}, fmt.Errorf("%w: quantity must be between 1 and 1,000,000", store.ErrInvalid)
+	}
+	id, err := newActivationID()
+	if err != nil {
+		return store.Activation{}, err
+	}
+	err = db.write(ctx, func(tx *Tx) error {
+		if expires != nil && !expires.After(tx.Now) {
+			return fmt.Errorf("%w: the expiry is in the past", store.ErrInvalid)
+		}
+		rows, err := tx.Query(`SELECT l.id, l.seats, l.expires_at,
+				COALESCE((SELECT SUM(a.quantity) FROM activation_ids a WHERE a.license_id = l.id AND a.active = 1), 0)
+			FROM licenses l WHERE l.product = ? AND l.kind = ? AND (l.expires_at IS NULL OR l.expires_at > ?)
+			ORDER BY l.expires_at IS NULL, l.expires_at, l.id`, product, license.KindNodeLocked, ms(tx.Now))
+		if err != nil {
+			return err
+		}
+		var lic string
+		var licExp sql.NullInt64
+		free := 0
+		for rows.Next() {
+			var lid string
+			var seats, used int
+			var exp sql.NullInt64
+			if err := rows.Scan(&lid, &seats, &exp, &used); err != nil {
+				rows.Close()
+				return err
+			}
+			if lic == "" && seats-used >= quantity {
+				lic, licExp = lid, exp
+			}
+			free += seats - used
+		}
+		rows.Close()
+		if lic == "" {
+			return fmt.Errorf("%w: no valid node-locked license of %s has %d seats left for a new Activation ID (%d free in all): import one with 'tally-server license issue --kind node-locked' and 'license import'",
+				store.ErrConflict, product, quantity, free)
+		}
+		var exp any
+		if expires != nil {
+			exp = ms(*expires)
+		}
+		if licExp.Valid && (expires == nil || licExp.Int64 < ms(*expires)) {
+			exp = licExp.Int64
+		}
+		if _, err := tx.Exec(`INSERT INTO activation_ids (id, product, license_id, quantity, expires_at, created_at) VALUES (?, ?, ?, ?, ?, ?)`,
+			id, product, lic, quantity, exp, ms(tx.Now)); err != nil {
+			return fmt.Errorf("create Activation ID: %w", err)
+		}
+		return addEvent(tx, store.Event{Actor: actor, Kind: store.EventActCreated, Product: product,
+			Reason: fmt.Sprintf("%s: %d seats from license %s", id, quantity, lic)})
+	})
+	if err != nil {
+		return store.Activation{}, err
+	}
+	return db.Activation(ctx, id)
+}
+
+func (db *DB) scanActivations(ctx context.Context, where string, args ...any) ([]store.Activation, error) {
+	rows, err := db.r.QueryContext(ctx, `SELECT a.id, a.product, a.license_id, a.quantity, a.active, a.expires_at, a.created_at,
+			(SELECT COUNT(*) FROM activations b WHERE b.activation_id = a.id AND b.ended_at IS NULL),
+			(SELECT l.expires_at FROM licenses l WHERE l.id = a.license_id)
+		FROM activation_ids a `+where+` ORDER BY a.created_at, a.id`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("list Activation IDs: %w", err)
+	}
+	now := db.clock.Now()
+	out := []store.Activation{}
+	for rows.Next() {
+		var a store.Activation
+		var active bool
+		var exp, licExp sql.NullInt64
+		var created int64
+		if err := rows.Scan(&a.ID, &a.Product, &a.License, &a.Quantity, &active, &exp, &created, &a.InUse, &licExp); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		a.ExpiresAt, a.CreatedAt = fromNullMS(exp), fromMS(created)
+		switch {
+		case !active:
+			a.Status = "inactive"
+		case a.ExpiresAt != nil && !now.Before(*a.ExpiresAt), licExp.Valid && ms(now) >= licExp.Int64:
+			a.Status = "expired"
+		default:
+			a.Status = "active"
+		}
+		a.Holders = []store.ActivationHolder{}
+		out = append(out, a)
+	}
+	rows.Close()
+	for i := range out {
+		hs, err := db.r.QueryContext(ctx, `SELECT b.computer_id, c.hostname, b.node_id, b.activated_at FROM activations b JOIN computers c ON c.id = b.computer_id
+			WHERE b.activation_id = ? AND b.ended_at IS NULL ORDER BY b.activated_at`, out[i].ID)
+		if err != nil {
+			return nil, err
+		}
+		for hs.Next() {
+			var h store.ActivationHolder
+			var at int64
+			if err := hs.Scan(&h.ComputerID, &h.Hostname, &h.NodeID, &at); err != nil {
+				hs.Close()
+				return nil, err
+			}
+			h.ActivatedAt = fromMS(at)
+			out[i].Holders = append(out[i].Holders, h)
+		}
+		hs.Close()
+	}
+	return out, rows.Err()
+}
+
+// ActivationList implements store.Activations.
+func (db *DB) ActivationList(ctx context.Context) ([]store.Activation, error) {
+	return db.scanActivations(ctx, "")
+}
+
+// Activation implements store.Activations.
+func (db *DB) Activation(ctx context.Context, id string) (store.Activation, error) {
+	as, err := db.scanActivations(ctx, "WHERE a.id = ?", id)
+	if err != nil {
+		return store.Activation{}, err
+	}
+	if len(as) == 0 {
+		return store.Activation{}, fmt.Errorf("Activation ID %s: %w", id, store.ErrNotFound)
+	}
+	return as[0], nil
+}
+
+// loadActivationID reads an ID's facts inside tx; nil when unknown.
+func loadActivationID(tx *Tx, id string) (*engine.ActivationID, error) {
+	a := &engine.ActivationID{ID: id}
+	var lic string
+	var exp sql.NullInt64
+	err := tx.QueryRow(`SELECT product, license_id, quantity, expires_at, active,
+		(SELECT COUNT(*) FROM activations b WHERE b.activation_id = a.id AND b.ended_at IS NULL)
+		FROM activation_ids a WHERE a.id = ?`, id).Scan(&a.Product, &lic, &a.Quantity, &exp, &a.Active, &a.Live)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read Activation ID: %w", err)
+	}
+	if exp.Valid {
+		a.Expires = fromMS(exp.Int64)
+	}
+	l := &engine.License{ID: lic}
+	var lexp sql.NullInt64
+	err = tx.QueryRow(`SELECT seats, held, expires_at FROM licenses WHERE id = ?`, lic).Scan(&l.Seats, &l.Held, &lexp)
+	if err == nil {
+		if lexp.Valid {
+			l.Expires = fromMS(lexp.Int64)
+		}
+		a.License = l
+	} else if !errors.Is(err, sql.ErrNoRows) {
+		return nil, err
+	}
+	return a, nil
+}
+
+// Activate implements store.Nodes.
+func (db *DB) Activate(ctx context.Context, r store.Request, body *protocol.ActivateRequest) (store.Outcome, error) {
+	return db.nodeOp(ctx, r, func(tx *Tx, n nodeState) (any, error) {
+		if err := reactivate(tx, n); err != nil {
+			return nil, err
+		}
+		a, err := loadActivationID(tx, body.ActivationID)
+		if err != nil {
+			return nil, err
+		}
+		var record []byte
+		holds := false
+		if a != nil {
+			err := tx.QueryRow(`SELECT record FROM activations WHERE activation_id = ? AND computer_id = ? AND ended_at IS NULL`, a.ID, n.computerID).Scan(&record)
+			switch {
+			case err == nil:
+				holds = true
+			case !errors.Is(err, sql.ErrNoRows):
+				return nil, err
+			}
+		}
+		result, msg := db.engine.Activate(a, holds, tx.Now)
+		if result == protocol.ActivationOK && n.status != catalog.StatusActive {
+			result, msg = protocol.ActivationRefused, fmt.Sprintf("this computer's status is %s: it consumes no license until an administrator sets it Active", n.status)
+		}
+		resp := &protocol.ActivateResponse{Result: result, Message: msg}
+		switch result {
+		case protocol.ActivationAlready:
+			if holds && body.Machine != "" {
+				resp.Record = record
+			}
+		case protocol.ActivationOK:
+			rec := protocol.ActivationRecord{ActivationID: a.ID, Product: a.Product, Node: n.id, Machine: body.Machine, IssuedAt: tx.Now.Unix()}
+			if !a.Expires.IsZero() {
+				rec.Expires = a.Expires.Unix()
+			}
+			if db.opts.RecordKey == nil {
+				return nil, errors.New("the store has no key to sign activation records")
+			}
+			signed, err := activation.Sign(db.opts.RecordKey, rec)
+			if err != nil {
+				return nil, err
+			}
+			if _, err := tx.Exec(`INSERT INTO activations (activation_id, computer_id, node_id, machine, activated_at, record) VALUES (?, ?, ?, ?, ?, ?)`,
+				a.ID, n.computerID, n.id, body.Machine, ms(tx.Now), signed); err != nil {
+				return nil, fmt.Errorf("bind activation: %w", err)
+			}
+			if err := adjustHeld(tx, a.License.ID, +1); err != nil {
+				return nil, err
+			}
+			resp.Record = signed
+			if err := addEvent(tx, store.Event{Actor: store.NodeActor(n.id), Kind: store.EventActivated, ComputerID: n.computerID, NodeID: n.id,
+				Product: a.Product, Reason: a.ID + ": " + msg}); err != nil {
+				return nil, err
+			}
+		}
+		return resp, nil
+	})
+}
+
+// endActivation ends a live binding and gives its seat back, once.
+func endActivation(tx *Tx, bindingID int64, license, reason string) error {
+	res, err := tx.Exec(`UPDATE activations SET ended_at = ?, end_reason = ? WHERE id = ? AND ended_at IS NULL`, ms(tx.Now), reason, bindingID)
+	if err != nil {
+		return fmt.Errorf("end activation: %w", err)
+	}
+	if n, _ := res.RowsAffected(); n == 1 {
+		return adjustHeld(tx, license, -1)
+	}
+	return nil
+}
+
+// Deactivate implements store.Nodes. A seat already returned (by the
+// administrator, or by an earlier deactivation) is not freed again.
+func (db *DB) Deactivate(ctx context.Context, r store.Request, body *protocol.DeactivateRequest) (store.Outcome, error) {
+	return db.nodeOp(ctx, r, func(tx *Tx, n nodeState) (any, error) {
+		var bid int64
+		var product, lic string
+		err := tx.QueryRow(`SELECT b.id, a.product, a.license_id FROM activations b JOIN activation_ids a ON a.id = b.activation_id
+			WHERE b.activation_id = ? AND b.computer_id = ? AND b.ended_at IS NULL`, body.ActivationID, n.computerID).Scan(&bid, &product, &lic)
+		if errors.Is(err, sql.ErrNoRows) {
+			return &protocol.DeactivateResponse{Result: protocol.ActivationNotHeld,
+				Message: "this machine holds no seat of " + body.ActivationID + " on the server (already returned): nothing to free"}, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		if err := endActivation(tx, bid, lic, "deactivated on the machine"); err != nil {
+			return nil, err
+		}
+		if err := addEvent(tx, store.Event{Actor: store.NodeActor(n.id), Kind: store.EventActReturned, ComputerID: n.computerID, NodeID: n.id,
+			Product: product, Reason: body.ActivationID + ": deactivated on the machine; the seat is free"}); err != nil {
+			return nil, err
+		}
+		return &protocol.DeactivateResponse{Result: protocol.ActivationReturned, Message: "seat of " + body.ActivationID + " returned"}, nil
+	})
+}
+
+// ActivationStatus implements store.Nodes.
+func (db *DB) ActivationStatus(ctx context.Context, r store.Request, body *protocol.ActivationStatusRequest) (store.Outcome, error) {
+	return db.nodeOp(ctx, r, func(tx *Tx, n nodeState) (any, error) {
+		resp := &protocol.ActivationStatusResponse{}
+		for _, id := range body.ActivationIDs {
+			st := protocol.ActivationState{ActivationID: id}
+			var live int
+			if err := tx.QueryRow(`SELECT COUNT(*) FROM activations WHERE activation_id = ? AND computer_id = ? AND ended_at IS NULL`, id, n.computerID).Scan(&live); err != nil {
+				return nil, err
+			}
+			if live > 0 {
+				st.Valid = true
+				// A live binding on an expired or deactivated ID is not valid.
+				a, err := loadActivationID(tx, id)
+				if err != nil {
+					return nil, err
+				}
+				if a == nil || !a.Active {
+					st.Valid, st.Reason = false, "the Activation ID was deactivated by an administrator"
+				} else if !a.Valid(tx.Now) {
+					st.Valid, st.Reason = false, "the Activation ID has expired"
+				}
+			} else {
+				var reason string
+				err := tx.QueryRow(`SELECT end_reason FROM activations WHERE activation_id = ? AND computer_id = ? ORDER BY ended_at DESC LIMIT 1`, id, n.computerID).Scan(&reason)
+				switch {
+				case err == nil:
+					st.Reason = reason
+				case errors.Is(err, sql.ErrNoRows):
+					st.Reason = "the server knows no seat of this Activation ID for this machine"
+				default:
+					return nil, err
+				}
+			}
+			resp.States = append(resp.States, st)
+		}
+		return resp, nil
+	})
+}
+
+// ReturnActivation implements store.Activations.
+func (db *DB) ReturnActivation(ctx context.Context, id string, computer int64, actor string) (store.Change, error) {
+	var ch store.Change
+	err := db.write(ctx, func(tx *Tx) error {
+		var bid int64
+		var product, lic string
+		err := tx.QueryRow(`SELECT b.id, a.product, a.license_id FROM activations b JOIN activation_ids a ON a.id = b.activation_id
+			WHERE b.activation_id = ? AND b.computer_id = ? AND b.ended_at IS NULL`, id, computer).Scan(&bid, &product, &lic)
+		if errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("%w: computer %d holds no seat of %s", store.ErrNotFound, computer, id)
+		}
+		if err != nil {
+			return err
+		}
+		reason := "returned by an administrator (rehost): the record on that machine is revoked at its next contact"
+		if err := endActivation(tx, bid, lic, reason); err != nil {
+			return err
+		}
+		ch.Seats = []store.SeatChange{{Change: "freed", ComputerID: computer, Product: product, License: lic, Reason: id + ": " + reason}}
+		hostnames(tx, ch.Seats)
+		ch.Message = fmt.Sprintf("returned the seat of %s held by computer %d", id, computer)
+		return addEvent(tx, store.Event{Actor: actor, Kind: store.EventActReturned, ComputerID: computer, Product: product, Reason: id + ": " + reason})
+	})
+	return ch, err
+}
+
+// DeactivateActivation implements store.Activations.
+func (db *DB) DeactivateActivation(ctx context.Context, id, actor string) (store.Change, error) {
+	var ch store.Change
+	err := db.write(ctx, func(tx *Tx) error {
+		var product, lic string
+		var active bool
+		err := tx.QueryRow(`SELECT product, license_id, active FROM activation_ids WHERE id = ?`, id).Scan(&product, &lic, &active)
+		if errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("Activation ID %s: %w", id, store.ErrNotFound)
+		}
+		if err != nil {
+			return err
+		}
+		if !active {
+			ch.Message = id + " is already inactive; nothing changed"
+			return nil
+		}
+		if _, err := tx.Exec(`UPDATE activation_ids SET active = 0, deactivated_at = ? WHERE id = ?`, ms(tx.Now), id); err != nil {
+			return err
+		}
+		rows, err := tx.Query(`SELECT id, computer_id FROM activations WHERE activation_id = ? AND ended_at IS NULL`, id)
+		if err != nil {
+			return err
+		}
+		type binding struct{ id, computer int64 }
+		var bs []binding
+		for rows.Next() {
+			var b binding
+			if err := rows.Scan(&b.id, &b.computer); err != nil {
+				rows.Close()
+				return err
+			}
+			bs = append(bs, b)
+		}
+		rows.Close()
+		reason := "the Activation ID was deactivated by an administrator"
+		for _, b := range bs {
+			if err := endActivation(tx, b.id, lic, reason); err != nil {
+				return err
+			}
+			ch.Seats = append(ch.Seats, store.SeatChange{Change: "freed", ComputerID: b.computer, Product: product, License: lic, Reason: id + ": " + reason})
+			if err := addEvent(tx, store.Event{Actor: actor, Kind: store.EventActRevoked, ComputerID: b.computer, Product: product, Reason: id + ": " + reason}); err != nil {
+				return err
+			}
+		}
+		hostnames(tx, ch.Seats)
+		ch.Message = fmt.Sprintf("%s is inactive: no new activations; %d seats returned (their records are revoked at each machine's next contact). Create a new ID with 'tally-server activation create'.", id, len(bs))
+		return addEvent(tx, store.Event{Actor: actor, Kind: store.EventActDeactivate, Product: product, Reason: ch.Message})
+	})
+	return ch, err
+}
+
+// endComputerSeats ends the activations and leases of a computer being
+// deleted (all) or set to a status (those whose product the status frees).
+func (db *DB) endComputerSeats(tx *Tx, computer int64, status, why, actor string) ([]store.SeatChange, error) {
+	rows, err := tx.Query(`SELECT b.id, a.id, a.product, a.license_id FROM activations b JOIN activation_ids a ON a.id = b.activation_id
+		WHERE b.computer_id = ? AND b.ended_at IS NULL`, computer)
+	if err != nil {
+		return nil, err
+	}
+	type binding struct {
+		id                  int64
+		actID, product, lic string
+	}
+	var bs []binding
+	for rows.Next() {
+		var b binding
+		if err := rows.Scan(&b.id, &b.actID, &b.product, &b.lic); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		bs = append(bs, b)
+	}
+	rows.Close()
+	frees := func(product string) bool {
+		if status == "" {
+			return true
+		}
+		p, ok := db.engine.Catalog().Product(product)
+		return !ok || p.FreedByStatus(status)
+	}
+	var out []store.SeatChange
+	for _, b := range bs {
+		if !frees(b.product) {
+			continue
+		}
+		if err := endActivation(tx, b.id, b.lic, why); err != nil {
+			return nil, err
+		}
+		out = append(out, store.SeatChange{Change: "freed", ComputerID: computer, Product: b.product, License: b.lic, Reason: b.actID + ": " + why})
+		if err := addEvent(tx, store.Event{Actor: actor, Kind: store.EventActReturned, ComputerID: computer, Product: b.product, Reason: b.actID + ": " + why}); err != nil {
+			return nil, err
+		}
+	}
+	lrows, err := tx.Query(`SELECT product, license_id FROM leases WHERE computer_id = ? AND expires_at > ?`, computer, ms(tx.Now))
+	if err != nil {
+		return nil, err
+	}
+	type lease struct{ product, lic string }
+	var ls []lease
+	for lrows.Next() {
+		var l lease
+		if err := lrows.Scan(&l.product, &l.lic); err != nil {
+			lrows.Close()
+			return nil, err
+		}
+		ls = append(ls, l)
+	}
+	lrows.Close()
+	for _, l := range ls {
+		if !frees(l.product) {
+			continue
+		}
+		if _, err := tx.Exec(`DELETE FROM leases WHERE product = ? AND computer_id = ?`, l.product, computer); err != nil {
+			return nil, err
+		}
+		out = append(out, store.SeatChange{Change: "freed", ComputerID: computer, Product: l.product, License: l.lic, Reason: "lease: " + why})
+		if err := addEvent(tx, store.Event{Actor: actor, Kind: store.EventLeaseIn, ComputerID: computer, Product: l.product, Reason: why}); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// Lease implements store.Nodes: ttl > 0 checks out (or renews a lease
+// already held), ttl == 0 renews (heartbeat), ttl < 0 checks in.
+func (db *DB) Lease(ctx context.Context, r store.Request, product string, ttl time.Duration) (store.Outcome, error) {
+	return db.nodeOp(ctx, r, func(tx *Tx, n nodeState) (any, error) {
+		if _, ok := db.engine.Catalog().Product(product); !ok {
+			return &protocol.LeaseResponse{Message: "no product " + product + " on this server"}, nil
+		}
+		actor := store.NodeActor(n.id)
+		var exp, curTTL int64
+		err := tx.QueryRow(`SELECT expires_at, ttl FROM leases WHERE product = ? AND computer_id = ?`, product, n.computerID).Scan(&exp, &curTTL)
+		held := err == nil && exp > ms(tx.Now)
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return nil, err
+		}
+		switch {
+		case ttl < 0: // check in
+			if err == nil {
+				if _, err := tx.Exec(`DELETE FROM leases WHERE product = ? AND computer_id = ?`, product, n.computerID); err != nil {
+					return nil, err
+				}
+			}
+			if held {
+				if err := addEvent(tx, store.Event{Actor: actor, Kind: store.EventLeaseIn, ComputerID: n.computerID, NodeID: n.id, Product: product, Reason: "checked in"}); err != nil {
+					return nil, err
+				}
+				return &protocol.LeaseResponse{Message: "checked in: the seat is free"}, nil
+			}
+			return &protocol.LeaseResponse{Message: "no lease of " + product + " was held (it may have expired)"}, nil
+		case ttl == 0: // heartbeat
+			if !held {
+				return &protocol.LeaseResponse{Message: "the lease of " + product + " has expired or was never held: check out again"}, nil
+			}
+			newExp := tx.Now.Add(time.Duration(curTTL) * time.Millisecond)
+			if _, err := tx.Exec(`UPDATE leases SET expires_at = ? WHERE product = ? AND computer_id = ?`, ms(newExp), product, n.computerID); err != nil {
+				return nil, err
+			}
+			return &protocol.LeaseResponse{Granted: true, Expires: newExp.Unix(), TTL: uint32(curTTL / 1000)}, nil
+		}
+		if n.status != catalog.StatusActive {
+			return &protocol.LeaseResponse{Message: fmt.Sprintf("this computer's status is %s: it consumes no license until set Active", n.status)}, nil
+		}
+		newExp := tx.Now.Add(ttl)
+		if held {
+			if _, err := tx.Exec(`UPDATE leases SET expires_at = ?, ttl = ? WHERE product = ? AND computer_id = ?`, ms(newExp), ttl.Milliseconds(), product, n.computerID); err != nil {
+				return nil, err
+			}
+			return &protocol.LeaseResponse{Granted: true, Expires: newExp.Unix(), TTL: uint32(ttl.Seconds()), Message: "lease already held: renewed"}, nil
+		}
+		lics, expiring, err := leasePool(tx, product)
+		if err != nil {
+			return nil, err
+		}
+		l, back := db.engine.CheckoutLease(lics, expiring, tx.Now)
+		if l == nil {
+			resp := &protocol.LeaseResponse{Message: "no free seat of " + product}
+			if !back.IsZero() {
+				resp.ExpectedBack = back.Unix()
+				resp.Message += fmt.Sprintf("; one is expected back by %s unless its holder renews it", back.UTC().Format(time.RFC3339))
+			} else if len(lics) == 0 {
+				resp.Message = "no valid concurrent license of " + product + " is imported"
+			}
+			if err := countDiscard(tx, n.computerID, product, protocol.VerdictDeniedNoSeat, resp.Message, n.id, actor); err != nil {
+				return nil, err
+			}
+			return resp, nil
+		}
+		if _, err := tx.Exec(`INSERT INTO leases (product, computer_id, license_id, node_id, granted_at, expires_at, ttl) VALUES (?, ?, ?, ?, ?, ?, ?)
+			ON CONFLICT (product, computer_id) DO UPDATE SET license_id = excluded.license_id, node_id = excluded.node_id,
+			granted_at = excluded.granted_at, expires_at = excluded.expires_at, ttl = excluded.ttl`,
+			product, n.computerID, l.ID, n.id, ms(tx.Now), ms(newExp), ttl.Milliseconds()); err != nil {
+			return nil, fmt.Errorf("grant lease: %w", err)
+		}
+		if err := addEvent(tx, store.Event{Actor: actor, Kind: store.EventLeaseOut, ComputerID: n.computerID, NodeID: n.id, Product: product,
+			Reason: fmt.Sprintf("license %s, %s to live", l.ID, ttl)}); err != nil {
+			return nil, err
+		}
+		return &protocol.LeaseResponse{Granted: true, Expires: newExp.Unix(), TTL: uint32(ttl.Seconds())}, nil
+	})
+}
+
+// leasePool reads the concurrent licenses of a product with their live
+// leases counted, and the expiry of every live lease.
+func leasePool(tx *Tx, product string) ([]*engine.License, []time.Time, error) {
+	rows, err := tx.Query(`SELECT l.id, l.seats, l.expires_at, (SELECT COUNT(*) FROM leases s WHERE s.license_id = l.id AND s.expires_at > ?)
+		FROM licenses l WHERE l.product = ? AND l.kind = ?`, ms(tx.Now), product, license.KindConcurrent)
+	if err != nil {
+		return nil, nil, err
+	}
+	var out []*engine.License
+	for rows.Next() {
+		l := &engine.License{Product: product}
+		var exp sql.NullInt64
+		if err := rows.Scan(&l.ID, &l.Seats, &exp, &l.Held); err != nil {
+			rows.Close()
+			return nil, nil, err
+		}
+		if exp.Valid {
+			l.Expires = fromMS(exp.Int64)
+		}
+		out = append(out, l)
+	}
+	rows.Close()
+	trows, err := tx.Query(`SELECT expires_at FROM leases WHERE product = ? AND expires_at > ?`, product, ms(tx.Now))
+	if err != nil {
+		return nil, nil, err
+	}
+	defer trows.Close()
+	var ts []time.Time
+	for trows.Next() {
+		var v int64
+		if err := trows.Scan(&v); err != nil {
+			return nil, nil, err
+		}
+		ts = append(ts, fromMS(v))
+	}
+	return out, ts, trows.Err()
+}
+
+// Leases implements store.Activations: the live leases.
+func (db *DB) Leases(ctx context.Context) ([]store.Lease, error) {
+	rows, err := db.r.QueryContext(ctx, `SELECT s.product, s.license_id, s.computer_id, c.hostname, s.granted_at, s.expires_at
+		FROM leases s JOIN computers c ON c.id = s.computer_id WHERE s.expires_at > ? ORDER BY s.product, s.expires_at`, ms(db.clock.Now()))
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := []store.Lease{}
+	for rows.Next() {
+		var l store.Lease
+		var g, e int64
+		if err := rows.Scan(&l.Product, &l.License, &l.ComputerID, &l.Hostname, &g, &e); err != nil {
+			return nil, err
+		}
+		l.GrantedAt, l.ExpiresAt = fromMS(g), fromMS(e)
+		out = append(out, l)
+	}
+	return out, rows.Err()
+}
+
+// expireLeases removes leases whose time ran out, with an audit record:
+// their seats were free from the moment they expired.
+func expireLeases(tx *Tx, actor string) (int, error) {
+	rows, err := tx.Query(`SELECT product, computer_id, node_id, expires_at FROM leases WHERE expires_at <= ?`, ms(tx.Now))
+	if err != nil {
+		return 0, err
+	}
+	type l struct {
+		product string
+		c       int64
+		node    string
+		exp     int64
+	}
+	var ls []l
+	for rows.Next() {
+		var x l
+		if err := rows.Scan(&x.product, &x.c, &x.node, &x.exp); err != nil {
+			rows.Close()
+			return 0, err
+		}
+		ls = append(ls, x)
+	}
+	rows.Close()
+	for _, x := range ls {
+		if _, err := tx.Exec(`DELETE FROM leases WHERE product = ? AND computer_id = ? AND expires_at = ?`, x.product, x.c, x.exp); err != nil {
+			return 0, err
+		}
+		if err := addEvent(tx, store.Event{At: fromMS(x.exp), Actor: actor, Kind: store.EventLeaseExpired, ComputerID: x.c, NodeID: x.node, Product: x.product,
+			Reason: "no heartbeat within its time to live: the seat returned to the pool"}); err != nil {
+			return 0, err
+		}
+	}
+	return len(ls), nil
+}
+
+// checkNodeLocked verifies the node-locked and concurrent counts: a
+// node-locked license's counter equals its live bindings, no Activation ID
+// has more live bindings than its quantity, the quantities of a license's
+// active IDs fit in its seats, and no concurrent license has more live
+// leases than seats.
+func checkNodeLocked(tx *Tx) ([]engine.Violation, error) {
+	var out []engine.Violation
+	rows, err := tx.Query(`SELECT l.id, l.seats, l.held,
+			(SELECT COUNT(*) FROM activations b JOIN activation_ids a ON a.id = b.activation_id WHERE a.license_id = l.id AND b.ended_at IS NULL),
+			COALESCE((SELECT SUM(a.quantity) FROM activation_ids a WHERE a.license_id = l.id AND a.active = 1), 0)
+		FROM licenses l WHERE l.kind = ?`, license.KindNodeLocked)
+	if err != nil {
+		return nil, err
+	}
+	for rows.Next() {
+		var id string
+		var seats, held, live, quantities int
+		if err := rows.Scan(&id, &seats, &held, &live, &quantities); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		if held != live {
+			out = append(out, engine.Violation{Kind: "counter", License: id, Held: live, Detail: fmt.Sprintf("node-locked license %s counts %d seats, %d machines are bound", id, held, live)})
+		}
+		if live > seats || quantities > seats {
+			out = append(out, engine.Violation{Kind: "oversubscribed", Detail: fmt.Sprintf("node-locked license %s grants %d seats; %d bound, %d promised to active IDs", id, seats, live, quantities)})
+		}
+	}
+	rows.Close()
+	rows, err = tx.Query(`SELECT a.id, a.quantity, (SELECT COUNT(*) FROM activations b WHERE b.activation_id = a.id AND b.ended_at IS NULL) FROM activation_ids a`)
+	if err != nil {
+		return nil, err
+	}
+	for rows.Next() {
+		var id string
+		var q, live int
+		if err := rows.Scan(&id, &q, &live); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		if live > q {
+			out = append(out, engine.Violation{Kind: "oversubscribed", Detail: fmt.Sprintf("Activation ID %s has %d machines bound for %d seats", id, live, q)})
+		}
+	}
+	rows.Close()
+	rows, err = tx.Query(`SELECT l.id, l.seats, (SELECT COUNT(*) FROM leases s WHERE s.license_id = l.id AND s.expires_at > ?) FROM licenses l WHERE l.kind = ?`,
+		ms(tx.Now), license.KindConcurrent)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id string
+		var seats, live int
+		if err := rows.Scan(&id, &seats, &live); err != nil {
+			return nil, err
+		}
+		if live > seats {
+			out = append(out, engine.Violation{Kind: "oversubscribed", Detail: fmt.Sprintf("concurrent license %s grants %d seats; %d leases are live", id, seats, live)})
+		}
+	}
+	return out, rows.Err()
+}
