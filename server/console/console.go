@@ -25,7 +25,7 @@ import (
 //go:embed templates/*.html
 var templateFS embed.FS
 
-var pages = []string{"login", "computers", "computer", "events"}
+var pages = []string{"login", "computers", "computer", "events", "usage"}
 
 const cookieName = "tally_session"
 
@@ -35,6 +35,8 @@ type Config struct {
 	Token  string
 	Info   adminapi.ServerInfo
 	Logger *slog.Logger
+	// Products are the catalog's product names, for the seats of a computer.
+	Products []string
 }
 
 // Console serves the pages.
@@ -86,6 +88,7 @@ func New(cfg Config) (*Console, error) {
 	m.Handle("GET /computers", c.signedIn(c.computers))
 	m.Handle("GET /computers/{id}", c.signedIn(c.computer))
 	m.Handle("GET /events", c.signedIn(c.events))
+	m.Handle("GET /usage", c.signedIn(c.usage))
 	c.mux = m
 	return c, nil
 }
@@ -102,7 +105,11 @@ type page struct {
 	Title, Nav, Version, Error, EnrollCommand string
 	Computers                                 []store.Computer
 	Computer                                  *store.Computer
+	Seats                                     []store.Why
 	Events                                    []store.Event
+	Usage                                     []store.Usage
+	Licenses                                  []store.License
+	Activations                               []store.Activation
 }
 
 func (c *Console) render(w http.ResponseWriter, name string, code int, p page) {
@@ -173,7 +180,37 @@ func (c *Console) computer(w http.ResponseWriter, r *http.Request) {
 		c.serverError(w, err)
 		return
 	}
-	c.render(w, "computer", http.StatusOK, page{Title: comp.Hostname, Nav: "computers", Computer: &comp})
+	p := page{Title: comp.Hostname, Nav: "computers", Computer: &comp}
+	for _, prod := range c.cfg.Products {
+		why, err := c.cfg.Store.Why(r.Context(), id, prod)
+		if err == nil && why.Holds {
+			p.Seats = append(p.Seats, why)
+		}
+	}
+	c.render(w, "computer", http.StatusOK, p)
+}
+
+func (c *Console) usage(w http.ResponseWriter, r *http.Request) {
+	us, err := c.cfg.Store.Usage(r.Context(), "")
+	if err != nil {
+		c.serverError(w, err)
+		return
+	}
+	p := page{Title: "Licenses", Nav: "usage"}
+	for _, u := range us {
+		if u.Granted > 0 || u.Consumed > 0 || len(u.Discards) > 0 {
+			p.Usage = append(p.Usage, u)
+		}
+	}
+	if p.Licenses, err = c.cfg.Store.Licenses(r.Context()); err != nil {
+		c.serverError(w, err)
+		return
+	}
+	if p.Activations, err = c.cfg.Store.ActivationList(r.Context()); err != nil {
+		c.serverError(w, err)
+		return
+	}
+	c.render(w, "usage", http.StatusOK, p)
 }
 
 func (c *Console) events(w http.ResponseWriter, r *http.Request) {
