@@ -31,4 +31,5 @@ const Major uint16 = 1
 //	               send its hash (BasicHash); the answer may ask for it (SendBasic).
 //	4  2026-11-25  node-locked and concurrent licenses: Activate, Deactivate,
 //	               ActivationStatus, LeaseCheckout, LeaseHeartbeat, LeaseCheckin.
-const Revision uint16 = 4
+//	5  2026-11-25  Inventory carries the agent's spool backlog.
+const Revision uint16 = 5

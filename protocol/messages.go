@@ -94,6 +94,9 @@ type InventoryRequest struct {
 	Basic     BasicInventory     `cbor:"1,keyasint,omitempty" json:"basic"`
 	Software  *SoftwareInventory `cbor:"2,keyasint,omitempty" json:"software,omitempty"`
 	BasicHash string             `cbor:"3,keyasint,omitempty" json:"basic_hash,omitempty"`
+	// Backlog is how many posts waited in the agent's spool behind this
+	// one when it was queued: the server reports it as a metric.
+	Backlog uint32 `cbor:"4,keyasint,omitempty" json:"backlog,omitempty"`
 }
 
 // HasBasic reports whether the post carries a basic inventory.

@@ -16,8 +16,9 @@ import (
 	"github.com/tallyhq/tally/server/store"
 )
 
-// Observer receives one call per answered request, for metrics.
-type Observer func(kind protocol.Kind, status protocol.Status, d time.Duration, resp *protocol.Response)
+// Observer receives one call per answered request, for metrics: its kind
+// (zero when the envelope did not decode), status, handling time and size.
+type Observer func(kind protocol.Kind, status protocol.Status, d time.Duration, requestBytes int)
 
 // Handler answers node requests.
 type Handler struct {
@@ -50,7 +51,7 @@ func (h *Handler) Handle(ctx context.Context, key ed25519.PublicKey, raw []byte)
 		resp = h.dispatch(ctx, key, req)
 	}
 	if h.observer != nil {
-		h.observer(req.Kind, resp.Status, time.Since(start), &resp)
+		h.observer(req.Kind, resp.Status, time.Since(start), len(raw))
 	}
 	return resp
 }

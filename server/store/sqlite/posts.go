@@ -45,6 +45,10 @@ func (db *DB) decide(tx *Tx, nodeID string, id int64, post engine.Post, extra []
 	if _, err := applyDecision(tx, d, actor, nodeID); err != nil {
 		return d, err
 	}
+	if f := db.opts.OnVerdicts; f != nil && len(d.Verdicts) > 0 {
+		vs := d.Verdicts
+		tx.OnCommit(func() { f(vs) })
+	}
 	return d, nil
 }
 
@@ -105,8 +109,8 @@ func (db *DB) PostInventory(ctx context.Context, r store.Request, body *protocol
 			if err := tx.QueryRow(`SELECT hints_hash FROM computers WHERE id = ?`, n.computerID).Scan(&oldHash); err != nil {
 				return nil, fmt.Errorf("read computer: %w", err)
 			}
-			if _, err := tx.Exec(`UPDATE computers SET hostname = ?, os = ?, platform = ?, platform_version = ?, arch = ?, last_seen = ?, basic = ?, plugins = ?, basic_hash = ?
-				WHERE id = ?`, b.Hostname, b.OS, b.Platform, b.PlatformVersion, b.Arch, ms(tx.Now), blob, string(pj), basicHash, n.computerID); err != nil {
+			if _, err := tx.Exec(`UPDATE computers SET hostname = ?, os = ?, platform = ?, platform_version = ?, arch = ?, last_seen = ?, basic = ?, plugins = ?, basic_hash = ?, backlog = ?
+				WHERE id = ?`, b.Hostname, b.OS, b.Platform, b.PlatformVersion, b.Arch, ms(tx.Now), blob, string(pj), basicHash, body.Backlog, n.computerID); err != nil {
 				return nil, fmt.Errorf("store basic inventory: %w", err)
 			}
 			if oldHash != hh {
@@ -123,7 +127,7 @@ func (db *DB) PostInventory(ctx context.Context, r store.Request, body *protocol
 			}
 			resp.SendBasic = stored == "" || stored != body.BasicHash
 			plugins = pluginsFromJSON(pluginsJSON)
-			if _, err := tx.Exec(`UPDATE computers SET last_seen = ? WHERE id = ?`, ms(tx.Now), n.computerID); err != nil {
+			if _, err := tx.Exec(`UPDATE computers SET last_seen = ?, backlog = ? WHERE id = ?`, ms(tx.Now), body.Backlog, n.computerID); err != nil {
 				return nil, fmt.Errorf("touch computer: %w", err)
 			}
 		}

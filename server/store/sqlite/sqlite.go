@@ -31,6 +31,7 @@ import (
 
 	"github.com/tallyhq/tally/common/buildinfo"
 	"github.com/tallyhq/tally/common/clock"
+	"github.com/tallyhq/tally/protocol"
 	"github.com/tallyhq/tally/server/catalog"
 	"github.com/tallyhq/tally/server/engine"
 	"github.com/tallyhq/tally/server/store"
@@ -52,6 +53,9 @@ type Options struct {
 	CommitObserver func(d time.Duration, jobs int)
 	// Engine decides licenses; default: the built-in catalog.
 	Engine *engine.Engine
+	// OnVerdicts, when set, is told the verdicts of every committed post
+	// (for metrics).
+	OnVerdicts func([]protocol.ProductVerdict)
 	// RecordKey signs node-locked activation records (the server's key).
 	RecordKey ed25519.PrivateKey
 	// NoSync turns off fsync (synchronous=OFF). Only for tests of logic,
