@@ -20,6 +20,7 @@ help:
 build:
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/tally-server ./server/cmd/tally-server
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/tally-agent ./agent/cmd/tally-agent
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/tally-load ./server/cmd/tally-load
 
 test: check unit
 

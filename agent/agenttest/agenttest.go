@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/tallyhq/tally/agent/client"
+	"github.com/tallyhq/tally/agent/plugins"
 	"github.com/tallyhq/tally/agent/runner"
 	"github.com/tallyhq/tally/agent/state"
 	"github.com/tallyhq/tally/common/logging"
@@ -35,6 +36,9 @@ type Options struct {
 	MachineID string // default: a unique value per agent
 	Secret    string
 	DataDir   string // default: a fresh temporary folder
+	// SoftwareRoot is the root whose software the agent inventories
+	// (default "/"): a fake tree, e.g. from agent/software/softwaretest.
+	SoftwareRoot string
 }
 
 var counter atomic.Int64
@@ -70,12 +74,52 @@ func TryNew(t testing.TB, srv Server, o Options) (*Agent, error) {
 		Secret: o.Secret, MachineID: o.MachineID, Version: "test", Logger: logging.Discard()}); err != nil {
 		return nil, err
 	}
-	ra, err := runner.Open(runner.Config{Dir: dir, Logger: logging.Discard(), Version: "test"})
+	ra, err := runner.Open(runner.Config{Dir: dir, Logger: logging.Discard(), Version: "test", SoftwareRoot: o.SoftwareRoot})
 	if err != nil {
 		return nil, err
 	}
 	t.Cleanup(func() { ra.Close() })
 	return &Agent{Agent: ra, T: t, Dir: dir, MachineID: o.MachineID}, nil
+}
+
+// Install installs a plug-in of this build; version empty means the
+// build's own.
+func (a *Agent) Install(t testing.TB, name, version string) {
+	t.Helper()
+	reg, ok := plugins.Lookup(name)
+	if !ok {
+		t.Fatalf("no plug-in %q in this build", name)
+	}
+	ip := state.InstalledPlugin{Name: name, Version: reg.Info.Version, BuildDate: reg.Info.BuildDate, InstalledAt: time.Now()}
+	if version != "" {
+		ip.Version = version
+	}
+	if _, err := runner.Install(a.Dir, ip); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Cycle runs one cycle as 'tally-agent run --once' does and fails the
+// test if the server could not be reached.
+func (a *Agent) Cycle(t testing.TB) runner.FlushResult {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	_, res, err := a.Once(ctx)
+	if err != nil {
+		t.Fatalf("cycle: %v", err)
+	}
+	return res
+}
+
+// Status reads the agent's status file.
+func (a *Agent) Status(t testing.TB) state.Status {
+	t.Helper()
+	st, err := a.Dir.LoadStatus()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st
 }
 
 // Post queues a basic inventory post and flushes the spool.

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"sort"
+	"strings"
 	"syscall"
 	"time"
 
@@ -112,7 +113,8 @@ when the server has acknowledged it.`,
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return &exitError{ExitUsage, fmt.Errorf("%w (see 'tally-agent %s --help')", err, c.Name())}
 	})
-	root.AddCommand(m.enrollCmd(), m.inventoryCmd(), m.runCmd(), m.statusCmd(),
+	root.AddCommand(m.activationCmds()...)
+	root.AddCommand(m.enrollCmd(), m.inventoryCmd(), m.runCmd(), m.statusCmd(), m.pluginCmd(),
 		&cobra.Command{Use: "version", Short: "Print the version", Args: cobra.NoArgs, Run: func(cmd *cobra.Command, _ []string) {
 			fmt.Fprintln(cmd.OutOrStdout(), "tally-agent", buildinfo.Version())
 		}})
@@ -246,10 +248,18 @@ Exit codes: 3 the secret was refused, 4 the server could not be reached,
 
 func (m *Main) inventoryCmd() *cobra.Command {
 	var asJSON bool
+	var root string
 	cmd := &cobra.Command{
-		Use:   "inventory",
+		Use:   "inventory [--json] [--root DIR]",
 		Short: "Print the inventory this agent would post (no network)",
-		Args:  noArgs,
+		Long: `Print the whole post the agent would make, without any network: the basic inventory
+(listing the installed plug-ins), the software installed, and what could not be read.
+The software part is posted only while the inventory plug-in is installed and licensed.
+
+--root DIR inventories the software of a system whose root is mounted at DIR (a
+chroot, a container image, another disk). The basic inventory stays this host's:
+hardware, network and the running kernel are not read from DIR.`,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := m.settings(cmd)
 			if err != nil {
@@ -269,27 +279,39 @@ func (m *Main) inventoryCmd() *cobra.Command {
 					machineID = e.MachineID
 				}
 			}
-			a := collectOnly{instance: instance, machineID: machineID}
-			b, problems := a.basic(cmd.Context())
-			req := protocol.InventoryRequest{Basic: b}
+			a := collectOnly{instance: instance, machineID: machineID, dir: dir}
+			req, problems, err := a.post(cmd.Context(), root)
+			if err != nil {
+				return err
+			}
 			if asJSON {
-				return printJSON(cmd.OutOrStdout(), struct {
+				// Compact: indenting thousands of packages costs more than
+				// collecting them (pipe through jq to read).
+				return json.NewEncoder(cmd.OutOrStdout()).Encode(struct {
 					protocol.InventoryRequest
 					Problems []string `json:"problems,omitempty"`
 				}{req, problems})
 			}
+			b := req.Basic
 			w := cmd.OutOrStdout()
 			fmt.Fprintf(w, "hostname:   %s\nos:         %s %s (%s, kernel %s, %s)\ncpu:        %s (%d cores, %d threads)\nmemory:     %d bytes\n",
 				b.Hostname, b.Platform, b.PlatformVersion, b.OS, b.KernelVersion, b.Arch, b.CPUModel, b.CPUCores, b.CPUThreads, b.MemoryBytes)
 			fmt.Fprintf(w, "disks:      %d\ninterfaces: %d\nhints:      instance %s, machine-id %q, product uuid %q, serial %q, macs %v\n",
 				len(b.Disks), len(b.NICs), b.Hints.InstanceID, b.Hints.MachineID, b.Hints.ProductUUID, b.Hints.Serial, b.Hints.MACs)
+			var names []string
+			for _, p := range b.Plugins {
+				names = append(names, p.Name+" "+p.Version)
+			}
+			fmt.Fprintf(w, "plug-ins:   %s\n", orDash(strings.Join(names, ", ")))
+			fmt.Fprintf(w, "software:   %s\n", softwareSummary(req.Software))
 			for _, p := range problems {
 				fmt.Fprintf(w, "not collected: %s\n", p)
 			}
 			return nil
 		},
 	}
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print the whole post as JSON")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the whole post as JSON (one line)")
+	cmd.Flags().StringVar(&root, "root", "/", "inventory the software of the system mounted at DIR (the basic inventory stays this host's)")
 	cmd.Flags().String("machine-id", "", "identity override, as for enroll")
 	dataFlag(cmd)
 	return cmd
@@ -297,6 +319,7 @@ func (m *Main) inventoryCmd() *cobra.Command {
 
 func (m *Main) runCmd() *cobra.Command {
 	var once bool
+	var root string
 	cmd := &cobra.Command{
 		Use:   "run",
 		Short: "Post inventory on an interval (or once with --once)",
@@ -324,7 +347,7 @@ override; the flags' defaults below apply when neither sets them.`,
 				return err
 			}
 			a, err := runner.Open(runner.Config{Dir: dir, Logger: log, Version: buildinfo.Version(), MachineID: cfg.MachineID,
-				Spool: spool.Options{MaxBytes: cfg.SpoolMaxBytes, MaxAge: cfg.SpoolMaxAge}})
+				Spool: spool.Options{MaxBytes: cfg.SpoolMaxBytes, MaxAge: cfg.SpoolMaxAge}, SoftwareRoot: root})
 			if err != nil {
 				return err
 			}
@@ -332,11 +355,10 @@ override; the flags' defaults below apply when neither sets them.`,
 			if once {
 				ctx, cancel := context.WithTimeout(cmd.Context(), 2*time.Minute)
 				defer cancel()
-				seq, _, err := a.QueueInventory(ctx)
-				if err != nil {
+				seq, res, err := a.Once(ctx)
+				if seq == 0 && err != nil {
 					return err
 				}
-				res, err := a.Flush(ctx)
 				w := cmd.OutOrStdout()
 				for _, p := range res.Problems {
 					fmt.Fprintf(w, "damaged spool record set aside: %s\n", p)
@@ -345,11 +367,19 @@ override; the flags' defaults below apply when neither sets them.`,
 					fmt.Fprintf(w, "rejected by the server and set aside: %s\n", s)
 				}
 				if err != nil {
+					if sp, serr := a.Spool().Stats(); serr == nil {
+						res.Pending = sp.Records // the plug-ins may have queued more
+					}
 					fmt.Fprintf(w, "Queued inventory post %d; %d posts wait in the spool.\n", seq, res.Pending)
 					return err
 				}
 				fmt.Fprintf(w, "Posted inventory to %s (sent %d, %d already applied, %d left in the spool).\n",
 					a.Enrollment().Server, res.Sent, res.Repeats, res.Pending)
+				for _, r := range res.Records {
+					if r.Kind == protocol.KindInventory {
+						fmt.Fprintf(w, "  inventory post %d: %d bytes (%s)\n", r.Seq, r.Bytes, r.Form)
+					}
+				}
 				printVerdicts(w, res.Verdicts)
 				return nil
 			}
@@ -371,6 +401,7 @@ override; the flags' defaults below apply when neither sets them.`,
 	f.String("spool-max-age", "30d", "age after which a queued inventory post that a later one replaces is dropped")
 	f.String("log-format", d.LogFormat, "log format: text or json")
 	f.String("log-level", d.LogLevel, "log level: debug, info, warn or error")
+	f.StringVar(&root, "root", "/", "inventory the software of the system mounted at DIR (the basic inventory stays this host's)")
 	dataFlag(cmd)
 	return cmd
 }
@@ -390,7 +421,7 @@ func (m *Main) statusCmd() *cobra.Command {
 	var asJSON bool
 	cmd := &cobra.Command{
 		Use:   "status",
-		Short: "Show enrollment, server, transport, last post, spool depth and the last verdict per product",
+		Short: "Show enrollment, server, transport, last post, spool depth, the last verdict per product and each plug-in's state",
 		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := m.settings(cmd)
@@ -406,6 +437,7 @@ func (m *Main) statusCmd() *cobra.Command {
 				Enrollment *state.Enrollment `json:"enrollment,omitempty"`
 				Status     state.Status      `json:"status"`
 				Spool      any               `json:"spool"`
+				Plugins    []pluginView      `json:"plugins"`
 			}
 			var o out
 			if e, err := dir.Enrollment(); err == nil {
@@ -421,6 +453,12 @@ func (m *Main) statusCmd() *cobra.Command {
 				return err
 			}
 			o.Spool = sp
+			if o.Plugins, err = pluginViews(dir, o.Status, true); err != nil {
+				return err
+			}
+			if o.Plugins == nil {
+				o.Plugins = []pluginView{}
+			}
 			if asJSON {
 				return printJSON(cmd.OutOrStdout(), o)
 			}
@@ -435,6 +473,9 @@ func (m *Main) statusCmd() *cobra.Command {
 			st := o.Status
 			fmt.Fprintf(w, "transport:    %s\n", orDash(st.Transport))
 			fmt.Fprintf(w, "last post:    %s\n", fmtTime(st.LastSuccess))
+			if st.LastPostBytes > 0 {
+				fmt.Fprintf(w, "last inventory post: %d bytes on the wire\n", st.LastPostBytes)
+			}
 			if st.LastError != "" {
 				fmt.Fprintf(w, "last error:   %s (%s)\n", st.LastError, fmtTime(st.LastAttempt))
 			}
@@ -450,6 +491,12 @@ func (m *Main) statusCmd() *cobra.Command {
 			for _, p := range names {
 				ps := st.Products[p]
 				fmt.Fprintf(w, "product:      %-22s %s %s\n", p, ps.Verdict, ps.Reason)
+			}
+			for _, v := range o.Plugins {
+				fmt.Fprintf(w, "plug-in:      %s\n", v.Sentence())
+			}
+			if len(o.Plugins) == 0 {
+				fmt.Fprintln(w, "plug-ins:     none installed ('tally-agent plugin list' shows those of this build)")
 			}
 			return nil
 		},

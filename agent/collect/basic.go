@@ -101,6 +101,11 @@ func Basic(ctx context.Context, o Options) (protocol.BasicInventory, []string) {
 	return b, problems
 }
 
+// Disks lists the mounted disk file systems (pseudo file systems and snap
+// images left out) with their size and free bytes, as basic inventory
+// reports them; the monitor plug-in reads their use from it.
+func Disks(ctx context.Context) ([]protocol.Disk, error) { return disks(ctx) }
+
 func disks(ctx context.Context) ([]protocol.Disk, error) {
 	parts, err := disk.PartitionsWithContext(ctx, false)
 	if err != nil {

@@ -10,10 +10,15 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"runtime/debug"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/tallyhq/tally/agent/client"
 	"github.com/tallyhq/tally/agent/collect"
+	"github.com/tallyhq/tally/agent/plugins"
+	"github.com/tallyhq/tally/agent/runner/delta"
 	"github.com/tallyhq/tally/agent/spool"
 	"github.com/tallyhq/tally/agent/state"
 	"github.com/tallyhq/tally/common/clock"
@@ -29,6 +34,24 @@ type Config struct {
 	Spool   spool.Options
 	// MachineID overrides the enrollment's machine-id override when set.
 	MachineID string
+	// SoftwareRoot is the root of the system whose software is
+	// inventoried (default "/"): another system's tree mounted here.
+	SoftwareRoot string
+	// OnSend, when set, is called after each request the agent sends from
+	// its spool, with its size on the wire.
+	OnSend func(Sent)
+}
+
+// Sent is one request sent from the spool.
+type Sent struct {
+	Seq  uint64        `json:"seq"`
+	Kind protocol.Kind `json:"kind"`
+	// Bytes is the size of the encoded request envelope.
+	Bytes int `json:"bytes"`
+	// Form says how an inventory post carried its parts: "basic" or
+	// "basic-hash", then "software-full N", "software-delta +A -R",
+	// "software-probe" or nothing.
+	Form string `json:"form,omitempty"`
 }
 
 // Agent is an enrolled agent.
@@ -41,6 +64,13 @@ type Agent struct {
 	instanceID string
 	spool      *spool.Spool
 	client     *client.Client
+	root       string
+
+	mu         sync.Mutex
+	instances  map[string]plugins.Plugin // running plug-ins by name, version and build date
+	cyc        *cycle
+	collectNow atomic.Bool // a task or an answer asks for a collection at once
+	refresh    atomic.Bool // a task asks for the whole basic inventory
 }
 
 // Open loads the enrollment, the key and the spool. It fails with
@@ -52,7 +82,10 @@ func Open(cfg Config) (*Agent, error) {
 	if cfg.Clock == nil {
 		cfg.Clock = clock.System{}
 	}
-	a := &Agent{cfg: cfg, dir: cfg.Dir, log: cfg.Logger, clock: cfg.Clock}
+	if cfg.SoftwareRoot == "" {
+		cfg.SoftwareRoot = "/"
+	}
+	a := &Agent{cfg: cfg, dir: cfg.Dir, log: cfg.Logger, clock: cfg.Clock, root: cfg.SoftwareRoot, instances: map[string]plugins.Plugin{}}
 	var err error
 	if a.enr, err = cfg.Dir.Enrollment(); err != nil {
 		return nil, err
@@ -87,14 +120,20 @@ func (a *Agent) Enrollment() state.Enrollment { return a.enr }
 // Spool returns the outbox.
 func (a *Agent) Spool() *spool.Spool { return a.spool }
 
-// CollectBasic gathers the basic inventory.
+// CollectBasic gathers the basic inventory, listing the installed plug-ins.
 func (a *Agent) CollectBasic(ctx context.Context) (protocol.BasicInventory, []string) {
-	return collect.Basic(ctx, collect.Options{
+	installed, err := a.Installed()
+	b, problems := collect.Basic(ctx, collect.Options{
 		InstanceID:   a.instanceID,
 		AgentVersion: a.cfg.Version,
 		MachineID:    a.enr.MachineID,
+		Plugins:      installed,
 		Now:          a.clock.Now(),
 	})
+	if err != nil {
+		problems = append(problems, "plug-ins: "+err.Error())
+	}
+	return b, problems
 }
 
 // Enqueue durably queues a request: it allocates the next sequence number
@@ -118,17 +157,38 @@ func (a *Agent) Enqueue(kind protocol.Kind, class spool.Class, key string, body 
 	return seq, nil
 }
 
-// QueueInventory collects the basic inventory and queues it.
+// QueueInventory starts a cycle: it collects the basic inventory (listing
+// the installed plug-ins) and what the plug-ins add to it (the software
+// set), and queues the whole snapshot. What is sent of it (deltas, a hash
+// instead of an unchanged basic inventory) is decided when it is sent:
+// see package delta.
 func (a *Agent) QueueInventory(ctx context.Context) (uint64, protocol.BasicInventory, error) {
+	c := a.newCycle()
 	b, problems := a.CollectBasic(ctx)
 	if err := ctx.Err(); err != nil {
 		// Stopped mid-collection: a partial inventory is not worth queueing.
 		return 0, b, err
 	}
+	req := protocol.InventoryRequest{Basic: b}
+	for _, p := range b.Plugins {
+		ctr, ok := a.instance(p).(plugins.Contributor)
+		if !ok {
+			continue
+		}
+		if err := ctr.Contribute(ctx, a.env(p, c), &req); err != nil {
+			if ctx.Err() != nil {
+				return 0, b, ctx.Err()
+			}
+			problems = append(problems, p.Name+": "+err.Error())
+		}
+	}
 	for _, p := range problems {
 		a.log.Warn("inventory part not collected", "problem", p)
 	}
-	seq, err := a.Enqueue(protocol.KindInventory, spool.Snapshot, "inventory", &protocol.InventoryRequest{Basic: b})
+	if req.Software != nil && req.Software.Full {
+		delta.Normalize(req.Software)
+	}
+	seq, err := a.Enqueue(protocol.KindInventory, spool.Snapshot, "inventory", &req)
 	return seq, b, err
 }
 
@@ -141,6 +201,41 @@ type FlushResult struct {
 	Pending    int               `json:"pending"`
 	RetryAfter time.Duration     `json:"retry_after,omitempty"`
 	Verdicts   map[string]string `json:"verdicts,omitempty"`
+	// Answers holds the server's response to each record sent, by sequence
+	// number, for callers waiting on one (deactivate, lease check-in).
+	Answers map[uint64]protocol.Response `json:"-"`
+	// Records are the requests sent, with their size on the wire.
+	Records []Sent `json:"records,omitempty"`
+	// Freed lists the products whose seats the goodbyes sent freed.
+	Freed []string `json:"freed,omitempty"`
+	// Repost: an answer asked for what a post left out (the whole basic
+	// inventory or software set); a new post is worth making at once.
+	Repost bool `json:"repost,omitempty"`
+}
+
+// add sums a later flush of the same cycle into r.
+func (r *FlushResult) add(o FlushResult) {
+	r.Sent += o.Sent
+	r.Repeats += o.Repeats
+	r.SetAside = append(r.SetAside, o.SetAside...)
+	r.Problems = append(r.Problems, o.Problems...)
+	r.Pending = o.Pending
+	r.RetryAfter = max(r.RetryAfter, o.RetryAfter)
+	r.Records = append(r.Records, o.Records...)
+	r.Freed = append(r.Freed, o.Freed...)
+	r.Repost = r.Repost || o.Repost
+	for k, v := range o.Verdicts {
+		if r.Verdicts == nil {
+			r.Verdicts = map[string]string{}
+		}
+		r.Verdicts[k] = v
+	}
+	for k, v := range o.Answers {
+		if r.Answers == nil {
+			r.Answers = map[uint64]protocol.Response{}
+		}
+		r.Answers[k] = v
+	}
 }
 
 // ErrRefused wraps a server's refusal of this node (revoked, not
@@ -160,6 +255,10 @@ func (a *Agent) Flush(ctx context.Context) (FlushResult, error) {
 		}
 		res.Pending = len(recs)
 		st, _ := a.dir.LoadStatus()
+		ack, err := a.dir.LoadAck()
+		if err != nil {
+			return err
+		}
 		defer func() {
 			st.Transport = a.client.Transport()
 			if serr := a.dir.SaveStatus(st); serr != nil {
@@ -171,14 +270,38 @@ func (a *Agent) Flush(ctx context.Context) (FlushResult, error) {
 				return err
 			}
 			st.LastAttempt = a.clock.Now()
-			resp, err := a.client.Do(ctx, r.Kind, r.Seq, r.Body)
+			body, plan, form := r.Body, (*delta.Pending)(nil), ""
+			if r.Kind == protocol.KindInventory {
+				body, plan, form = a.planInventory(r, &ack)
+			}
+			sent := Sent{Seq: r.Seq, Kind: r.Kind, Bytes: envelopeSize(r.Kind, r.Seq, body), Form: form}
+			resp, err := a.client.Do(ctx, r.Kind, r.Seq, body)
 			var pe *protocol.Error
 			switch {
 			case err == nil:
 				if resp.Repeat {
 					res.Repeats++
 				}
-				a.applyResponse(&st, &res, r, resp)
+				if res.Answers == nil {
+					res.Answers = map[uint64]protocol.Response{}
+				}
+				res.Answers[r.Seq] = resp
+				res.Records = append(res.Records, sent)
+				if r.Kind == protocol.KindInventory {
+					st.LastPostBytes = sent.Bytes
+				}
+				if a.cfg.OnSend != nil {
+					a.cfg.OnSend(sent)
+				}
+				if a.applyResponse(&st, &res, r, resp, &ack, plan) {
+					// The state must be durable before the record that
+					// advanced it leaves the spool: a crash in between
+					// re-sends the record, the server answers it as a
+					// repeat, and the same state results.
+					if err := a.dir.SaveAck(ack); err != nil {
+						return err
+					}
+				}
 			case client.Retryable(err):
 				st.LastError = err.Error()
 				if errors.As(err, &pe) && pe.RetryAfter > 0 {
@@ -207,39 +330,6 @@ func (a *Agent) Flush(ctx context.Context) (FlushResult, error) {
 		return nil
 	})
 	return res, err
-}
-
-func (a *Agent) applyResponse(st *state.Status, res *FlushResult, r spool.Record, resp protocol.Response) {
-	switch r.Kind {
-	case protocol.KindInventory:
-		var body protocol.InventoryResponse
-		if len(resp.Body) > 0 {
-			if err := protocol.Unmarshal(resp.Body, &body); err != nil {
-				a.log.Warn("malformed inventory answer", "err", err)
-				return
-			}
-		}
-		a.recordVerdicts(st, res, body.Verdicts)
-	}
-}
-
-func (a *Agent) recordVerdicts(st *state.Status, res *FlushResult, vs []protocol.ProductVerdict) {
-	if len(vs) == 0 {
-		return
-	}
-	if st.Products == nil {
-		st.Products = map[string]state.ProductStatus{}
-	}
-	if res.Verdicts == nil {
-		res.Verdicts = map[string]string{}
-	}
-	for _, v := range vs {
-		st.Products[v.Product] = state.ProductStatus{Verdict: v.Verdict, Reason: v.Reason, At: a.clock.Now()}
-		res.Verdicts[v.Product] = v.Verdict.String()
-		if v.Verdict.Discarded() {
-			a.log.Info("server discarded product data", "product", v.Product, "verdict", v.Verdict.String(), "reason", v.Reason)
-		}
-	}
 }
 
 // RunOptions schedule the agent.
@@ -289,6 +379,7 @@ func (a *Agent) Run(ctx context.Context, o RunOptions) error {
 		}
 		now := time.Now()
 		flush := !nextFlush.IsZero() && reached(now, nextFlush)
+		collected := false
 		if reached(now, nextCollect) {
 			if _, _, err := a.QueueInventory(ctx); err != nil {
 				a.log.Error("could not queue inventory", "err", err)
@@ -298,12 +389,25 @@ func (a *Agent) Run(ctx context.Context, o RunOptions) error {
 			// post does not cut a back-off short (nor the server's
 			// retry-after).
 			flush = flush || nextFlush.IsZero()
+			collected = true
 		}
 		if !flush {
+			if collected {
+				// The server is being waited for: the plug-ins queue
+				// what they can without it.
+				a.RunPlugins(ctx, false)
+			}
 			continue
 		}
 		nextFlush = time.Time{}
 		res, err := a.Flush(ctx)
+		if collected && ctx.Err() == nil {
+			res, err = a.pluginPhase(ctx, res, err)
+			// A collection's garbage (package lists, encoded posts) is
+			// not needed for the next hour: give it back to the system
+			// now rather than when the scavenger gets to it.
+			debug.FreeOSMemory()
+		}
 		switch {
 		case ctx.Err() != nil:
 			return nil
@@ -311,6 +415,11 @@ func (a *Agent) Run(ctx context.Context, o RunOptions) error {
 			bo.reset()
 			if res.Sent > 0 {
 				a.log.Info("posted", "sent", res.Sent, "repeats", res.Repeats, "verdicts", res.Verdicts)
+			}
+			if a.TakeCollectNow() || res.Repost {
+				// A task asked for it, or the server asked for what a
+				// post left out: collect again at once.
+				nextCollect = time.Now()
 			}
 		case errors.Is(err, ErrRefused):
 			// Nothing to retry until an admin or the user acts: try again

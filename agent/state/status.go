@@ -29,6 +29,25 @@ type Status struct {
 	// Refused holds the message when the server refuses this node
 	// (revoked, not enrolled): posts stay queued until it is resolved.
 	Refused string `json:"refused,omitempty"`
+	// Plugins is the last verdict that decides what each plug-in may do:
+	// the last licensed or refused verdict of one of its products
+	// (not-applicable answers say nothing about the plug-in and are not
+	// kept here).
+	Plugins map[string]PluginStatus `json:"plugins,omitempty"`
+	// ProductPlugins maps a product to the plug-in it belongs to, learned
+	// from the answers to the plug-ins' own requests.
+	ProductPlugins map[string]string `json:"product_plugins,omitempty"`
+	// LastPostBytes is the size on the wire of the last inventory request
+	// sent (its whole envelope).
+	LastPostBytes int `json:"last_post_bytes,omitempty"`
+}
+
+// PluginStatus is the verdict that decides what a plug-in may do.
+type PluginStatus struct {
+	Product string           `json:"product"`
+	Verdict protocol.Verdict `json:"verdict"`
+	Reason  string           `json:"reason,omitempty"`
+	At      time.Time        `json:"at"`
 }
 
 // LoadStatus reads the status file; a missing file is an empty status.

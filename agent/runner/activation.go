@@ -1,0 +1,331 @@
+package runner
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/tallyhq/tally/agent/collect"
+	"github.com/tallyhq/tally/agent/spool"
+	"github.com/tallyhq/tally/agent/state"
+	"github.com/tallyhq/tally/agent/trusted"
+	"github.com/tallyhq/tally/common/activation"
+	"github.com/tallyhq/tally/common/machineid"
+	"github.com/tallyhq/tally/protocol"
+)
+
+// MachineFingerprint is this machine's fingerprint, to which activation
+// records are bound.
+func (a *Agent) MachineFingerprint(ctx context.Context) string {
+	return machineid.Fingerprint(collect.Hints(ctx, collect.Options{InstanceID: a.instanceID, MachineID: a.enr.MachineID}))
+}
+
+// call sends one interactive request (not spooled) with a fresh sequence
+// number.
+func (a *Agent) call(ctx context.Context, kind protocol.Kind, in, out any) (protocol.Response, error) {
+	var seq uint64
+	if err := a.dir.WithLock(func() error {
+		var err error
+		seq, err = a.dir.NextSeq()
+		return err
+	}); err != nil {
+		return protocol.Response{}, err
+	}
+	return a.client.Call(ctx, kind, seq, in, out)
+}
+
+func (a *Agent) trustedStore() (*trusted.Store, error) { return trusted.Open(a.dir.Path) }
+
+func (a *Agent) expect(ctx context.Context) activation.Expect {
+	return activation.Expect{Fingerprint: a.enr.Fingerprint, Node: a.enr.NodeID, Machine: a.MachineFingerprint(ctx), Now: a.clock.Now()}
+}
+
+// Activate asks the server for a seat of a node-locked Activation ID and
+// keeps the signed record in trusted storage. Activating an ID this machine
+// holds already changes nothing and says so.
+func (a *Agent) Activate(ctx context.Context, id string) (protocol.ActivateResponse, error) {
+	var resp protocol.ActivateResponse
+	exp := a.expect(ctx)
+	if _, err := a.call(ctx, protocol.KindActivate, &protocol.ActivateRequest{ActivationID: id, Machine: exp.Machine}, &resp); err != nil {
+		return resp, err
+	}
+	if len(resp.Record) > 0 {
+		if _, err := activation.Verify(resp.Record, exp); err != nil {
+			return resp, fmt.Errorf("the server's activation record does not verify on this machine: %w", err)
+		}
+		ts, err := a.trustedStore()
+		if err != nil {
+			return resp, err
+		}
+		if err := ts.Put(id, resp.Record); err != nil {
+			return resp, err
+		}
+		a.log.Info("activation record stored", "activation_id", id, "result", resp.Result.String())
+	}
+	return resp, nil
+}
+
+// DeactivateResult tells what a deactivation did.
+type DeactivateResult struct {
+	HadRecord bool
+	// Queued is true when the server could not be reached: the record is
+	// gone from this machine and the return waits in the spool.
+	Queued bool
+	Answer protocol.DeactivateResponse
+}
+
+// Deactivate removes the record from trusted storage at once and returns
+// the seat to the server. When the server cannot be reached, the return is
+// spooled (never dropped) and sent when it can; the server frees the seat
+// once, whatever happens to the retries.
+func (a *Agent) Deactivate(ctx context.Context, id string) (DeactivateResult, error) {
+	var res DeactivateResult
+	ts, err := a.trustedStore()
+	if err != nil {
+		return res, err
+	}
+	if _, err := ts.Get(id); err == nil {
+		res.HadRecord = true
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return res, err
+	}
+	if err := ts.Remove(id); err != nil {
+		return res, err
+	}
+	seq, err := a.Enqueue(protocol.KindDeactivate, spool.Event, "deactivate:"+id, &protocol.DeactivateRequest{ActivationID: id})
+	if err != nil {
+		return res, err
+	}
+	fr, ferr := a.Flush(ctx)
+	if resp, ok := fr.Answers[seq]; ok {
+		if err := protocol.Unmarshal(resp.Body, &res.Answer); err != nil {
+			return res, fmt.Errorf("malformed deactivation answer: %w", err)
+		}
+		return res, nil
+	}
+	if ferr != nil {
+		res.Queued = true
+		a.log.Warn("server unreachable: the return of the seat is queued", "activation_id", id, "err", ferr)
+		return res, nil
+	}
+	res.Queued = true
+	return res, nil
+}
+
+// LocalActivation is one record in trusted storage and whether it verifies
+// on this machine.
+type LocalActivation struct {
+	ID       string                    `json:"activation_id"`
+	Product  string                    `json:"product,omitempty"`
+	Verified bool                      `json:"verified"`
+	Problem  string                    `json:"problem,omitempty"`
+	Record   protocol.ActivationRecord `json:"record"`
+}
+
+// Activations lists the records in trusted storage, each verified here.
+func (a *Agent) Activations(ctx context.Context) ([]LocalActivation, error) {
+	ts, err := a.trustedStore()
+	if err != nil {
+		return nil, err
+	}
+	ids, err := ts.IDs()
+	if err != nil {
+		return nil, err
+	}
+	exp := a.expect(ctx)
+	out := []LocalActivation{}
+	for _, id := range ids {
+		la := LocalActivation{ID: id}
+		data, err := ts.Get(id)
+		if err != nil {
+			la.Problem = err.Error()
+		} else if rec, err := activation.Verify(data, exp); err != nil {
+			la.Problem = err.Error()
+			la.Record = rec
+			la.Product = rec.Product
+		} else {
+			la.Verified, la.Record, la.Product = true, rec, rec.Product
+		}
+		if la.Record.ActivationID != "" && la.Record.ActivationID != id {
+			la.Verified, la.Problem = false, "the record is for "+la.Record.ActivationID+", not "+id
+		}
+		out = append(out, la)
+	}
+	return out, nil
+}
+
+// ErrNotLicensed is returned by Check when no record proves the product.
+var ErrNotLicensed = errors.New("not licensed on this machine")
+
+// Check proves offline that this machine holds a node-locked seat of the
+// product: a record in trusted storage that verifies here.
+func (a *Agent) Check(ctx context.Context, product string) (LocalActivation, error) {
+	las, err := a.Activations(ctx)
+	if err != nil {
+		return LocalActivation{}, err
+	}
+	var problems []string
+	for _, la := range las {
+		if la.Product != product {
+			continue
+		}
+		if la.Verified {
+			return la, nil
+		}
+		problems = append(problems, la.ID+": "+la.Problem)
+	}
+	if len(problems) > 0 {
+		return LocalActivation{}, fmt.Errorf("%w: %s", ErrNotLicensed, problems)
+	}
+	return LocalActivation{}, fmt.Errorf("%w: no activation record of %s (activate one with 'tally-agent activate ID')", ErrNotLicensed, product)
+}
+
+// SyncActivations asks the server which records are still valid and removes
+// the orphaned ones (returned by an administrator, ID deactivated, computer
+// retired or deleted), logging why. It returns what it removed.
+func (a *Agent) SyncActivations(ctx context.Context) ([]protocol.ActivationState, error) {
+	ts, err := a.trustedStore()
+	if err != nil {
+		return nil, err
+	}
+	ids, err := ts.IDs()
+	if err != nil || len(ids) == 0 {
+		return nil, err
+	}
+	var resp protocol.ActivationStatusResponse
+	if _, err := a.call(ctx, protocol.KindActivationStatus, &protocol.ActivationStatusRequest{ActivationIDs: ids}, &resp); err != nil {
+		return nil, err
+	}
+	var removed []protocol.ActivationState
+	for _, st := range resp.States {
+		if st.Valid {
+			continue
+		}
+		if err := ts.Remove(st.ActivationID); err != nil {
+			return removed, err
+		}
+		a.log.Warn("activation record revoked by the server and removed", "activation_id", st.ActivationID, "reason", st.Reason)
+		removed = append(removed, st)
+	}
+	return removed, nil
+}
+
+// LeaseCheckout checks out a concurrent seat of a product for ttl and
+// records it, so a running agent keeps it alive with heartbeats.
+func (a *Agent) LeaseCheckout(ctx context.Context, product string, ttl time.Duration) (protocol.LeaseResponse, error) {
+	var resp protocol.LeaseResponse
+	if _, err := a.call(ctx, protocol.KindLeaseCheckout, &protocol.LeaseCheckoutRequest{Product: product, TTL: uint32(ttl / time.Second)}, &resp); err != nil {
+		return resp, err
+	}
+	if resp.Granted {
+		err := a.dir.WithLock(func() error {
+			ls, err := a.dir.Leases()
+			if err != nil {
+				return err
+			}
+			ls[product] = state.Lease{Product: product, TTL: time.Duration(resp.TTL) * time.Second, Expires: time.Unix(resp.Expires, 0), LastBeat: a.clock.Now()}
+			return a.dir.SaveLeases(ls)
+		})
+		if err != nil {
+			return resp, err
+		}
+	}
+	return resp, nil
+}
+
+// LeaseCheckin returns a concurrent seat. When the server cannot be
+// reached the check-in is spooled; the lease runs out by itself meanwhile.
+func (a *Agent) LeaseCheckin(ctx context.Context, product string) (protocol.LeaseResponse, bool, error) {
+	if err := a.dir.WithLock(func() error {
+		ls, err := a.dir.Leases()
+		if err != nil {
+			return err
+		}
+		delete(ls, product)
+		return a.dir.SaveLeases(ls)
+	}); err != nil {
+		return protocol.LeaseResponse{}, false, err
+	}
+	seq, err := a.Enqueue(protocol.KindLeaseCheckin, spool.Event, "lease-checkin:"+product, &protocol.LeaseRequest{Product: product})
+	if err != nil {
+		return protocol.LeaseResponse{}, false, err
+	}
+	fr, _ := a.Flush(ctx)
+	if resp, ok := fr.Answers[seq]; ok {
+		var lr protocol.LeaseResponse
+		err := protocol.Unmarshal(resp.Body, &lr)
+		return lr, false, err
+	}
+	return protocol.LeaseResponse{}, true, nil
+}
+
+// Heartbeat renews the leases that are a third of their TTL old; a lease
+// the server no longer holds is dropped (and logged).
+func (a *Agent) Heartbeat(ctx context.Context) error {
+	ls, err := a.dir.Leases()
+	if err != nil || len(ls) == 0 {
+		return err
+	}
+	now := a.clock.Now()
+	changed := map[string]*state.Lease{}
+	for p, l := range ls {
+		if now.Sub(l.LastBeat) < l.TTL/3 {
+			continue
+		}
+		var resp protocol.LeaseResponse
+		if _, err := a.call(ctx, protocol.KindLeaseHeartbeat, &protocol.LeaseRequest{Product: p}, &resp); err != nil {
+			return err
+		}
+		l := l
+		if !resp.Granted {
+			a.log.Warn("lease lost", "product", p, "reason", resp.Message)
+			changed[p] = nil
+			continue
+		}
+		l.Expires, l.LastBeat = time.Unix(resp.Expires, 0), now
+		changed[p] = &l
+	}
+	if len(changed) == 0 {
+		return nil
+	}
+	return a.dir.WithLock(func() error {
+		cur, err := a.dir.Leases()
+		if err != nil {
+			return err
+		}
+		for p, l := range changed {
+			if _, still := cur[p]; !still {
+				continue // checked in meanwhile
+			}
+			if l == nil {
+				delete(cur, p)
+			} else {
+				cur[p] = *l
+			}
+		}
+		return a.dir.SaveLeases(cur)
+	})
+}
+
+// NextHeartbeat says how long until a lease needs a heartbeat; zero
+// without leases.
+func (a *Agent) NextHeartbeat() time.Duration {
+	ls, err := a.dir.Leases()
+	if err != nil || len(ls) == 0 {
+		return 0
+	}
+	now := a.clock.Now()
+	var soonest time.Duration = -1
+	for _, l := range ls {
+		d := l.LastBeat.Add(l.TTL / 3).Sub(now)
+		if d < time.Second {
+			d = time.Second
+		}
+		if soonest < 0 || d < soonest {
+			soonest = d
+		}
+	}
+	return soonest
+}

@@ -1,0 +1,16 @@
+// Command tally-load is Tally's load generator; see package loadcli.
+package main
+
+import (
+	"context"
+	"os"
+
+	"github.com/tallyhq/tally/server/loadgen/loadcli"
+)
+
+func main() {
+	fi, err := os.Stderr.Stat()
+	tty := err == nil && fi.Mode()&os.ModeCharDevice != 0
+	m := &loadcli.Main{Stdout: os.Stdout, Stderr: os.Stderr, Getenv: os.Getenv, StderrTTY: tty}
+	os.Exit(m.Run(context.Background(), os.Args[1:]))
+}

@@ -1,0 +1,5 @@
+//go:build !linux
+
+package loadgen
+
+func fsType(string) string { return "unknown" }
