@@ -1,7 +1,10 @@
-// Package client is the agent's side of the wire: it dials the server over
-// QUIC with mutual TLS, pinning the server's fingerprint so that nothing is
-// sent to any other server, keeps one connection open for later requests,
-// and sends each request on its own stream.
+// Package client is the agent's side of the wire: it dials the server with
+// mutual TLS, pinning the server's fingerprint so that nothing is sent to
+// any other server, keeps one connection open for later requests, and
+// sends each request on it. It speaks QUIC (one request per stream) and,
+// where UDP to the server gets no answer, falls back to TLS 1.3 over TCP on
+// the same port (one request per length-prefixed frame), trying QUIC again
+// later.
 package client
 
 import (
@@ -13,12 +16,20 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/quic-go/quic-go"
 
 	"github.com/tallyhq/tally/common/identity"
 	"github.com/tallyhq/tally/protocol"
+)
+
+// Transports, as Config.Transport takes them and Client.Transport names them.
+const (
+	TransportAuto = "auto" // QUIC, falling back to TCP where UDP gets no answer
+	TransportQUIC = "quic"
+	TransportTCP  = "tcp"
 )
 
 // Config configures a client.
@@ -31,6 +42,16 @@ type Config struct {
 	// one request once connected (default 60 s).
 	DialTimeout    time.Duration
 	RequestTimeout time.Duration
+	// Transport is "auto" (the default when empty), "quic" or "tcp".
+	Transport string
+	// FallbackDelay is how long, in auto mode, a QUIC handshake may go
+	// unanswered before TLS over TCP is tried alongside it (default 2 s;
+	// at most half of DialTimeout). A QUIC dial that fails outright starts
+	// TCP at once; a pin mismatch on either ends the dial.
+	FallbackDelay time.Duration
+	// RetryQUICAfter is how long, in auto mode, the client keeps to TCP
+	// after falling back before it tries QUIC again (default 10 min).
+	RetryQUICAfter time.Duration
 }
 
 // Client sends requests to one server.
@@ -40,8 +61,21 @@ type Client struct {
 	qcfg *quic.Config
 	log  *slog.Logger
 
-	mu   sync.Mutex
-	conn *quic.Conn
+	transport atomic.Value // string: of the current or last connection
+
+	mu        sync.Mutex
+	cur       link      // nil until connected
+	quicAgain time.Time // auto mode: dial TCP directly until then
+}
+
+// link is one connection to the server, over either transport.
+type link interface {
+	// roundTrip sends one encoded request and returns the raw answer.
+	// Its errors are *TransportError.
+	roundTrip(ctx context.Context, req []byte) ([]byte, error)
+	alive() bool
+	close(why string)
+	transport() string
 }
 
 // ErrPinMismatch is returned when the server is not the pinned one: nothing
@@ -57,6 +91,13 @@ func New(cfg Config) (*Client, error) {
 	if _, _, err := net.SplitHostPort(cfg.Server); err != nil {
 		return nil, fmt.Errorf("server address %q: want HOST:PORT", cfg.Server)
 	}
+	switch cfg.Transport {
+	case "":
+		cfg.Transport = TransportAuto
+	case TransportAuto, TransportQUIC, TransportTCP:
+	default:
+		return nil, fmt.Errorf("transport %q: want auto, quic or tcp", cfg.Transport)
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -66,11 +107,18 @@ func New(cfg Config) (*Client, error) {
 	if cfg.RequestTimeout <= 0 {
 		cfg.RequestTimeout = 60 * time.Second
 	}
+	if cfg.FallbackDelay <= 0 {
+		cfg.FallbackDelay = 2 * time.Second
+	}
+	cfg.FallbackDelay = min(cfg.FallbackDelay, cfg.DialTimeout/2)
+	if cfg.RetryQUICAfter <= 0 {
+		cfg.RetryQUICAfter = 10 * time.Minute
+	}
 	cert, err := identity.SelfSigned(cfg.Key, "tally-agent "+identity.NodeID(cfg.Key.Public().(ed25519.PublicKey)))
 	if err != nil {
 		return nil, err
 	}
-	return &Client{
+	c := &Client{
 		cfg: cfg,
 		tls: identity.ClientTLS(cert, pin, protocol.ALPN),
 		qcfg: &quic.Config{
@@ -80,29 +128,50 @@ func New(cfg Config) (*Client, error) {
 			MaxIncomingStreams:   -1,
 		},
 		log: cfg.Logger,
-	}, nil
+	}
+	first := TransportQUIC
+	if cfg.Transport == TransportTCP {
+		first = TransportTCP
+	}
+	c.transport.Store(first)
+	return c, nil
 }
 
-// Transport names the transport in use, for status output.
-func (c *Client) Transport() string { return "quic" }
+// Transport names the transport of the current or last connection, "quic"
+// or "tcp" (before the first connection: the one that will be tried first),
+// for status output.
+func (c *Client) Transport() string { return c.transport.Load().(string) }
 
-func (c *Client) connection(ctx context.Context) (*quic.Conn, error) {
+// connection returns the open connection, or makes one.
+func (c *Client) connection(ctx context.Context) (link, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.conn != nil && c.conn.Context().Err() == nil {
-		return c.conn, nil
+	if c.cur != nil {
+		if c.cur.alive() && !c.quicDue() {
+			return c.cur, nil
+		}
+		c.cur.close("")
+		c.cur = nil
 	}
 	dctx, cancel := context.WithTimeout(ctx, c.cfg.DialTimeout)
 	defer cancel()
-	conn, err := quic.DialAddr(dctx, c.cfg.Server, c.tls, c.qcfg)
+	l, err := c.dial(dctx)
 	if err != nil {
 		if errors.Is(err, identity.ErrFingerprintMismatch) {
 			return nil, fmt.Errorf("refusing to talk to %s: %w; nothing was sent (re-enroll with the right --fingerprint if the server's key really changed)", c.cfg.Server, identity.ErrFingerprintMismatch)
 		}
 		return nil, &TransportError{Op: "connect to " + c.cfg.Server, Err: err}
 	}
-	c.conn = conn
-	return conn, nil
+	c.cur = l
+	c.transport.Store(l.transport())
+	return l, nil
+}
+
+// quicDue reports whether an open TCP connection should make way for a
+// new attempt at QUIC, so that a network that lets UDP through again
+// returns to it.
+func (c *Client) quicDue() bool {
+	return c.cfg.Transport == TransportAuto && c.cur.transport() == TransportTCP && !time.Now().Before(c.quicAgain)
 }
 
 // TransportError is a failure to reach the server or to get an answer: the
@@ -129,43 +198,34 @@ func (c *Client) Do(ctx context.Context, kind protocol.Kind, seq uint64, body []
 // RoundTrip sends one encoded envelope and reads the answer. Tests use it
 // to send hand-made (and malformed) requests.
 func (c *Client) RoundTrip(ctx context.Context, seq uint64, req []byte) (protocol.Response, error) {
-	conn, err := c.connection(ctx)
+	l, err := c.connection(ctx)
 	if err != nil {
 		return protocol.Response{}, err
 	}
 	rctx, cancel := context.WithTimeout(ctx, c.cfg.RequestTimeout)
 	defer cancel()
-	st, err := conn.OpenStreamSync(rctx)
+	raw, err := l.roundTrip(rctx, req)
+	if errors.Is(err, errStale) {
+		// The server closed the connection while it sat idle: once more,
+		// on a new one (the request is applied once whatever happens).
+		c.drop(l)
+		if l, err = c.connection(ctx); err != nil {
+			return protocol.Response{}, err
+		}
+		raw, err = l.roundTrip(rctx, req)
+	}
 	if err != nil {
-		c.drop(conn)
-		return protocol.Response{}, &TransportError{Op: "open stream", Err: err}
-	}
-	if dl, ok := rctx.Deadline(); ok {
-		st.SetDeadline(dl)
-	}
-	stop := context.AfterFunc(rctx, func() { st.CancelRead(0); st.CancelWrite(0) })
-	defer stop()
-	_, werr := st.Write(req)
-	if werr == nil {
-		werr = st.Close()
-	}
-	// Even if the write failed (the server stopped reading an oversized
-	// request), the server may have answered why.
-	raw, rerr := protocol.ReadMessage(st, protocol.MaxResponseSize)
-	if rerr != nil || len(raw) == 0 {
-		st.CancelRead(0)
-		if werr != nil {
-			rerr = errors.Join(werr, rerr)
+		if !l.alive() {
+			c.drop(l)
 		}
-		if rerr == nil {
-			rerr = errors.New("empty answer")
-		}
-		c.dropIfDead(conn)
-		return protocol.Response{}, &TransportError{Op: "request to " + c.cfg.Server, Err: rerr}
+		return protocol.Response{}, err
 	}
 	var resp protocol.Response
 	if err := protocol.Unmarshal(raw, &resp); err != nil {
 		return protocol.Response{}, fmt.Errorf("malformed answer from server: %w", err)
+	}
+	if resp.Status == protocol.StatusTooLarge && l.transport() == TransportTCP {
+		c.drop(l) // the server closes a TCP connection after an oversized request
 	}
 	if err := resp.Err(); err != nil {
 		return resp, err
@@ -194,29 +254,23 @@ func (c *Client) Call(ctx context.Context, kind protocol.Kind, seq uint64, in, o
 	return resp, nil
 }
 
-func (c *Client) drop(conn *quic.Conn) {
+// drop forgets l, if it is still the current connection, and closes it.
+func (c *Client) drop(l link) {
 	c.mu.Lock()
-	if c.conn == conn {
-		c.conn = nil
+	if c.cur == l {
+		c.cur = nil
 	}
 	c.mu.Unlock()
-	conn.CloseWithError(0, "")
-}
-
-func (c *Client) dropIfDead(conn *quic.Conn) {
-	if conn.Context().Err() != nil {
-		c.drop(conn)
-	}
+	l.close("")
 }
 
 // Close closes the connection, if any.
 func (c *Client) Close() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.conn != nil {
-		err := c.conn.CloseWithError(0, "agent closing")
-		c.conn = nil
-		return err
+	if c.cur != nil {
+		c.cur.close("agent closing")
+		c.cur = nil
 	}
 	return nil
 }

@@ -42,7 +42,7 @@ const (
 // Config configures a server.
 type Config struct {
 	DataDir   string
-	Listen    string // UDP host:port for agents
+	Listen    string // UDP host:port for agents; TCP on the same port too, unless NoTCP
 	Admin     string // TCP host:port for the admin API and console
 	Advertise string // host:port agents dial; derived from Listen when empty
 	Pprof     string // loopback host:port for net/http/pprof; empty disables
@@ -56,6 +56,9 @@ type Config struct {
 	MaintenanceEvery time.Duration
 	// ExpiryPoll is how often license expiry is checked (default 15 s).
 	ExpiryPoll time.Duration
+	// NoTCP turns off the TLS-over-TCP listener on the QUIC port, which
+	// agents fall back to where UDP is blocked.
+	NoTCP bool
 }
 
 // Daemon is a running server.
@@ -66,6 +69,7 @@ type Daemon struct {
 	id       datadir.Identity
 	db       *sqlite.DB
 	quic     *listener.QUIC
+	tcp      *listener.TCP // nil with NoTCP
 	admin    *http.Server
 	adminLn  net.Listener
 	pprof    *http.Server
@@ -91,7 +95,7 @@ func Start(cfg Config) (_ *Daemon, err error) {
 	if cfg.Admin == "" {
 		cfg.Admin = DefaultAdmin
 	}
-	d := &Daemon{cfg: cfg, log: cfg.Logger, serveErr: make(chan error, 3)}
+	d := &Daemon{cfg: cfg, log: cfg.Logger, serveErr: make(chan error, 4)}
 	defer func() {
 		if err != nil {
 			d.close()
@@ -109,7 +113,7 @@ func Start(cfg Config) (_ *Daemon, err error) {
 	if d.catalog, err = loadCatalog(d.dir); err != nil {
 		return nil, err
 	}
-	d.db, err = sqlite.Open(d.dir.File(datadir.DatabaseFile), sqlite.Options{Clock: cfg.Clock, Logger: cfg.Logger, Engine: engine.New(d.catalog)})
+	d.db, err = sqlite.Open(d.dir.File(datadir.DatabaseFile), sqlite.Options{Clock: cfg.Clock, Logger: cfg.Logger, Engine: engine.New(d.catalog), RecordKey: d.id.Key})
 	if err != nil {
 		return nil, err
 	}
@@ -120,7 +124,7 @@ func Start(cfg Config) (_ *Daemon, err error) {
 	handler := nodeapi.New(d.db, d.log, nil)
 	rk := quic.StatelessResetKey(d.id.ResetKey)
 	tk := quic.TokenGeneratorKey(d.id.TokenKey)
-	d.quic, err = listener.ListenQUIC(listener.Config{
+	d.quic, d.tcp, err = listener.Listen(listener.Config{
 		Addr:              cfg.Listen,
 		TLS:               identity.ServerTLS(d.id.Cert, protocol.ALPN),
 		Handler:           handler,
@@ -128,7 +132,7 @@ func Start(cfg Config) (_ *Daemon, err error) {
 		Logger:            d.log,
 		StatelessResetKey: &rk,
 		TokenKey:          &tk,
-	})
+	}, cfg.NoTCP)
 	if err != nil {
 		return nil, err
 	}
@@ -166,6 +170,9 @@ func Start(cfg Config) (_ *Daemon, err error) {
 		Clock: cfg.Clock, Logger: d.log})
 
 	go func() { d.serveErr <- d.quic.Serve() }()
+	if d.tcp != nil {
+		go func() { d.serveErr <- d.tcp.Serve() }()
+	}
 	go func() {
 		if err := d.admin.Serve(d.adminLn); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			d.serveErr <- fmt.Errorf("admin server: %w", err)
@@ -174,6 +181,7 @@ func Start(cfg Config) (_ *Daemon, err error) {
 
 	d.addrs = datadir.Addresses{
 		QUIC:        d.quic.Addr().String(),
+		TCP:         tcpAddr(d.tcp),
 		Advertise:   advertise,
 		AdminURL:    "http://" + d.adminLn.Addr().String(),
 		Fingerprint: d.id.Fingerprint,
@@ -183,7 +191,7 @@ func Start(cfg Config) (_ *Daemon, err error) {
 	if err := d.dir.WriteAddresses(d.addrs); err != nil {
 		return nil, err
 	}
-	d.log.Info("tally-server started", "version", buildinfo.Version(), "quic", d.addrs.QUIC, "advertise", advertise,
+	d.log.Info("tally-server started", "version", buildinfo.Version(), "quic", d.addrs.QUIC, "tcp", d.addrs.TCP, "advertise", advertise,
 		"admin", d.addrs.AdminURL, "fingerprint", d.id.Fingerprint, "data", d.dir.Path)
 	return d, nil
 }
@@ -248,6 +256,14 @@ func advertiseAddr(a net.Addr) string {
 	return net.JoinHostPort(host, strconv.Itoa(ua.Port))
 }
 
+// tcpAddr is the TCP listener's address, or "" when it is off.
+func tcpAddr(t *listener.TCP) string {
+	if t == nil {
+		return ""
+	}
+	return t.Addr().String()
+}
+
 // Addresses returns where the server listens.
 func (d *Daemon) Addresses() datadir.Addresses { return d.addrs }
 
@@ -276,8 +292,17 @@ func (d *Daemon) close() { _ = d.close0(context.Background()) }
 
 func (d *Daemon) close0(ctx context.Context) error {
 	var errs []error
+	tcpDone := make(chan error, 1)
+	if d.tcp != nil { // stopped alongside QUIC, so both share the stop timeout
+		go func() { tcpDone <- d.tcp.Shutdown(ctx) }()
+	} else {
+		tcpDone <- nil
+	}
 	if d.quic != nil {
 		errs = append(errs, d.quic.Shutdown(ctx))
+	}
+	if err := <-tcpDone; err != nil {
+		errs = append(errs, err)
 	}
 	if d.sched != nil {
 		d.sched.Stop()

@@ -143,6 +143,8 @@ type Addresses struct {
 	Fingerprint string    `json:"fingerprint"`
 	PID         int       `json:"pid"`
 	StartedAt   time.Time `json:"started_at"`
+	// TCP is the bound TCP address (the QUIC port number), empty when off.
+	TCP string `json:"tcp,omitempty"`
 }
 
 // WriteAddresses records where the running server listens.

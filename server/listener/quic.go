@@ -1,17 +1,10 @@
-// Package listener accepts agents' connections and carries one request per
-// stream to a Handler: QUIC on UDP, with mutual TLS 1.3 and ALPN tally/1.
-// It bounds what each connection and each request may cost, sheds load with
-// a retry-after when too many requests are in flight, and shuts down
-// gracefully: in-flight requests finish, then connections close.
 package listener
 
 import (
 	"context"
 	"crypto/ed25519"
-	"crypto/tls"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net"
 	"sync"
 	"time"
@@ -22,14 +15,6 @@ import (
 	"github.com/tallyhq/tally/protocol"
 )
 
-// Handler answers one request; see nodeapi.Handler.
-type Handler interface {
-	Handle(ctx context.Context, key ed25519.PublicKey, raw []byte) protocol.Response
-}
-
-// RefuseFunc builds the response for a request that could not be read.
-type RefuseFunc func(err error) protocol.Response
-
 // Stream and connection error codes sent on resets.
 const (
 	codeTooLarge quic.StreamErrorCode      = 1
@@ -37,43 +22,13 @@ const (
 	codeNoKey    quic.ApplicationErrorCode = 0x11
 )
 
-// Config configures a listener.
-type Config struct {
-	Addr    string // host:port; port 0 picks a free one
-	TLS     *tls.Config
-	Handler Handler
-	Refuse  RefuseFunc
-	Logger  *slog.Logger
-	// StatelessResetKey and TokenKey are kept in the data folder so that
-	// agents recover quickly across restarts (see TECH-NOTES).
-	StatelessResetKey *quic.StatelessResetKey
-	TokenKey          *quic.TokenGeneratorKey
-	// MaxStreamsPerConn bounds concurrent requests on one connection (default 8).
-	MaxStreamsPerConn int64
-	// MaxInFlight bounds concurrent requests on the whole listener; past it
-	// requests are answered busy with a retry-after (default 2048).
-	MaxInFlight int
-	// IdleTimeout closes silent connections (default 60 s).
-	IdleTimeout time.Duration
-	// RequestTimeout bounds reading one request and writing its answer (default 30 s).
-	RequestTimeout time.Duration
-	// Allow0RTT accepts requests in 0-RTT data on resumed connections; safe
-	// because every request is applied once per sequence number.
-	Allow0RTT bool
-}
-
 // QUIC is a running QUIC listener.
 type QUIC struct {
-	cfg       Config
+	*core
 	tr        *quic.Transport
 	ln        *quic.EarlyListener
-	log       *slog.Logger
-	inflight  chan struct{}
 	acceptCtx context.Context
 	stopAcc   context.CancelFunc
-	workCtx   context.Context
-	stopWork  context.CancelFunc
-	wg        sync.WaitGroup // in-flight requests
 	connWG    sync.WaitGroup // connection goroutines
 	mu        sync.Mutex
 	conns     map[*quic.Conn]struct{}
@@ -81,23 +36,9 @@ type QUIC struct {
 
 // ListenQUIC binds the UDP socket and starts accepting.
 func ListenQUIC(cfg Config) (*QUIC, error) {
-	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.DiscardHandler)
-	}
-	if cfg.MaxStreamsPerConn <= 0 {
-		cfg.MaxStreamsPerConn = 8
-	}
-	if cfg.MaxInFlight <= 0 {
-		cfg.MaxInFlight = 2048
-	}
-	if cfg.IdleTimeout <= 0 {
-		cfg.IdleTimeout = 60 * time.Second
-	}
-	if cfg.RequestTimeout <= 0 {
-		cfg.RequestTimeout = 30 * time.Second
-	}
-	if cfg.Refuse == nil {
-		return nil, errors.New("listener: Refuse is required")
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
 	}
 	udpAddr, err := net.ResolveUDPAddr("udp", cfg.Addr)
 	if err != nil {
@@ -109,7 +50,7 @@ func ListenQUIC(cfg Config) (*QUIC, error) {
 	}
 	tr := &quic.Transport{Conn: pc, StatelessResetKey: cfg.StatelessResetKey, TokenGeneratorKey: cfg.TokenKey}
 	qc := &quic.Config{
-		HandshakeIdleTimeout:           10 * time.Second,
+		HandshakeIdleTimeout:           handshakeTimeout,
 		MaxIdleTimeout:                 cfg.IdleTimeout,
 		MaxIncomingStreams:             cfg.MaxStreamsPerConn,
 		MaxIncomingUniStreams:          -1,
@@ -124,10 +65,8 @@ func ListenQUIC(cfg Config) (*QUIC, error) {
 		pc.Close()
 		return nil, fmt.Errorf("listen QUIC on %s: %w", cfg.Addr, err)
 	}
-	q := &QUIC{cfg: cfg, tr: tr, ln: ln, log: cfg.Logger, inflight: make(chan struct{}, cfg.MaxInFlight),
-		conns: map[*quic.Conn]struct{}{}}
+	q := &QUIC{core: newCore(cfg), tr: tr, ln: ln, conns: map[*quic.Conn]struct{}{}}
 	q.acceptCtx, q.stopAcc = context.WithCancel(context.Background())
-	q.workCtx, q.stopWork = context.WithCancel(context.Background())
 	return q, nil
 }
 
@@ -181,34 +120,27 @@ func (q *QUIC) serveConn(conn *quic.Conn) {
 		if err != nil {
 			return
 		}
-		q.wg.Add(1)
+		if !q.begin() {
+			st.CancelRead(0)
+			st.CancelWrite(0)
+			return
+		}
 		go q.serveStream(key, st)
 	}
 }
 
 func (q *QUIC) serveStream(key ed25519.PublicKey, st *quic.Stream) {
-	defer q.wg.Done()
-	deadline := time.Now().Add(q.cfg.RequestTimeout)
-	st.SetDeadline(deadline)
-	var resp protocol.Response
-	select {
-	case q.inflight <- struct{}{}:
+	defer q.end()
+	st.SetDeadline(time.Now().Add(q.cfg.RequestTimeout))
+	resp := q.answer(key, func() ([]byte, error) {
 		raw, err := protocol.ReadMessage(st, protocol.MaxRequestSize)
 		if err != nil {
 			st.CancelRead(codeTooLarge)
-			resp = q.cfg.Refuse(err)
-		} else {
-			resp = q.cfg.Handler.Handle(q.workCtx, key, raw)
 		}
-		<-q.inflight
-	default:
-		st.CancelRead(0)
-		resp = protocol.ErrorResponse(0, &protocol.Error{Status: protocol.StatusBusy,
-			Message: "server busy: too many requests in flight", RetryAfter: 2})
-	}
-	out, err := protocol.Marshal(resp)
+		return raw, err
+	}, func() { st.CancelRead(0) })
+	out, err := q.encode(resp)
 	if err != nil {
-		q.log.Error("encode response", "err", err)
 		st.CancelWrite(0)
 		return
 	}
@@ -228,17 +160,7 @@ func (q *QUIC) Shutdown(ctx context.Context) error {
 	q.stopAcc()
 	q.mu.Unlock()
 	err := q.ln.Close()
-	done := make(chan struct{})
-	go func() {
-		q.wg.Wait()
-		close(done)
-	}()
-	select {
-	case <-done:
-	case <-ctx.Done():
-		q.stopWork()
-		<-done
-	}
+	q.drain(ctx)
 	q.mu.Lock()
 	for c := range q.conns {
 		c.CloseWithError(codeShutdown, "server shutting down")

@@ -1,0 +1,132 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync/atomic"
+	"time"
+
+	"github.com/tallyhq/tally/common/identity"
+)
+
+// dial connects by the configured transport. In auto mode it races QUIC
+// against TCP, QUIC first ("happy eyeballs"): TCP starts when QUIC has had
+// FallbackDelay without a single datagram back, or at once when QUIC fails
+// outright. The first connection to complete its handshake with the
+// pinned server wins and the other is abandoned; a pin mismatch on either
+// ends the dial with nothing sent, since requests go out only on the winner.
+// After a fallback, TCP is dialled directly until RetryQUICAfter has passed
+// or TCP fails.
+func (c *Client) dial(ctx context.Context) (link, error) {
+	switch {
+	case c.cfg.Transport == TransportQUIC:
+		return c.dialQUIC(ctx, nil)
+	case c.cfg.Transport == TransportTCP:
+		return c.dialTCP(ctx)
+	case time.Now().Before(c.quicAgain):
+		l, err := c.dialTCP(ctx)
+		if err == nil || errors.Is(err, identity.ErrFingerprintMismatch) || ctx.Err() != nil {
+			return l, err
+		}
+		// TCP fails where it worked: the network changed; try both again.
+		c.quicAgain = time.Time{}
+	}
+	return c.race(ctx)
+}
+
+type dialResult struct {
+	l   link
+	err error
+	tcp bool
+}
+
+func (c *Client) race(ctx context.Context) (link, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	results := make(chan dialResult, 2)
+	start := func(dial func(context.Context) (link, error), tcp bool) {
+		go func() {
+			l, err := dial(ctx)
+			results <- dialResult{l, err, tcp}
+		}()
+	}
+	began := time.Now()
+	heard := new(atomic.Bool)
+	start(func(ctx context.Context) (link, error) { return c.dialQUIC(ctx, heard) }, false)
+	pending, tcpStarted := 1, false
+	startTCP := func(why string) {
+		c.log.Debug("trying TLS over TCP alongside QUIC", "server", c.cfg.Server, "why", why)
+		start(c.dialTCP, true)
+		pending++
+		tcpStarted = true
+	}
+	timer := time.NewTimer(c.cfg.FallbackDelay)
+	defer timer.Stop()
+	var quicErr, tcpErr error
+	for pending > 0 {
+		select {
+		case <-timer.C:
+			// Only silence means UDP is blocked: a server that answers,
+			// however slowly, is better waited for than given a second
+			// handshake to do.
+			if !tcpStarted && !heard.Load() {
+				startTCP("no answer over UDP")
+			}
+		case r := <-results:
+			pending--
+			if r.err == nil || errors.Is(r.err, identity.ErrFingerprintMismatch) {
+				cancel()
+				abandon(results, pending)
+				if r.err != nil {
+					return nil, r.err
+				}
+				c.won(r.l, time.Since(began))
+				return r.l, nil
+			}
+			if r.tcp {
+				tcpErr = r.err
+			} else {
+				quicErr = r.err
+			}
+			if !tcpStarted && ctx.Err() == nil {
+				startTCP("QUIC failed: " + r.err.Error())
+			}
+		}
+	}
+	if tcpErr == nil {
+		return nil, quicErr
+	}
+	return nil, fmt.Errorf("QUIC: %w; TCP: %w", quicErr, tcpErr)
+}
+
+// abandon closes the connections that the n dials still running make.
+func abandon(results <-chan dialResult, n int) {
+	if n == 0 {
+		return
+	}
+	go func() {
+		for range n {
+			if r := <-results; r.err == nil {
+				r.l.close("")
+			}
+		}
+	}()
+}
+
+// won records which transport a race chose. Called with c.mu held.
+func (c *Client) won(l link, took time.Duration) {
+	prev := c.Transport()
+	if l.transport() == TransportTCP {
+		c.quicAgain = time.Now().Add(c.cfg.RetryQUICAfter)
+		if prev != TransportTCP {
+			c.log.Warn("QUIC (UDP) to the server got no answer: using TLS over TCP", "server", c.cfg.Server,
+				"after", took.Round(time.Millisecond), "retry_quic_in", c.cfg.RetryQUICAfter)
+		}
+		return
+	}
+	c.quicAgain = time.Time{}
+	if prev == TransportTCP {
+		c.log.Info("back on QUIC", "server", c.cfg.Server)
+	}
+}

@@ -1,0 +1,109 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"net"
+	"sync/atomic"
+	"syscall"
+
+	"github.com/quic-go/quic-go"
+
+	"github.com/tallyhq/tally/protocol"
+)
+
+// quicLink carries each request on its own stream of one QUIC connection,
+// on a UDP socket of its own.
+type quicLink struct {
+	conn   *quic.Conn
+	tr     *quic.Transport
+	server string
+}
+
+// dialQUIC connects over QUIC. heard, when not nil, is set as soon as any
+// datagram comes back: a server that answers at all, however slowly, is
+// reachable over UDP, and falling back to TCP would not help.
+func (c *Client) dialQUIC(ctx context.Context, heard *atomic.Bool) (link, error) {
+	addr, err := net.ResolveUDPAddr("udp", c.cfg.Server)
+	if err != nil {
+		return nil, err
+	}
+	udp, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4zero})
+	if err != nil {
+		return nil, err
+	}
+	if heard == nil {
+		heard = new(atomic.Bool)
+	}
+	tr := &quic.Transport{Conn: &watchedUDP{PacketConn: udp, udp: udp, heard: heard}}
+	conn, err := tr.Dial(ctx, addr, c.tls, c.qcfg)
+	if err != nil {
+		tr.Close()
+		udp.Close()
+		return nil, err
+	}
+	return &quicLink{conn: conn, tr: tr, server: c.cfg.Server}, nil
+}
+
+// watchedUDP is the dial's UDP socket, noting whether anything came back.
+// It offers quic-go the socket's buffer and syscall methods but not its
+// batch ones (ReadMsgUDP), so that every datagram is read through
+// ReadFrom; the optimisations lost do not matter to an agent's few small
+// requests.
+type watchedUDP struct {
+	net.PacketConn
+	udp   *net.UDPConn
+	heard *atomic.Bool
+}
+
+func (w *watchedUDP) ReadFrom(p []byte) (int, net.Addr, error) {
+	n, from, err := w.PacketConn.ReadFrom(p)
+	if err == nil {
+		w.heard.Store(true)
+	}
+	return n, from, err
+}
+
+func (w *watchedUDP) SetReadBuffer(n int) error             { return w.udp.SetReadBuffer(n) }
+func (w *watchedUDP) SetWriteBuffer(n int) error            { return w.udp.SetWriteBuffer(n) }
+func (w *watchedUDP) SyscallConn() (syscall.RawConn, error) { return w.udp.SyscallConn() }
+
+func (l *quicLink) transport() string { return TransportQUIC }
+func (l *quicLink) alive() bool       { return l.conn.Context().Err() == nil }
+
+func (l *quicLink) close(why string) {
+	l.conn.CloseWithError(0, why)
+	l.tr.Close()
+	l.tr.Conn.Close() // quic-go's Transport does not close a socket it was handed
+}
+
+func (l *quicLink) roundTrip(ctx context.Context, req []byte) ([]byte, error) {
+	st, err := l.conn.OpenStreamSync(ctx)
+	if err != nil {
+		l.close("")
+		return nil, &TransportError{Op: "open stream", Err: err}
+	}
+	if dl, ok := ctx.Deadline(); ok {
+		st.SetDeadline(dl)
+	}
+	stop := context.AfterFunc(ctx, func() { st.CancelRead(0); st.CancelWrite(0) })
+	defer stop()
+	_, werr := st.Write(req)
+	if werr == nil {
+		werr = st.Close()
+	}
+	// Even if the write failed (the server stopped reading an oversized
+	// request), the server may have answered why.
+	raw, rerr := protocol.ReadMessage(st, protocol.MaxResponseSize)
+	if rerr != nil || len(raw) == 0 {
+		st.CancelRead(0)
+		if werr != nil {
+			rerr = errors.Join(werr, rerr)
+		}
+		if rerr == nil {
+			rerr = errors.New("empty answer")
+		}
+		return nil, &TransportError{Op: "request to " + l.server, Err: rerr}
+	}
+	return raw, nil
+}
