@@ -25,7 +25,8 @@ func (m *Main) serveCommand() *cobra.Command {
 		Short: "Run the server",
 		Long: `Run the server: QUIC for agents, HTTP for the admin API and console.
 
-On first start it creates the data folder with the server's TLS identity, an
+Agents connect over QUIC on UDP, or over TLS on TCP at the same port where UDP is
+blocked (--no-tcp turns that off). On first start it creates the data folder with the server's TLS identity, an
 enrollment secret and an admin token (files readable only by their owner), and
 prints the QUIC address, the fingerprint agents pin, and the admin URL. The real
 addresses (also when a port is 0) are written to DIR/addresses.json.
@@ -52,6 +53,9 @@ database closes.`,
 			out := cmd.OutOrStdout()
 			fmt.Fprintf(out, "tally-server %s is running\n", buildinfo.Version())
 			fmt.Fprintf(out, "  agents (QUIC):   %s  (agents dial %s)\n", a.QUIC, a.Advertise)
+			if a.TCP != "" {
+				fmt.Fprintf(out, "  agents (TCP):    %s  (fallback where UDP is blocked)\n", a.TCP)
+			}
 			fmt.Fprintf(out, "  fingerprint:     %s\n", a.Fingerprint)
 			fmt.Fprintf(out, "  admin URL:       %s  (token in %s)\n", a.AdminURL, d.Dir().File(datadir.TokenFile))
 			fmt.Fprintf(out, "  data folder:     %s\n", d.Dir().Path)
@@ -83,6 +87,7 @@ database closes.`,
 	f.StringVar(&logFormat, "log-format", logging.FormatText, "log format: text or json")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	f.DurationVar(&stopTimeout, "stop-timeout", 30*time.Second, "how long requests in flight may take to finish at shutdown")
+	f.BoolVar(&cfg.NoTCP, "no-tcp", false, "do not listen for agents on TCP (TLS) at the QUIC port; agents behind UDP-blocking firewalls then cannot reach the server")
 	f.DurationVar(&cfg.StaleAfter, "stale-after", 0, "stale-node policy: set computers not seen for this long to Missing at each maintenance run (e.g. 720h); 0 disables it")
 	f.DurationVar(&cfg.MaintenanceEvery, "maintenance-every", 24*time.Hour, "interval of the maintenance job; negative disables the periodic run")
 	return cmd

@@ -28,6 +28,7 @@ import (
 	"github.com/tallyhq/tally/server/datadir"
 	"github.com/tallyhq/tally/server/engine"
 	"github.com/tallyhq/tally/server/listener"
+	"github.com/tallyhq/tally/server/metrics"
 	"github.com/tallyhq/tally/server/nodeapi"
 	"github.com/tallyhq/tally/server/scheduler"
 	"github.com/tallyhq/tally/server/store/sqlite"
@@ -74,6 +75,7 @@ type Daemon struct {
 	adminLn  net.Listener
 	pprof    *http.Server
 	sched    *scheduler.Scheduler
+	metrics  *metrics.Metrics
 	catalog  *catalog.Catalog
 	addrs    datadir.Addresses
 	unlock   func()
@@ -113,7 +115,9 @@ func Start(cfg Config) (_ *Daemon, err error) {
 	if d.catalog, err = loadCatalog(d.dir); err != nil {
 		return nil, err
 	}
-	d.db, err = sqlite.Open(d.dir.File(datadir.DatabaseFile), sqlite.Options{Clock: cfg.Clock, Logger: cfg.Logger, Engine: engine.New(d.catalog), RecordKey: d.id.Key})
+	d.metrics = metrics.New()
+	d.db, err = sqlite.Open(d.dir.File(datadir.DatabaseFile), sqlite.Options{Clock: cfg.Clock, Logger: cfg.Logger, Engine: engine.New(d.catalog),
+		RecordKey: d.id.Key, CommitObserver: d.metrics.Commit, OnVerdicts: d.metrics.Verdicts})
 	if err != nil {
 		return nil, err
 	}
@@ -121,7 +125,8 @@ func Start(cfg Config) (_ *Daemon, err error) {
 		return nil, err
 	}
 
-	handler := nodeapi.New(d.db, d.log, nil)
+	d.metrics.Watch(d.db)
+	handler := nodeapi.New(d.db, d.log, d.metrics.Request)
 	rk := quic.StatelessResetKey(d.id.ResetKey)
 	tk := quic.TokenGeneratorKey(d.id.TokenKey)
 	d.quic, d.tcp, err = listener.Listen(listener.Config{
@@ -146,11 +151,16 @@ func Start(cfg Config) (_ *Daemon, err error) {
 		advertise = advertiseAddr(d.quic.Addr())
 	}
 	info := adminapi.ServerInfo{Advertise: advertise, Fingerprint: d.id.Fingerprint, Version: buildinfo.Version()}
-	con, err := console.New(console.Config{Store: d.db, Token: d.id.Token, Info: info, Logger: d.log})
+	var products []string
+	for _, p := range d.catalog.Products() {
+		products = append(products, p.Name)
+	}
+	con, err := console.New(console.Config{Store: d.db, Token: d.id.Token, Info: info, Logger: d.log, Products: products})
 	if err != nil {
 		return nil, err
 	}
 	api := adminapi.New(adminapi.Config{Store: d.db, Token: d.id.Token, Info: info, Logger: d.log,
+		Extra: map[string]http.Handler{"GET /metrics": d.metrics.Handler()},
 		Public: map[string]http.Handler{"/": con}, Catalog: d.catalog, VerifyLicense: d.verifyLicense, Maintenance: d.maintenance})
 	d.admin = &http.Server{Handler: api, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(d.log.Handler(), slog.LevelWarn)}
 

@@ -1,9 +1,13 @@
 package integration
 
 import (
+	"bufio"
 	"context"
 	"database/sql"
+	"net/http"
 	"os"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -112,12 +116,14 @@ func TestLoadGenerator(t *testing.T) {
 	n := loadAgents()
 	base := loadgen.Config{Target: loadTarget(t, srv), Agents: n, PackagesMin: 20, PackagesMax: 80, PoolSize: 400, Seed: 7,
 		EnrollConcurrency: 16}
+	var reports []*loadgen.Report
 
 	t.Run("enroll", func(t *testing.T) {
 		cfg := base
 		cfg.Scenario = loadgen.Enroll
 		cfg.Concurrency = 32
 		rep := runLoad(t, cfg)
+		reports = append(reports, rep)
 		if got := rep.Phase("enroll").Acked["enroll"]; got != int64(n) {
 			t.Fatalf("%d enrollments acknowledged, want %d", got, n)
 		}
@@ -138,6 +144,7 @@ func TestLoadGenerator(t *testing.T) {
 		cfg.Churn = 0.5
 		cfg.Concurrency = 64
 		rep := runLoad(t, cfg)
+		reports = append(reports, rep)
 		prime, steady := rep.Phase("prime"), rep.Phase("steady")
 		if prime == nil || steady == nil {
 			t.Fatalf("phases %v", rep.Phases)
@@ -177,6 +184,7 @@ func TestLoadGenerator(t *testing.T) {
 		cfg.Product = "monitor"
 		cfg.Seats = n / 4
 		rep := runLoad(t, cfg)
+		reports = append(reports, rep)
 		race := rep.Phase("race")
 		if got := race.Verdicts["monitor licensed"]; got != int64(n/4) {
 			t.Fatalf("%d agents licensed for %d seats", got, n/4)
@@ -189,4 +197,70 @@ func TestLoadGenerator(t *testing.T) {
 			t.Fatalf("monitor usage %d of %d, want %d of %d", u.Consumed, u.Granted, n/4, n/4)
 		}
 	})
+
+	// /metrics answers in Prometheus text format and its counters agree
+	// with what the load runs counted.
+	t.Run("metrics", func(t *testing.T) {
+		if len(reports) != 3 {
+			t.Skip("an earlier run failed")
+		}
+		var acked, enrolled, monitorLicensed, monitorRefused int64
+		for _, rep := range reports {
+			for _, ph := range rep.Phases {
+				acked += ph.Acked["full"] + ph.Acked["delta"] + ph.Acked["basic"]
+				enrolled += ph.Acked["enroll"]
+				monitorLicensed += ph.Verdicts["monitor licensed"]
+				monitorRefused += ph.Verdicts["monitor discarded:no-seat"]
+			}
+		}
+		m := scrapeMetrics(t, srv)
+		for name, want := range map[string]int64{
+			`tally_requests_total{kind="inventory",status="ok"}`:                  acked,
+			`tally_requests_total{kind="enroll",status="ok"}`:                     enrolled,
+			`tally_verdicts_total{product="monitor",verdict="licensed"}`:          monitorLicensed,
+			`tally_verdicts_total{product="monitor",verdict="discarded:no-seat"}`: monitorRefused,
+			`tally_seats_held{product="monitor"}`:                                 int64(n / 4),
+			`tally_seats_granted{product="monitor"}`:                              int64(n / 4),
+		} {
+			if got, ok := m[name]; !ok || int64(got) != want {
+				t.Errorf("%s = %v (present %v), the load runs counted %d", name, got, ok, want)
+			}
+		}
+		if m["tally_db_commit_batch_size_count"] == 0 || m["tally_request_duration_seconds_count{kind=\"inventory\"}"] != float64(acked) {
+			t.Errorf("commit and latency histograms: %v commits, %v inventory latencies", m["tally_db_commit_batch_size_count"],
+				m["tally_request_duration_seconds_count{kind=\"inventory\"}"])
+		}
+	})
+}
+
+// scrapeMetrics reads /metrics with the admin token and parses the text
+// format into sample name (with labels) → value.
+func scrapeMetrics(t *testing.T, srv *servertest.Server) map[string]float64 {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, srv.Addresses().AdminURL+"/metrics", nil)
+	req.Header.Set("Authorization", "Bearer "+srv.Identity().Token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/plain") {
+		t.Fatalf("/metrics: %s %s", resp.Status, resp.Header.Get("Content-Type"))
+	}
+	out := map[string]float64{}
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		i := strings.LastIndexByte(line, ' ')
+		v, err := strconv.ParseFloat(line[i+1:], 64)
+		if err != nil {
+			t.Fatalf("not Prometheus text format: %q", line)
+		}
+		out[line[:i]] = v
+	}
+	return out
 }
