@@ -168,13 +168,14 @@ func (a *Agent) Check(ctx context.Context, product string) (LocalActivation, err
 	}
 	var problems []string
 	for _, la := range las {
-		if la.Product != product {
-			continue
-		}
-		if la.Verified {
+		if la.Verified && la.Product == product {
 			return la, nil
 		}
-		problems = append(problems, la.ID+": "+la.Problem)
+		// A record that does not verify cannot be trusted to say which
+		// product it is for: report it whatever it claims.
+		if !la.Verified && (la.Product == product || la.Product == "") {
+			problems = append(problems, la.ID+": "+la.Problem)
+		}
 	}
 	if len(problems) > 0 {
 		return LocalActivation{}, fmt.Errorf("%w: %s", ErrNotLicensed, problems)
@@ -309,22 +310,18 @@ func (a *Agent) Heartbeat(ctx context.Context) error {
 	})
 }
 
-// NextHeartbeat says how long until a lease needs a heartbeat; zero
-// without leases.
-func (a *Agent) NextHeartbeat() time.Duration {
+// NextHeartbeat says when a lease next needs a heartbeat (a third of its
+// TTL after the last one); zero without leases.
+func (a *Agent) NextHeartbeat() time.Time {
 	ls, err := a.dir.Leases()
 	if err != nil || len(ls) == 0 {
-		return 0
+		return time.Time{}
 	}
-	now := a.clock.Now()
-	var soonest time.Duration = -1
+	var soonest time.Time
 	for _, l := range ls {
-		d := l.LastBeat.Add(l.TTL / 3).Sub(now)
-		if d < time.Second {
-			d = time.Second
-		}
-		if soonest < 0 || d < soonest {
-			soonest = d
+		at := l.LastBeat.Add(l.TTL / 3)
+		if soonest.IsZero() || at.Before(soonest) {
+			soonest = at
 		}
 	}
 	return soonest

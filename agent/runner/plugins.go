@@ -275,6 +275,11 @@ func (a *Agent) Once(ctx context.Context) (uint64, FlushResult, error) {
 		return seq, res, err
 	}
 	res, err = a.pluginPhase(ctx, res, err)
+	if err == nil {
+		if _, serr := a.SyncActivations(ctx); serr != nil {
+			a.log.Warn("could not check activation records with the server", "err", serr)
+		}
+	}
 	if err != nil || !(a.TakeCollectNow() || res.Repost) {
 		return seq, res, err
 	}

@@ -359,10 +359,22 @@ func (a *Agent) Run(ctx context.Context, o RunOptions) error {
 	bo := backoff{max: o.MaxBackoff, rnd: rand.Float64}
 	nextCollect := time.Now() // post at once on start
 	var nextFlush time.Time   // zero: no flush scheduled
+	var beatRetry time.Time   // after a failed heartbeat, the next try
 	for {
 		due := nextCollect
 		if !nextFlush.IsZero() && nextFlush.Before(due) {
 			due = nextFlush
+		}
+		if beat := a.NextHeartbeat(); !beat.IsZero() {
+			// Leases checked out on this machine are kept alive while the
+			// agent runs; one that misses its heartbeats runs out. After a
+			// failed heartbeat, wait a little before the next try.
+			if beat.Before(beatRetry) {
+				beat = beatRetry
+			}
+			if beat.Before(due) {
+				due = beat
+			}
 		}
 		if d := min(time.Until(due), wakeEvery); d > 0 && !reached(time.Now(), due) {
 			t := time.NewTimer(d)
@@ -376,6 +388,12 @@ func (a *Agent) Run(ctx context.Context, o RunOptions) error {
 		}
 		if ctx.Err() != nil {
 			return nil
+		}
+		if beat := a.NextHeartbeat(); !beat.IsZero() && reached(time.Now(), beat) && reached(time.Now(), beatRetry) {
+			if err := a.Heartbeat(ctx); err != nil && ctx.Err() == nil {
+				beatRetry = time.Now().Add(2 * time.Second)
+				a.log.Warn("lease heartbeat failed; retrying", "err", err)
+			}
 		}
 		now := time.Now()
 		flush := !nextFlush.IsZero() && reached(now, nextFlush)
@@ -415,6 +433,13 @@ func (a *Agent) Run(ctx context.Context, o RunOptions) error {
 			bo.reset()
 			if res.Sent > 0 {
 				a.log.Info("posted", "sent", res.Sent, "repeats", res.Repeats, "verdicts", res.Verdicts)
+			}
+			if collected {
+				// Records an administrator revoked (a seat returned, an ID
+				// deactivated) are removed at this contact.
+				if _, err := a.SyncActivations(ctx); err != nil && ctx.Err() == nil {
+					a.log.Warn("could not check activation records with the server", "err", err)
+				}
 			}
 			if a.TakeCollectNow() || res.Repost {
 				// A task asked for it, or the server asked for what a
