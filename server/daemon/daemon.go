@@ -160,7 +160,7 @@ func Start(cfg Config) (_ *Daemon, err error) {
 		return nil, err
 	}
 	api := adminapi.New(adminapi.Config{Store: d.db, Token: d.id.Token, Info: info, Logger: d.log,
-		Extra: map[string]http.Handler{"GET /metrics": d.metrics.Handler()},
+		Extra:  map[string]http.Handler{"GET /metrics": d.metrics.Handler()},
 		Public: map[string]http.Handler{"/": con}, Catalog: d.catalog, VerifyLicense: d.verifyLicense, Maintenance: d.maintenance})
 	d.admin = &http.Server{Handler: api, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(d.log.Handler(), slog.LevelWarn)}
 
