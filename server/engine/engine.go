@@ -656,3 +656,51 @@ func (d *Decision) Summary() string {
 	}
 	return strings.Join(parts, "; ")
 }
+
+// NeedsCounts reports whether deciding post needs the licenses' seat
+// counts (held, allocated), or only what licenses exist with their dates.
+// Counts are needed when a seat may be taken or moved: a qualifying post of
+// a product the computer holds no seat of, or a seat on a license that
+// expired or does not cover the plug-in's build. Most posts of a fleet
+// that took its seats need no counts: the store then skips reading them.
+func (e *Engine) NeedsCounts(c Computer, meta Pool, post Post, now time.Time) bool {
+	plugins := c.Plugins
+	if post.Kind == PostInventory {
+		plugins = post.Plugins
+	}
+	for product, lic := range c.Seats {
+		if l := meta.License(lic); l == nil || !l.Valid(now) {
+			return true // the seat must move or be freed
+		}
+		_ = product
+	}
+	if !c.Active() {
+		return false
+	}
+	for _, t := range e.touched(post) {
+		p := t.product
+		listed := false
+		if _, ok := pluginFor(p, plugins); ok {
+			listed = true
+		}
+		if p.RequiresPlugin && !listed {
+			continue
+		}
+		if lic, held := c.Seats[p.Name]; held {
+			if l := meta.License(lic); l == nil || !l.Valid(now) || !l.Covers(BuildDate(t.plugin)) {
+				return true
+			}
+			continue
+		}
+		qualifying := false
+		for _, tr := range t.triggers {
+			if p.Qualifies(tr) {
+				qualifying = true
+			}
+		}
+		if qualifying && (!p.PluginRemovalFrees || listed) {
+			return true
+		}
+	}
+	return false
+}

@@ -9,6 +9,7 @@ import (
 	"crypto/ed25519"
 	"errors"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/tallyhq/tally/common/identity"
@@ -26,6 +27,7 @@ type Handler struct {
 	log      *slog.Logger
 	observer Observer
 	leaseTTL time.Duration
+	live     sync.Map // node ID → unix nanoseconds until which it is known live
 }
 
 // DefaultLeaseTTL is the time to live of a lease checked out without one.
@@ -85,18 +87,50 @@ func (h *Handler) dispatch(ctx context.Context, key ed25519.PublicKey, req proto
 		return h.respond(req, out)
 	}
 
-	node, err := h.store.Node(ctx, nodeID)
-	if err != nil {
-		return h.fail(req, nodeID, err)
-	}
-	if node.Superseded {
-		if node, err = h.store.SplitClone(ctx, nodeID); err != nil {
+	cached := h.liveNode(nodeID)
+	if !cached {
+		node, err := h.store.Node(ctx, nodeID)
+		if err != nil {
 			return h.fail(req, nodeID, err)
 		}
+		if node.Superseded {
+			if node, err = h.store.SplitClone(ctx, nodeID); err != nil {
+				return h.fail(req, nodeID, err)
+			}
+		}
+		if node.Revoked {
+			return h.fail(req, nodeID, store.ErrRevoked)
+		}
+		h.rememberLive(nodeID)
 	}
-	if node.Revoked {
-		return h.fail(req, nodeID, store.ErrRevoked)
+	resp := h.apply(ctx, req, nodeID)
+	if cached && resp.Status == protocol.StatusRevoked {
+		// The key was revoked (or superseded by a re-enrollment) since it
+		// was last looked up: look again, which also separates clones.
+		h.forget(nodeID)
+		return h.dispatch(ctx, key, req)
 	}
+	if resp.Status == protocol.StatusRevoked || resp.Status == protocol.StatusNotEnrolled {
+		h.forget(nodeID)
+	}
+	return resp
+}
+
+// Live nodes are remembered for a while, so that a request does not read
+// its node before the write transaction that checks it again anyway.
+const liveFor = 30 * time.Second
+
+func (h *Handler) liveNode(id string) bool {
+	v, ok := h.live.Load(id)
+	return ok && time.Now().UnixNano() < v.(int64)
+}
+
+func (h *Handler) rememberLive(id string) { h.live.Store(id, time.Now().Add(liveFor).UnixNano()) }
+
+func (h *Handler) forget(id string) { h.live.Delete(id) }
+
+// apply runs an authenticated node's request.
+func (h *Handler) apply(ctx context.Context, req protocol.Request, nodeID string) protocol.Response {
 	r := store.Request{NodeID: nodeID, Seq: req.Seq, Kind: req.Kind}
 
 	switch req.Kind {

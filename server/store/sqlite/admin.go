@@ -16,6 +16,7 @@ import (
 func (db *DB) SetStatus(ctx context.Context, id int64, status, actor string) (store.Change, error) {
 	var ch store.Change
 	err := db.write(ctx, func(tx *Tx) error {
+		ch = store.Change{} // a job may run twice (see runBatch)
 		var canonical string
 		err := tx.QueryRow(`SELECT name FROM statuses WHERE lower(name) = lower(?)`, status).Scan(&canonical)
 		if errors.Is(err, sql.ErrNoRows) {
@@ -58,6 +59,7 @@ func (db *DB) SetStatus(ctx context.Context, id int64, status, actor string) (st
 func (db *DB) DeleteComputer(ctx context.Context, id int64, block bool, actor string) (store.Change, error) {
 	var ch store.Change
 	err := db.write(ctx, func(tx *Tx) error {
+		ch = store.Change{} // a job may run twice (see runBatch)
 		c, hostname, err := loadComputer(tx, id)
 		if err != nil {
 			return err

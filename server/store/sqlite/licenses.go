@@ -38,6 +38,7 @@ func (db *DB) ImportLicenses(ctx context.Context, ls []store.LicenseImport, acto
 	var out []store.License
 	err := db.write(ctx, func(tx *Tx) error {
 		out = out[:0]
+		db.licenses.invalidate(tx)
 		for _, li := range ls {
 			l := li.License
 			var file []byte
@@ -114,6 +115,7 @@ func (db *DB) Licenses(ctx context.Context) ([]store.License, error) {
 func (db *DB) RemoveLicense(ctx context.Context, id, actor string) (store.Change, error) {
 	var ch store.Change
 	err := db.write(ctx, func(tx *Tx) error {
+		ch = store.Change{} // a job may run twice (see runBatch)
 		var product string
 		err := tx.QueryRow(`SELECT product FROM licenses WHERE id = ?`, id).Scan(&product)
 		if errors.Is(err, sql.ErrNoRows) {
@@ -125,6 +127,7 @@ func (db *DB) RemoveLicense(ctx context.Context, id, actor string) (store.Change
 		if _, err := tx.Exec(`DELETE FROM allocations WHERE license_id = ?`, id); err != nil {
 			return err
 		}
+		db.licenses.invalidate(tx)
 		if ch.Seats, err = db.rebalance(tx, product, []string{id}, id, actor); err != nil {
 			return err
 		}
@@ -157,6 +160,7 @@ func countChanges(cs []store.SeatChange) (moved, freed int) {
 func (db *DB) Allocate(ctx context.Context, licenseID string, computerID int64, actor string) (store.Change, error) {
 	var ch store.Change
 	err := db.write(ctx, func(tx *Tx) error {
+		ch = store.Change{} // a job may run twice (see runBatch)
 		var product, kind string
 		var exp sql.NullInt64
 		err := tx.QueryRow(`SELECT product, kind, expires_at FROM licenses WHERE id = ?`, licenseID).Scan(&product, &kind, &exp)
@@ -214,6 +218,7 @@ func (db *DB) Allocate(ctx context.Context, licenseID string, computerID int64, 
 func (db *DB) Deallocate(ctx context.Context, licenseID string, computerID int64, actor string) (store.Change, error) {
 	var ch store.Change
 	err := db.write(ctx, func(tx *Tx) error {
+		ch = store.Change{} // a job may run twice (see runBatch)
 		var product string
 		err := tx.QueryRow(`SELECT product FROM allocations WHERE license_id = ? AND computer_id = ?`, licenseID, computerID).Scan(&product)
 		if errors.Is(err, sql.ErrNoRows) {
@@ -235,6 +240,7 @@ func (db *DB) Deallocate(ctx context.Context, licenseID string, computerID int64
 func (db *DB) ExpireLicenses(ctx context.Context) (store.Change, error) {
 	var ch store.Change
 	err := db.write(ctx, func(tx *Tx) error {
+		ch = store.Change{} // a job may run twice (see runBatch)
 		var err error
 		if ch.Seats, err = db.sweepExpired(tx, nil, store.ActorSystem); err != nil {
 			return err

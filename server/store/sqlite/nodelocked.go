@@ -196,7 +196,7 @@ func loadActivationID(tx *Tx, id string) (*engine.ActivationID, error) {
 // Activate implements store.Nodes.
 func (db *DB) Activate(ctx context.Context, r store.Request, body *protocol.ActivateRequest) (store.Outcome, error) {
 	return db.nodeOp(ctx, r, func(tx *Tx, n nodeState) (any, error) {
-		if err := reactivate(tx, n); err != nil {
+		if err := reactivate(tx, &n); err != nil {
 			return nil, err
 		}
 		a, err := loadActivationID(tx, body.ActivationID)
@@ -335,6 +335,7 @@ func (db *DB) ActivationStatus(ctx context.Context, r store.Request, body *proto
 func (db *DB) ReturnActivation(ctx context.Context, id string, computer int64, actor string) (store.Change, error) {
 	var ch store.Change
 	err := db.write(ctx, func(tx *Tx) error {
+		ch = store.Change{} // a job may run twice (see runBatch)
 		var bid int64
 		var product, lic string
 		err := tx.QueryRow(`SELECT b.id, a.product, a.license_id FROM activations b JOIN activation_ids a ON a.id = b.activation_id
@@ -361,6 +362,7 @@ func (db *DB) ReturnActivation(ctx context.Context, id string, computer int64, a
 func (db *DB) DeactivateActivation(ctx context.Context, id, actor string) (store.Change, error) {
 	var ch store.Change
 	err := db.write(ctx, func(tx *Tx) error {
+		ch = store.Change{} // a job may run twice (see runBatch)
 		var product, lic string
 		var active bool
 		err := tx.QueryRow(`SELECT product, license_id, active FROM activation_ids WHERE id = ?`, id).Scan(&product, &lic, &active)

@@ -416,6 +416,12 @@ type nodeState struct {
 	id         string
 	computerID int64
 	status     string
+	// What posts need of the computer, read with the node in one query.
+	plugins   string // JSON
+	basicHash string
+	swGen     int64
+	swHash    string
+	swCount   int
 }
 
 // nodeOp runs fn for request r once: a repeat of an applied (node, seq) is
@@ -430,9 +436,15 @@ func (db *DB) nodeOp(ctx context.Context, r store.Request, fn func(tx *Tx, n nod
 		var maxSeq int64
 		var revokedAt sql.NullInt64
 		var reason string
-		err := tx.QueryRow(`SELECT n.computer_id, n.max_seq, n.revoked_at, n.revoked_reason, c.status
-			FROM nodes n JOIN computers c ON c.id = n.computer_id WHERE n.id = ?`, r.NodeID).
-			Scan(&n.computerID, &maxSeq, &revokedAt, &reason, &n.status)
+		seq := int64(r.Seq)
+		var prev []byte
+		var repeat bool
+		err := tx.QueryRow(`SELECT n.computer_id, n.max_seq, n.revoked_at, n.revoked_reason, c.status,
+				c.plugins, c.basic_hash, c.sw_generation, c.sw_hash, c.sw_count, a.seq IS NOT NULL, a.response
+			FROM nodes n JOIN computers c ON c.id = n.computer_id
+			LEFT JOIN applied a ON a.node_id = n.id AND a.seq = ?
+			WHERE n.id = ?`, seq, r.NodeID).
+			Scan(&n.computerID, &maxSeq, &revokedAt, &reason, &n.status, &n.plugins, &n.basicHash, &n.swGen, &n.swHash, &n.swCount, &repeat, &prev)
 		if errors.Is(err, sql.ErrNoRows) {
 			return store.ErrNotFound
 		}
@@ -442,15 +454,9 @@ func (db *DB) nodeOp(ctx context.Context, r store.Request, fn func(tx *Tx, n nod
 		if revokedAt.Valid {
 			return fmt.Errorf("%w: %s", store.ErrRevoked, revokedText(reason))
 		}
-		seq := int64(r.Seq)
-		var prev []byte
-		err = tx.QueryRow(`SELECT response FROM applied WHERE node_id = ? AND seq = ?`, r.NodeID, seq).Scan(&prev)
-		if err == nil {
+		if repeat {
 			out = store.Outcome{Body: prev, Repeat: true}
 			return nil
-		}
-		if !errors.Is(err, sql.ErrNoRows) {
-			return fmt.Errorf("check repeat: %w", err)
 		}
 		if seq <= maxSeq-store.SeqWindow {
 			return fmt.Errorf("%w: %d is more than %d behind the newest applied (%d)", store.ErrStaleSeq, seq, store.SeqWindow, maxSeq)
@@ -471,8 +477,13 @@ func (db *DB) nodeOp(ctx context.Context, r store.Request, fn func(tx *Tx, n nod
 			if _, err := tx.Exec(`UPDATE nodes SET max_seq = ?, last_seen = ? WHERE id = ?`, seq, ms(tx.Now), r.NodeID); err != nil {
 				return fmt.Errorf("advance sequence: %w", err)
 			}
-			if _, err := tx.Exec(`DELETE FROM applied WHERE node_id = ? AND seq <= ?`, r.NodeID, seq-store.SeqWindow); err != nil {
-				return fmt.Errorf("prune applied requests: %w", err)
+			// Records below the window are only kept, never used (a
+			// request that old is refused as stale): prune them in one go
+			// every 32nd request rather than one by one.
+			if seq%32 == 0 {
+				if _, err := tx.Exec(`DELETE FROM applied WHERE node_id = ? AND seq <= ?`, r.NodeID, seq-store.SeqWindow); err != nil {
+					return fmt.Errorf("prune applied requests: %w", err)
+				}
 			}
 		} else if _, err := tx.Exec(`UPDATE nodes SET last_seen = ? WHERE id = ?`, ms(tx.Now), r.NodeID); err != nil {
 			return fmt.Errorf("touch node: %w", err)

@@ -19,30 +19,42 @@ import (
 // the statuses an administrator sets.
 const StatusMissing = "Missing"
 
-// decide runs the engine on a post of computer id, after sweeping expired
-// licenses of the products concerned, and applies the decision.
-func (db *DB) decide(tx *Tx, nodeID string, id int64, post engine.Post, extra []string) (engine.Decision, error) {
-	actor := store.NodeActor(nodeID)
-	c, _, err := loadComputer(tx, id)
+// decide runs the engine on a post of the node's computer, after sweeping
+// expired licenses of the products concerned, and applies the decision.
+// Most posts of a fleet that holds its seats need no seat counts: the
+// engine says so, and the licenses' dates then come from a cache instead of
+// a query.
+func (db *DB) decide(tx *Tx, n nodeState, post engine.Post, extra []string) (engine.Decision, error) {
+	actor := store.NodeActor(n.id)
+	c, err := loadSeats(tx, n)
 	if err != nil {
 		return engine.Decision{}, err
 	}
 	products := productsOf(c, extra...)
-	swept, err := db.sweepExpired(tx, products, actor)
+	meta, err := db.licenses.pool(tx, products)
 	if err != nil {
 		return engine.Decision{}, err
 	}
-	if len(swept) > 0 {
-		if c, _, err = loadComputer(tx, id); err != nil {
+	if db.licenses.needsSweep(meta, tx.Now) {
+		swept, err := db.sweepExpired(tx, products, actor)
+		if err != nil {
+			return engine.Decision{}, err
+		}
+		db.licenses.markSwept(tx, meta, tx.Now)
+		if len(swept) > 0 {
+			if c, err = loadSeats(tx, n); err != nil {
+				return engine.Decision{}, err
+			}
+		}
+	}
+	pool := meta
+	if db.engine.NeedsCounts(c, meta, post, tx.Now) {
+		if pool, err = loadPool(tx, products); err != nil {
 			return engine.Decision{}, err
 		}
 	}
-	pool, err := loadPool(tx, products)
-	if err != nil {
-		return engine.Decision{}, err
-	}
 	d := db.engine.DecidePost(c, pool, post, tx.Now)
-	if _, err := applyDecision(tx, d, actor, nodeID); err != nil {
+	if _, err := applyDecision(tx, d, actor, n.id); err != nil {
 		return d, err
 	}
 	if f := db.opts.OnVerdicts; f != nil && len(d.Verdicts) > 0 {
@@ -50,6 +62,32 @@ func (db *DB) decide(tx *Tx, nodeID string, id int64, post engine.Post, extra []
 		tx.OnCommit(func() { f(vs) })
 	}
 	return d, nil
+}
+
+// loadSeats builds the engine's view of the node's computer: what nodeOp
+// read with the node, and its seats and allocations in one query.
+func loadSeats(tx *Tx, n nodeState) (engine.Computer, error) {
+	c := engine.Computer{ID: n.computerID, Status: n.status, Seats: map[string]string{}, Allocations: map[string]string{},
+		Plugins: pluginsFromJSON(n.plugins)}
+	rows, err := tx.Query(`SELECT 1, product, license_id FROM seats WHERE computer_id = ?
+		UNION ALL SELECT 2, product, license_id FROM allocations WHERE computer_id = ?`, n.computerID, n.computerID)
+	if err != nil {
+		return c, fmt.Errorf("read seats: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var which int
+		var p, l string
+		if err := rows.Scan(&which, &p, &l); err != nil {
+			return c, err
+		}
+		if which == 1 {
+			c.Seats[p] = l
+		} else {
+			c.Allocations[p] = l
+		}
+	}
+	return c, rows.Err()
 }
 
 func (db *DB) productsForPlugins(pls ...protocol.Plugin) []string {
@@ -63,13 +101,14 @@ func (db *DB) productsForPlugins(pls ...protocol.Plugin) []string {
 }
 
 // reactivate puts a Missing computer back to Active when it is heard from.
-func reactivate(tx *Tx, n nodeState) error {
+func reactivate(tx *Tx, n *nodeState) error {
 	if n.status != StatusMissing {
 		return nil
 	}
 	if _, err := tx.Exec(`UPDATE computers SET status = 'Active' WHERE id = ?`, n.computerID); err != nil {
 		return fmt.Errorf("reactivate: %w", err)
 	}
+	n.status = "Active"
 	return addEvent(tx, store.Event{Actor: store.NodeActor(n.id), Kind: store.EventStatus, ComputerID: n.computerID,
 		Reason: "Missing → Active: the computer posted again"})
 }
@@ -99,7 +138,7 @@ func (db *DB) PostInventory(ctx context.Context, r store.Request, body *protocol
 		basicHash = body.Basic.Hash() // of what the agent sent, as the agent computes it
 	}
 	return db.nodeOp(ctx, r, func(tx *Tx, n nodeState) (any, error) {
-		if err := reactivate(tx, n); err != nil {
+		if err := reactivate(tx, &n); err != nil {
 			return nil, err
 		}
 		resp := &protocol.InventoryResponse{}
@@ -121,18 +160,14 @@ func (db *DB) PostInventory(ctx context.Context, r store.Request, body *protocol
 		} else {
 			// Unchanged basic inventory: the stored one stands, if it is the
 			// one the agent means; its plug-ins are the computer's.
-			var stored, pluginsJSON string
-			if err := tx.QueryRow(`SELECT basic_hash, plugins FROM computers WHERE id = ?`, n.computerID).Scan(&stored, &pluginsJSON); err != nil {
-				return nil, fmt.Errorf("read computer: %w", err)
-			}
-			resp.SendBasic = stored == "" || stored != body.BasicHash
-			plugins = pluginsFromJSON(pluginsJSON)
+			resp.SendBasic = n.basicHash == "" || n.basicHash != body.BasicHash
+			plugins = pluginsFromJSON(n.plugins)
 			if _, err := tx.Exec(`UPDATE computers SET last_seen = ?, backlog = ? WHERE id = ?`, ms(tx.Now), body.Backlog, n.computerID); err != nil {
 				return nil, fmt.Errorf("touch computer: %w", err)
 			}
 		}
 		post := engine.Post{Kind: engine.PostInventory, Plugins: plugins, HasSoftware: body.Software != nil}
-		d, err := db.decide(tx, n.id, n.computerID, post, db.productsForPlugins(plugins...))
+		d, err := db.decide(tx, n, post, db.productsForPlugins(plugins...))
 		if err != nil {
 			return nil, err
 		}
@@ -145,7 +180,7 @@ func (db *DB) PostInventory(ctx context.Context, r store.Request, body *protocol
 				}
 			}
 			if licensed {
-				ack, err := db.storeSoftware(tx, n.computerID, body.Software)
+				ack, err := db.storeSoftware(tx, n, body.Software)
 				if err != nil {
 					return nil, err
 				}
@@ -170,10 +205,10 @@ func (db *DB) PostPluginData(ctx context.Context, r store.Request, body *protoco
 	}
 	touched := db.productsForPlugins(body.Plugin)
 	return db.nodeOp(ctx, r, func(tx *Tx, n nodeState) (any, error) {
-		if err := reactivate(tx, n); err != nil {
+		if err := reactivate(tx, &n); err != nil {
 			return nil, err
 		}
-		d, err := db.decide(tx, n.id, n.computerID, engine.Post{Kind: engine.PostPluginData, Plugin: body.Plugin}, touched)
+		d, err := db.decide(tx, n, engine.Post{Kind: engine.PostPluginData, Plugin: body.Plugin}, touched)
 		if err != nil {
 			return nil, err
 		}
@@ -217,10 +252,10 @@ func (db *DB) PluginRequest(ctx context.Context, r store.Request, body any) (sto
 	}
 	touched := db.productsForPlugins(plugin)
 	return db.nodeOp(ctx, r, func(tx *Tx, n nodeState) (any, error) {
-		if err := reactivate(tx, n); err != nil {
+		if err := reactivate(tx, &n); err != nil {
 			return nil, err
 		}
-		d, err := db.decide(tx, n.id, n.computerID, engine.Post{Kind: kind, Plugin: plugin}, touched)
+		d, err := db.decide(tx, n, engine.Post{Kind: kind, Plugin: plugin}, touched)
 		if err != nil {
 			return nil, err
 		}

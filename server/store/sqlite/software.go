@@ -55,13 +55,8 @@ func (db *DB) packageID(tx *Tx, p *protocol.Package) (int64, error) {
 }
 
 // storeSoftware applies a full or delta software inventory.
-func (db *DB) storeSoftware(tx *Tx, computer int64, sw *protocol.SoftwareInventory) (*protocol.SoftwareAck, error) {
-	var gen int64
-	var hashText string
-	var count int
-	if err := tx.QueryRow(`SELECT sw_generation, sw_hash, sw_count FROM computers WHERE id = ?`, computer).Scan(&gen, &hashText, &count); err != nil {
-		return nil, fmt.Errorf("read software state: %w", err)
-	}
+func (db *DB) storeSoftware(tx *Tx, n nodeState, sw *protocol.SoftwareInventory) (*protocol.SoftwareAck, error) {
+	computer, gen, hashText, count := n.computerID, n.swGen, n.swHash, n.swCount
 	if sw.Full {
 		if _, err := tx.Exec(`DELETE FROM computer_software WHERE computer_id = ?`, computer); err != nil {
 			return nil, fmt.Errorf("replace software: %w", err)
