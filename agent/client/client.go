@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -156,6 +157,17 @@ func (c *Client) connection(ctx context.Context) (link, error) {
 	dctx, cancel := context.WithTimeout(ctx, c.cfg.DialTimeout)
 	defer cancel()
 	l, err := c.dial(dctx)
+	for wait := 100 * time.Millisecond; err != nil && Refused(err) && dctx.Err() == nil; wait = min(2*wait, 2*time.Second) {
+		// The server sheds handshakes when a fleet connects at once: come
+		// back after a jittered wait, within the dial timeout.
+		t := time.NewTimer(time.Duration(float64(wait) * (0.5 + rand.Float64())))
+		select {
+		case <-t.C:
+			l, err = c.dial(dctx)
+		case <-dctx.Done():
+			t.Stop()
+		}
+	}
 	if err != nil {
 		if errors.Is(err, identity.ErrFingerprintMismatch) {
 			return nil, fmt.Errorf("refusing to talk to %s: %w; nothing was sent (re-enroll with the right --fingerprint if the server's key really changed)", c.cfg.Server, identity.ErrFingerprintMismatch)

@@ -7,6 +7,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/quic-go/quic-go"
+
 	"github.com/tallyhq/tally/common/identity"
 )
 
@@ -88,6 +90,12 @@ func (c *Client) race(ctx context.Context) (link, error) {
 				tcpErr = r.err
 			} else {
 				quicErr = r.err
+				if Refused(r.err) && !tcpStarted {
+					// The server answered over UDP: it is busy, not
+					// unreachable. Another transport would only hand it
+					// another handshake to do.
+					return nil, r.err
+				}
 			}
 			if !tcpStarted && ctx.Err() == nil {
 				startTCP("QUIC failed: " + r.err.Error())
@@ -129,4 +137,12 @@ func (c *Client) won(l link, took time.Duration) {
 	if prev == TransportTCP {
 		c.log.Info("back on QUIC", "server", c.cfg.Server)
 	}
+}
+
+// Refused reports whether the server refused the connection because it is
+// busy (too many handshakes at once): a reason to come back after a short,
+// jittered wait, not to fall back to another transport.
+func Refused(err error) bool {
+	var te *quic.TransportError
+	return errors.As(err, &te) && te.ErrorCode == quic.ConnectionRefused
 }

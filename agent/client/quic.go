@@ -36,7 +36,11 @@ func (c *Client) dialQUIC(ctx context.Context, heard *atomic.Bool) (link, error)
 		heard = new(atomic.Bool)
 	}
 	tr := &quic.Transport{Conn: &watchedUDP{PacketConn: udp, udp: udp, heard: heard}}
-	conn, err := tr.Dial(ctx, addr, c.tls, c.qcfg)
+	// DialEarly: on a resumed session the request goes out in the first
+	// flight (0-RTT), saving a round trip; the server applies each request
+	// once by its sequence number, so a replayed 0-RTT request does nothing.
+	// Without a session, nothing is sent before the pinned handshake ends.
+	conn, err := tr.DialEarly(ctx, addr, c.tls, c.qcfg)
 	if err != nil {
 		tr.Close()
 		udp.Close()
@@ -78,6 +82,21 @@ func (l *quicLink) close(why string) {
 }
 
 func (l *quicLink) roundTrip(ctx context.Context, req []byte) ([]byte, error) {
+	raw, err := l.roundTripOnce(ctx, req)
+	if err != nil && errors.Is(err, quic.Err0RTTRejected) {
+		// The server refused the 0-RTT data: once the handshake is done,
+		// send the same request again (it is applied once in any case).
+		next, nerr := l.conn.NextConnection(ctx)
+		if nerr != nil {
+			return nil, &TransportError{Op: "request to " + l.server, Err: nerr}
+		}
+		l.conn = next
+		return l.roundTripOnce(ctx, req)
+	}
+	return raw, err
+}
+
+func (l *quicLink) roundTripOnce(ctx context.Context, req []byte) ([]byte, error) {
 	st, err := l.conn.OpenStreamSync(ctx)
 	if err != nil {
 		l.close("")

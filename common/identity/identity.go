@@ -125,7 +125,12 @@ func Fingerprint(cert *x509.Certificate) string {
 func ParseFingerprint(s string) (string, error) {
 	t := strings.ToLower(strings.TrimSpace(s))
 	t = strings.TrimPrefix(t, "sha256:")
-	t = strings.NewReplacer(":", "", " ", "", "-", "").Replace(t)
+	t = strings.Map(func(r rune) rune {
+		if r == ':' || r == ' ' || r == '-' {
+			return -1
+		}
+		return r
+	}, t)
 	if len(t) != 64 {
 		return "", fmt.Errorf("fingerprint %q: want 64 hex digits (the SHA-256 that tally-server prints at start)", s)
 	}

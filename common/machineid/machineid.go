@@ -55,7 +55,7 @@ func IsJunk(v string) bool {
 	if junk[t] {
 		return true
 	}
-	t = strings.NewReplacer("-", "", ":", "", " ", "", ".", "").Replace(t)
+	t = stripSeparators(t)
 	if len(t) < 4 {
 		return true
 	}
@@ -131,4 +131,17 @@ func Fingerprint(h protocol.Hints) string {
 	}
 	sum := sha256.Sum256([]byte(strings.Join(parts, "\n")))
 	return hex.EncodeToString(sum[:])
+}
+
+// stripSeparators drops the dashes, colons, spaces and dots of an
+// identifier (without building a strings.Replacer per call: the server
+// cleans the hints of every post).
+func stripSeparators(s string) string {
+	return strings.Map(func(r rune) rune {
+		switch r {
+		case '-', ':', ' ', '.':
+			return -1
+		}
+		return r
+	}, s)
 }

@@ -5,6 +5,9 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime/debug"
+	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -20,6 +23,7 @@ func (m *Main) serveCommand() *cobra.Command {
 	var cfg daemon.Config
 	var logFormat, logLevel string
 	var stopTimeout time.Duration
+	var memLimit string
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the server",
@@ -45,6 +49,16 @@ database closes.`,
 			cfg.Logger = log
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
+			if memLimit != "" && memLimit != "0" && os.Getenv("GOMEMLIMIT") == "" {
+				n, err := parseSize(memLimit)
+				if err != nil {
+					return fmt.Errorf("--memory-limit: %w", err)
+				}
+				// A soft limit: the garbage collector works harder near it,
+				// keeping the resident size of a big fleet's connections in
+				// bounds; it never makes the server fail.
+				debug.SetMemoryLimit(n)
+			}
 			d, err := daemon.Start(cfg)
 			if err != nil {
 				return err
@@ -87,8 +101,34 @@ database closes.`,
 	f.StringVar(&logFormat, "log-format", logging.FormatText, "log format: text or json")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	f.DurationVar(&stopTimeout, "stop-timeout", 30*time.Second, "how long requests in flight may take to finish at shutdown")
+	f.IntVar(&cfg.MaxHandshakes, "max-handshakes", 64, "QUIC handshakes in progress at most; past it new connections are refused at once and agents retry after a jittered wait")
+	f.IntVar(&cfg.MaxInFlight, "max-in-flight", 2048, "requests in progress at most; past it they are answered busy with a retry-after")
+	f.StringVar(&memLimit, "memory-limit", "768MiB", "soft memory limit for the garbage collector (e.g. 2GiB; 0 for none; GOMEMLIMIT wins)")
+	f.BoolVar(&cfg.No0RTT, "no-0rtt", false, "refuse requests sent in 0-RTT data on resumed connections")
 	f.BoolVar(&cfg.NoTCP, "no-tcp", false, "do not listen for agents on TCP (TLS) at the QUIC port; agents behind UDP-blocking firewalls then cannot reach the server")
 	f.DurationVar(&cfg.StaleAfter, "stale-after", 0, "stale-node policy: set computers not seen for this long to Missing at each maintenance run (e.g. 720h); 0 disables it")
 	f.DurationVar(&cfg.MaintenanceEvery, "maintenance-every", 24*time.Hour, "interval of the maintenance job; negative disables the periodic run")
 	return cmd
+}
+
+// parseSize reads a byte count with an optional unit: 512MiB, 2GiB, 1GB.
+func parseSize(s string) (int64, error) {
+	units := []struct {
+		suffix string
+		mult   int64
+	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"B", 1}}
+	for _, u := range units {
+		if v, ok := strings.CutSuffix(s, u.suffix); ok {
+			n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+			if err != nil || n < 0 {
+				break
+			}
+			return n * u.mult, nil
+		}
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n < 0 {
+		return 0, fmt.Errorf("%q is not a size like 768MiB or 2GiB", s)
+	}
+	return n, nil
 }

@@ -60,6 +60,14 @@ type Config struct {
 	// NoTCP turns off the TLS-over-TCP listener on the QUIC port, which
 	// agents fall back to where UDP is blocked.
 	NoTCP bool
+	// MaxHandshakes bounds QUIC handshakes in progress (0: the listener's
+	// default, 64); MaxInFlight bounds requests in progress (0: 2048).
+	MaxHandshakes int
+	MaxInFlight   int
+	// No0RTT refuses requests in 0-RTT data. 0-RTT is safe for Tally's
+	// requests, each applied once by its sequence number, and saves a
+	// round trip on reconnect.
+	No0RTT bool
 }
 
 // Daemon is a running server.
@@ -137,10 +145,14 @@ func Start(cfg Config) (_ *Daemon, err error) {
 		Logger:            d.log,
 		StatelessResetKey: &rk,
 		TokenKey:          &tk,
+		MaxHandshakes:     cfg.MaxHandshakes,
+		MaxInFlight:       cfg.MaxInFlight,
+		Allow0RTT:         !cfg.No0RTT,
 	}, cfg.NoTCP)
 	if err != nil {
 		return nil, err
 	}
+	d.metrics.CountRefusedHandshakes(d.quic.HandshakesRefused)
 
 	d.adminLn, err = net.Listen("tcp", cfg.Admin)
 	if err != nil {

@@ -50,6 +50,9 @@ type Config struct {
 	// MaxConns (TCP) bounds open connections (default 1024); past it a new
 	// connection is closed at once and the agent retries later.
 	MaxConns int
+	// MaxHandshakes bounds the QUIC handshakes in progress; past it new
+	// connections are refused at once (default 64; negative: no bound).
+	MaxHandshakes int
 	// MaxInFlight bounds concurrent requests on the listener; past it
 	// requests are answered busy with a retry-after (default 2048).
 	MaxInFlight int
@@ -82,6 +85,9 @@ func (cfg Config) withDefaults() (Config, error) {
 	}
 	if cfg.MaxInFlight <= 0 {
 		cfg.MaxInFlight = 2048
+	}
+	if cfg.MaxHandshakes == 0 {
+		cfg.MaxHandshakes = 64
 	}
 	if cfg.IdleTimeout <= 0 {
 		cfg.IdleTimeout = 60 * time.Second

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/quic-go/quic-go"
@@ -32,7 +33,57 @@ type QUIC struct {
 	connWG    sync.WaitGroup // connection goroutines
 	mu        sync.Mutex
 	conns     map[*quic.Conn]struct{}
+	adm       *admission
 }
+
+// admission bounds the handshakes in progress. A handshake is most of what
+// a connection costs the server (the key exchange); when a fleet comes back
+// at once, accepting every handshake together starves everything (requests,
+// retransmissions, the admin API) and most time out. Past the bound a new
+// connection is refused at once, before any cryptography, and the agent
+// retries after a jittered back-off: the server works at the rate it can.
+type admission struct {
+	max      int64
+	inflight atomic.Int64
+	refused  atomic.Int64
+}
+
+type ticketKey struct{}
+
+// ticket is one admitted handshake; released once, on completion or failure.
+type ticket struct {
+	once sync.Once
+	adm  *admission
+}
+
+func (t *ticket) release() { t.once.Do(func() { t.adm.inflight.Add(-1) }) }
+
+func (a *admission) admit(ctx context.Context, _ *quic.ClientInfo) (context.Context, error) {
+	if a.max > 0 && a.inflight.Add(1) > a.max {
+		a.inflight.Add(-1)
+		a.refused.Add(1)
+		return nil, errTooManyHandshakes
+	}
+	if a.max <= 0 {
+		return ctx, nil
+	}
+	t := &ticket{adm: a}
+	ctx = context.WithValue(ctx, ticketKey{}, t)
+	context.AfterFunc(ctx, t.release) // a handshake that fails or times out
+	return ctx, nil
+}
+
+var errTooManyHandshakes = errors.New("too many handshakes in progress")
+
+func releaseHandshake(ctx context.Context) {
+	if t, ok := ctx.Value(ticketKey{}).(*ticket); ok {
+		t.release()
+	}
+}
+
+// HandshakesRefused counts connections refused because too many
+// handshakes were in progress.
+func (q *QUIC) HandshakesRefused() int64 { return q.adm.refused.Load() }
 
 // ListenQUIC binds the UDP socket and starts accepting.
 func ListenQUIC(cfg Config) (*QUIC, error) {
@@ -48,7 +99,9 @@ func ListenQUIC(cfg Config) (*QUIC, error) {
 	if err != nil {
 		return nil, fmt.Errorf("listen on UDP %s: %w", cfg.Addr, err)
 	}
-	tr := &quic.Transport{Conn: pc, StatelessResetKey: cfg.StatelessResetKey, TokenGeneratorKey: cfg.TokenKey}
+	adm := &admission{max: int64(cfg.MaxHandshakes)}
+	tr := &quic.Transport{Conn: pc, StatelessResetKey: cfg.StatelessResetKey, TokenGeneratorKey: cfg.TokenKey,
+		ConnContext: adm.admit}
 	qc := &quic.Config{
 		HandshakeIdleTimeout:           handshakeTimeout,
 		MaxIdleTimeout:                 cfg.IdleTimeout,
@@ -65,7 +118,7 @@ func ListenQUIC(cfg Config) (*QUIC, error) {
 		pc.Close()
 		return nil, fmt.Errorf("listen QUIC on %s: %w", cfg.Addr, err)
 	}
-	q := &QUIC{core: newCore(cfg), tr: tr, ln: ln, conns: map[*quic.Conn]struct{}{}}
+	q := &QUIC{core: newCore(cfg), tr: tr, ln: ln, conns: map[*quic.Conn]struct{}{}, adm: adm}
 	q.acceptCtx, q.stopAcc = context.WithCancel(context.Background())
 	return q, nil
 }
@@ -103,12 +156,25 @@ func (q *QUIC) serveConn(conn *quic.Conn) {
 		q.mu.Unlock()
 		q.connWG.Done()
 	}()
-	// An early listener hands over connections before the handshake ends;
-	// the peer's certificate is known only once it has.
-	select {
-	case <-conn.HandshakeComplete():
-	case <-conn.Context().Done():
-		return
+	go func() {
+		select {
+		case <-conn.HandshakeComplete():
+			releaseHandshake(conn.Context())
+		case <-conn.Context().Done():
+		}
+	}()
+	// An early listener hands over connections before the handshake ends.
+	// A resumed connection that sent 0-RTT data carries its peer's
+	// certificate from the session it resumes (verified then, and checked
+	// again by VerifyConnection): its requests are served at once, which is
+	// safe because each is applied once by its sequence number, replayed
+	// or not. Any other connection waits for its handshake.
+	if !conn.ConnectionState().Used0RTT {
+		select {
+		case <-conn.HandshakeComplete():
+		case <-conn.Context().Done():
+			return
+		}
 	}
 	key, err := identity.PeerKey(conn.ConnectionState().TLS)
 	if err != nil {

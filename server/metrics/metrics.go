@@ -114,6 +114,14 @@ func (m *Metrics) Watch(src Source) {
 	})
 }
 
+// CountRefusedHandshakes exposes the listener's count of connections
+// refused because too many handshakes were in progress.
+func (m *Metrics) CountRefusedHandshakes(f func() int64) {
+	m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "tally_handshakes_refused_total", Help: "QUIC connections refused at once because too many handshakes were in progress (load shedding).",
+	}, func() float64 { return float64(f()) }))
+}
+
 // Handler serves the metrics in Prometheus text format.
 func (m *Metrics) Handler() http.Handler {
 	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})

@@ -29,6 +29,9 @@ type Option func(*daemon.Config)
 // WithClock sets the server's clock.
 func WithClock(c clock.Clock) Option { return func(cfg *daemon.Config) { cfg.Clock = c } }
 
+// WithMaxHandshakes bounds the handshakes in progress.
+func WithMaxHandshakes(n int) Option { return func(cfg *daemon.Config) { cfg.MaxHandshakes = n } }
+
 // WithDataDir uses dir instead of a fresh temporary folder (to restart a
 // server on the same data).
 func WithDataDir(dir string) Option { return func(cfg *daemon.Config) { cfg.DataDir = dir } }
