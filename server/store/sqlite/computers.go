@@ -60,7 +60,7 @@ func (db *DB) ListComputers(ctx context.Context) ([]store.Computer, error) {
 // Computer implements store.Computers.
 func (db *DB) Computer(ctx context.Context, id int64) (store.Computer, error) {
 	var blob []byte
-	c, err := scanComputer(db.r.QueryRowContext(ctx, `SELECT `+computerColumns+`, c.basic FROM computers c WHERE c.id = ?`, id), &blob)
+	c, err := scanComputer(db.r.QueryRowContext(ctx, `SELECT `+computerColumns+`, (SELECT b.blob FROM basic_inventory b WHERE b.computer_id = c.id) FROM computers c WHERE c.id = ?`, id), &blob)
 	if errors.Is(err, sql.ErrNoRows) {
 		return store.Computer{}, fmt.Errorf("computer %d: %w", id, store.ErrNotFound)
 	}

@@ -221,8 +221,10 @@ func countDiscard(tx *Tx, computer int64, product string, v protocol.Verdict, wh
 		return fmt.Errorf("count discard: %w", err)
 	}
 	bucket := tx.Now.Unix() / 3600
-	res, err := tx.Exec(`UPDATE events SET count = count + 1 WHERE kind = ? AND computer_id = ? AND product = ? AND reason = ? AND bucket = ?`,
-		store.EventDiscarded, computer, product, reason, bucket)
+	// The kind is written out, not bound: only then can SQLite use the
+	// partial index on discard events (WHERE kind = 'data.discarded').
+	res, err := tx.Exec(`UPDATE events SET count = count + 1 WHERE kind = 'data.discarded' AND computer_id = ? AND product = ? AND reason = ? AND bucket = ?`,
+		computer, product, reason, bucket)
 	if err != nil {
 		return fmt.Errorf("audit discard: %w", err)
 	}

@@ -439,7 +439,11 @@ func (db *DB) nodeOp(ctx context.Context, r store.Request, fn func(tx *Tx, n nod
 		seq := int64(r.Seq)
 		var prev []byte
 		var repeat bool
-		err := tx.QueryRow(`SELECT n.computer_id, n.max_seq, n.revoked_at, n.revoked_reason, c.status,
+		// The newest applied sequence number is read from the applied
+		// records (an index seek), so a post writes no node row.
+		err := tx.QueryRow(`SELECT n.computer_id,
+				MAX(n.max_seq, COALESCE((SELECT MAX(x.seq) FROM applied x WHERE x.node_id = n.id), 0)),
+				n.revoked_at, n.revoked_reason, c.status,
 				c.plugins, c.basic_hash, c.sw_generation, c.sw_hash, c.sw_count, a.seq IS NOT NULL, a.response
 			FROM nodes n JOIN computers c ON c.id = n.computer_id
 			LEFT JOIN applied a ON a.node_id = n.id AND a.seq = ?
@@ -473,20 +477,17 @@ func (db *DB) nodeOp(ctx context.Context, r store.Request, fn func(tx *Tx, n nod
 			r.NodeID, seq, int64(r.Kind), ms(tx.Now), body); err != nil {
 			return fmt.Errorf("record request: %w", err)
 		}
-		if seq > maxSeq {
+		// Records below the window are only kept, never used (a request
+		// that old is refused as stale): prune them in one go every 32nd
+		// request rather than one by one, and note the node's newest
+		// number and time then (the applied records hold them meanwhile).
+		if seq > maxSeq && seq%32 == 0 {
 			if _, err := tx.Exec(`UPDATE nodes SET max_seq = ?, last_seen = ? WHERE id = ?`, seq, ms(tx.Now), r.NodeID); err != nil {
 				return fmt.Errorf("advance sequence: %w", err)
 			}
-			// Records below the window are only kept, never used (a
-			// request that old is refused as stale): prune them in one go
-			// every 32nd request rather than one by one.
-			if seq%32 == 0 {
-				if _, err := tx.Exec(`DELETE FROM applied WHERE node_id = ? AND seq <= ?`, r.NodeID, seq-store.SeqWindow); err != nil {
-					return fmt.Errorf("prune applied requests: %w", err)
-				}
+			if _, err := tx.Exec(`DELETE FROM applied WHERE node_id = ? AND seq <= ?`, r.NodeID, seq-store.SeqWindow); err != nil {
+				return fmt.Errorf("prune applied requests: %w", err)
 			}
-		} else if _, err := tx.Exec(`UPDATE nodes SET last_seen = ? WHERE id = ?`, ms(tx.Now), r.NodeID); err != nil {
-			return fmt.Errorf("touch node: %w", err)
 		}
 		out.Body = body
 		return nil

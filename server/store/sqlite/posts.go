@@ -148,8 +148,12 @@ func (db *DB) PostInventory(ctx context.Context, r store.Request, body *protocol
 			if err := tx.QueryRow(`SELECT hints_hash FROM computers WHERE id = ?`, n.computerID).Scan(&oldHash); err != nil {
 				return nil, fmt.Errorf("read computer: %w", err)
 			}
-			if _, err := tx.Exec(`UPDATE computers SET hostname = ?, os = ?, platform = ?, platform_version = ?, arch = ?, last_seen = ?, basic = ?, plugins = ?, basic_hash = ?, backlog = ?
-				WHERE id = ?`, b.Hostname, b.OS, b.Platform, b.PlatformVersion, b.Arch, ms(tx.Now), blob, string(pj), basicHash, body.Backlog, n.computerID); err != nil {
+			if _, err := tx.Exec(`UPDATE computers SET hostname = ?, os = ?, platform = ?, platform_version = ?, arch = ?, last_seen = ?, plugins = ?, basic_hash = ?, backlog = ?
+				WHERE id = ?`, b.Hostname, b.OS, b.Platform, b.PlatformVersion, b.Arch, ms(tx.Now), string(pj), basicHash, body.Backlog, n.computerID); err != nil {
+				return nil, fmt.Errorf("store basic inventory: %w", err)
+			}
+			if _, err := tx.Exec(`INSERT INTO basic_inventory (computer_id, blob) VALUES (?, ?)
+				ON CONFLICT (computer_id) DO UPDATE SET blob = excluded.blob`, n.computerID, blob); err != nil {
 				return nil, fmt.Errorf("store basic inventory: %w", err)
 			}
 			if oldHash != hh {
