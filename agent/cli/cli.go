@@ -114,6 +114,7 @@ when the server has acknowledged it.`,
 		return &exitError{ExitUsage, fmt.Errorf("%w (see 'tally-agent %s --help')", err, c.Name())}
 	})
 	root.AddCommand(m.activationCmds()...)
+	root.AddCommand(m.uninstallCmd())
 	root.AddCommand(m.enrollCmd(), m.inventoryCmd(), m.runCmd(), m.statusCmd(), m.pluginCmd(),
 		&cobra.Command{Use: "version", Short: "Print the version", Args: cobra.NoArgs, Run: func(cmd *cobra.Command, _ []string) {
 			fmt.Fprintln(cmd.OutOrStdout(), "tally-agent", buildinfo.Version())

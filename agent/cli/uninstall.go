@@ -1,0 +1,70 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/tallyhq/tally/agent/spool"
+	"github.com/tallyhq/tally/protocol"
+)
+
+func (m *Main) uninstallCmd() *cobra.Command {
+	var keep bool
+	cmd := &cobra.Command{
+		Use:   "uninstall",
+		Short: "Tell the server this agent is being uninstalled (every seat it holds is freed at once), then remove its data folder",
+		Long: `Send the server a goodbye for the whole agent: the server frees every seat this
+machine holds, for every product, at once, and retires the agent's key. Then the
+data folder (key, spool, records) is removed, unless --keep-data.
+
+If the server cannot be reached, nothing is removed (exit code 4): the goodbye
+stays queued and is sent by the next 'tally-agent run' or 'uninstall'. Remove
+the service definition (systemd unit, launchd job) and the binary afterwards.`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			a, err := m.openAgent(cmd)
+			if err != nil {
+				return err
+			}
+			defer a.Close()
+			ctx, cancel := context.WithTimeout(cmd.Context(), time.Minute)
+			defer cancel()
+			seq, err := a.Enqueue(protocol.KindGoodbye, spool.Event, "goodbye:agent", &protocol.GoodbyeRequest{Reason: "tally-agent uninstall"})
+			if err != nil {
+				return err
+			}
+			res, ferr := a.Flush(ctx)
+			resp, ok := res.Answers[seq]
+			if !ok {
+				if ferr == nil {
+					ferr = fmt.Errorf("the goodbye was not answered")
+				}
+				return fmt.Errorf("not uninstalled: %w; the goodbye stays queued", ferr)
+			}
+			var gb protocol.GoodbyeResponse
+			_ = protocol.Unmarshal(resp.Body, &gb)
+			w := cmd.OutOrStdout()
+			fmt.Fprintf(w, "The server freed %d seats (%v) and retired this agent's key.\n", len(gb.Freed), gb.Freed)
+			if keep {
+				return nil
+			}
+			a.Close()
+			cfg, err := m.settings(cmd)
+			if err != nil {
+				return err
+			}
+			if err := os.RemoveAll(cfg.Data); err != nil {
+				return fmt.Errorf("remove %s: %w", cfg.Data, err)
+			}
+			fmt.Fprintf(w, "Removed %s.\n", cfg.Data)
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&keep, "keep-data", false, "keep the data folder")
+	dataFlag(cmd)
+	return cmd
+}
