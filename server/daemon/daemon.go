@@ -64,6 +64,8 @@ type Config struct {
 	// default, 64); MaxInFlight bounds requests in progress (0: 2048).
 	MaxHandshakes int
 	MaxInFlight   int
+	// HandshakeTimeout bounds a silent agent handshake (0: 10 s).
+	HandshakeTimeout time.Duration
 	// No0RTT refuses requests in 0-RTT data. 0-RTT is safe for Tally's
 	// requests, each applied once by its sequence number, and saves a
 	// round trip on reconnect.
@@ -147,6 +149,7 @@ func Start(cfg Config) (_ *Daemon, err error) {
 		TokenKey:          &tk,
 		MaxHandshakes:     cfg.MaxHandshakes,
 		MaxInFlight:       cfg.MaxInFlight,
+		HandshakeTimeout:  cfg.HandshakeTimeout,
 		Allow0RTT:         !cfg.No0RTT,
 	}, cfg.NoTCP)
 	if err != nil {

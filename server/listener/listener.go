@@ -64,10 +64,12 @@ type Config struct {
 	// connections; safe because every request is applied once per sequence
 	// number.
 	Allow0RTT bool
+	// HandshakeTimeout bounds a silent TLS handshake on either transport
+	// (default 10 s). QUIC aborts a handshake that has not finished in twice
+	// this time, so it also bounds how long a stuck handshake holds one of
+	// MaxHandshakes.
+	HandshakeTimeout time.Duration
 }
-
-// handshakeTimeout bounds a TLS handshake on either transport.
-const handshakeTimeout = 10 * time.Second
 
 // busyRetryAfter is the retry-after, in seconds, of a busy answer.
 const busyRetryAfter = 2
@@ -88,6 +90,9 @@ func (cfg Config) withDefaults() (Config, error) {
 	}
 	if cfg.MaxHandshakes == 0 {
 		cfg.MaxHandshakes = 64
+	}
+	if cfg.HandshakeTimeout <= 0 {
+		cfg.HandshakeTimeout = 10 * time.Second
 	}
 	if cfg.IdleTimeout <= 0 {
 		cfg.IdleTimeout = 60 * time.Second

@@ -103,7 +103,7 @@ func ListenQUIC(cfg Config) (*QUIC, error) {
 	tr := &quic.Transport{Conn: pc, StatelessResetKey: cfg.StatelessResetKey, TokenGeneratorKey: cfg.TokenKey,
 		ConnContext: adm.admit}
 	qc := &quic.Config{
-		HandshakeIdleTimeout:           handshakeTimeout,
+		HandshakeIdleTimeout:           cfg.HandshakeTimeout,
 		MaxIdleTimeout:                 cfg.IdleTimeout,
 		MaxIncomingStreams:             cfg.MaxStreamsPerConn,
 		MaxIncomingUniStreams:          -1,

@@ -134,7 +134,7 @@ func (t *TCP) serveConn(c *tcpConn) {
 		<-t.slots
 		t.connWG.Done()
 	}()
-	if !t.idle(c, handshakeTimeout) {
+	if !t.idle(c, t.cfg.HandshakeTimeout) {
 		return
 	}
 	if err := c.Handshake(); err != nil {
