@@ -53,6 +53,11 @@ type Config struct {
 	// RetryQUICAfter is how long, in auto mode, the client keeps to TCP
 	// after falling back before it tries QUIC again (default 10 min).
 	RetryQUICAfter time.Duration
+	// RefusedFor is how long a connection refused by a busy server (one
+	// shedding a storm of handshakes) is retried before the request fails
+	// (default 60 s; each attempt bounded by DialTimeout). The caller's
+	// context bounds it too.
+	RefusedFor time.Duration
 }
 
 // Client sends requests to one server.
@@ -115,6 +120,9 @@ func New(cfg Config) (*Client, error) {
 	if cfg.RetryQUICAfter <= 0 {
 		cfg.RetryQUICAfter = 10 * time.Minute
 	}
+	if cfg.RefusedFor <= 0 {
+		cfg.RefusedFor = 60 * time.Second
+	}
 	cert, err := identity.SelfSigned(cfg.Key, "tally-agent "+identity.NodeID(cfg.Key.Public().(ed25519.PublicKey)))
 	if err != nil {
 		return nil, err
@@ -154,17 +162,22 @@ func (c *Client) connection(ctx context.Context) (link, error) {
 		c.cur.close("")
 		c.cur = nil
 	}
-	dctx, cancel := context.WithTimeout(ctx, c.cfg.DialTimeout)
-	defer cancel()
-	l, err := c.dial(dctx)
-	for wait := 100 * time.Millisecond; err != nil && Refused(err) && dctx.Err() == nil; wait = min(2*wait, 2*time.Second) {
-		// The server sheds handshakes when a fleet connects at once: come
-		// back after a jittered wait, within the dial timeout.
+	dial := func() (link, error) {
+		dctx, cancel := context.WithTimeout(ctx, c.cfg.DialTimeout)
+		defer cancel()
+		return c.dial(dctx)
+	}
+	l, err := dial()
+	// The server sheds handshakes when a fleet connects at once: it is up
+	// and answering, so come back after a growing, jittered wait, each
+	// attempt with its own dial timeout, for at most RefusedFor.
+	giveUp := time.Now().Add(c.cfg.RefusedFor)
+	for wait := 100 * time.Millisecond; err != nil && Refused(err) && ctx.Err() == nil && time.Now().Before(giveUp); wait = min(2*wait, 2*time.Second) {
 		t := time.NewTimer(time.Duration(float64(wait) * (0.5 + rand.Float64())))
 		select {
 		case <-t.C:
-			l, err = c.dial(dctx)
-		case <-dctx.Done():
+			l, err = dial()
+		case <-ctx.Done():
 			t.Stop()
 		}
 	}
