@@ -245,7 +245,7 @@ func (db *DB) purge(tx *Tx, actor string) (int, error) {
 				return n, err
 			}
 			if still == 0 {
-				if _, err := tx.Exec(`DELETE FROM computer_software WHERE computer_id = ?`, f.computer); err != nil {
+				if _, err := tx.Exec(`DELETE FROM computer_software_sets WHERE computer_id = ?`, f.computer); err != nil {
 					return n, err
 				}
 				if _, err := tx.Exec(`UPDATE computers SET sw_generation = 0, sw_hash = '', sw_count = 0 WHERE id = ?`, f.computer); err != nil {

@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"math"
 	"net/url"
 	"os"
 	"path"
@@ -156,7 +157,7 @@ func Open(file string, opts Options) (*DB, error) {
 	}
 	db := &DB{engine: opts.Engine, pkgCache: map[string]int64{}, w: w, clock: opts.Clock, log: opts.Logger, opts: opts,
 		jobs: make(chan *job, opts.MaxBatch*4), quit: make(chan struct{}), done: make(chan struct{})}
-	if err := db.migrate(); err != nil {
+	if err := db.migrate(math.MaxInt); err != nil {
 		w.Close()
 		return nil, err
 	}
@@ -327,10 +328,11 @@ func (db *DB) runJob(tx *sql.Tx, j *job) (err error) {
 	return j.fn(t)
 }
 
-// migrate applies the embedded migrations not yet recorded, each in its
-// own transaction, in the order of their numeric prefix. A database newer
-// than this program is refused.
-func (db *DB) migrate() error {
+// migrate applies the embedded migrations not yet recorded, up to version
+// through, each in its own transaction, in the order of their numeric
+// prefix. A migration with a Go step (migrationStep) runs it after its SQL,
+// in the same transaction. A database newer than this program is refused.
+func (db *DB) migrate(through int) error {
 	if _, err := db.w.Exec(`CREATE TABLE IF NOT EXISTS schema_migrations (
 		version INTEGER PRIMARY KEY,
 		name TEXT NOT NULL,
@@ -365,7 +367,7 @@ func (db *DB) migrate() error {
 			current, buildinfo.Version(), migs[len(migs)-1].version)
 	}
 	for _, m := range migs {
-		if m.version <= current {
+		if m.version <= current || m.version > through {
 			continue
 		}
 		body, err := migrationFS.ReadFile(path.Join("migrations", m.name))
@@ -380,6 +382,12 @@ func (db *DB) migrate() error {
 			tx.Rollback()
 			return fmt.Errorf("migration %s: %w", m.name, err)
 		}
+		if step := migrationStep(m.version); step != nil {
+			if err := step(tx); err != nil {
+				tx.Rollback()
+				return fmt.Errorf("migration %s: %w", m.name, err)
+			}
+		}
 		if _, err := tx.Exec(`INSERT INTO schema_migrations(version, name, applied_at, program_version) VALUES (?, ?, ?, ?)`,
 			m.version, m.name, ms(db.clock.Now()), buildinfo.Version()); err != nil {
 			tx.Rollback()
@@ -389,6 +397,16 @@ func (db *DB) migrate() error {
 			return fmt.Errorf("commit migration %s: %w", m.name, err)
 		}
 		db.log.Info("applied database migration", "version", m.version, "name", m.name)
+	}
+	return nil
+}
+
+// migrationStep returns the Go step of a migration, if it has one: the
+// part of a schema change that SQL cannot do.
+func migrationStep(version int) func(*sql.Tx) error {
+	switch version {
+	case 7:
+		return convertSoftwareSets
 	}
 	return nil
 }
