@@ -105,6 +105,29 @@ func appliedSeqs(t *testing.T, srv *servertest.Server) map[string]map[uint64]boo
 	return out
 }
 
+// checkApplied checks, against the server's database, that exactly the
+// posts the run's agents saw acknowledged were applied, no more, no less.
+func checkApplied(t *testing.T, srv *servertest.Server, rep *loadgen.Report) {
+	t.Helper()
+	applied := appliedSeqs(t, srv)
+	var acked int
+	for _, a := range rep.Agent {
+		acked += len(a.AckedSeqs)
+		got := applied[a.NodeID]
+		if len(got) != len(a.AckedSeqs) {
+			t.Fatalf("node %s: %d posts acknowledged, %d applied", a.NodeID, len(a.AckedSeqs), len(got))
+		}
+		for _, s := range a.AckedSeqs {
+			if !got[s] {
+				t.Fatalf("node %s: post %d acknowledged but not applied", a.NodeID, s)
+			}
+		}
+	}
+	if acked != rep.PostsAcked || acked == 0 {
+		t.Fatalf("%d sequence numbers recorded for %d acknowledged posts", acked, rep.PostsAcked)
+	}
+}
+
 // The load generator's enroll, steady and race scenarios against an
 // in-process server: a few seconds each, and every count checked, through
 // the admin API by the generator itself and here against the database.
@@ -158,24 +181,7 @@ func TestLoadGenerator(t *testing.T) {
 		if got := steady.Verdicts["inventory licensed"]; got != steady.Acked["delta"] {
 			t.Fatalf("%d inventory verdicts licensed of %d posts", got, steady.Acked["delta"])
 		}
-		// Exactly the acknowledged posts were applied, no more, no less.
-		applied := appliedSeqs(t, srv)
-		var acked int
-		for _, a := range rep.Agent {
-			acked += len(a.AckedSeqs)
-			got := applied[a.NodeID]
-			if len(got) != len(a.AckedSeqs) {
-				t.Fatalf("node %s: %d posts acknowledged, %d applied", a.NodeID, len(a.AckedSeqs), len(got))
-			}
-			for _, s := range a.AckedSeqs {
-				if !got[s] {
-					t.Fatalf("node %s: post %d acknowledged but not applied", a.NodeID, s)
-				}
-			}
-		}
-		if acked != rep.PostsAcked || acked == 0 {
-			t.Fatalf("%d sequence numbers recorded for %d acknowledged posts", acked, rep.PostsAcked)
-		}
+		checkApplied(t, srv, rep)
 	})
 
 	t.Run("race", func(t *testing.T) {

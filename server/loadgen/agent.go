@@ -12,8 +12,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/quic-go/quic-go"
-
 	"github.com/tallyhq/tally/common/identity"
 	"github.com/tallyhq/tally/protocol"
 )
@@ -25,8 +23,8 @@ var (
 )
 
 // agent is one simulated machine: its own key (so its own node and
-// computer), its own QUIC connection, sequence numbers and software set,
-// all in memory. An agent runs one request at a time.
+// computer), its own connection (QUIC, or TLS over TCP), sequence numbers
+// and software set, all in memory. An agent runs one request at a time.
 type agent struct {
 	i      int
 	name   string
@@ -37,7 +35,7 @@ type agent struct {
 	rng    *rand.Rand
 
 	mu          sync.Mutex // guards conn and closedBytes against phase accounting
-	conn        *quic.Conn
+	conn        link
 	closedBytes uint64
 
 	seq        uint64
@@ -129,12 +127,12 @@ func syntheticBasic(a *agent, seed uint64) protocol.BasicInventory {
 	return b
 }
 
-// connection returns the agent's live connection, dialing when needed.
-func (a *agent) connection(ctx context.Context, r *runner) (*quic.Conn, error) {
+// connection returns the agent's live link, dialing when needed.
+func (a *agent) connection(ctx context.Context, r *runner) (link, error) {
 	a.mu.Lock()
 	c := a.conn
 	a.mu.Unlock()
-	if c != nil && c.Context().Err() == nil {
+	if c != nil && c.alive() {
 		return c, nil
 	}
 	if c != nil {
@@ -144,13 +142,13 @@ func (a *agent) connection(ctx context.Context, r *runner) (*quic.Conn, error) {
 	dctx, cancel := context.WithTimeout(ctx, r.cfg.DialTimeout)
 	defer cancel()
 	start := time.Now()
-	c, err := r.dialer.dial(dctx, a.i, a.tls, false)
+	c, err := r.links.connect(dctx, a.i, a.tls)
 	if err != nil {
 		ph.fail("connect:" + errorKind(err))
 		return nil, fmt.Errorf("connect: %w", err)
 	}
 	ph.handshake.Record(time.Since(start))
-	if c.ConnectionState().TLS.DidResume {
+	if c.resumed() {
 		ph.handResumed.Add(1)
 	} else {
 		ph.handFull.Add(1)
@@ -162,31 +160,31 @@ func (a *agent) connection(ctx context.Context, r *runner) (*quic.Conn, error) {
 }
 
 // drop closes c and keeps its byte counts for the phase totals.
-func (a *agent) drop(c *quic.Conn) {
+func (a *agent) drop(c link) {
 	a.mu.Lock()
 	if a.conn == c {
 		a.conn = nil
-		st := c.ConnectionStats()
-		a.closedBytes += st.BytesSent + st.BytesReceived
+		a.closedBytes += c.wireBytes()
 	}
 	a.mu.Unlock()
-	c.CloseWithError(0, "")
+	c.close()
 }
 
-// wireBytes is every QUIC byte (headers, handshakes, acknowledgements,
-// retransmissions; not UDP/IP headers) the agent's connections carried.
+// wireBytes is every byte the agent's links carried: over QUIC, every
+// QUIC byte (headers, handshakes, acknowledgements, retransmissions; not
+// UDP/IP headers); over TCP, every TLS record (handshakes included; not
+// TCP/IP headers).
 func (a *agent) wireBytes() uint64 {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	n := a.closedBytes
 	if a.conn != nil {
-		st := a.conn.ConnectionStats()
-		n += st.BytesSent + st.BytesReceived
+		n += a.conn.wireBytes()
 	}
 	return n
 }
 
-// disconnect closes the connection, as an outage would.
+// disconnect closes the link, as an outage would.
 func (a *agent) disconnect() {
 	a.mu.Lock()
 	c := a.conn
@@ -196,8 +194,9 @@ func (a *agent) disconnect() {
 	}
 }
 
-// roundTrip sends one envelope on a fresh stream and reads the answer,
-// exactly like agent/client.RoundTrip.
+// roundTrip sends one envelope and reads the answer, exactly like
+// agent/client.RoundTrip: on a fresh stream over QUIC, as one frame over
+// TCP.
 func (a *agent) roundTrip(ctx context.Context, r *runner, seq uint64, req []byte) (protocol.Response, int, error) {
 	conn, err := a.connection(ctx, r)
 	if err != nil {
@@ -205,36 +204,15 @@ func (a *agent) roundTrip(ctx context.Context, r *runner, seq uint64, req []byte
 	}
 	rctx, cancel := context.WithTimeout(ctx, r.cfg.RequestTimeout)
 	defer cancel()
-	st, err := conn.OpenStreamSync(rctx)
+	raw, err := conn.exchange(rctx, req)
 	if err != nil {
-		a.drop(conn)
-		return protocol.Response{}, 0, fmt.Errorf("open stream: %w", err)
-	}
-	if dl, ok := rctx.Deadline(); ok {
-		st.SetDeadline(dl)
-	}
-	stop := context.AfterFunc(rctx, func() { st.CancelRead(0); st.CancelWrite(0) })
-	defer stop()
-	_, werr := st.Write(req)
-	if werr == nil {
-		werr = st.Close()
-	}
-	raw, rerr := protocol.ReadMessage(st, protocol.MaxResponseSize)
-	if rerr != nil || len(raw) == 0 {
-		st.CancelRead(0)
-		if rerr == nil {
-			rerr = errors.New("empty answer")
-		}
-		if werr != nil {
-			rerr = errors.Join(werr, rerr)
-		}
-		if conn.Context().Err() != nil {
+		if !conn.alive() {
 			a.drop(conn)
 		}
 		if ctx.Err() != nil {
 			return protocol.Response{}, 0, ctx.Err()
 		}
-		return protocol.Response{}, 0, rerr
+		return protocol.Response{}, 0, err
 	}
 	var resp protocol.Response
 	if err := protocol.Unmarshal(raw, &resp); err != nil {

@@ -61,8 +61,8 @@ type Config struct {
 	Seed        uint64
 	Run         string // names this run's agents; random by default
 
-	Sockets        int           // UDP sockets shared by the agents' connections
-	TCP            bool          // TLS over TCP instead of QUIC (not served yet)
+	Sockets        int           // UDP sockets shared by the agents' QUIC connections; not used with TCP
+	TCP            bool          // TLS over TCP (the server's fallback, at the QUIC port number) instead of QUIC
 	Prime          bool          // storm: post every agent's full inventory before the outage
 	Reconnect      bool          // storm: drop every connection before the storm
 	DialTimeout    time.Duration // one handshake

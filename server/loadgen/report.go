@@ -49,12 +49,16 @@ type Settings struct {
 	PoolSize    int     `json:"pool_size"`
 	Churn       float64 `json:"churn"`
 	Seed        uint64  `json:"seed"`
-	Sockets     int     `json:"sockets"`
+	Transport   string  `json:"transport"`         // "quic" or "tcp" (TLS over TCP)
+	Sockets     int     `json:"sockets,omitempty"` // QUIC only
 }
 
 func settingsOf(c *Config) Settings {
 	s := Settings{Concurrency: c.Concurrency, PackagesMin: c.PackagesMin, PackagesMax: c.PackagesMax, PoolSize: c.PoolSize,
-		Churn: c.Churn, Seed: c.Seed, Sockets: c.Sockets, Rate: c.Rate}
+		Churn: c.Churn, Seed: c.Seed, Transport: "quic", Sockets: c.Sockets, Rate: c.Rate}
+	if c.TCP {
+		s.Transport, s.Sockets = "tcp", 0
+	}
 	if c.Scenario == Steady || c.Scenario == Storm {
 		s.PrimeConc = c.PrimeConcurrency
 	}
@@ -84,13 +88,17 @@ type PhaseReport struct {
 	Verdicts  map[string]int64   `json:"verdicts"` // "product verdict"
 	Anomalies map[string]int64   `json:"anomalies,omitempty"`
 	// Bytes per acknowledged request: the CBOR request and response, and
-	// every QUIC byte of the agents' connections (handshakes, ACKs,
-	// keep-alives included; UDP and IP headers not).
+	// over QUIC every QUIC byte of the agents' connections (handshakes,
+	// ACKs, keep-alives included; UDP and IP headers not), over TCP every
+	// byte of TLS records (handshakes and framing included; TCP and IP
+	// headers not).
 	RequestBytes        map[string]float64 `json:"request_bytes"`
 	ResponseBytes       map[string]float64 `json:"response_bytes"`
-	QUICBytesPerRequest float64            `json:"quic_bytes_per_request"`
+	QUICBytesPerRequest float64            `json:"quic_bytes_per_request,omitempty"`
+	TCPBytesPerRequest  float64            `json:"tcp_bytes_per_request,omitempty"`
 	// UDPDrops is the host's UDP receive-buffer drops during the phase
-	// (all processes: the server's and the generator's sockets).
+	// (all processes: the server's and the generator's sockets; counted
+	// over TCP too, where the agents send no UDP).
 	UDPDrops    int64      `json:"udp_receive_buffer_drops"`
 	Handshakes  Handshakes `json:"handshakes"`
 	Admin       *Latency   `json:"admin_api,omitempty"`
@@ -205,14 +213,18 @@ func (r *Report) WriteJSON(w io.Writer) error {
 
 // Print writes the report for people.
 func (r *Report) Print(w io.Writer) {
-	fmt.Fprintf(w, "tally-load %s: %d agents against %s (run %s, %s)\n", r.Scenario, r.Agents, r.Server, r.Run, r.Started.Format(time.RFC3339))
+	over := "QUIC"
+	if r.Settings.Transport == "tcp" {
+		over = "TLS over TCP"
+	}
+	fmt.Fprintf(w, "tally-load %s: %d agents against %s over %s (run %s, %s)\n", r.Scenario, r.Agents, r.Server, over, r.Run, r.Started.Format(time.RFC3339))
 	fmt.Fprintf(w, "  setup %.1fs (keys, certificates, software sets), total %.1fs; %d CPUs, load average %s at the start, %s at the end\n",
 		r.SetupSeconds, r.Seconds, r.Machine.CPUs, r.Machine.LoadStart, r.Machine.LoadEnd)
 	for _, n := range r.Notes {
 		fmt.Fprintf(w, "  note: %s\n", n)
 	}
 	for i := range r.Phases {
-		printPhase(w, &r.Phases[i])
+		printPhase(w, &r.Phases[i], r.Settings.Transport == "tcp")
 	}
 	fmt.Fprintln(w, "checks:")
 	for _, c := range r.Checks {
@@ -224,7 +236,7 @@ func (r *Report) Print(w io.Writer) {
 	}
 }
 
-func printPhase(w io.Writer, p *PhaseReport) {
+func printPhase(w io.Writer, p *PhaseReport, tcp bool) {
 	var acked int64
 	for _, n := range p.Acked {
 		acked += n
@@ -242,7 +254,11 @@ func printPhase(w io.Writer, p *PhaseReport) {
 		fmt.Fprintf(w, "  %-6s %7d  latency p50 %.1f  p90 %.1f  p99 %.1f  max %.1f ms;  bytes/post: request %.0f, response %.0f\n",
 			k, p.Acked[k], l.P50, l.P90, l.P99, l.Max, p.RequestBytes[k], p.ResponseBytes[k])
 	}
-	fmt.Fprintf(w, "  QUIC bytes per request (both directions, all overhead): %.0f; UDP receive-buffer drops on this host: %d\n", p.QUICBytesPerRequest, p.UDPDrops)
+	if tcp {
+		fmt.Fprintf(w, "  TLS bytes per request over TCP (both directions, TLS records and framing; TCP/IP headers not counted): %.0f\n", p.TCPBytesPerRequest)
+	} else {
+		fmt.Fprintf(w, "  QUIC bytes per request (both directions, all overhead): %.0f; UDP receive-buffer drops on this host: %d\n", p.QUICBytesPerRequest, p.UDPDrops)
+	}
 	if h := p.Handshakes; h.Full+h.Resumed > 0 {
 		fmt.Fprintf(w, "  handshakes: %d full, %d resumed", h.Full, h.Resumed)
 		if h.Latency != nil {

@@ -1,6 +1,7 @@
 // Package loadgen is Tally's load generator as a library: it simulates
 // agents, each with its own key, machine identity, plug-ins and software
-// set, posting over real QUIC to a running server; measures throughput,
+// set, posting over real QUIC (or, with Config.TCP, over TLS over TCP, the
+// server's fallback transport) to a running server; measures throughput,
 // latency, errors, verdicts, bytes and the server's CPU and memory; and
 // checks through the admin API that what the server acknowledged is what
 // it stored. tally-load (server/cmd/tally-load) is its command line; the
@@ -13,7 +14,6 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"net"
 	"os"
 	"runtime"
 	"sync"
@@ -29,7 +29,7 @@ type runner struct {
 	cfg    Config
 	pool   *Pool
 	agents []*agent
-	dialer *dialer
+	links  linker // QUIC or TCP
 	admin  *adminapi.Client
 	phase  atomic.Pointer[phase]
 	sem    chan struct{}
@@ -57,16 +57,20 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		return nil, err
 	}
 	if cfg.TCP {
-		return nil, tcpUnavailable(ctx, &cfg)
+		if err := checkTCP(ctx, cfg.Target.QUIC); err != nil {
+			return nil, err
+		}
 	}
 	r := &runner{cfg: cfg, admin: admin, sem: make(chan struct{}, cfg.Concurrency), lim: newLimiter(cfg.Rate)}
 	r.rep = &Report{Scenario: string(cfg.Scenario), Run: cfg.Run, Started: time.Now().UTC(), Server: cfg.Target.QUIC,
 		AdminURL: cfg.Target.AdminURL, Agents: cfg.Agents, Settings: settingsOf(&cfg), Machine: machineNow()}
 	r.phase.Store(newPhase("setup"))
-	if r.dialer, err = newDialer(cfg.Target.QUIC, cfg.Sockets, cfg.DialTimeout); err != nil {
+	if cfg.TCP {
+		r.links = tcpLinker{addr: cfg.Target.QUIC} // the server listens on TCP at the QUIC port number
+	} else if r.links, err = newDialer(cfg.Target.QUIC, cfg.Sockets, cfg.DialTimeout); err != nil {
 		return nil, err
 	}
-	defer r.dialer.close()
+	defer r.links.close()
 	r.server = startSampler(cfg.Target.ServerPID)
 	defer r.server.close()
 	r.self = startSampler(os.Getpid())
@@ -201,7 +205,12 @@ func (r *runner) measure(ctx context.Context, name string, fn func(ctx context.C
 	}
 	pr := phaseReport(ph, end)
 	if acked := ph.totalAcked(); acked > 0 && wire >= wire0 {
-		pr.QUICBytesPerRequest = round1(float64(wire-wire0) / float64(acked))
+		perReq := round1(float64(wire-wire0) / float64(acked))
+		if r.cfg.TCP {
+			pr.TCPBytesPerRequest = perReq
+		} else {
+			pr.QUICBytesPerRequest = perReq
+		}
 	}
 	if drops := udpRcvbufErrors(); drops0 >= 0 && drops >= drops0 {
 		pr.UDPDrops = drops - drops0
@@ -547,16 +556,4 @@ func (r *runner) probeAdmin(ctx context.Context, ph *phase) {
 		}
 		ph.admin.Record(time.Since(start))
 	}
-}
-
-// tcpUnavailable explains why --tcp cannot run: the server has no TCP
-// listener yet, and the framing over TLS/TCP is not specified.
-func tcpUnavailable(ctx context.Context, cfg *Config) error {
-	d := net.Dialer{Timeout: 5 * time.Second} // only to see whether anything listens: nothing is sent
-	c, err := d.DialContext(ctx, "tcp", cfg.Target.QUIC)
-	if err != nil {
-		return fmt.Errorf("--tcp: cannot connect to %s over TCP (%v): tally-server does not listen on TCP yet (the TLS-over-TCP fallback of DESIGN §3 is not implemented); run without --tcp", cfg.Target.QUIC, err)
-	}
-	c.Close()
-	return fmt.Errorf("--tcp: %s accepts TLS over TCP, but the framing of requests over TCP is not specified yet; run without --tcp", cfg.Target.QUIC)
 }

@@ -3,12 +3,14 @@ package loadgen
 import (
 	"context"
 	"errors"
+	"io"
 	"net"
 	"os"
 	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/quic-go/quic-go"
@@ -139,8 +141,16 @@ func errorKind(err error) string {
 		return "transport:stream-reset"
 	case errors.As(err, &tre):
 		return "transport:" + strings.ToLower(tre.ErrorCode.String())
+	case errors.Is(err, errStale):
+		return "transport:stale-connection"
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, os.ErrDeadlineExceeded):
 		return "transport:timeout"
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return "transport:refused"
+	case errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE):
+		return "transport:reset"
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return "transport:closed-by-peer"
 	case errors.Is(err, context.Canceled):
 		return "canceled"
 	case errors.As(err, &ne) && ne.Timeout():

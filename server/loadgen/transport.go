@@ -3,12 +3,38 @@ package loadgen
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"net"
 	"time"
 
 	"github.com/quic-go/quic-go"
+
+	"github.com/tallyhq/tally/protocol"
 )
+
+// link is one agent's connection to the server: QUIC (quicLink) or TLS
+// over TCP (tcpLink, in tcp.go). An agent sends one request at a time.
+type link interface {
+	// exchange sends one request envelope and returns the answer's.
+	exchange(ctx context.Context, req []byte) ([]byte, error)
+	// alive reports whether the link may carry another request.
+	alive() bool
+	// resumed reports whether the TLS handshake resumed a session.
+	resumed() bool
+	// wireBytes counts the bytes the link carried, both directions, so
+	// far; it may be called after close.
+	wireBytes() uint64
+	// close ends the link; it may be called more than once.
+	close()
+}
+
+// linker opens the agents' links to the server.
+type linker interface {
+	// connect opens agent i's link, with its TLS configuration.
+	connect(ctx context.Context, i int, tc *tls.Config) (link, error)
+	close()
+}
 
 // dialer connects simulated agents to one server address. Each agent has
 // its own certificate and so its own QUIC connection, but connections
@@ -65,9 +91,64 @@ func (d *dialer) dial(ctx context.Context, i int, tc *tls.Config, early bool) (*
 	return tr.Dial(ctx, d.addr, tc, d.qcfg)
 }
 
+// connect opens agent i's QUIC link.
+func (d *dialer) connect(ctx context.Context, i int, tc *tls.Config) (link, error) {
+	c, err := d.dial(ctx, i, tc, false)
+	if err != nil {
+		return nil, err
+	}
+	return quicLink{c}, nil
+}
+
 func (d *dialer) close() {
 	for _, tr := range d.trs {
 		tr.Close()
 		tr.Conn.Close()
 	}
+}
+
+// quicLink is a QUIC connection: a fresh stream per request, exactly like
+// agent/client.RoundTrip.
+type quicLink struct{ c *quic.Conn }
+
+func (l quicLink) alive() bool { return l.c.Context().Err() == nil }
+
+func (l quicLink) resumed() bool { return l.c.ConnectionState().TLS.DidResume }
+
+// wireBytes is every QUIC byte (headers, handshakes, acknowledgements,
+// retransmissions; not UDP/IP headers) the connection carried.
+func (l quicLink) wireBytes() uint64 {
+	st := l.c.ConnectionStats()
+	return st.BytesSent + st.BytesReceived
+}
+
+func (l quicLink) close() { l.c.CloseWithError(0, "") }
+
+func (l quicLink) exchange(ctx context.Context, req []byte) ([]byte, error) {
+	st, err := l.c.OpenStreamSync(ctx)
+	if err != nil {
+		l.close()
+		return nil, fmt.Errorf("open stream: %w", err)
+	}
+	if dl, ok := ctx.Deadline(); ok {
+		st.SetDeadline(dl)
+	}
+	stop := context.AfterFunc(ctx, func() { st.CancelRead(0); st.CancelWrite(0) })
+	defer stop()
+	_, werr := st.Write(req)
+	if werr == nil {
+		werr = st.Close()
+	}
+	raw, rerr := protocol.ReadMessage(st, protocol.MaxResponseSize)
+	if rerr != nil || len(raw) == 0 {
+		st.CancelRead(0)
+		if rerr == nil {
+			rerr = errors.New("empty answer")
+		}
+		if werr != nil {
+			rerr = errors.Join(werr, rerr)
+		}
+		return nil, rerr
+	}
+	return raw, nil
 }

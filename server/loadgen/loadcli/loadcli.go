@@ -76,10 +76,11 @@ func (m *Main) Run(ctx context.Context, args []string) int {
 func (m *Main) root() *cobra.Command {
 	root := &cobra.Command{
 		Use:   "tally-load",
-		Short: "Load generator for tally-server: simulated agents over real QUIC",
+		Short: "Load generator for tally-server: simulated agents over real QUIC (or TLS over TCP)",
 		Long: `tally-load simulates many Tally agents, each with its own key, machine identity,
 plug-ins and software set (500 to 3,000 packages by default, mostly shared across
-machines), posting over real QUIC to a running tally-server. It reports posts
+machines), posting over real QUIC (--tcp: over TLS over TCP, the transport agents
+fall back to where UDP is blocked) to a running tally-server. It reports posts
 acknowledged per second, latency percentiles, errors and verdicts by kind, bytes on
 the wire, and the server's CPU and memory, then checks through the admin API that
 what the server acknowledged is what it stored.
@@ -91,7 +92,7 @@ address, and every run is bounded in count and in time.
 
 Scenarios: enroll, steady, storm, race. 'tally-load baseline' measures this
 machine's limits in the same conditions: a bare QUIC echo, the durable SQLite
-commit rate, and handshakes (full, resumed, 0-RTT).`,
+commit rate, and handshakes (full, resumed, 0-RTT); it measures QUIC only.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		Version:       buildinfo.Version(),
@@ -264,8 +265,8 @@ func (m *Main) scenario(s loadgen.Scenario, short string) *cobra.Command {
 	f.Float64Var(&cfg.Churn, "churn", 0.05, "fraction of delta posts that carry a change (upgrade, install, removal)")
 	f.Uint64Var(&seed, "seed", 1, "seed of the software sets and plug-in mix")
 	f.StringVar(&cfg.Run, "run", "", "run name, part of every agent's identity (default random)")
-	f.IntVar(&cfg.Sockets, "sockets", 4, "UDP sockets shared by the agents' connections")
-	f.BoolVar(&cfg.TCP, "tcp", false, "TLS over TCP instead of QUIC (the server does not serve it yet)")
+	f.IntVar(&cfg.Sockets, "sockets", 4, "UDP sockets shared by the agents' QUIC connections (not used with --tcp)")
+	f.BoolVar(&cfg.TCP, "tcp", false, "TLS over TCP (the server's fallback, at the QUIC port number) instead of QUIC; one connection per agent")
 	f.BoolVar(&cfg.Prime, "prime", true, "storm: post every agent's full inventory before the outage")
 	f.BoolVar(&cfg.Reconnect, "reconnect", true, "storm: drop every connection before the storm (agents reconnect)")
 	f.DurationVar(&cfg.DrainTimeout, "drain-timeout", 60*time.Second, "how long posts in flight may finish after the end")
@@ -300,7 +301,8 @@ func (m *Main) baseline() *cobra.Command {
   handshakes  connections per second, full, resumed (session tickets) and 0-RTT,
               against the echo server and, with --data or --server, the Tally server
 
-Pass the load run's --agents (connections, up to 1,000) and --concurrency.`,
+Pass the load run's --agents (connections, up to 1,000) and --concurrency.
+baseline measures QUIC only: it has no --tcp.`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			tg, err := tf.resolve(m.Getenv, false)
