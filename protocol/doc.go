@@ -1,7 +1,8 @@
 // Package protocol is the wire contract between tally-agent and tally-server:
 // the request and response envelope, the message kinds and their bodies, the
-// CBOR encoding and the strict decoding of untrusted input, and the framing of
-// one request per QUIC stream.
+// CBOR encoding and the strict decoding of untrusted input, the framing of
+// one request per QUIC stream, and the length-prefixed frames of the TLS over
+// TCP fallback.
 //
 // It does no I/O policy and no storage, and imports nothing from agent/ or
 // server/ (a test checks it). Every wire change bumps Revision and adds a

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/tls"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -17,11 +16,8 @@ import (
 )
 
 // On TCP there is no stream per request, so requests and answers travel as
-// frames: a 4-byte big-endian length, then that many bytes of one CBOR
-// envelope (the bytes a QUIC stream would carry). A connection carries one
-// request at a time: the agent sends a frame and reads the answer's frame
-// before it sends the next.
-const frameHeader = 4
+// frames (protocol.Frame: the bytes a QUIC stream would carry, after their
+// length), one request at a time per connection.
 
 // After an oversized request the listener answers, then reads and throws
 // away up to lingerBytes for up to lingerTime before it closes, so that
@@ -152,14 +148,14 @@ func (t *TCP) serveConn(c *tcpConn) {
 		if !t.idle(c, t.cfg.IdleTimeout) {
 			return
 		}
-		var hdr [frameHeader]byte
+		var hdr [protocol.FrameHeader]byte
 		if _, err := io.ReadFull(c, hdr[:]); err != nil {
 			return // the agent closed, went silent, or the server is stopping
 		}
 		if !t.busy(c) || !t.begin() {
 			return // the server is stopping: the agent sends it again later
 		}
-		keep := t.serveRequest(c, key, binary.BigEndian.Uint32(hdr[:]))
+		keep := t.serveRequest(c, key, protocol.FrameLength(hdr))
 		t.end()
 		if !keep {
 			return
@@ -208,10 +204,7 @@ func (t *TCP) serveRequest(c *tcpConn, key ed25519.PublicKey, n uint32) bool {
 	resp := t.answer(key, func() ([]byte, error) {
 		// Grows with what arrives, so a frame that announces much and
 		// sends little costs little.
-		raw, err := protocol.ReadMessage(io.LimitReader(c, int64(n)), int(n))
-		if err == nil && len(raw) < int(n) {
-			err = io.ErrUnexpectedEOF
-		}
+		raw, err := protocol.ReadFrameBody(c, n)
 		intact = err == nil
 		return raw, err
 	}, func() {
@@ -230,10 +223,7 @@ func (t *TCP) reply(c *tcpConn, resp protocol.Response) bool {
 	if err != nil {
 		return false
 	}
-	frame := make([]byte, frameHeader+len(out))
-	binary.BigEndian.PutUint32(frame, uint32(len(out)))
-	copy(frame[frameHeader:], out)
-	if _, err := c.Write(frame); err != nil {
+	if _, err := c.Write(protocol.Frame(out)); err != nil {
 		t.log.Debug("write response over TCP", "err", err)
 		return false
 	}

@@ -3,10 +3,8 @@ package loadgen
 import (
 	"context"
 	"crypto/tls"
-	"encoding/binary"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -17,10 +15,8 @@ import (
 
 // TLS over TCP, the server's fallback transport, as the real agent speaks
 // it (agent/client/tcp.go; the server's side is server/listener/tcp.go):
-// requests and answers travel as frames, a 4-byte big-endian length then
-// that many bytes of one CBOR envelope, one request at a time per
-// connection. The server listens on TCP at the QUIC port number.
-const frameHeader = 4
+// requests and answers travel as frames (protocol.Frame), one request at a
+// time per connection. The server listens on TCP at the QUIC port number.
 
 // tcpIdle is how long an unused TCP connection is kept, as in the agent:
 // less than the server's idle timeout (60 s by default), so that a request
@@ -135,13 +131,10 @@ func (l *tcpLink) exchange(ctx context.Context, req []byte) ([]byte, error) {
 	// request answers before it has read it all.
 	wrote := make(chan error, 1)
 	go func() {
-		frame := make([]byte, frameHeader+len(req))
-		binary.BigEndian.PutUint32(frame, uint32(len(req)))
-		copy(frame[frameHeader:], req)
-		_, err := l.conn.Write(frame)
+		_, err := l.conn.Write(protocol.Frame(req))
 		wrote <- err
 	}()
-	raw, got, rerr := readFrame(l.conn, protocol.MaxResponseSize)
+	raw, got, rerr := protocol.ReadFrame(l.conn, protocol.MaxResponseSize)
 	if rerr == nil {
 		// Answered: a write still going will never be read. Stop it (a
 		// write that has finished is not affected).
@@ -162,27 +155,6 @@ func (l *tcpLink) exchange(ctx context.Context, req []byte) ([]byte, error) {
 	}
 	l.served++
 	return raw, nil
-}
-
-// readFrame reads one frame of at most max bytes. got counts the bytes
-// read, header included, to tell a connection that never answered.
-func readFrame(r io.Reader, max int) (raw []byte, got int, err error) {
-	var hdr [frameHeader]byte
-	if got, err = io.ReadFull(r, hdr[:]); err != nil {
-		return nil, got, err
-	}
-	n := binary.BigEndian.Uint32(hdr[:])
-	if n == 0 {
-		return nil, got, errors.New("empty answer")
-	}
-	if n > uint32(max) {
-		return nil, got, fmt.Errorf("answer of %d bytes is over the %d-byte limit", n, max)
-	}
-	raw, err = protocol.ReadMessage(io.LimitReader(r, int64(n)), int(n))
-	if err == nil && len(raw) < int(n) {
-		err = io.ErrUnexpectedEOF
-	}
-	return raw, got + len(raw), err
 }
 
 // checkTCP tells early, and plainly, that nothing accepts TCP at addr
