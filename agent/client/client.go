@@ -230,7 +230,7 @@ func (c *Client) RoundTrip(ctx context.Context, seq uint64, req []byte) (protoco
 	rctx, cancel := context.WithTimeout(ctx, c.cfg.RequestTimeout)
 	defer cancel()
 	raw, err := l.roundTrip(rctx, req)
-	if errors.Is(err, errStale) {
+	if errors.Is(err, ErrStaleConnection) {
 		// The server closed the connection while it sat idle: once more,
 		// on a new one (the request is applied once whatever happens).
 		c.drop(l)

@@ -21,9 +21,10 @@ import (
 // on a connection the server has just closed.
 const tcpIdle = 30 * time.Second
 
-// errStale marks a request that got no answer at all on a connection that
-// had served before: the server most likely closed it while idle.
-var errStale = errors.New("connection closed by the server before it answered")
+// ErrStaleConnection marks a request that got no answer at all on a TCP
+// connection that had served before: the server most likely closed it
+// while idle, and the request may be sent again on a new one.
+var ErrStaleConnection = errors.New("connection closed by the server before it answered")
 
 // tcpLink carries requests one after the other on a TLS-over-TCP connection.
 type tcpLink struct {
@@ -39,22 +40,66 @@ type tcpLink struct {
 }
 
 func (c *Client) dialTCP(ctx context.Context) (link, error) {
+	return dialTCP(ctx, c.cfg.Server, c.tls, nil)
+}
+
+// dialTCP connects over TLS over TCP with tc, which must offer
+// protocol.ALPN; wrap, when not nil, wraps the TCP connection under TLS.
+func dialTCP(ctx context.Context, addr string, tc *tls.Config, wrap func(net.Conn) net.Conn) (*tcpLink, error) {
 	var d net.Dialer
-	nc, err := d.DialContext(ctx, "tcp", c.cfg.Server)
+	nc, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
 		return nil, err
 	}
-	tc := tls.Client(nc, c.tls)
-	if err := tc.HandshakeContext(ctx); err != nil {
+	under := nc
+	if wrap != nil {
+		under = wrap(nc)
+	}
+	c := tls.Client(under, tc)
+	if err := c.HandshakeContext(ctx); err != nil {
 		nc.Close()
 		return nil, err
 	}
-	if p := tc.ConnectionState().NegotiatedProtocol; p != protocol.ALPN {
-		tc.Close()
-		return nil, fmt.Errorf("the server on TCP %s does not speak %s", c.cfg.Server, protocol.ALPN)
+	if p := c.ConnectionState().NegotiatedProtocol; p != protocol.ALPN {
+		c.Close()
+		return nil, fmt.Errorf("the server on TCP %s does not speak %s", addr, protocol.ALPN)
 	}
-	return &tcpLink{conn: tc, server: c.cfg.Server, last: time.Now()}, nil
+	return &tcpLink{conn: c, server: addr, last: time.Now()}, nil
 }
+
+// TCPConn is one TLS-over-TCP connection carrying requests one after the
+// other exactly as the agent's client does, for programs that simulate
+// agents (tally-load). Its errors are those of Client.Do's transport: a
+// *TransportError, wrapping ErrStaleConnection when the server had closed
+// the connection.
+type TCPConn struct{ l *tcpLink }
+
+// DialTCP connects to addr with tc (the agent's TLS configuration: its
+// certificate, the pinned server, protocol.ALPN). wrap, when not nil, wraps
+// the TCP connection under TLS, e.g. to count its bytes.
+func DialTCP(ctx context.Context, addr string, tc *tls.Config, wrap func(net.Conn) net.Conn) (*TCPConn, error) {
+	l, err := dialTCP(ctx, addr, tc, wrap)
+	if err != nil {
+		return nil, err
+	}
+	return &TCPConn{l: l}, nil
+}
+
+// RoundTrip sends one encoded request envelope and returns the answer's
+// bytes. A failure closes the connection.
+func (c *TCPConn) RoundTrip(ctx context.Context, req []byte) ([]byte, error) {
+	return c.l.roundTrip(ctx, req)
+}
+
+// Alive reports whether the connection may carry another request (open,
+// and not idle long enough for the server to close it).
+func (c *TCPConn) Alive() bool { return c.l.alive() }
+
+// Resumed reports whether the TLS handshake resumed a session.
+func (c *TCPConn) Resumed() bool { return c.l.conn.ConnectionState().DidResume }
+
+// Close closes the connection; it may be called more than once.
+func (c *TCPConn) Close() { c.l.close("") }
 
 func (l *tcpLink) transport() string { return TransportTCP }
 
@@ -87,7 +132,7 @@ func (l *tcpLink) roundTrip(ctx context.Context, req []byte) ([]byte, error) {
 	l.reqMu.Lock()
 	defer l.reqMu.Unlock()
 	if !l.alive() {
-		return nil, &TransportError{Op: "request to " + l.server, Err: errStale}
+		return nil, &TransportError{Op: "request to " + l.server, Err: ErrStaleConnection}
 	}
 	dl, _ := ctx.Deadline() // zero: none
 	l.conn.SetDeadline(dl)
@@ -114,7 +159,7 @@ func (l *tcpLink) roundTrip(ctx context.Context, req []byte) ([]byte, error) {
 	if rerr != nil {
 		var ne net.Error
 		if l.served > 0 && got == 0 && ctx.Err() == nil && !(errors.As(rerr, &ne) && ne.Timeout()) {
-			rerr = fmt.Errorf("%w: %w", errStale, rerr)
+			rerr = fmt.Errorf("%w: %w", ErrStaleConnection, rerr)
 		} else if werr != nil {
 			rerr = errors.Join(werr, rerr)
 		}

@@ -15,6 +15,8 @@ import (
 
 	"github.com/quic-go/quic-go"
 
+	"github.com/tallyhq/tally/agent/client"
+
 	"github.com/tallyhq/tally/protocol"
 )
 
@@ -141,7 +143,7 @@ func errorKind(err error) string {
 		return "transport:stream-reset"
 	case errors.As(err, &tre):
 		return "transport:" + strings.ToLower(tre.ErrorCode.String())
-	case errors.Is(err, errStale):
+	case errors.Is(err, client.ErrStaleConnection):
 		return "transport:stale-connection"
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, os.ErrDeadlineExceeded):
 		return "transport:timeout"
