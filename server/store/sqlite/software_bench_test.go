@@ -105,6 +105,12 @@ func postSoftware(db *sqlite.DB, m *swMachine, basicHash string, sw *protocol.So
 // swFleetWithSets opens a durable store with swFleet computers that hold
 // seats and have each posted one full inventory.
 func swFleetWithSets(b *testing.B) (*sqlite.DB, []*swMachine, []protocol.Package, string) {
+	return swFleetOf(b, swFleet, swCommon, swPerPC)
+}
+
+// swFleetOf is swFleetWithSets with size computers (a multiple of 64)
+// holding perPC packages each, the first common of the pool on all.
+func swFleetOf(b *testing.B, size, common, perPC int) (*sqlite.DB, []*swMachine, []protocol.Package, string) {
 	b.Helper()
 	db, err := sqlite.Open(filepath.Join(b.TempDir(), "b.db"), sqlite.Options{})
 	if err != nil {
@@ -112,7 +118,7 @@ func swFleetWithSets(b *testing.B) (*sqlite.DB, []*swMachine, []protocol.Package
 	}
 	b.Cleanup(func() { db.Close() })
 	pool := swPool()
-	nodes := fleet(b, db, swFleet)
+	nodes := fleet(b, db, size)
 	machines := make([]*swMachine, len(nodes))
 	var basicHash string
 	for i, n := range nodes {
@@ -123,11 +129,11 @@ func swFleetWithSets(b *testing.B) (*sqlite.DB, []*swMachine, []protocol.Package
 			b.Fatal(err)
 		}
 		m := &swMachine{node: n, has: map[int]bool{}, rng: rand.New(rand.NewPCG(uint64(i), 7))}
-		for p := range swCommon {
+		for p := range common {
 			m.has[p] = true
 		}
-		for len(m.has) < swPerPC {
-			m.has[swCommon+m.rng.IntN(swPoolSize-swCommon)] = true
+		for len(m.has) < perPC {
+			m.has[common+m.rng.IntN(swPoolSize-common)] = true
 		}
 		for p := range m.has {
 			m.list = append(m.list, p)
@@ -185,14 +191,17 @@ func BenchmarkSoftwareDeltaPost(b *testing.B) {
 		m.queued = append(m.queued, m.delta(pool))
 	}
 	b.ResetTimer()
+	cpu := processCPU()
 	runSW(b, machines, b.N, func(m *swMachine) error {
 		sw := m.queued[0]
 		m.queued = m.queued[1:]
 		sw.Base = m.gen
 		return postSoftware(db, m, basicHash, sw)
 	})
+	cpu = processCPU() - cpu
 	b.StopTimer()
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "posts/s")
+	b.ReportMetric(float64(cpu.Nanoseconds())/float64(b.N), "cpu-ns/op")
 }
 
 // BenchmarkSoftwareRead measures reading one computer's 2,000 packages.
@@ -208,4 +217,30 @@ func BenchmarkSoftwareRead(b *testing.B) {
 			b.Fatalf("read %d packages, want %d", len(ps), swPerPC)
 		}
 	}
+}
+
+// BenchmarkUnchangedPost measures the most common post of a fleet: an
+// agent whose software and basic inventory did not change posts an empty
+// delta (base, count and hash as before) and the basic hash alone. Its
+// sets are small, as their size does not matter here, and its fleet of
+// 1,024 computers is the size of the load tests'. Run it with
+// -benchtime=Nx, N in the tens of thousands, so that each computer's
+// records of applied requests fill up as they do between two prunings.
+func BenchmarkUnchangedPost(b *testing.B) {
+	db, machines, _, basicHash := swFleetOf(b, 1024, 50, 100)
+	unchanged := make(map[*swMachine]*protocol.SoftwareInventory, len(machines))
+	for _, m := range machines {
+		unchanged[m] = &protocol.SoftwareInventory{Count: uint32(len(m.list)), Hash: m.hash.String()}
+	}
+	b.ResetTimer()
+	cpu := processCPU()
+	runSW(b, machines, b.N, func(m *swMachine) error {
+		sw := *unchanged[m]
+		sw.Base = m.gen
+		return postSoftware(db, m, basicHash, &sw)
+	})
+	cpu = processCPU() - cpu
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "posts/s")
+	b.ReportMetric(float64(cpu.Nanoseconds())/float64(b.N), "cpu-ns/op")
 }
