@@ -26,7 +26,7 @@ const StatusMissing = "Missing"
 // a query.
 func (db *DB) decide(tx *Tx, n nodeState, post engine.Post, extra []string) (engine.Decision, error) {
 	actor := store.NodeActor(n.id)
-	c, err := loadSeats(tx, n)
+	c, err := db.loadSeats(tx, n)
 	if err != nil {
 		return engine.Decision{}, err
 	}
@@ -42,7 +42,7 @@ func (db *DB) decide(tx *Tx, n nodeState, post engine.Post, extra []string) (eng
 		}
 		db.licenses.markSwept(tx, meta, tx.Now)
 		if len(swept) > 0 {
-			if c, err = loadSeats(tx, n); err != nil {
+			if c, err = db.loadSeats(tx, n); err != nil {
 				return engine.Decision{}, err
 			}
 		}
@@ -66,9 +66,9 @@ func (db *DB) decide(tx *Tx, n nodeState, post engine.Post, extra []string) (eng
 
 // loadSeats builds the engine's view of the node's computer: what nodeOp
 // read with the node, and its seats and allocations in one query.
-func loadSeats(tx *Tx, n nodeState) (engine.Computer, error) {
+func (db *DB) loadSeats(tx *Tx, n nodeState) (engine.Computer, error) {
 	c := engine.Computer{ID: n.computerID, Status: n.status, Seats: map[string]string{}, Allocations: map[string]string{},
-		Plugins: pluginsFromJSON(n.plugins)}
+		Plugins: db.pluginsOf(n.plugins).plugins}
 	rows, err := tx.Query(`SELECT 1, product, license_id FROM seats WHERE computer_id = ?
 		UNION ALL SELECT 2, product, license_id FROM allocations WHERE computer_id = ?`, n.computerID, n.computerID)
 	if err != nil {
@@ -142,8 +142,9 @@ func (db *DB) PostInventory(ctx context.Context, r store.Request, body *protocol
 			return nil, err
 		}
 		resp := &protocol.InventoryResponse{}
-		plugins := b.Plugins
+		plugins, products := b.Plugins, []string(nil)
 		if hasBasic {
+			products = db.productsForPlugins(plugins...)
 			var oldHash string
 			if err := tx.QueryRow(`SELECT hints_hash FROM computers WHERE id = ?`, n.computerID).Scan(&oldHash); err != nil {
 				return nil, fmt.Errorf("read computer: %w", err)
@@ -165,13 +166,14 @@ func (db *DB) PostInventory(ctx context.Context, r store.Request, body *protocol
 			// Unchanged basic inventory: the stored one stands, if it is the
 			// one the agent means; its plug-ins are the computer's.
 			resp.SendBasic = n.basicHash == "" || n.basicHash != body.BasicHash
-			plugins = pluginsFromJSON(n.plugins)
+			ps := db.pluginsOf(n.plugins)
+			plugins, products = ps.plugins, ps.products
 			if _, err := tx.Exec(`UPDATE computers SET last_seen = ?, backlog = ? WHERE id = ?`, ms(tx.Now), body.Backlog, n.computerID); err != nil {
 				return nil, fmt.Errorf("touch computer: %w", err)
 			}
 		}
 		post := engine.Post{Kind: engine.PostInventory, Plugins: plugins, HasSoftware: body.Software != nil}
-		d, err := db.decide(tx, n, post, db.productsForPlugins(plugins...))
+		d, err := db.decide(tx, n, post, products)
 		if err != nil {
 			return nil, err
 		}

@@ -82,6 +82,9 @@ type DB struct {
 	pkgMu    sync.RWMutex
 	pkgCache map[string]int64 // interned package IDs, filled after commit
 
+	pluginMu   sync.RWMutex
+	pluginSets map[string]pluginSet // see pluginsOf
+
 	licenses licenseCache
 }
 
@@ -155,7 +158,7 @@ func Open(file string, opts Options) (*DB, error) {
 		w.Close()
 		return nil, fmt.Errorf("open database %s: %w", file, err)
 	}
-	db := &DB{engine: opts.Engine, pkgCache: map[string]int64{}, w: w, clock: opts.Clock, log: opts.Logger, opts: opts,
+	db := &DB{engine: opts.Engine, pkgCache: map[string]int64{}, pluginSets: map[string]pluginSet{}, w: w, clock: opts.Clock, log: opts.Logger, opts: opts,
 		jobs: make(chan *job, opts.MaxBatch*4), quit: make(chan struct{}), done: make(chan struct{})}
 	if err := db.migrate(math.MaxInt); err != nil {
 		w.Close()
