@@ -101,7 +101,7 @@ database closes.`,
 	f.StringVar(&logFormat, "log-format", logging.FormatText, "log format: text or json")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	f.DurationVar(&stopTimeout, "stop-timeout", 30*time.Second, "how long requests in flight may take to finish at shutdown")
-	f.IntVar(&cfg.MaxHandshakes, "max-handshakes", 64, "QUIC handshakes in progress at most; past it new connections are refused at once and agents retry after a jittered wait")
+	f.IntVar(&cfg.MaxHandshakes, "max-handshakes", 64, "handshakes in progress at most; past it new QUIC connections are refused at once (agents retry after a jittered wait) and TCP ones wait for a slot within --handshake-timeout")
 	f.DurationVar(&cfg.HandshakeTimeout, "handshake-timeout", 10*time.Second, "how long an agent's handshake may stay silent (QUIC gives up on one not done in twice this); shorter frees --max-handshakes slots sooner in a storm")
 	f.IntVar(&cfg.MaxInFlight, "max-in-flight", 2048, "requests in progress at most; past it they are answered busy with a retry-after")
 	f.StringVar(&memLimit, "memory-limit", "768MiB", "soft memory limit for the garbage collector (e.g. 2GiB; 0 for none; GOMEMLIMIT wins)")

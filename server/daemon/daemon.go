@@ -155,7 +155,13 @@ func Start(cfg Config) (_ *Daemon, err error) {
 	if err != nil {
 		return nil, err
 	}
-	d.metrics.CountRefusedHandshakes(d.quic.HandshakesRefused)
+	d.metrics.CountRefusedHandshakes(func() int64 {
+		n := d.quic.HandshakesRefused()
+		if d.tcp != nil {
+			n += d.tcp.HandshakesRefused()
+		}
+		return n
+	})
 
 	d.adminLn, err = net.Listen("tcp", cfg.Admin)
 	if err != nil {

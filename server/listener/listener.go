@@ -50,8 +50,9 @@ type Config struct {
 	// MaxConns (TCP) bounds open connections (default 1024); past it a new
 	// connection is closed at once and the agent retries later.
 	MaxConns int
-	// MaxHandshakes bounds the QUIC handshakes in progress; past it new
-	// connections are refused at once (default 64; negative: no bound).
+	// MaxHandshakes bounds the handshakes in progress: past it new QUIC
+	// connections are refused at once, and TCP ones wait for a free slot
+	// within HandshakeTimeout (default 64; negative: no bound).
 	MaxHandshakes int
 	// MaxInFlight bounds concurrent requests on the listener; past it
 	// requests are answered busy with a retry-after (default 2048).

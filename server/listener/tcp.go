@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/tallyhq/tally/common/identity"
@@ -33,12 +34,14 @@ type TCP struct {
 	*core
 	ln     net.Listener
 	slots  chan struct{} // one per open connection, up to MaxConns
+	hs     chan struct{} // one per TLS handshake in progress, up to MaxHandshakes (nil: no bound)
 	connWG sync.WaitGroup
 
 	mu       sync.Mutex
 	stopping bool
 	conns    map[*tcpConn]struct{}
 	lastFull time.Time // when a turned-away connection was last logged
+	refused  atomic.Int64
 }
 
 type tcpConn struct {
@@ -56,7 +59,11 @@ func ListenTCP(cfg Config) (*TCP, error) {
 	if err != nil {
 		return nil, fmt.Errorf("listen on TCP %s: %w", cfg.Addr, err)
 	}
-	return &TCP{core: newCore(cfg), ln: ln, slots: make(chan struct{}, cfg.MaxConns), conns: map[*tcpConn]struct{}{}}, nil
+	t := &TCP{core: newCore(cfg), ln: ln, slots: make(chan struct{}, cfg.MaxConns), conns: map[*tcpConn]struct{}{}}
+	if cfg.MaxHandshakes > 0 {
+		t.hs = make(chan struct{}, cfg.MaxHandshakes)
+	}
+	return t, nil
 }
 
 // Addr is the bound TCP address.
@@ -133,8 +140,7 @@ func (t *TCP) serveConn(c *tcpConn) {
 	if !t.idle(c, t.cfg.HandshakeTimeout) {
 		return
 	}
-	if err := c.Handshake(); err != nil {
-		t.log.Debug("TLS handshake over TCP", "remote", c.RemoteAddr().String(), "err", err)
+	if !t.handshake(c) {
 		return
 	}
 	cs := c.ConnectionState()
@@ -162,6 +168,36 @@ func (t *TCP) serveConn(c *tcpConn) {
 		}
 	}
 }
+
+// handshake runs c's TLS handshake once one of MaxHandshakes is free: as
+// over QUIC, a fleet connecting at once must not start every key exchange
+// together. Unlike QUIC's refusal, an accepted TCP connection waits for its
+// turn (it is already counted in MaxConns, and the kernel queues the rest),
+// within the handshake timeout; past it the connection is closed and the
+// agent retries after its back-off.
+func (t *TCP) handshake(c *tcpConn) bool {
+	if t.hs != nil {
+		timer := time.NewTimer(t.cfg.HandshakeTimeout)
+		select {
+		case t.hs <- struct{}{}:
+			timer.Stop()
+			defer func() { <-t.hs }()
+		case <-timer.C:
+			t.refused.Add(1)
+			t.log.Debug("TLS handshake over TCP: no free handshake slot in time", "remote", c.RemoteAddr().String())
+			return false
+		}
+	}
+	if err := c.Handshake(); err != nil {
+		t.log.Debug("TLS handshake over TCP", "remote", c.RemoteAddr().String(), "err", err)
+		return false
+	}
+	return true
+}
+
+// HandshakesRefused counts connections closed because no handshake slot
+// came free within the handshake timeout.
+func (t *TCP) HandshakesRefused() int64 { return t.refused.Load() }
 
 // idle marks c as waiting for its next request (or its handshake), for at
 // most d. It returns false once the server is stopping. The deadline is

@@ -361,3 +361,35 @@ func TestTCPShutdownCancelsHandlersWhenTimeRunsOut(t *testing.T) {
 		t.Fatalf("cancelled request: %+v", resp)
 	}
 }
+
+// Over TCP as over QUIC, at most MaxHandshakes key exchanges run at once:
+// a connection past the bound waits for a slot, and is served once one
+// frees.
+func TestTCPHandshakesWaitForAFreeSlot(t *testing.T) {
+	s := start(t, newEcho(), func(c *Config) { c.MaxHandshakes = 1; c.HandshakeTimeout = 10 * time.Second })
+	holder, err := net.Dial("tcp", s.tcp.Addr().String()) // takes the only slot and says nothing
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer holder.Close()
+	time.Sleep(200 * time.Millisecond) // accepted and holding the slot
+	done := make(chan *tls.Conn, 1)
+	go func() { done <- s.dial() }()
+	select {
+	case <-done:
+		t.Fatal("a second handshake ran while the only slot was taken")
+	case <-time.After(500 * time.Millisecond):
+	}
+	holder.Close() // the silent handshake fails and gives its slot back
+	select {
+	case c := <-done:
+		if resp := s.ask(c, []byte("hello")); resp.Status != protocol.StatusOK {
+			t.Fatalf("answer %+v", resp)
+		}
+	case <-time.After(8 * time.Second):
+		t.Fatal("the waiting handshake never got the freed slot")
+	}
+	if n := s.tcp.HandshakesRefused(); n != 0 {
+		t.Fatalf("%d handshakes refused; the waiting one was served", n)
+	}
+}

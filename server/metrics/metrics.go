@@ -114,11 +114,11 @@ func (m *Metrics) Watch(src Source) {
 	})
 }
 
-// CountRefusedHandshakes exposes the listener's count of connections
-// refused because too many handshakes were in progress.
+// CountRefusedHandshakes exposes the listeners' count of connections
+// turned away because too many handshakes were in progress.
 func (m *Metrics) CountRefusedHandshakes(f func() int64) {
 	m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
-		Name: "tally_handshakes_refused_total", Help: "QUIC connections refused at once because too many handshakes were in progress (load shedding).",
+		Name: "tally_handshakes_refused_total", Help: "Connections turned away because too many handshakes were in progress (load shedding): QUIC ones refused at once, TCP ones closed after waiting the handshake timeout.",
 	}, func() float64 { return float64(f()) }))
 }
 
