@@ -61,6 +61,17 @@ func activationExit(r protocol.ActivationResult, msg string) error {
 	return nil
 }
 
+// agentCall opens the agent for a command that talks to the server, with
+// a minute to do it; done releases both.
+func (m *Main) agentCall(cmd *cobra.Command) (*runner.Agent, context.Context, func(), error) {
+	a, err := m.openAgent(cmd)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	ctx, cancel := context.WithTimeout(cmd.Context(), time.Minute)
+	return a, ctx, func() { cancel(); a.Close() }, nil
+}
+
 func (m *Main) activationCmds() []*cobra.Command {
 	activate := &cobra.Command{
 		Use:   "activate ID",
@@ -73,13 +84,11 @@ Exit codes: 10 no free seat, 11 the ID is inactive, 12 the ID has expired, 13 no
 14 this computer is not Active; 4 the server could not be reached.`,
 		Args: exactArgs(1, "activate ID"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			a, err := m.openAgent(cmd)
+			a, ctx, done, err := m.agentCall(cmd)
 			if err != nil {
 				return err
 			}
-			defer a.Close()
-			ctx, cancel := context.WithTimeout(cmd.Context(), time.Minute)
-			defer cancel()
+			defer done()
 			resp, err := a.Activate(ctx, args[0])
 			if err != nil {
 				return err
@@ -100,13 +109,11 @@ Exit codes: 10 no free seat, 11 the ID is inactive, 12 the ID has expired, 13 no
 		Short: "Remove this machine's record of an Activation ID and return the seat (queued if the server is unreachable)",
 		Args:  exactArgs(1, "deactivate ID"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			a, err := m.openAgent(cmd)
+			a, ctx, done, err := m.agentCall(cmd)
 			if err != nil {
 				return err
 			}
-			defer a.Close()
-			ctx, cancel := context.WithTimeout(cmd.Context(), time.Minute)
-			defer cancel()
+			defer done()
 			res, err := a.Deactivate(ctx, args[0])
 			if err != nil {
 				return err
@@ -209,13 +216,11 @@ heartbeats; a lease that misses them runs out after its TTL and its seat returns
 pool by itself. Exit code 10 when no seat is free, with the time one is expected back.`,
 		Args: exactArgs(1, "lease checkout PRODUCT [--ttl D]"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			a, err := m.openAgent(cmd)
+			a, ctx, done, err := m.agentCall(cmd)
 			if err != nil {
 				return err
 			}
-			defer a.Close()
-			ctx, cancel := context.WithTimeout(cmd.Context(), time.Minute)
-			defer cancel()
+			defer done()
 			resp, err := a.LeaseCheckout(ctx, args[0], ttl)
 			if err != nil {
 				return err
@@ -234,13 +239,11 @@ pool by itself. Exit code 10 when no seat is free, with the time one is expected
 		Short: "Return a concurrent seat",
 		Args:  exactArgs(1, "lease checkin PRODUCT"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			a, err := m.openAgent(cmd)
+			a, ctx, done, err := m.agentCall(cmd)
 			if err != nil {
 				return err
 			}
-			defer a.Close()
-			ctx, cancel := context.WithTimeout(cmd.Context(), time.Minute)
-			defer cancel()
+			defer done()
 			resp, queued, err := a.LeaseCheckin(ctx, args[0])
 			if err != nil {
 				return err
@@ -259,11 +262,7 @@ pool by itself. Exit code 10 when no seat is free, with the time one is expected
 		Short: "List the leases this agent holds",
 		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := m.settings(cmd)
-			if err != nil {
-				return err
-			}
-			dir, err := state.Open(cfg.Data)
+			_, dir, err := m.openDir(cmd)
 			if err != nil {
 				return err
 			}

@@ -124,6 +124,16 @@ when the server has acknowledged it.`,
 
 // settings merges, for cmd, the defaults, the configuration file (--config,
 // or the default file if there is one) and the flags the user set.
+// openDir reads the settings and opens the agent's data folder.
+func (m *Main) openDir(cmd *cobra.Command) (config.Agent, state.Dir, error) {
+	cfg, err := m.settings(cmd)
+	if err != nil {
+		return cfg, state.Dir{}, err
+	}
+	dir, err := state.Open(cfg.Data)
+	return cfg, dir, err
+}
+
 func (m *Main) settings(cmd *cobra.Command) (config.Agent, error) {
 	defaults := config.Defaults()
 	if v := m.Getenv("TALLY_AGENT_DATA"); v != "" {
@@ -262,11 +272,7 @@ chroot, a container image, another disk). The basic inventory stays this host's:
 hardware, network and the running kernel are not read from DIR.`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := m.settings(cmd)
-			if err != nil {
-				return err
-			}
-			dir, err := state.Open(cfg.Data)
+			cfg, dir, err := m.openDir(cmd)
 			if err != nil {
 				return err
 			}
@@ -425,11 +431,7 @@ func (m *Main) statusCmd() *cobra.Command {
 		Short: "Show enrollment, server, transport, last post, spool depth, the last verdict per product and each plug-in's state",
 		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := m.settings(cmd)
-			if err != nil {
-				return err
-			}
-			dir, err := state.Open(cfg.Data)
+			_, dir, err := m.openDir(cmd)
 			if err != nil {
 				return err
 			}

@@ -132,11 +132,7 @@ func (m *Main) pluginListCmd() *cobra.Command {
 		Short: "List the plug-ins of this build, which are installed, and what the server last said of each",
 		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := m.settings(cmd)
-			if err != nil {
-				return err
-			}
-			dir, err := state.Open(cfg.Data)
+			_, dir, err := m.openDir(cmd)
 			if err != nil {
 				return err
 			}

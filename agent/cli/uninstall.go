@@ -1,10 +1,8 @@
 package cli
 
 import (
-	"context"
 	"fmt"
 	"os"
-	"time"
 
 	"github.com/spf13/cobra"
 
@@ -26,13 +24,11 @@ stays queued and is sent by the next 'tally-agent run' or 'uninstall'. Remove
 the service definition (systemd unit, launchd job) and the binary afterwards.`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			a, err := m.openAgent(cmd)
+			a, ctx, done, err := m.agentCall(cmd)
 			if err != nil {
 				return err
 			}
-			defer a.Close()
-			ctx, cancel := context.WithTimeout(cmd.Context(), time.Minute)
-			defer cancel()
+			defer done()
 			seq, err := a.Enqueue(protocol.KindGoodbye, spool.Event, "goodbye:agent", &protocol.GoodbyeRequest{Reason: "tally-agent uninstall"})
 			if err != nil {
 				return err
