@@ -75,37 +75,7 @@ type serverProc struct {
 
 func startServerBinary(t *testing.T, bin, data string) *serverProc {
 	t.Helper()
-	os.Remove(filepath.Join(data, datadir.AddressesFile))
-	p := &serverProc{data: data, stdout: new(bytes.Buffer), stderr: new(bytes.Buffer), done: make(chan error, 1)}
-	p.cmd = exec.Command(bin, "serve", "--data", data, "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--log-format", "json")
-	p.cmd.Stdout, p.cmd.Stderr = p.stdout, p.stderr
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { p.done <- p.cmd.Wait() }()
-	t.Cleanup(func() {
-		if p.cmd.ProcessState == nil {
-			p.cmd.Process.Kill()
-			<-p.done
-		}
-	})
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		a, err := (datadir.Dir{Path: data}).ReadAddresses()
-		if err == nil && a.PID == p.cmd.Process.Pid {
-			p.addrs = a
-			return p
-		}
-		select {
-		case err := <-p.done:
-			t.Fatalf("server exited at start: %v\n%s", err, p.stderr)
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("server did not start: %s", p.stderr)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	return startServerBinaryAt(t, bin, data, "127.0.0.1:0")
 }
 
 func (p *serverProc) admin(t *testing.T) *adminapi.Client {

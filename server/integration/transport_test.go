@@ -435,7 +435,7 @@ func dialTLS(t *testing.T, a *agenttest.Agent, addr, pin string) *tls.Conn {
 
 func exchange(t *testing.T, c *tls.Conn, req []byte) protocol.Response {
 	t.Helper()
-	if _, err := c.Write(append(binary.BigEndian.AppendUint32(nil, uint32(len(req))), req...)); err != nil {
+	if _, err := c.Write(protocol.Frame(req)); err != nil {
 		t.Fatal(err)
 	}
 	resp, err := readFrameResponse(c)
@@ -446,12 +446,8 @@ func exchange(t *testing.T, c *tls.Conn, req []byte) protocol.Response {
 }
 
 func readFrameResponse(r io.Reader) (protocol.Response, error) {
-	var hdr [4]byte
-	if _, err := io.ReadFull(r, hdr[:]); err != nil {
-		return protocol.Response{}, err
-	}
-	raw := make([]byte, binary.BigEndian.Uint32(hdr[:]))
-	if _, err := io.ReadFull(r, raw); err != nil {
+	raw, _, err := protocol.ReadFrame(r, protocol.MaxResponseSize)
+	if err != nil {
 		return protocol.Response{}, err
 	}
 	var resp protocol.Response

@@ -103,24 +103,18 @@ func (s *testServer) dial() *tls.Conn {
 
 func writeFrame(t *testing.T, w io.Writer, b []byte) {
 	t.Helper()
-	hdr := binary.BigEndian.AppendUint32(nil, uint32(len(b)))
-	if _, err := w.Write(append(hdr, b...)); err != nil {
+	if _, err := w.Write(protocol.Frame(b)); err != nil {
 		t.Fatal(err)
 	}
 }
 
 func readResponse(r io.Reader) (protocol.Response, error) {
-	var hdr [4]byte
-	if _, err := io.ReadFull(r, hdr[:]); err != nil {
-		return protocol.Response{}, err
-	}
-	raw := make([]byte, binary.BigEndian.Uint32(hdr[:]))
-	if _, err := io.ReadFull(r, raw); err != nil {
+	raw, _, err := protocol.ReadFrame(r, protocol.MaxResponseSize)
+	if err != nil {
 		return protocol.Response{}, err
 	}
 	var resp protocol.Response
-	err := protocol.Unmarshal(raw, &resp)
-	return resp, err
+	return resp, protocol.Unmarshal(raw, &resp)
 }
 
 func (s *testServer) ask(c *tls.Conn, body []byte) protocol.Response {
