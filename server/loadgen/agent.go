@@ -34,6 +34,13 @@ type agent struct {
 	basic  protocol.BasicInventory
 	rng    *rand.Rand
 
+	// The whole basic inventory goes with an agent's first post, when the
+	// server asks for it, and once in Config.BasicEvery delta posts (the
+	// agent's daily refresh); other posts carry its hash, as an agent's do.
+	basicHash   string
+	basicStored bool // the server acknowledged a post with the whole basic inventory
+	deltas      int  // delta posts sent, for Config.BasicEvery
+
 	mu          sync.Mutex // guards conn and closedBytes against phase accounting
 	conn        link
 	closedBytes uint64
@@ -80,6 +87,7 @@ func newAgent(cfg *Config, pool *Pool, i int, pin string) (*agent, error) {
 	}
 	a.hints = protocol.Hints{InstanceID: a.name + "-instance", MachineID: a.name}
 	a.basic = syntheticBasic(a, cfg.Seed)
+	a.basicHash = a.basic.Hash()
 	a.sw.pkgs = pool.Draw(cfg.Seed, i, cfg.PackagesMin, cfg.PackagesMax)
 	for _, p := range a.sw.pkgs {
 		a.sw.hash.Add(pool.hashes[p])
@@ -125,6 +133,17 @@ func syntheticBasic(a *agent, seed uint64) protocol.BasicInventory {
 		b.Plugins = append(b.Plugins, protocol.Plugin{Name: "monitor", Version: "3.1.0", BuildDate: "2026-02-10"})
 	}
 	return b
+}
+
+// inventoryRequest starts an inventory post: the whole basic inventory,
+// collected now, or only its hash, as the agent's delta posts do.
+func (a *agent) inventoryRequest(whole bool) protocol.InventoryRequest {
+	if !whole {
+		return protocol.InventoryRequest{BasicHash: a.basicHash}
+	}
+	req := protocol.InventoryRequest{Basic: a.basic}
+	req.Basic.CollectedAt = time.Now().Unix()
+	return req
 }
 
 // connection returns the agent's live link, dialing when needed.

@@ -208,16 +208,16 @@ func messageSizes(cfg *Config) (s MessageSizes, delta, full, resp []byte, err er
 		if err != nil {
 			return s, nil, nil, nil, err
 		}
-		in := protocol.InventoryRequest{Basic: a.basic}
-		in.Basic.CollectedAt = time.Now().Unix()
+		in := a.inventoryRequest(true)
 		in.Software = &protocol.SoftwareInventory{Full: true, Packages: a.materialize(pool), Count: uint32(len(a.sw.pkgs)), Hash: a.sw.hash.String()}
 		if fulls[i], err = envelope(protocol.KindInventory, 2, &in); err != nil {
 			return s, nil, nil, nil, err
 		}
 		total += len(fulls[i])
 		if i == 0 {
-			in.Software = &protocol.SoftwareInventory{Base: 1, Count: uint32(len(a.sw.pkgs)), Hash: a.sw.hash.String()}
-			if delta, err = envelope(protocol.KindInventory, 3, &in); err != nil {
+			d := a.inventoryRequest(false) // as most delta posts of the load run
+			d.Software = &protocol.SoftwareInventory{Base: 1, Count: uint32(len(a.sw.pkgs)), Hash: a.sw.hash.String()}
+			if delta, err = envelope(protocol.KindInventory, 3, &d); err != nil {
 				return s, nil, nil, nil, err
 			}
 		}

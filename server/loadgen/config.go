@@ -58,8 +58,13 @@ type Config struct {
 	PackagesMax int
 	PoolSize    int
 	Churn       float64 // fraction of delta posts that carry a change
-	Seed        uint64
-	Run         string // names this run's agents; random by default
+	// BasicEvery: one delta post in BasicEvery carries the whole basic
+	// inventory, the others its hash (the agent sends it when it changes
+	// and once a day: 24 for hourly posts; the default). 1: every post;
+	// negative: only the first post and when the server asks.
+	BasicEvery int
+	Seed       uint64
+	Run        string // names this run's agents; random by default
 
 	Sockets        int           // UDP sockets shared by the agents' QUIC connections; not used with TCP
 	TCP            bool          // TLS over TCP (the server's fallback, at the QUIC port number) instead of QUIC
@@ -136,6 +141,9 @@ func (c *Config) Defaults() {
 	}
 	if c.Churn < 0 {
 		c.Churn = 0
+	}
+	if c.BasicEvery == 0 {
+		c.BasicEvery = 24
 	}
 	if c.Seed == 0 {
 		c.Seed = 1

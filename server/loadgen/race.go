@@ -135,7 +135,7 @@ func (r *runner) postRace(ctx context.Context, ph *phase, a *agent, withSoftware
 	if withSoftware {
 		return r.post(ctx, ph, a, time.Time{})
 	}
-	req := protocol.InventoryRequest{Basic: a.basic}
+	req := a.inventoryRequest(true)
 	resp, err := r.send(ctx, ph, a, kindBasic, protocol.KindInventory, time.Time{}, func() (any, error) { return &req, nil })
 	if err != nil {
 		return err

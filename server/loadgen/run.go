@@ -400,9 +400,13 @@ func (r *runner) post(ctx context.Context, ph *phase, a *agent, notAfter time.Ti
 	}
 	changes := 0
 	base := a.sw.gen
+	whole := k == kindFull || !a.basicStored
+	if k == kindDelta {
+		a.deltas++
+		whole = whole || (r.cfg.BasicEvery > 0 && a.deltas%r.cfg.BasicEvery == 0)
+	}
 	resp, err := r.send(ctx, ph, a, k, protocol.KindInventory, notAfter, func() (any, error) {
-		req := protocol.InventoryRequest{Basic: a.basic}
-		req.Basic.CollectedAt = time.Now().Unix()
+		req := a.inventoryRequest(whole)
 		if k == kindFull {
 			req.Software = &protocol.SoftwareInventory{Full: true, Packages: a.materialize(r.pool),
 				Count: uint32(len(a.sw.pkgs)), Hash: a.sw.hash.String()}
@@ -423,14 +427,26 @@ func (r *runner) post(ctx context.Context, ph *phase, a *agent, notAfter time.Ti
 	}
 	if err != nil {
 		// Unknown whether it was applied: start again from a full set.
-		a.sw.full, a.sw.stored = true, false
+		a.sw.full, a.sw.stored, a.basicStored = true, false, false
 		return err
 	}
 	var out protocol.InventoryResponse
 	if err := protocol.Unmarshal(resp.Body, &out); err != nil {
 		ph.anomaly("inventory: malformed answer")
-		a.sw.full, a.sw.stored = true, false
+		a.sw.full, a.sw.stored, a.basicStored = true, false, false
 		return err
+	}
+	switch {
+	case out.SendBasic && whole:
+		ph.anomaly("inventory: basic inventory asked for right after it was sent")
+		a.basicStored = false
+	case out.SendBasic:
+		// The server acknowledged the whole basic inventory of this hash
+		// before and no longer holds it.
+		ph.anomaly("inventory: basic inventory asked for again")
+		a.basicStored = false
+	case whole:
+		a.basicStored = true
 	}
 	ph.addVerdicts(out.Verdicts)
 	if a.lastVerdict == nil {

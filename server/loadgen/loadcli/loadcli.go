@@ -213,6 +213,7 @@ func (m *Main) scenario(s loadgen.Scenario, short string) *cobra.Command {
 	var jsonPath string
 	var quiet bool
 	var seed uint64
+	var basicEvery int
 	cmd := &cobra.Command{
 		Use:   string(s),
 		Short: short,
@@ -223,6 +224,9 @@ func (m *Main) scenario(s loadgen.Scenario, short string) *cobra.Command {
 				return err
 			}
 			cfg.Scenario, cfg.Target, cfg.Seed = s, tg, seed
+			if cfg.BasicEvery = basicEvery; basicEvery <= 0 {
+				cfg.BasicEvery = -1 // only when asked
+			}
 			if !quiet {
 				cfg.Progress, cfg.ProgressTTY = m.Stderr, m.StderrTTY
 			}
@@ -263,6 +267,7 @@ func (m *Main) scenario(s loadgen.Scenario, short string) *cobra.Command {
 	f.IntVar(&cfg.PackagesMax, "packages-max", 3000, "most packages on one machine")
 	f.IntVar(&cfg.PoolSize, "pool", 6000, "distinct packages in the fleet")
 	f.Float64Var(&cfg.Churn, "churn", 0.05, "fraction of delta posts that carry a change (upgrade, install, removal)")
+	f.IntVar(&basicEvery, "basic-every", 24, "one delta post in N carries the whole basic inventory, the others its hash, as agents do (they send it once a day: 24 for hourly posts); 1: every post; 0: only when asked")
 	f.Uint64Var(&seed, "seed", 1, "seed of the software sets and plug-in mix")
 	f.StringVar(&cfg.Run, "run", "", "run name, part of every agent's identity (default random)")
 	f.IntVar(&cfg.Sockets, "sockets", 4, "UDP sockets shared by the agents' QUIC connections (not used with --tcp)")

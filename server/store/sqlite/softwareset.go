@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 )
 
 // A computer's software set is stored as two blobs in one row of
@@ -30,10 +31,16 @@ var errBadSoftwareSet = errors.New("malformed software set")
 // encodeSoftwareSet encodes the package IDs (strictly increasing, not
 // negative) and their install dates (as many).
 func encodeSoftwareSet(ids, dates []int64) (idBlob, dateBlob []byte, err error) {
+	return appendSoftwareSet(nil, nil, ids, dates)
+}
+
+// appendSoftwareSet is encodeSoftwareSet appending to idBlob and dateBlob
+// (the writer reuses its buffers).
+func appendSoftwareSet(idBlob, dateBlob []byte, ids, dates []int64) ([]byte, []byte, error) {
 	if len(ids) != len(dates) {
 		return nil, nil, fmt.Errorf("encode software set: %d package IDs but %d dates", len(ids), len(dates))
 	}
-	idBlob = make([]byte, 0, 2+binary.MaxVarintLen64+2*len(ids))
+	idBlob = slices.Grow(idBlob, 2+binary.MaxVarintLen64+2*len(ids))
 	idBlob = append(idBlob, softwareSetVersion)
 	idBlob = binary.AppendUvarint(idBlob, uint64(len(ids)))
 	var prev int64
@@ -48,7 +55,7 @@ func encodeSoftwareSet(ids, dates []int64) (idBlob, dateBlob []byte, err error) 
 		}
 		prev = id
 	}
-	dateBlob = make([]byte, 0, 2+binary.MaxVarintLen64+4*len(dates))
+	dateBlob = slices.Grow(dateBlob, 2+binary.MaxVarintLen64+4*len(dates))
 	dateBlob = append(dateBlob, softwareSetVersion)
 	dateBlob = binary.AppendUvarint(dateBlob, uint64(len(dates)))
 	prev = 0
@@ -65,6 +72,12 @@ func encodeSoftwareSet(ids, dates []int64) (idBlob, dateBlob []byte, err error) 
 // increasing or past int64, counts that differ, trailing bytes) is an
 // error wrapping errBadSoftwareSet.
 func decodeSoftwareSet(idBlob, dateBlob []byte) (ids, dates []int64, err error) {
+	return decodeSoftwareSetInto(nil, nil, idBlob, dateBlob)
+}
+
+// decodeSoftwareSetInto is decodeSoftwareSet reusing the arrays of ids and
+// dates (the writer's buffers) when they are large enough.
+func decodeSoftwareSetInto(ids, dates []int64, idBlob, dateBlob []byte) ([]int64, []int64, error) {
 	idBody, n, err := setHeader("package IDs", idBlob)
 	if err != nil {
 		return nil, nil, err
@@ -76,7 +89,7 @@ func decodeSoftwareSet(idBlob, dateBlob []byte) (ids, dates []int64, err error) 
 	if n != dn {
 		return nil, nil, fmt.Errorf("%w: %d package IDs but %d install dates", errBadSoftwareSet, n, dn)
 	}
-	ids = make([]int64, n)
+	ids = slices.Grow(ids[:0], n)[:n]
 	var prev uint64
 	for i := range ids {
 		v, k, err := minimalUvarint(idBody)
@@ -97,7 +110,7 @@ func decodeSoftwareSet(idBlob, dateBlob []byte) (ids, dates []int64, err error) 
 	if len(idBody) > 0 {
 		return nil, nil, fmt.Errorf("%w: %d bytes after the package IDs", errBadSoftwareSet, len(idBody))
 	}
-	dates = make([]int64, n)
+	dates = slices.Grow(dates[:0], n)[:n]
 	var date int64
 	for i := range dates {
 		u, k, err := minimalUvarint(dateBody)

@@ -86,6 +86,7 @@ type DB struct {
 	pluginSets map[string]pluginSet // see pluginsOf
 
 	licenses licenseCache
+	ws       swScratch // the writer goroutine's buffers for software sets
 }
 
 var _ store.Store = (*DB)(nil)
