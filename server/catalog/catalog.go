@@ -428,7 +428,10 @@ func ParseConstraint(s string) (Constraint, error) {
 // Allows reports whether version satisfies the constraint. A version that
 // does not start with a number satisfies nothing.
 func (c Constraint) Allows(version string) bool {
-	v, ok := parseVersion(leadingNumeric(version))
+	// Every post checks its plug-ins' versions: parse into an array on
+	// the stack rather than a slice.
+	var buf [maxVersionParts]int
+	v, ok := parseVersionInto(buf[:0], leadingNumeric(version))
 	if !ok {
 		return false
 	}
@@ -463,21 +466,27 @@ func leadingNumeric(s string) string {
 	return strings.TrimRight(s[:end], ".")
 }
 
+// maxVersionParts is the most dot-separated numbers a version may have.
+const maxVersionParts = 8
+
 func parseVersion(s string) ([]int, bool) {
+	return parseVersionInto(nil, s)
+}
+
+// parseVersionInto appends the numbers of dotted version s to out.
+func parseVersionInto(out []int, s string) ([]int, bool) {
 	if s == "" {
 		return nil, false
 	}
-	parts := strings.Split(s, ".")
-	if len(parts) > 8 {
-		return nil, false
-	}
-	out := make([]int, len(parts))
-	for i, p := range parts {
-		n, err := strconv.Atoi(p)
+	for part := range strings.SplitSeq(s, ".") {
+		if len(out) == maxVersionParts {
+			return nil, false
+		}
+		n, err := strconv.Atoi(part)
 		if err != nil || n < 0 {
 			return nil, false
 		}
-		out[i] = n
+		out = append(out, n)
 	}
 	return out, true
 }

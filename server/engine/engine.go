@@ -13,6 +13,7 @@ package engine
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -217,41 +218,39 @@ type touch struct {
 	request  bool // the post asks something of the product (tasks, catalog, check-in) or carries its data
 }
 
+// The trigger lists a post can carry, shared by every decision (read only).
+var (
+	presenceTriggers         = []catalog.Trigger{catalog.TriggerPluginPresence}
+	presenceSoftwareTriggers = []catalog.Trigger{catalog.TriggerPluginPresence, catalog.TriggerSoftwareInventory}
+	requestTriggers          = map[PostKind][]catalog.Trigger{
+		PostPluginData:     {catalog.TriggerPluginData},
+		PostTaskRequest:    {catalog.TriggerTaskRequest},
+		PostPackageRequest: {catalog.TriggerPackageRequest},
+		PostCheckIn:        {catalog.TriggerCheckIn},
+	}
+)
+
 func (e *Engine) touched(post Post) []touch {
 	var out []touch
 	switch post.Kind {
 	case PostInventory:
 		for _, pl := range post.Plugins {
 			for _, p := range e.cat.ForPlugin(pl.Name, pl.Version) {
-				t := touch{product: p, plugin: pl, triggers: []catalog.Trigger{catalog.TriggerPluginPresence}}
+				t := touch{product: p, plugin: pl, triggers: presenceTriggers}
 				if post.HasSoftware && p.Plugin == catalog.SoftwarePlugin {
-					t.triggers = append(t.triggers, catalog.TriggerSoftwareInventory)
+					t.triggers = presenceSoftwareTriggers
 					t.request = true
 				}
 				out = append(out, t)
 			}
 		}
 	default:
-		var trig catalog.Trigger
-		switch post.Kind {
-		case PostPluginData:
-			trig = catalog.TriggerPluginData
-		case PostTaskRequest:
-			trig = catalog.TriggerTaskRequest
-		case PostPackageRequest:
-			trig = catalog.TriggerPackageRequest
-		case PostCheckIn:
-			trig = catalog.TriggerCheckIn
-		}
+		trig := requestTriggers[post.Kind]
 		for _, p := range e.cat.ForPlugin(post.Plugin.Name, post.Plugin.Version) {
-			t := touch{product: p, plugin: post.Plugin, request: true}
-			if trig != "" {
-				t.triggers = []catalog.Trigger{trig}
-			}
-			out = append(out, t)
+			out = append(out, touch{product: p, plugin: post.Plugin, request: true, triggers: trig})
 		}
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].product.Name < out[j].product.Name })
+	slices.SortFunc(out, func(a, b touch) int { return strings.Compare(a.product.Name, b.product.Name) })
 	return out
 }
 
