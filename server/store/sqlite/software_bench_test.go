@@ -223,11 +223,18 @@ func BenchmarkSoftwareRead(b *testing.B) {
 // agent whose software and basic inventory did not change posts an empty
 // delta (base, count and hash as before) and the basic hash alone. Its
 // sets are small, as their size does not matter here, and its fleet of
-// 1,024 computers is the size of the load tests'. Run it with
-// -benchtime=Nx, N in the tens of thousands, so that each computer's
+// 1,024 computers is the size of the load tests' (and 10,240, where the
+// pages posts touch no longer fit SQLite's default page cache). Run it
+// with -benchtime=Nx, N in the tens of thousands, so that each computer's
 // records of applied requests fill up as they do between two prunings.
 func BenchmarkUnchangedPost(b *testing.B) {
-	db, machines, _, basicHash := swFleetOf(b, 1024, 50, 100)
+	for _, fleet := range []int{1024, 10240} {
+		b.Run(fmt.Sprintf("fleet=%d", fleet), func(b *testing.B) { benchmarkUnchangedPost(b, fleet) })
+	}
+}
+
+func benchmarkUnchangedPost(b *testing.B, fleet int) {
+	db, machines, _, basicHash := swFleetOf(b, fleet, 50, 100)
 	unchanged := make(map[*swMachine]*protocol.SoftwareInventory, len(machines))
 	for _, m := range machines {
 		unchanged[m] = &protocol.SoftwareInventory{Count: uint32(len(m.list)), Hash: m.hash.String()}
