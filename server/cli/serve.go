@@ -104,7 +104,7 @@ database closes.`,
 	f.IntVar(&cfg.MaxHandshakes, "max-handshakes", 64, "handshakes in progress at most; past it new QUIC connections are refused at once (agents retry after a jittered wait) and TCP ones wait for a slot within --handshake-timeout")
 	f.DurationVar(&cfg.HandshakeTimeout, "handshake-timeout", 10*time.Second, "how long an agent's handshake may stay silent (QUIC gives up on one not done in twice this); shorter frees --max-handshakes slots sooner in a storm")
 	f.IntVar(&cfg.MaxInFlight, "max-in-flight", 2048, "requests in progress at most; past it they are answered busy with a retry-after")
-	f.StringVar(&memLimit, "memory-limit", "768MiB", "soft memory limit for the garbage collector (e.g. 2GiB; 0 for none; GOMEMLIMIT wins)")
+	f.StringVar(&memLimit, "memory-limit", "896MiB", "soft memory limit for the garbage collector (e.g. 2GiB; 0 for none; GOMEMLIMIT wins); raise it for fleets past 10,000 connected agents")
 	f.BoolVar(&cfg.No0RTT, "no-0rtt", false, "refuse requests sent in 0-RTT data on resumed connections")
 	f.BoolVar(&cfg.NoTCP, "no-tcp", false, "do not listen for agents on TCP (TLS) at the QUIC port; agents behind UDP-blocking firewalls then cannot reach the server")
 	f.DurationVar(&cfg.StaleAfter, "stale-after", 0, "stale-node policy: set computers not seen for this long to Missing at each maintenance run (e.g. 720h); 0 disables it")
