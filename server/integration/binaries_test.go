@@ -21,6 +21,7 @@ import (
 	"github.com/tallyhq/tally/protocol"
 	"github.com/tallyhq/tally/server/adminapi"
 	"github.com/tallyhq/tally/server/datadir"
+	"github.com/tallyhq/tally/server/loadgen"
 )
 
 var (
@@ -56,6 +57,16 @@ func binaries(t *testing.T) (server, agent string) {
 }
 
 func TestMain(m *testing.M) {
+	if os.Getenv(probeChildEnv) == "1" {
+		// This test binary started again as tally-load's admin prober
+		// (TestLoadGeneratorProbesFromAProcessOfItsOwn).
+		err := loadgen.ServeProbe(context.Background(), os.Stdin, os.Stdout, os.Getenv(loadgen.ProbeEnvURL), os.Getenv(loadgen.ProbeEnvToken))
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
 	code := m.Run()
 	if binDir != "" {
 		os.RemoveAll(binDir)

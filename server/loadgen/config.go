@@ -80,9 +80,13 @@ type Config struct {
 	PrimeConcurrency int
 	MaxAttempts      int // per post, for busy answers and transport failures
 
-	AdminProbe  time.Duration // interval of admin API latency probes; negative: none
-	CheckSample int           // computers whose software is compared; 0: all
-	RecordSeqs  bool          // keep every acknowledged sequence number (tests)
+	AdminProbe time.Duration // interval of admin API latency probes; negative: none
+	// ProbeCommand, when set, runs the admin API probes in a process of
+	// their own (the program and its arguments; it runs ServeProbe, see
+	// probe.go): inside the generator, they wait behind its agents.
+	ProbeCommand []string
+	CheckSample  int  // computers whose software is compared; 0: all
+	RecordSeqs   bool // keep every acknowledged sequence number (tests)
 
 	// Progress receives a line per second; nil for none. ProgressTTY
 	// rewrites one line with \r instead of printing one per second.

@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"path/filepath"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -39,6 +40,7 @@ type runner struct {
 	rep    *Report
 	// probeID is a computer of this run that the admin probe reads.
 	probeID atomic.Int64
+	prober  prober
 }
 
 // Run runs one scenario against cfg.Target and returns its report. The
@@ -75,6 +77,16 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	defer r.server.close()
 	r.self = startSampler(os.Getpid())
 	defer r.self.close()
+	r.prober = inProcessProber{admin}
+	if len(cfg.ProbeCommand) > 0 && cfg.AdminProbe > 0 {
+		if p, err := startProber(cfg.ProbeCommand, cfg.Target.AdminURL, cfg.Target.Token); err != nil {
+			r.rep.note(err.Error() + ": the admin API is probed from inside the generator, whose own load then counts in its latency")
+		} else {
+			r.prober = p
+			r.rep.note("admin API latency probed from a process of its own (" + filepath.Base(cfg.ProbeCommand[0]) + ")")
+		}
+	}
+	defer r.prober.close()
 	if RaceDetector {
 		r.rep.note("tally-load was built with -race: its figures are not measurements")
 	}
@@ -559,10 +571,7 @@ func (r *runner) probeAdmin(ctx context.Context, ph *phase) {
 				path = fmt.Sprintf("/api/v1/computers/%d", id)
 			}
 		}
-		pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		start := time.Now()
-		err := r.admin.Do(pctx, "GET", path, nil, nil)
-		cancel()
+		took, err := r.prober.probe(ctx, path)
 		if ctx.Err() != nil {
 			return
 		}
@@ -570,6 +579,6 @@ func (r *runner) probeAdmin(ctx context.Context, ph *phase) {
 			ph.adminErrs.Add(1)
 			continue
 		}
-		ph.admin.Record(time.Since(start))
+		ph.admin.Record(took)
 	}
 }

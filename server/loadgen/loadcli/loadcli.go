@@ -24,8 +24,14 @@ import (
 
 // Main is one invocation of tally-load.
 type Main struct {
+	Stdin          io.Reader
 	Stdout, Stderr io.Writer
 	Getenv         func(string) string
+	// Executable is this program's path: the scenarios start it again as
+	// the admin API prober (the hidden admin-probe command), so that the
+	// admin API's latency is measured outside the generator's busy
+	// process. Empty: the probes run inside it.
+	Executable string
 	// StderrTTY rewrites the progress line in place instead of printing
 	// one line per second.
 	StderrTTY bool
@@ -127,8 +133,31 @@ commit rate, and handshakes (full, resumed, 0-RTT); it measures QUIC only.`,
 		m.scenario(loadgen.Storm, "Every agent posts at once after an outage; reports the time to drain"),
 		m.scenario(loadgen.Race, "N agents race for a product with fewer seats; checks the counts"),
 		m.baseline(),
+		m.adminProbe(),
 	)
 	return root
+}
+
+// adminProbe is the prober process the scenarios start (loadgen.ServeProbe):
+// admin API paths on standard input, latencies on standard output.
+func (m *Main) adminProbe() *cobra.Command {
+	return &cobra.Command{
+		Use:    "admin-probe",
+		Short:  "Internal: GET each admin API path read from standard input, print its latency",
+		Hidden: true,
+		Args:   noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			url, token := m.Getenv(loadgen.ProbeEnvURL), m.Getenv(loadgen.ProbeEnvToken)
+			if url == "" {
+				return fmt.Errorf("%s is not set: admin-probe is started by the scenarios", loadgen.ProbeEnvURL)
+			}
+			in := m.Stdin
+			if in == nil {
+				in = os.Stdin
+			}
+			return loadgen.ServeProbe(cmd.Context(), in, m.Stdout, url, token)
+		},
+	}
 }
 
 // targetFlags are the ways to name the server.
@@ -214,6 +243,7 @@ func (m *Main) scenario(s loadgen.Scenario, short string) *cobra.Command {
 	var quiet bool
 	var seed uint64
 	var basicEvery int
+	var probeInside bool
 	cmd := &cobra.Command{
 		Use:   string(s),
 		Short: short,
@@ -224,6 +254,9 @@ func (m *Main) scenario(s loadgen.Scenario, short string) *cobra.Command {
 				return err
 			}
 			cfg.Scenario, cfg.Target, cfg.Seed = s, tg, seed
+			if m.Executable != "" && !probeInside {
+				cfg.ProbeCommand = []string{m.Executable, "admin-probe"}
+			}
 			if cfg.BasicEvery = basicEvery; basicEvery <= 0 {
 				cfg.BasicEvery = -1 // only when asked
 			}
@@ -281,6 +314,7 @@ func (m *Main) scenario(s loadgen.Scenario, short string) *cobra.Command {
 	f.DurationVar(&cfg.RequestTimeout, "request-timeout", 30*time.Second, "one attempt of one request")
 	f.IntVar(&cfg.CheckSample, "check-sample", 500, "computers whose software sets are compared after the run (0: all)")
 	f.DurationVar(&cfg.AdminProbe, "admin-probe", 200*time.Millisecond, "interval of admin API latency probes (negative: none)")
+	f.BoolVar(&probeInside, "probe-inside", false, "probe the admin API from inside the generator instead of a process of its own (its latency then includes the generator's own load)")
 	f.StringVar(&jsonPath, "json", "", "write the report as JSON to FILE (--json alone: stdout)")
 	f.Lookup("json").NoOptDefVal = "-"
 	f.BoolVarP(&quiet, "quiet", "q", false, "no progress line")
