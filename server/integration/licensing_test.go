@@ -534,3 +534,47 @@ func TestOverTheCountBehaviours(t *testing.T) {
 	}
 	noDrift(t, srv)
 }
+
+// A plug-in's goodbye changes the computer's plug-in list, so the stored
+// basic inventory's hash no longer describes it: an agent that then sends
+// only that hash (its plug-in back, its basic inventory as before) is asked
+// for the whole basic inventory, and its plug-in's product is decided again.
+func TestPluginGoodbyeForgetsTheBasicHash(t *testing.T) {
+	srv := servertest.New(t)
+	iss := srv.TrustNewIssuer(t)
+	srv.ImportLicense(t, iss, license.Payload{Product: "monitor", Seats: 1})
+	n := newNode(t, srv, srv.Secret)
+	basic, _ := n.CollectBasic(context.Background())
+	basic.Plugins = []protocol.Plugin{plug("monitor", "2.0")}
+	var resp protocol.InventoryResponse
+	if err := n.call(protocol.KindInventory, &protocol.InventoryRequest{Basic: basic}, &resp); err != nil {
+		t.Fatal(err)
+	}
+	if v := verdictOf(resp.Verdicts, "monitor"); v != protocol.VerdictLicensed {
+		t.Fatalf("first post: monitor %s", v)
+	}
+	hashOnly := &protocol.InventoryRequest{BasicHash: basic.Hash()}
+	resp = protocol.InventoryResponse{}
+	if err := n.call(protocol.KindInventory, hashOnly, &resp); err != nil || resp.SendBasic {
+		t.Fatalf("hash of the stored basic inventory: send-basic %v, %v", resp.SendBasic, err)
+	}
+	var bye protocol.GoodbyeResponse
+	if err := n.call(protocol.KindGoodbye, &protocol.GoodbyeRequest{Plugin: "monitor"}, &bye); err != nil || len(bye.Freed) != 1 {
+		t.Fatalf("plug-in goodbye: %+v %v", bye, err)
+	}
+	resp = protocol.InventoryResponse{}
+	if err := n.call(protocol.KindInventory, hashOnly, &resp); err != nil {
+		t.Fatal(err)
+	}
+	if !resp.SendBasic {
+		t.Fatal("after the plug-in's goodbye, the old basic inventory's hash was taken as the computer's")
+	}
+	resp = protocol.InventoryResponse{}
+	if err := n.call(protocol.KindInventory, &protocol.InventoryRequest{Basic: basic}, &resp); err != nil {
+		t.Fatal(err)
+	}
+	if v := verdictOf(resp.Verdicts, "monitor"); v != protocol.VerdictLicensed || resp.SendBasic {
+		t.Fatalf("the whole basic inventory again: monitor %s, send-basic %v", v, resp.SendBasic)
+	}
+	noDrift(t, srv)
+}

@@ -399,7 +399,11 @@ func (db *DB) Goodbye(ctx context.Context, r store.Request, body *protocol.Goodb
 			keep = []protocol.Plugin{}
 		}
 		pj, _ := json.Marshal(keep)
-		if _, err := tx.Exec(`UPDATE computers SET plugins = ? WHERE id = ?`, string(pj), n.computerID); err != nil {
+		// The stored basic inventory listed the plug-in: its hash no longer
+		// describes what the computer's row holds, so the next post that
+		// sends only a hash (an agent that put the plug-in back, say) is
+		// asked for the whole basic inventory.
+		if _, err := tx.Exec(`UPDATE computers SET plugins = ?, basic_hash = '' WHERE id = ?`, string(pj), n.computerID); err != nil {
 			return nil, err
 		}
 		return resp, addEvent(tx, store.Event{Actor: actor, Kind: store.EventPluginRemoved, ComputerID: n.computerID, NodeID: n.id,
