@@ -87,16 +87,43 @@ type DB struct {
 
 	licenses licenseCache
 	ws       swScratch // the writer goroutine's buffers for software sets
+	wc       *sql.Conn // the writer goroutine's connection, held for good
 }
 
 var _ store.Store = (*DB)(nil)
 
-// Tx is a write transaction as a job sees it: the SQL transaction and the
-// one "now" the job stamps on everything it writes.
+// Tx is a write transaction as a job sees it: the writer's connection,
+// inside its transaction, and the one "now" the job stamps on everything
+// it writes.
+//
+// The writer runs BEGIN and COMMIT itself on a connection it holds, rather
+// than through sql.Tx: database/sql starts a goroutine for every query
+// made in an sql.Tx (to close its rows should the transaction's context
+// end), two or three per post, which the single writer paid for.
 type Tx struct {
-	*sql.Tx
+	conn     *sql.Conn
 	Now      time.Time
 	onCommit []func()
+}
+
+// Exec runs a statement in the transaction.
+func (tx *Tx) Exec(query string, args ...any) (sql.Result, error) {
+	return tx.conn.ExecContext(context.Background(), query, args...)
+}
+
+// Query runs a query in the transaction.
+func (tx *Tx) Query(query string, args ...any) (*sql.Rows, error) {
+	return tx.conn.QueryContext(context.Background(), query, args...)
+}
+
+// QueryRow runs a query of at most one row in the transaction.
+func (tx *Tx) QueryRow(query string, args ...any) *sql.Row {
+	return tx.conn.QueryRowContext(context.Background(), query, args...)
+}
+
+// QueryRowContext is QueryRow, for code shared with the read pool.
+func (tx *Tx) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
+	return tx.conn.QueryRowContext(ctx, query, args...)
 }
 
 // OnCommit registers f to run after the transaction holding this job has
@@ -234,6 +261,22 @@ func (db *DB) write(ctx context.Context, fn func(*Tx) error) error {
 
 func (db *DB) writer() {
 	defer close(db.done)
+	conn, err := db.w.Conn(context.Background())
+	if err != nil {
+		// The pool's one connection was opened and pinged by Open: this
+		// is not expected. Answer every job with the error.
+		db.log.Error("writer: no database connection", "err", err)
+		for {
+			select {
+			case j := <-db.jobs:
+				j.done <- fmt.Errorf("write: %w", err)
+			case <-db.quit:
+				return
+			}
+		}
+	}
+	db.wc = conn
+	defer func() { db.wc.Close() }()
 	batch := make([]*job, 0, db.opts.MaxBatch)
 	for {
 		var first *job
@@ -291,7 +334,17 @@ func (db *DB) runBatch(batch []*job) {
 // transaction commits, and otherwise rolls back and returns false.
 func (db *DB) runTogether(batch []*job, start time.Time) bool {
 	single := len(batch) == 1
-	tx, err := db.w.Begin()
+	ctx := context.Background()
+	_, err := db.wc.ExecContext(ctx, "BEGIN IMMEDIATE")
+	if errors.Is(err, sql.ErrConnDone) {
+		// database/sql dropped the connection (the driver called it bad):
+		// take a new one from the pool.
+		if conn, cerr := db.w.Conn(ctx); cerr == nil {
+			db.wc.Close()
+			db.wc = conn
+			_, err = db.wc.ExecContext(ctx, "BEGIN IMMEDIATE")
+		}
+	}
 	if err != nil {
 		for _, j := range batch {
 			j.done <- fmt.Errorf("begin transaction: %w", err)
@@ -299,8 +352,8 @@ func (db *DB) runTogether(batch []*job, start time.Time) bool {
 		return true
 	}
 	for _, j := range batch {
-		if err := db.runJob(tx, j); err != nil {
-			if rbErr := tx.Rollback(); rbErr != nil {
+		if err := db.runJob(j); err != nil {
+			if _, rbErr := db.wc.ExecContext(ctx, "ROLLBACK"); rbErr != nil {
 				err = errors.Join(err, fmt.Errorf("rollback: %w", rbErr))
 			}
 			if single {
@@ -310,7 +363,10 @@ func (db *DB) runTogether(batch []*job, start time.Time) bool {
 			return false
 		}
 	}
-	if err := tx.Commit(); err != nil {
+	if _, err := db.wc.ExecContext(ctx, "COMMIT"); err != nil {
+		// SQLite may leave the transaction open when COMMIT fails; a
+		// ROLLBACK when there is none does no harm.
+		_, _ = db.wc.ExecContext(ctx, "ROLLBACK")
 		db.licenses.reset() // it may have been filled with what did not commit
 		db.log.Error("commit failed", "jobs", len(batch), "err", err)
 		for _, j := range batch {
@@ -330,8 +386,8 @@ func (db *DB) runTogether(batch []*job, start time.Time) bool {
 	return true
 }
 
-func (db *DB) runJob(tx *sql.Tx, j *job) (err error) {
-	t := &Tx{Tx: tx, Now: db.clock.Now()}
+func (db *DB) runJob(j *job) (err error) {
+	t := &Tx{conn: db.wc, Now: db.clock.Now()}
 	j.hook = nil
 	defer func() {
 		if p := recover(); p != nil {
