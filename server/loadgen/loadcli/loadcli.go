@@ -249,6 +249,9 @@ func (m *Main) scenario(s loadgen.Scenario, short string) *cobra.Command {
 		Short: short,
 		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if cfg.Agents < 1 {
+				return &exitError{ExitUsage, fmt.Errorf("--agents %d: simulate at least one agent", cfg.Agents)}
+			}
 			tg, err := tf.resolve(m.Getenv, true)
 			if err != nil {
 				return err
