@@ -120,6 +120,17 @@ func (l *quicLink) roundTripOnce(ctx context.Context, req []byte) ([]byte, error
 		l.close("")
 		return nil, &TransportError{Op: "open stream", Err: err}
 	}
+	raw, err := StreamExchange(ctx, st, req)
+	if err != nil {
+		return nil, &TransportError{Op: "request to " + l.server, Err: err}
+	}
+	return raw, nil
+}
+
+// StreamExchange sends the request envelope req on st, a stream of its own,
+// and reads the answer, within ctx. It is the whole exchange of one request
+// over QUIC (the load generator uses it too).
+func StreamExchange(ctx context.Context, st *quic.Stream, req []byte) ([]byte, error) {
 	if dl, ok := ctx.Deadline(); ok {
 		st.SetDeadline(dl)
 	}
@@ -140,7 +151,7 @@ func (l *quicLink) roundTripOnce(ctx context.Context, req []byte) ([]byte, error
 		if rerr == nil {
 			rerr = errors.New("empty answer")
 		}
-		return nil, &TransportError{Op: "request to " + l.server, Err: rerr}
+		return nil, rerr
 	}
 	return raw, nil
 }

@@ -3,14 +3,13 @@ package loadgen
 import (
 	"context"
 	"crypto/tls"
-	"errors"
 	"fmt"
 	"net"
 	"time"
 
 	"github.com/quic-go/quic-go"
 
-	"github.com/tallyhq/tally/protocol"
+	"github.com/tallyhq/tally/agent/client"
 )
 
 // link is one agent's connection to the server: QUIC (quicLink) or TLS
@@ -130,25 +129,5 @@ func (l quicLink) exchange(ctx context.Context, req []byte) ([]byte, error) {
 		l.close()
 		return nil, fmt.Errorf("open stream: %w", err)
 	}
-	if dl, ok := ctx.Deadline(); ok {
-		st.SetDeadline(dl)
-	}
-	stop := context.AfterFunc(ctx, func() { st.CancelRead(0); st.CancelWrite(0) })
-	defer stop()
-	_, werr := st.Write(req)
-	if werr == nil {
-		werr = st.Close()
-	}
-	raw, rerr := protocol.ReadMessage(st, protocol.MaxResponseSize)
-	if rerr != nil || len(raw) == 0 {
-		st.CancelRead(0)
-		if rerr == nil {
-			rerr = errors.New("empty answer")
-		}
-		if werr != nil {
-			rerr = errors.Join(werr, rerr)
-		}
-		return nil, rerr
-	}
-	return raw, nil
+	return client.StreamExchange(ctx, st, req)
 }

@@ -253,20 +253,12 @@ func (db *DB) applyDelta(tx *Tx, ids, dates []int64, sw *protocol.SoftwareInvent
 
 // load is loadSoftwareSet in the write transaction, decoding into the
 // scratch arrays: the result is valid until the next load.
-// (QueryRow's Scan copies the blobs: sql.RawBytes needs Rows.)
 func (ws *swScratch) load(tx *Tx, computer int64) (ids, dates []int64, err error) {
-	var idBlob, dateBlob []byte
-	err = tx.QueryRow(`SELECT ids, dates FROM computer_software_sets WHERE computer_id = ?`, computer).Scan(&idBlob, &dateBlob)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, nil, nil
+	ids, dates, err = loadSoftwareSetInto(context.Background(), tx, computer, ws.ids, ws.dates)
+	if ids != nil {
+		ws.ids, ws.dates = ids, dates
 	}
-	if err != nil {
-		return nil, nil, fmt.Errorf("read software of computer %d: %w", computer, err)
-	}
-	if ws.ids, ws.dates, err = decodeSoftwareSetInto(ws.ids, ws.dates, idBlob, dateBlob); err != nil {
-		return nil, nil, fmt.Errorf("read software of computer %d: %w", computer, err)
-	}
-	return ws.ids, ws.dates, nil
+	return ids, dates, err
 }
 
 // write stores a computer's set, sorted by package ID, in place of the
@@ -299,15 +291,21 @@ type rowQuerier interface {
 // their install dates. A computer without a stored set has the empty one.
 // A set that does not decode is an error wrapping errBadSoftwareSet.
 func loadSoftwareSet(ctx context.Context, q rowQuerier, computer int64) (ids, dates []int64, err error) {
+	return loadSoftwareSetInto(ctx, q, computer, nil, nil)
+}
+
+// loadSoftwareSetInto is loadSoftwareSet decoding into the arrays of ids
+// and dates when they are large enough.
+func loadSoftwareSetInto(ctx context.Context, q rowQuerier, computer int64, ids, dates []int64) ([]int64, []int64, error) {
 	var idBlob, dateBlob []byte
-	err = q.QueryRowContext(ctx, `SELECT ids, dates FROM computer_software_sets WHERE computer_id = ?`, computer).Scan(&idBlob, &dateBlob)
+	err := q.QueryRowContext(ctx, `SELECT ids, dates FROM computer_software_sets WHERE computer_id = ?`, computer).Scan(&idBlob, &dateBlob)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, nil, nil
 	}
 	if err != nil {
 		return nil, nil, fmt.Errorf("read software of computer %d: %w", computer, err)
 	}
-	if ids, dates, err = decodeSoftwareSet(idBlob, dateBlob); err != nil {
+	if ids, dates, err = decodeSoftwareSetInto(ids, dates, idBlob, dateBlob); err != nil {
 		return nil, nil, fmt.Errorf("read software of computer %d: %w", computer, err)
 	}
 	return ids, dates, nil
