@@ -119,11 +119,15 @@ func (db *DB) PostInventory(ctx context.Context, r store.Request, body *protocol
 	var blob, pj []byte
 	var hs []hint
 	var hh, basicHash string
-	b := body.Basic
+	// The basic inventory is copied (to clean its hints) only when the
+	// post carries one: most do not, and the copy escapes to the heap.
+	b := &body.Basic
 	if hasBasic {
-		b.Hints = machineid.Clean(b.Hints)
+		cleaned := body.Basic
+		cleaned.Hints = machineid.Clean(cleaned.Hints)
+		b = &cleaned
 		var err error
-		if blob, err = protocol.Marshal(&b); err != nil {
+		if blob, err = protocol.Marshal(b); err != nil {
 			return store.Outcome{}, fmt.Errorf("encode basic inventory: %w", err)
 		}
 		plugins := b.Plugins
