@@ -133,3 +133,41 @@ func TestQUICBusyStreamsGiveTheirCreditBack(t *testing.T) {
 		t.Fatalf("after ten busy answers, on the same connection: %+v %v", resp, err)
 	}
 }
+
+// BenchmarkQuietConnectionPackets counts the QUIC packets (both directions,
+// seen from the client) that a request costs on a connection that is quiet
+// between requests, as an agent's is between posts: each request waits
+// longer than the peers' acknowledgement delay (25 ms) after the last.
+// "immediate" grants stream credit back as quic-go does by default (one
+// stream a connection leaves nothing to defer); "deferred" is the
+// listener's default (see credits).
+//
+//	go test -run XXX -bench QuietConnectionPackets -benchtime 40x ./server/listener
+func BenchmarkQuietConnectionPackets(b *testing.B) {
+	for _, c := range []struct {
+		name    string
+		streams int64
+	}{{"immediate", 1}, {"deferred", 8}} {
+		b.Run(c.name, func(b *testing.B) {
+			s := start(b, newEcho(), func(cfg *Config) { cfg.MaxStreamsPerConn = c.streams })
+			conn := s.dialQUIC()
+			if _, err := askQUIC(conn, []byte("warm up")); err != nil {
+				b.Fatal(err)
+			}
+			time.Sleep(60 * time.Millisecond)
+			before := conn.ConnectionStats()
+			b.ResetTimer()
+			for range b.N {
+				if _, err := askQUIC(conn, []byte("a delta post")); err != nil {
+					b.Fatal(err)
+				}
+				time.Sleep(60 * time.Millisecond)
+			}
+			after := conn.ConnectionStats()
+			sent, recv := after.PacketsSent-before.PacketsSent, after.PacketsReceived-before.PacketsReceived
+			b.ReportMetric(float64(sent)/float64(b.N), "sent/req")
+			b.ReportMetric(float64(recv)/float64(b.N), "received/req")
+			b.ReportMetric(float64(sent+recv)/float64(b.N), "packets/req")
+		})
+	}
+}

@@ -50,7 +50,7 @@ func refuse(err error) protocol.Response {
 }
 
 type testServer struct {
-	t    *testing.T
+	t    testing.TB
 	tcp  *TCP
 	quic *QUIC
 	key  ed25519.PrivateKey // a client's
@@ -58,7 +58,7 @@ type testServer struct {
 	cert tls.Certificate // the server's
 }
 
-func start(t *testing.T, h Handler, tune func(*Config)) *testServer {
+func start(t testing.TB, h Handler, tune func(*Config)) *testServer {
 	t.Helper()
 	skey, _ := identity.NewKey()
 	scert, err := identity.SelfSigned(skey, "test server")
@@ -101,7 +101,7 @@ func (s *testServer) dial() *tls.Conn {
 	return c
 }
 
-func writeFrame(t *testing.T, w io.Writer, b []byte) {
+func writeFrame(t testing.TB, w io.Writer, b []byte) {
 	t.Helper()
 	if _, err := w.Write(protocol.Frame(b)); err != nil {
 		t.Fatal(err)
