@@ -422,6 +422,10 @@ type nodeState struct {
 	swGen     int64
 	swHash    string
 	swCount   int
+	// The computer's seats and allocations when the post cache had them
+	// (see loadSeats); cached says so.
+	seats, allocs map[string]string
+	cached        bool
 }
 
 // nodeOp runs fn for request r once: a repeat of an applied (node, seq) is
@@ -439,6 +443,17 @@ func (db *DB) nodeOp(ctx context.Context, r store.Request, fn func(tx *Tx, n nod
 		seq := int64(r.Seq)
 		var prev []byte
 		var repeat bool
+		var newest int64
+		if hn, hc, ok := db.hot.lookup(r.NodeID, seq); ok {
+			// The post cache knows the node and its computer, and seq is
+			// above any applied: no read, no repeat (hot.go).
+			n.computerID, maxSeq, newest = hn.computerID, hn.maxSeq, hn.newest
+			n.status, n.plugins, n.basicHash = hc.status, hc.plugins, hc.basicHash
+			n.swGen, n.swHash, n.swCount = hc.swGen, hc.swHash, hc.swCount
+			n.seats, n.allocs, n.cached = hc.seats, hc.allocs, true
+			tx.hot = &hotScope{node: r.NodeID, computer: n.computerID}
+			return db.nodeApply(tx, r, n, maxSeq, newest, fn, &out)
+		}
 		// max_seq is the newest sequence number recorded in the node row,
 		// which lags the newest applied by less than 32 (see below): a post
 		// reads it with the node and writes no node row. Reading the newest
@@ -457,9 +472,10 @@ func (db *DB) nodeOp(ctx context.Context, r store.Request, fn func(tx *Tx, n nod
 				(SELECT c.sw_hash FROM computers c WHERE c.id = n.computer_id),
 				(SELECT c.sw_count FROM computers c WHERE c.id = n.computer_id),
 				EXISTS (SELECT 1 FROM applied a WHERE a.node_id = n.id AND a.seq = ?1),
-				(SELECT a.response FROM applied a WHERE a.node_id = n.id AND a.seq = ?1)
+				(SELECT a.response FROM applied a WHERE a.node_id = n.id AND a.seq = ?1),
+				COALESCE((SELECT max(a.seq) FROM applied a WHERE a.node_id = n.id), 0)
 			FROM nodes n WHERE n.id = ?2`, seq, r.NodeID).
-			Scan(&n.computerID, &maxSeq, &revokedAt, &reason, &n.status, &n.plugins, &n.basicHash, &n.swGen, &n.swHash, &n.swCount, &repeat, &prev)
+			Scan(&n.computerID, &maxSeq, &revokedAt, &reason, &n.status, &n.plugins, &n.basicHash, &n.swGen, &n.swHash, &n.swCount, &repeat, &prev, &newest)
 		if errors.Is(err, sql.ErrNoRows) {
 			return store.ErrNotFound
 		}
@@ -480,36 +496,50 @@ func (db *DB) nodeOp(ctx context.Context, r store.Request, fn func(tx *Tx, n nod
 		if seq <= maxSeq-store.SeqWindow {
 			return fmt.Errorf("%w: %d is more than %d behind the newest recorded (%d)", store.ErrStaleSeq, seq, store.SeqWindow, maxSeq)
 		}
-		resp, err := fn(tx, n)
-		if err != nil {
-			return err
-		}
-		body, err := protocol.Marshal(resp)
-		if err != nil {
-			return fmt.Errorf("encode response: %w", err)
-		}
-		if _, err := tx.Exec(`INSERT INTO applied (node_id, seq, kind, at, response) VALUES (?, ?, ?, ?, ?)`,
-			r.NodeID, seq, int64(r.Kind), ms(tx.Now), body); err != nil {
-			return fmt.Errorf("record request: %w", err)
-		}
-		// Records below the window are only kept, never used (a request
-		// that old is refused as stale): prune them in one go once the
-		// newest number is 32 past the recorded one rather than one by one,
-		// and record the node's newest number and time then (the applied
-		// records hold them meanwhile). The recorded number thus lags the
-		// newest applied by at most 31, whatever the gaps between numbers.
-		if seq >= maxSeq+32 {
-			if _, err := tx.Exec(`UPDATE nodes SET max_seq = ?, last_seen = ? WHERE id = ?`, seq, ms(tx.Now), r.NodeID); err != nil {
-				return fmt.Errorf("advance sequence: %w", err)
-			}
-			if _, err := tx.Exec(`DELETE FROM applied WHERE node_id = ? AND seq <= ?`, r.NodeID, seq-store.SeqWindow); err != nil {
-				return fmt.Errorf("prune applied requests: %w", err)
-			}
-		}
-		out.Body = body
-		return nil
+		tx.hot = &hotScope{node: r.NodeID, computer: n.computerID, read: &hotComputer{status: n.status, plugins: n.plugins,
+			basicHash: n.basicHash, swGen: n.swGen, swHash: n.swHash, swCount: n.swCount}}
+		return db.nodeApply(tx, r, n, maxSeq, newest, fn, &out)
 	})
 	return out, err
+}
+
+// nodeApply runs fn for a new request r of node n (whose recorded and
+// newest applied sequence numbers are maxSeq and newest), records the
+// request with its response, and keeps the post cache in step once
+// committed.
+func (db *DB) nodeApply(tx *Tx, r store.Request, n nodeState, maxSeq, newest int64, fn func(tx *Tx, n nodeState) (any, error), out *store.Outcome) error {
+	seq := int64(r.Seq)
+	resp, err := fn(tx, n)
+	if err != nil {
+		return err
+	}
+	body, err := protocol.Marshal(resp)
+	if err != nil {
+		return fmt.Errorf("encode response: %w", err)
+	}
+	if _, err := tx.Exec(`INSERT INTO applied (node_id, seq, kind, at, response) VALUES (?, ?, ?, ?, ?)`,
+		r.NodeID, seq, int64(r.Kind), ms(tx.Now), body); err != nil {
+		return fmt.Errorf("record request: %w", err)
+	}
+	// Records below the window are only kept, never used (a request
+	// that old is refused as stale): prune them in one go once the
+	// newest number is 32 past the recorded one rather than one by one,
+	// and record the node's newest number and time then (the applied
+	// records hold them meanwhile). The recorded number thus lags the
+	// newest applied by at most 31, whatever the gaps between numbers.
+	if seq >= maxSeq+32 {
+		if _, err := tx.Exec(advanceSeqSQL, seq, ms(tx.Now), r.NodeID); err != nil {
+			return fmt.Errorf("advance sequence: %w", err)
+		}
+		if _, err := tx.Exec(`DELETE FROM applied WHERE node_id = ? AND seq <= ?`, r.NodeID, seq-store.SeqWindow); err != nil {
+			return fmt.Errorf("prune applied requests: %w", err)
+		}
+		maxSeq = seq
+	}
+	sc, hn := tx.hot, hotNode{computerID: n.computerID, maxSeq: maxSeq, newest: max(newest, seq)}
+	tx.OnCommit(func() { db.hot.settle(sc, hn) })
+	out.Body = body
+	return nil
 }
 
 func addEvent(tx *Tx, e store.Event) error {

@@ -42,6 +42,7 @@ func (db *DB) decide(tx *Tx, n nodeState, post engine.Post, extra []string) (eng
 		}
 		db.licenses.markSwept(tx, meta, tx.Now)
 		if len(swept) > 0 {
+			n.cached = false // the sweep changed seats: read them again
 			if c, err = db.loadSeats(tx, n); err != nil {
 				return engine.Decision{}, err
 			}
@@ -65,10 +66,29 @@ func (db *DB) decide(tx *Tx, n nodeState, post engine.Post, extra []string) (eng
 }
 
 // loadSeats builds the engine's view of the node's computer: what nodeOp
-// read with the node, and its seats and allocations in one query.
+// read with the node, and its seats and allocations in one query, or
+// from the post cache when nodeOp found them there. The maps may be the
+// cache's: the engine only reads them.
 func (db *DB) loadSeats(tx *Tx, n nodeState) (engine.Computer, error) {
-	c := engine.Computer{ID: n.computerID, Status: n.status, Seats: map[string]string{}, Allocations: map[string]string{},
-		Plugins: db.pluginsOf(n.plugins).plugins}
+	c := engine.Computer{ID: n.computerID, Status: n.status, Plugins: db.pluginsOf(n.plugins).plugins}
+	if n.cached {
+		c.Seats, c.Allocations = n.seats, n.allocs
+		return c, nil
+	}
+	c.Seats, c.Allocations = map[string]string{}, map[string]string{}
+	if sc := tx.hot; sc != nil && sc.read != nil && !sc.seats {
+		// What is read first is what the post cache keeps, if the job
+		// changes none of it (hot.go).
+		defer func() {
+			sc.seats = true
+			if len(c.Seats) > 0 {
+				sc.read.seats = c.Seats
+			}
+			if len(c.Allocations) > 0 {
+				sc.read.allocs = c.Allocations
+			}
+		}()
+	}
 	rows, err := tx.Query(`SELECT 1, product, license_id FROM seats WHERE computer_id = ?
 		UNION ALL SELECT 2, product, license_id FROM allocations WHERE computer_id = ?`, n.computerID, n.computerID)
 	if err != nil {
@@ -172,7 +192,7 @@ func (db *DB) PostInventory(ctx context.Context, r store.Request, body *protocol
 			resp.SendBasic = n.basicHash == "" || n.basicHash != body.BasicHash
 			ps := db.pluginsOf(n.plugins)
 			plugins, products = ps.plugins, ps.products
-			if _, err := tx.Exec(`UPDATE computers SET last_seen = ?, backlog = ? WHERE id = ?`, ms(tx.Now), body.Backlog, n.computerID); err != nil {
+			if _, err := tx.Exec(touchComputerSQL, ms(tx.Now), body.Backlog, n.computerID); err != nil {
 				return nil, fmt.Errorf("touch computer: %w", err)
 			}
 		}

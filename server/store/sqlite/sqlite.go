@@ -59,6 +59,9 @@ type Options struct {
 	OnVerdicts func([]protocol.ProductVerdict)
 	// RecordKey signs node-locked activation records (the server's key).
 	RecordKey ed25519.PrivateKey
+	// NoPostCache turns the writer's post cache off (hot.go): every post
+	// reads its node and computer. For tests that compare the two.
+	NoPostCache bool
 	// NoSync turns off fsync (synchronous=OFF). Only for tests of logic,
 	// never of durability: the server always runs with synchronous=FULL.
 	NoSync bool
@@ -87,6 +90,7 @@ type DB struct {
 
 	licenses licenseCache
 	ws       swScratch // the writer goroutine's buffers for software sets
+	hot      *hotCache // the writer goroutine's post cache (hot.go)
 	wc       *sql.Conn // the writer goroutine's connection, held for good
 }
 
@@ -104,25 +108,51 @@ type Tx struct {
 	conn     *sql.Conn
 	Now      time.Time
 	onCommit []func()
+
+	// The post cache (hot.go): a job of the post path has a scope, whose
+	// statements are classified; any other job only records that it
+	// wrote.
+	cache *hotCache
+	hot   *hotScope
+	wrote bool
+}
+
+// noteWrite tells the post cache about a statement that may write.
+func (tx *Tx) noteWrite(query string, args []any) {
+	if tx.hot != nil {
+		tx.hot.note(tx.cache, query, args)
+	} else {
+		tx.wrote = true
+	}
 }
 
 // Exec runs a statement in the transaction.
 func (tx *Tx) Exec(query string, args ...any) (sql.Result, error) {
+	tx.noteWrite(query, args)
 	return tx.conn.ExecContext(context.Background(), query, args...)
 }
 
 // Query runs a query in the transaction.
 func (tx *Tx) Query(query string, args ...any) (*sql.Rows, error) {
+	if !isRead(query) {
+		tx.noteWrite(query, args)
+	}
 	return tx.conn.QueryContext(context.Background(), query, args...)
 }
 
 // QueryRow runs a query of at most one row in the transaction.
 func (tx *Tx) QueryRow(query string, args ...any) *sql.Row {
+	if !isRead(query) {
+		tx.noteWrite(query, args)
+	}
 	return tx.conn.QueryRowContext(context.Background(), query, args...)
 }
 
 // QueryRowContext is QueryRow, for code shared with the read pool.
 func (tx *Tx) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
+	if !isRead(query) {
+		tx.noteWrite(query, args)
+	}
 	return tx.conn.QueryRowContext(ctx, query, args...)
 }
 
@@ -187,6 +217,7 @@ func Open(file string, opts Options) (*DB, error) {
 		return nil, fmt.Errorf("open database %s: %w", file, err)
 	}
 	db := &DB{engine: opts.Engine, pkgCache: map[string]int64{}, pluginSets: map[string]pluginSet{}, w: w, clock: opts.Clock, log: opts.Logger, opts: opts,
+		hot:  newHotCache(opts.NoPostCache),
 		jobs: make(chan *job, opts.MaxBatch*4), quit: make(chan struct{}), done: make(chan struct{})}
 	// The writer checkpoints the WAL into the database file when the WAL
 	// passes this many pages, inside the commit that passes it. At the
@@ -351,6 +382,7 @@ func (db *DB) runTogether(batch []*job, start time.Time) bool {
 		}
 		return true
 	}
+	db.hot.beginTx()
 	for _, j := range batch {
 		if err := db.runJob(j); err != nil {
 			if _, rbErr := db.wc.ExecContext(ctx, "ROLLBACK"); rbErr != nil {
@@ -387,14 +419,18 @@ func (db *DB) runTogether(batch []*job, start time.Time) bool {
 }
 
 func (db *DB) runJob(j *job) (err error) {
-	t := &Tx{conn: db.wc, Now: db.clock.Now()}
+	t := &Tx{conn: db.wc, Now: db.clock.Now(), cache: db.hot}
 	j.hook = nil
 	defer func() {
 		if p := recover(); p != nil {
 			err = fmt.Errorf("store job panicked: %v", p)
 		}
+		db.hot.jobDone(t.hot, t.wrote)
 		if err == nil {
 			j.hook = t.onCommit
+			if t.hot == nil && t.wrote {
+				j.hook = append(j.hook, db.hot.clear)
+			}
 		}
 	}()
 	return j.fn(t)
