@@ -192,6 +192,9 @@ func (e *Engine) Catalog() *catalog.Catalog { return e.cat }
 
 // BuildDate parses a plug-in's build date; zero when absent or malformed.
 func BuildDate(p protocol.Plugin) time.Time {
+	if p.BuildDate == "" {
+		return time.Time{} // most plug-ins: no parse error to allocate
+	}
 	t, err := time.Parse("2006-01-02", p.BuildDate)
 	if err != nil {
 		return time.Time{}
@@ -234,6 +237,9 @@ func (e *Engine) touched(post Post) []touch {
 	var out []touch
 	switch post.Kind {
 	case PostInventory:
+		// Sized for one product a plug-in: most have one, and the list is
+		// built twice a post.
+		out = make([]touch, 0, len(post.Plugins))
 		for _, pl := range post.Plugins {
 			for _, p := range e.cat.ForPlugin(pl.Name, pl.Version) {
 				t := touch{product: p, plugin: pl, triggers: presenceTriggers}
