@@ -107,6 +107,11 @@ func Start(cfg Config) (_ *Daemon, err error) {
 	if cfg.Admin == "" {
 		cfg.Admin = DefaultAdmin
 	}
+	// Bad addresses are refused before anything is created or changed
+	// (the data folder, its keys, the first enrollment secret).
+	if err := checkAddresses(cfg); err != nil {
+		return nil, err
+	}
 	d := &Daemon{cfg: cfg, log: cfg.Logger, serveErr: make(chan error, 4)}
 	defer func() {
 		if err != nil {
@@ -225,6 +230,35 @@ func Start(cfg Config) (_ *Daemon, err error) {
 	d.log.Info("tally-server started", "version", buildinfo.Version(), "quic", d.addrs.QUIC, "tcp", d.addrs.TCP, "advertise", advertise,
 		"admin", d.addrs.AdminURL, "fingerprint", d.id.Fingerprint, "data", d.dir.Path)
 	return d, nil
+}
+
+// checkAddresses checks the form of every address the daemon will listen
+// on or advertise: HOST:PORT with a port number (a port already taken is
+// only found when listening).
+func checkAddresses(cfg Config) error {
+	for _, a := range []struct{ flag, addr string }{
+		{"--listen", cfg.Listen}, {"--admin", cfg.Admin}, {"--advertise", cfg.Advertise}, {"--pprof", cfg.Pprof},
+	} {
+		if a.addr == "" {
+			continue
+		}
+		host, port, err := net.SplitHostPort(a.addr)
+		if err != nil {
+			return fmt.Errorf("%s %q: %w (want HOST:PORT, e.g. 0.0.0.0:4443)", a.flag, a.addr, err)
+		}
+		if n, err := strconv.ParseUint(port, 10, 16); err != nil || (n == 0 && a.flag == "--advertise") {
+			return fmt.Errorf("%s %q: %q is not a port number", a.flag, a.addr, port)
+		}
+		if a.flag == "--advertise" && host == "" {
+			return fmt.Errorf("--advertise %q: agents need a host name or IP address to dial", a.addr)
+		}
+		if a.flag == "--pprof" {
+			if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+				return fmt.Errorf("--pprof %q: profiling is only served on loopback (127.0.0.1 or ::1)", a.addr)
+			}
+		}
+	}
+	return nil
 }
 
 func (d *Daemon) startPprof(addr string) error {

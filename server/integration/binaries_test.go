@@ -268,6 +268,21 @@ func TestCLIErrorsAreSentences(t *testing.T) {
 			t.Errorf("%s %v: exit %d, output %q; want exit %d and %q", filepath.Base(c.bin), c.args, code, out, c.code, c.want)
 		}
 	}
+	// A bad address is refused before the data folder is created: bad
+	// input changes nothing.
+	for _, args := range [][]string{
+		{"--listen", "bad"}, {"--listen", "127.0.0.1:http"}, {"--admin", "127.0.0.1"}, {"--admin", "127.0.0.1:99999"},
+		{"--advertise", ":4443"}, {"--pprof", "0.0.0.0:6060"},
+	} {
+		data := filepath.Join(t.TempDir(), "new")
+		out, code := runBin(t, serverBin, append([]string{"serve", "--data", data}, args...)...)
+		if code != 1 || !strings.Contains(out, args[0]) {
+			t.Errorf("serve %v: exit %d, output %q; want exit 1 naming %s", args, code, out, args[0])
+		}
+		if _, err := os.Stat(data); !os.IsNotExist(err) {
+			t.Errorf("serve %v failed but created its data folder (%v)", args, err)
+		}
+	}
 	for _, bin := range []string{serverBin, agentBin} {
 		out, code := runBin(t, bin, "--help")
 		if code != 0 || !strings.Contains(out, "Usage:") {
