@@ -66,7 +66,6 @@ type twinNode struct {
 	gen     uint64
 	last    func(db *DB, r store.Request) (store.Outcome, error)
 	lastReq store.Request
-	gone    bool
 }
 
 type twin struct {
