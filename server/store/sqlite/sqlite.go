@@ -22,6 +22,7 @@ import (
 	"net/url"
 	"os"
 	"path"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -325,6 +326,12 @@ func (db *DB) writer() {
 			}
 		}
 		batch = append(batch[:0], first)
+		if len(db.jobs) == 0 {
+			// Alone in the queue: let the goroutines that are about to
+			// queue theirs run first (with one CPU they wait for this
+			// one), so that they share the commit.
+			runtime.Gosched()
+		}
 	fill:
 		for len(batch) < db.opts.MaxBatch {
 			select {
