@@ -47,20 +47,39 @@ type streamJob struct {
 }
 
 // credits defers the stream credit of a connection's answered streams to
-// the connection's next stream. quic-go grants the peer a new stream (a
+// the connection's next answer (or creditWait after its next request
+// arrives, whichever is first). quic-go grants the peer a new stream (a
 // MAX_STREAMS frame) the moment one completes, which is when the agent's
 // acknowledgement of the answer arrives: on a connection that is otherwise
 // quiet, as an agent's is between posts, that frame went alone in a packet
-// of its own, which the agent acknowledged in another one. Granted when
-// the next request arrives instead, it rides in the packet that
-// acknowledges or answers that request: 5.3 packets a request became
-// 3.5 (BenchmarkQuietConnectionPackets). At most half of the connection's streams are
+// of its own, which the agent acknowledged in another one. Granted with
+// the next answer instead, it rides in the packet that carries it: 5.3
+// packets a request became 3.5 (BenchmarkQuietConnectionPackets), granted
+// when the next request arrived, and 3.1-3.2 granted with its answer. At most half of the connection's streams are
 // deferred, so the peer always has credit left to open the stream that
 // releases them.
 type credits struct {
-	mu   sync.Mutex
-	max  int
-	held []*quic.Stream
+	mu    sync.Mutex
+	max   int
+	held  []*quic.Stream
+	timer *time.Timer // releases the held credits if no answer does first
+}
+
+// creditWait is how long a stream that arrived may keep the connection's
+// held credits before they are granted without waiting for its answer:
+// under the 25 ms after which quic-go acknowledges a request on its own,
+// so that a slow answer's MAX_STREAMS rides in that acknowledgement's
+// packet, and longer than most answers take below capacity.
+const creditWait = 20 * time.Millisecond
+
+// releaseSoon grants the held credits after creditWait, unless an answer
+// grants them first (release).
+func (c *credits) releaseSoon() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.held) > 0 && c.timer == nil {
+		c.timer = time.AfterFunc(creditWait, c.release)
+	}
 }
 
 // hold defers st's credit, or releases it at once past the bound.
@@ -80,6 +99,10 @@ func (c *credits) release() {
 	c.mu.Lock()
 	held := c.held
 	c.held = nil
+	if c.timer != nil {
+		c.timer.Stop()
+		c.timer = nil
+	}
 	c.mu.Unlock()
 	for _, st := range held {
 		st.ReleaseStreamCredit()
@@ -242,8 +265,9 @@ func (q *QUIC) serveConn(conn *quic.Conn) {
 		if err != nil {
 			return
 		}
-		cr.release()
+		cr.releaseSoon()
 		if !q.begin() {
+			cr.release()
 			st.CancelRead(0)
 			st.CancelWrite(0)
 			st.ReleaseStreamCredit()
@@ -273,7 +297,8 @@ func (q *QUIC) worker(j streamJob) {
 	idle := time.NewTimer(workerIdle)
 	defer idle.Stop()
 	for {
-		q.serveStream(j.key, j.st)
+		q.serveStream(j.key, j.st, j.cr)
+		j.cr.release() // had the stream no answer to write
 		j.cr.hold(j.st)
 		idle.Reset(workerIdle)
 		select {
@@ -286,7 +311,7 @@ func (q *QUIC) worker(j streamJob) {
 	}
 }
 
-func (q *QUIC) serveStream(key ed25519.PublicKey, st *quic.Stream) {
+func (q *QUIC) serveStream(key ed25519.PublicKey, st *quic.Stream, cr *credits) {
 	defer q.end()
 	st.SetDeadline(time.Now().Add(q.cfg.RequestTimeout))
 	resp := q.answer(key, func() ([]byte, error) {
@@ -301,6 +326,12 @@ func (q *QUIC) serveStream(key ed25519.PublicKey, st *quic.Stream) {
 		st.CancelWrite(0)
 		return
 	}
+	// The credits held for earlier streams are granted now, so that the
+	// MAX_STREAMS frame is queued just before the answer and leaves with
+	// it (granted when the stream arrived, it left in a packet of its own
+	// for one request in ten, the answer being not yet ready), or after
+	// creditWait if the answer takes longer (releaseSoon).
+	cr.release()
 	if _, err := st.Write(out); err != nil {
 		q.log.Debug("write response", "err", err)
 		st.CancelWrite(0)
