@@ -59,42 +59,56 @@ type streamJob struct {
 // deferred, so the peer always has credit left to open the stream that
 // releases them.
 type credits struct {
-	mu    sync.Mutex
-	max   int
-	held  []*quic.Stream
-	timer *time.Timer // releases the held credits if no answer does first
+	mu     sync.Mutex
+	max    int
+	held   []*quic.Stream
+	active int         // streams arrived and not yet done
+	timer  *time.Timer // grants the held credits if no answer does first
 }
 
-// creditWait is how long a stream that arrived may keep the connection's
-// held credits before they are granted without waiting for its answer:
-// under the 25 ms after which quic-go acknowledges a request on its own,
-// so that a slow answer's MAX_STREAMS rides in that acknowledgement's
-// packet, and longer than most answers take below capacity.
+// creditWait is how long held credits may wait for an answer while a
+// stream of the connection is in flight: under the 25 ms after which
+// quic-go acknowledges a request on its own, so that a slow answer's
+// MAX_STREAMS rides in that acknowledgement's packet, and longer than most
+// answers take below capacity.
 const creditWait = 20 * time.Millisecond
 
-// releaseSoon grants the held credits after creditWait, unless an answer
-// grants them first (release).
-func (c *credits) releaseSoon() {
+// arrived counts a new stream in flight; the held credits are granted
+// with its answer (release), or after creditWait.
+func (c *credits) arrived() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.active++
+	c.armLocked()
+}
+
+// armLocked starts the timer that grants the held credits, if there are
+// any and it is not running.
+func (c *credits) armLocked() {
 	if len(c.held) > 0 && c.timer == nil {
 		c.timer = time.AfterFunc(creditWait, c.release)
 	}
 }
 
-// hold defers st's credit, or releases it at once past the bound.
-func (c *credits) hold(st *quic.Stream) {
+// done ends st, answered or not: its credit is held (or granted at once
+// past the bound), and granted within creditWait should another stream be
+// in flight already (its arrival found nothing to grant).
+func (c *credits) done(st *quic.Stream) {
 	c.mu.Lock()
-	if len(c.held) < c.max {
-		c.held = append(c.held, st)
+	c.active--
+	if len(c.held) >= c.max {
 		c.mu.Unlock()
+		st.ReleaseStreamCredit()
 		return
 	}
+	c.held = append(c.held, st)
+	if c.active > 0 {
+		c.armLocked()
+	}
 	c.mu.Unlock()
-	st.ReleaseStreamCredit()
 }
 
-// release releases every deferred credit.
+// release grants every held credit.
 func (c *credits) release() {
 	c.mu.Lock()
 	held := c.held
@@ -265,7 +279,6 @@ func (q *QUIC) serveConn(conn *quic.Conn) {
 		if err != nil {
 			return
 		}
-		cr.releaseSoon()
 		if !q.begin() {
 			cr.release()
 			st.CancelRead(0)
@@ -273,6 +286,7 @@ func (q *QUIC) serveConn(conn *quic.Conn) {
 			st.ReleaseStreamCredit()
 			return
 		}
+		cr.arrived()
 		q.dispatch(streamJob{key, st, cr})
 	}
 }
@@ -298,8 +312,7 @@ func (q *QUIC) worker(j streamJob) {
 	defer idle.Stop()
 	for {
 		q.serveStream(j.key, j.st, j.cr)
-		j.cr.release() // had the stream no answer to write
-		j.cr.hold(j.st)
+		j.cr.done(j.st)
 		idle.Reset(workerIdle)
 		select {
 		case j = <-q.streams:
@@ -330,7 +343,7 @@ func (q *QUIC) serveStream(key ed25519.PublicKey, st *quic.Stream, cr *credits) 
 	// MAX_STREAMS frame is queued just before the answer and leaves with
 	// it (granted when the stream arrived, it left in a packet of its own
 	// for one request in ten, the answer being not yet ready), or after
-	// creditWait if the answer takes longer (releaseSoon).
+	// creditWait if the answer takes longer (credits.arrived).
 	cr.release()
 	if _, err := st.Write(out); err != nil {
 		q.log.Debug("write response", "err", err)
