@@ -47,17 +47,17 @@ type streamJob struct {
 }
 
 // credits defers the stream credit of a connection's answered streams to
-// the connection's next answer (or creditWait after its next request
-// arrives, whichever is first). quic-go grants the peer a new stream (a
-// MAX_STREAMS frame) the moment one completes, which is when the agent's
-// acknowledgement of the answer arrives: on a connection that is otherwise
-// quiet, as an agent's is between posts, that frame went alone in a packet
-// of its own, which the agent acknowledged in another one. Granted with
-// the next answer instead, it rides in the packet that carries it: 5.3
-// packets a request became 3.5 (BenchmarkQuietConnectionPackets), granted
-// when the next request arrived, and 3.1-3.2 granted with its answer. At most half of the connection's streams are
-// deferred, so the peer always has credit left to open the stream that
-// releases them.
+// the connection's next answer (or to creditWait while one of its streams
+// is in flight, whichever is first). quic-go grants the peer a new stream
+// (a MAX_STREAMS frame) the moment one completes, which is when the
+// agent's acknowledgement of the answer arrives: on a connection that is
+// otherwise quiet, as an agent's is between posts, that frame went alone
+// in a packet of its own, which the agent acknowledged in another one.
+// Granted with the next answer instead, it rides in the packet that
+// carries it: 5.3 packets a request became 3.3
+// (BenchmarkQuietConnectionPackets). At most half of the connection's
+// streams are deferred, so the peer always has credit left to open the
+// stream that releases them.
 type credits struct {
 	mu     sync.Mutex
 	max    int
