@@ -69,6 +69,7 @@ type twinNode struct {
 }
 
 type twin struct {
+	mu            sync.Mutex // guards the nodes' gen, set by ops running side by side
 	cached, plain *DB
 	clocks        [2]*clock.Manual
 	nodes         []*twinNode
@@ -203,7 +204,11 @@ func (tw *twin) drawOp(t *rapid.T) twinOp {
 			if err == nil && db == tw.cached {
 				var resp protocol.InventoryResponse
 				if protocol.Unmarshal(out.Body, &resp) == nil && resp.Software != nil && resp.Software.Stored {
-					n.gen = resp.Software.Generation
+					// Ops of one batch answer on goroutines of their own:
+					// keep the newest generation, whichever returns last.
+					tw.mu.Lock()
+					n.gen = max(n.gen, resp.Software.Generation)
+					tw.mu.Unlock()
 				}
 			}
 			return out, err
