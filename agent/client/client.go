@@ -135,6 +135,12 @@ func New(cfg Config) (*Client, error) {
 			MaxIdleTimeout:       90 * time.Second,
 			KeepAlivePeriod:      25 * time.Second,
 			MaxIncomingStreams:   -1,
+			// A connection carries a few small posts: probing for a path
+			// MTU above 1,280 bytes cost each of them two packets of
+			// ~1,400 bytes and an acknowledgement of its own, while only
+			// a rare full inventory would fill the larger packets (12%
+			// fewer of them).
+			DisablePathMTUDiscovery: true,
 		},
 		log: cfg.Logger,
 	}

@@ -47,10 +47,9 @@ type streamJob struct {
 }
 
 // credits defers the stream credit of a connection's answered streams to
-// the connection's next answer (or to creditWait while one of its streams
-// is in flight, whichever is first). quic-go grants the peer a new stream
-// (a MAX_STREAMS frame) the moment one completes, which is when the
-// agent's acknowledgement of the answer arrives: on a connection that is
+// the connection's next answer. quic-go grants the peer a new stream (a
+// MAX_STREAMS frame) the moment one completes, which is when the agent's
+// acknowledgement of the answer arrives: on a connection that is
 // otherwise quiet, as an agent's is between posts, that frame went alone
 // in a packet of its own, which the agent acknowledged in another one.
 // Granted with the next answer instead, it rides in the packet that
@@ -58,23 +57,35 @@ type streamJob struct {
 // (BenchmarkQuietConnectionPackets). At most half of the connection's
 // streams are deferred, so the peer always has credit left to open the
 // stream that releases them.
+//
+// Only when the peer has no credit left (its streams in flight and the
+// held credits fill the connection's bound) are the held credits granted
+// creditWait after, without waiting for an answer, so that a slow answer
+// never keeps the peer from opening its whole bound. An agent has one
+// request in flight at a time and never gets there. Granting them after
+// creditWait whenever a stream was in flight (c5fb0c6) cost an answer
+// slower than that two more packets, the MAX_STREAMS frame's and the
+// agent's acknowledgement of it: with 10,000 agents past the server's
+// capacity, 6.0-6.2 datagrams a request against 4.6-4.8 now.
 type credits struct {
 	mu     sync.Mutex
-	max    int
+	max    int // credits held at most: half the bound
+	bound  int // the connection's stream bound
 	held   []*quic.Stream
 	active int         // streams arrived and not yet done
 	timer  *time.Timer // grants the held credits if no answer does first
+	armed  bool
 }
 
-// creditWait is how long held credits may wait for an answer while a
-// stream of the connection is in flight: under the 25 ms after which
-// quic-go acknowledges a request on its own, so that a slow answer's
-// MAX_STREAMS rides in that acknowledgement's packet, and longer than most
-// answers take below capacity.
+func newCredits(bound int) *credits { return &credits{max: bound / 2, bound: bound} }
+
+// creditWait is how long held credits wait for an answer once the peer
+// has no credit left.
 const creditWait = 20 * time.Millisecond
 
 // arrived counts a new stream in flight; the held credits are granted
-// with its answer (release), or after creditWait.
+// with its answer (release), or after creditWait if the peer has no
+// credit left.
 func (c *credits) arrived() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -83,16 +94,22 @@ func (c *credits) arrived() {
 }
 
 // armLocked starts the timer that grants the held credits, if there are
-// any and it is not running.
+// any, the peer can open no stream, and it is not running.
 func (c *credits) armLocked() {
-	if len(c.held) > 0 && c.timer == nil {
+	if len(c.held) == 0 || c.active+len(c.held) < c.bound || c.armed {
+		return
+	}
+	c.armed = true
+	if c.timer == nil {
 		c.timer = time.AfterFunc(creditWait, c.release)
+	} else {
+		c.timer.Reset(creditWait)
 	}
 }
 
 // done ends st, answered or not: its credit is held (or granted at once
-// past the bound), and granted within creditWait should another stream be
-// in flight already (its arrival found nothing to grant).
+// past the bound), and granted within creditWait should the peer then
+// have no credit left.
 func (c *credits) done(st *quic.Stream) {
 	c.mu.Lock()
 	c.active--
@@ -102,9 +119,7 @@ func (c *credits) done(st *quic.Stream) {
 		return
 	}
 	c.held = append(c.held, st)
-	if c.active > 0 {
-		c.armLocked()
-	}
+	c.armLocked()
 	c.mu.Unlock()
 }
 
@@ -113,9 +128,9 @@ func (c *credits) release() {
 	c.mu.Lock()
 	held := c.held
 	c.held = nil
-	if c.timer != nil {
+	if c.armed {
 		c.timer.Stop()
-		c.timer = nil
+		c.armed = false
 	}
 	c.mu.Unlock()
 	for _, st := range held {
@@ -204,6 +219,11 @@ func ListenQUIC(cfg Config) (*QUIC, error) {
 		InitialConnectionReceiveWindow: 128 << 10,
 		MaxConnectionReceiveWindow:     2 * protocol.MaxRequestSize,
 		Allow0RTT:                      cfg.Allow0RTT,
+		// The server's answers are small: probing for a path MTU above
+		// 1,280 bytes gains them nothing, and each probe cost the
+		// agent's quiet connection two packets of ~1,400 bytes and the
+		// acknowledgements that could not ride with an answer.
+		DisablePathMTUDiscovery: true,
 	}
 	ln, err := tr.ListenEarly(cfg.TLS, qc)
 	if err != nil {
@@ -273,7 +293,7 @@ func (q *QUIC) serveConn(conn *quic.Conn) {
 		conn.CloseWithError(codeNoKey, "a client certificate with an Ed25519 key is required")
 		return
 	}
-	cr := &credits{max: int(q.cfg.MaxStreamsPerConn / 2)}
+	cr := newCredits(int(q.cfg.MaxStreamsPerConn))
 	for {
 		st, err := conn.AcceptStream(q.acceptCtx)
 		if err != nil {

@@ -16,7 +16,8 @@ func (s *testServer) dialQUIC() *quic.Conn {
 	s.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	c, err := quic.DialAddr(ctx, s.quic.Addr().String(), s.clientTLS(), &quic.Config{})
+	// As the agent dials (agent/client): no path MTU probes.
+	c, err := quic.DialAddr(ctx, s.quic.Addr().String(), s.clientTLS(), &quic.Config{DisablePathMTUDiscovery: true})
 	if err != nil {
 		s.t.Fatal(err)
 	}
@@ -140,14 +141,16 @@ func TestQUICBusyStreamsGiveTheirCreditBack(t *testing.T) {
 // longer than the peers' acknowledgement delay (25 ms) after the last.
 // "immediate" grants stream credit back as quic-go does by default (one
 // stream a connection leaves nothing to defer); "deferred" is the
-// listener's default (see credits).
+// listener's default (see credits); "deferred-slow" answers each request
+// after 40 ms, as a server past its capacity does.
 //
 //	go test -run XXX -bench QuietConnectionPackets -benchtime 40x ./server/listener
 func BenchmarkQuietConnectionPackets(b *testing.B) {
 	for _, c := range []struct {
 		name    string
 		streams int64
-	}{{"immediate", 1}, {"deferred", 8}} {
+		body    string
+	}{{"immediate", 1, "a delta post"}, {"deferred", 8, "a delta post"}, {"deferred-slow", 8, "slow"}} {
 		b.Run(c.name, func(b *testing.B) {
 			s := start(b, newEcho(), func(cfg *Config) { cfg.MaxStreamsPerConn = c.streams })
 			conn := s.dialQUIC()
@@ -158,7 +161,7 @@ func BenchmarkQuietConnectionPackets(b *testing.B) {
 			before := conn.ConnectionStats()
 			b.ResetTimer()
 			for range b.N {
-				if _, err := askQUIC(conn, []byte("a delta post")); err != nil {
+				if _, err := askQUIC(conn, []byte(c.body)); err != nil {
 					b.Fatal(err)
 				}
 				time.Sleep(60 * time.Millisecond)

@@ -31,6 +31,9 @@ func newEcho() *echo { return &echo{release: make(chan struct{}), started: make(
 
 func (e *echo) Handle(ctx context.Context, key ed25519.PublicKey, raw []byte) protocol.Response {
 	e.calls.Add(1)
+	if string(raw) == "slow" { // answered after the peers' acknowledgement delay
+		time.Sleep(40 * time.Millisecond)
+	}
 	if string(raw) == "block" {
 		e.started <- struct{}{}
 		select {

@@ -285,6 +285,7 @@ func startEcho(answer []byte) (*echoServer, error) {
 		InitialConnectionReceiveWindow: 128 << 10,
 		MaxConnectionReceiveWindow:     2 * protocol.MaxRequestSize,
 		Allow0RTT:                      true,
+		DisablePathMTUDiscovery:        true,
 	}
 	ln, err := quic.ListenAddrEarly("127.0.0.1:0", identity.ServerTLS(cert, protocol.ALPN), qc)
 	if err != nil {

@@ -49,10 +49,11 @@ type dialer struct {
 // timeouts and keep-alives, so that the server sees the same traffic.
 func clientQUICConfig(handshake time.Duration) *quic.Config {
 	return &quic.Config{
-		HandshakeIdleTimeout: handshake,
-		MaxIdleTimeout:       90 * time.Second,
-		KeepAlivePeriod:      25 * time.Second,
-		MaxIncomingStreams:   -1,
+		HandshakeIdleTimeout:    handshake,
+		MaxIdleTimeout:          90 * time.Second,
+		KeepAlivePeriod:         25 * time.Second,
+		MaxIncomingStreams:      -1,
+		DisablePathMTUDiscovery: true,
 	}
 }
 
