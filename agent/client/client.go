@@ -157,8 +157,10 @@ func New(cfg Config) (*Client, error) {
 // for status output.
 func (c *Client) Transport() string { return c.transport.Load().(string) }
 
-// connection returns the open connection, or makes one.
-func (c *Client) connection(ctx context.Context) (link, error) {
+// connection returns the open connection, or makes one. refused, when not
+// nil, is a refusal the previous connection met (see RoundTrip): the new
+// one is dialed after the wait a refused dial gets.
+func (c *Client) connection(ctx context.Context, refused error) (link, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.cur != nil {
@@ -173,7 +175,11 @@ func (c *Client) connection(ctx context.Context) (link, error) {
 		defer cancel()
 		return c.dial(dctx)
 	}
-	l, err := dial()
+	var l link
+	err := refused
+	if err == nil {
+		l, err = dial()
+	}
 	// The server sheds handshakes when a fleet connects at once: it is up
 	// and answering, so come back after a growing, jittered wait, each
 	// attempt with its own dial timeout, for at most RefusedFor.
@@ -182,6 +188,9 @@ func (c *Client) connection(ctx context.Context) (link, error) {
 		t := time.NewTimer(time.Duration(float64(wait) * (0.5 + rand.Float64())))
 		select {
 		case <-t.C:
+			// Refused before any cryptography: the session ticket the
+			// TLS client deleted after the failed handshake is good.
+			identity.RestoreSessions(c.tls)
 			l, err = dial()
 		case <-ctx.Done():
 			t.Stop()
@@ -229,20 +238,31 @@ func (c *Client) Do(ctx context.Context, kind protocol.Kind, seq uint64, body []
 // RoundTrip sends one encoded envelope and reads the answer. Tests use it
 // to send hand-made (and malformed) requests.
 func (c *Client) RoundTrip(ctx context.Context, seq uint64, req []byte) (protocol.Response, error) {
-	l, err := c.connection(ctx)
+	l, err := c.connection(ctx, nil)
 	if err != nil {
 		return protocol.Response{}, err
 	}
 	rctx, cancel := context.WithTimeout(ctx, c.cfg.RequestTimeout)
 	defer cancel()
 	raw, err := l.roundTrip(rctx, req)
-	if errors.Is(err, ErrStaleConnection) {
-		// The server closed the connection while it sat idle: once more,
-		// on a new one (the request is applied once whatever happens).
+	// Once more, on a new connection (the request is applied once
+	// whatever happens), if the server closed this one while it sat idle;
+	// and again while it refuses the handshake, busy, after a resumed
+	// session sent the request in 0-RTT (such a dial returns before the
+	// handshake ends): each new connection then waits as a refused dial
+	// does, for at most RefusedFor in all.
+	giveUp := time.Now().Add(c.cfg.RefusedFor)
+	for stale := errors.Is(err, ErrStaleConnection); stale || (Refused(err) && time.Now().Before(giveUp)); stale = false {
+		var refused error
+		if Refused(err) {
+			refused = err
+		}
 		c.drop(l)
-		if l, err = c.connection(ctx); err != nil {
+		if l, err = c.connection(ctx, refused); err != nil {
 			return protocol.Response{}, err
 		}
+		rctx, cancel := context.WithTimeout(ctx, c.cfg.RequestTimeout)
+		defer cancel()
 		raw, err = l.roundTrip(rctx, req)
 	}
 	if err != nil {

@@ -202,6 +202,6 @@ func ClientTLS(cert tls.Certificate, pin, alpn string) *tls.Config {
 			}
 			return nil
 		},
-		ClientSessionCache: tls.NewLRUClientSessionCache(4),
+		ClientSessionCache: newSessionKeeper(4), // see RestoreSessions
 	}
 }

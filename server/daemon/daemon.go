@@ -167,6 +167,7 @@ func Start(cfg Config) (_ *Daemon, err error) {
 		}
 		return n
 	})
+	d.metrics.CountHandshakes(d.quic.Handshakes)
 
 	d.adminLn, err = net.Listen("tcp", cfg.Admin)
 	if err != nil {

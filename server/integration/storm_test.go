@@ -14,35 +14,50 @@ import (
 // A fleet connecting at once: the server handshakes only as many as its
 // bound and refuses the others at once, before any cryptography; agents
 // come back after a jittered wait, and every one of them gets through.
+// When the same fleet reconnects after its connections closed (as agents
+// close theirs after each cycle, or after an outage), a refused attempt
+// does not cost an agent its session ticket: every reconnect resumes.
 func TestHandshakeStormIsShedThenServed(t *testing.T) {
 	srv := servertest.New(t, servertest.WithMaxHandshakes(2))
 	const n = 60
-	var wg sync.WaitGroup
-	errs := make(chan error, n)
-	start := make(chan struct{})
-	for i := 0; i < n; i++ {
-		wg.Add(1)
-		go func(i int) {
-			defer wg.Done()
-			<-start
-			a, err := agenttest.TryNew(t, srv, agenttest.Options{Secret: srv.Secret, MachineID: fmt.Sprintf("storm-%d", i)})
-			if err != nil {
-				errs <- fmt.Errorf("agent %d: %w", i, err)
-				return
-			}
-			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-			defer cancel()
-			if _, err := a.Post(ctx); err != nil {
-				errs <- fmt.Errorf("agent %d post: %w", i, err)
-			}
-		}(i)
+	agents := make([]*agenttest.Agent, n)
+	storm := func(round string, post func(i int) error) {
+		t.Helper()
+		var wg sync.WaitGroup
+		errs := make(chan error, n)
+		start := make(chan struct{})
+		for i := range n {
+			wg.Go(func() {
+				<-start
+				if err := post(i); err != nil {
+					errs <- fmt.Errorf("%s, agent %d: %w", round, i, err)
+				}
+			})
+		}
+		close(start)
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Error(err)
+		}
+		if t.Failed() {
+			t.FailNow()
+		}
 	}
-	close(start)
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Error(err)
+	postOnce := func(a *agenttest.Agent) error {
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		defer cancel()
+		_, err := a.Post(ctx)
+		return err
 	}
+	storm("first connection", func(i int) error {
+		a, err := agenttest.TryNew(t, srv, agenttest.Options{Secret: srv.Secret, MachineID: fmt.Sprintf("storm-%d", i)})
+		if err != nil {
+			return err
+		}
+		agents[i] = a
+		return postOnce(a)
+	})
 	if c := computerCount(t, srv); c != n {
 		t.Fatalf("%d computers, want %d", c, n)
 	}
@@ -51,4 +66,20 @@ func TestHandshakeStormIsShedThenServed(t *testing.T) {
 		t.Fatalf("no handshake was refused with a bound of 2 and %d agents at once: the test shows nothing", n)
 	}
 	t.Logf("%v handshakes refused and retried", m["tally_handshakes_refused_total"])
+
+	for _, a := range agents {
+		a.Close()
+	}
+	storm("reconnect", func(i int) error { return postOnce(agents[i]) })
+	m2 := scrapeMetrics(t, srv)
+	refused := m2["tally_handshakes_refused_total"] - m["tally_handshakes_refused_total"]
+	full := m2[`tally_quic_handshakes_total{session="full"}`] - m[`tally_quic_handshakes_total{session="full"}`]
+	resumed := m2[`tally_quic_handshakes_total{session="resumed"}`] - m[`tally_quic_handshakes_total{session="resumed"}`]
+	t.Logf("reconnect: %v handshakes refused and retried; %v full, %v resumed", refused, full, resumed)
+	if refused == 0 {
+		t.Fatalf("no reconnect was refused with a bound of 2 and %d agents at once: the test shows nothing", n)
+	}
+	if full != 0 || resumed == 0 {
+		t.Fatalf("reconnect: %v full handshakes and %v resumed over QUIC; want every agent to resume its session, refused or not", full, resumed)
+	}
 }

@@ -34,6 +34,7 @@ type QUIC struct {
 	mu        sync.Mutex
 	conns     map[*quic.Conn]struct{}
 	adm       *admission
+	completed [2]atomic.Int64 // handshakes completed: full, resumed
 	// streams hands a stream to an idle worker (see worker).
 	streams chan streamJob
 }
@@ -191,6 +192,12 @@ func releaseHandshake(ctx context.Context) {
 // handshakes were in progress.
 func (q *QUIC) HandshakesRefused() int64 { return q.adm.refused.Load() }
 
+// Handshakes counts the QUIC handshakes completed, full and resumed (a
+// TLS session ticket, with or without 0-RTT data).
+func (q *QUIC) Handshakes() (full, resumed int64) {
+	return q.completed[0].Load(), q.completed[1].Load()
+}
+
 // ListenQUIC binds the UDP socket and starts accepting.
 func ListenQUIC(cfg Config) (*QUIC, error) {
 	cfg, err := cfg.withDefaults()
@@ -272,6 +279,11 @@ func (q *QUIC) serveConn(conn *quic.Conn) {
 		select {
 		case <-conn.HandshakeComplete():
 			releaseHandshake(conn.Context())
+			if conn.ConnectionState().TLS.DidResume {
+				q.completed[1].Add(1)
+			} else {
+				q.completed[0].Add(1)
+			}
 		case <-conn.Context().Done():
 		}
 	}()

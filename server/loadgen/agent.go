@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/tallyhq/tally/agent/client"
 	"github.com/tallyhq/tally/common/identity"
 	"github.com/tallyhq/tally/protocol"
 )
@@ -163,6 +164,11 @@ func (a *agent) connection(ctx context.Context, r *runner) (link, error) {
 	start := time.Now()
 	c, err := r.links.connect(dctx, a.i, a.tls)
 	if err != nil {
+		if client.Refused(err) {
+			// As the agent does (agent/client): keep the session ticket
+			// for the next attempt.
+			identity.RestoreSessions(a.tls)
+		}
 		ph.fail("connect:" + errorKind(err))
 		return nil, fmt.Errorf("connect: %w", err)
 	}

@@ -122,6 +122,26 @@ func (m *Metrics) CountRefusedHandshakes(f func() int64) {
 	}, func() float64 { return float64(f()) }))
 }
 
+// CountHandshakes exposes the QUIC listener's count of completed
+// handshakes, full and resumed.
+func (m *Metrics) CountHandshakes(f func() (full, resumed int64)) {
+	m.reg.MustRegister(&handshakeCollector{f: f, desc: prometheus.NewDesc("tally_quic_handshakes_total",
+		"QUIC handshakes completed, by session: full, or resumed from a TLS session ticket (with or without 0-RTT data).", []string{"session"}, nil)})
+}
+
+type handshakeCollector struct {
+	f    func() (full, resumed int64)
+	desc *prometheus.Desc
+}
+
+func (c *handshakeCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+
+func (c *handshakeCollector) Collect(ch chan<- prometheus.Metric) {
+	full, resumed := c.f()
+	ch <- prometheus.MustNewConstMetric(c.desc, prometheus.CounterValue, float64(full), "full")
+	ch <- prometheus.MustNewConstMetric(c.desc, prometheus.CounterValue, float64(resumed), "resumed")
+}
+
 // Handler serves the metrics in Prometheus text format.
 func (m *Metrics) Handler() http.Handler {
 	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
