@@ -262,8 +262,8 @@ func (c *Client) RoundTrip(ctx context.Context, seq uint64, req []byte) (protoco
 			return protocol.Response{}, err
 		}
 		rctx, cancel := context.WithTimeout(ctx, c.cfg.RequestTimeout)
-		defer cancel()
 		raw, err = l.roundTrip(rctx, req)
+		cancel()
 	}
 	if err != nil {
 		if !l.alive() {
