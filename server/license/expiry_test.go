@@ -61,7 +61,7 @@ func TestEndOfDayInTheServersZone(t *testing.T) {
 		want time.Time // the last instant, in UTC
 	}{
 		{"America/Los_Angeles", time.Date(2027, 7, 1, 6, 59, 59, 999999999, time.UTC)}, // PDT, UTC-7
-		{"Asia/Tokyo", time.Date(2027, 6, 30, 14, 59, 59, 999999999, time.UTC)},         // JST, UTC+9
+		{"Asia/Tokyo", time.Date(2027, 6, 30, 14, 59, 59, 999999999, time.UTC)},        // JST, UTC+9
 		{"UTC", time.Date(2027, 6, 30, 23, 59, 59, 999999999, time.UTC)},
 	} {
 		loc := zone(t, c.zone)
