@@ -228,6 +228,7 @@ Exit codes: 3 the secret was refused, 4 the server could not be reached,
 				return err
 			}
 			o.Version = buildinfo.Version()
+			prev, prevErr := dir.Enrollment()
 			ctx, cancel := context.WithTimeout(cmd.Context(), 60*time.Second)
 			defer cancel()
 			e, resp, err := runner.Enroll(ctx, dir, o)
@@ -236,6 +237,11 @@ Exit codes: 3 the secret was refused, 4 the server could not be reached,
 			}
 			w := cmd.OutOrStdout()
 			switch {
+			case resp.Existing && prevErr == nil && prev.Fingerprint == e.Fingerprint && prev.Server != e.Server:
+				// The same server (same fingerprint) at a new address: the
+				// address is what changed, and this agent now dials it.
+				fmt.Fprintf(w, "Already enrolled as computer %d (node %s); the server's address changed from %s to %s, and this agent now dials %s.\n",
+					e.ComputerID, e.NodeID, prev.Server, e.Server, e.Server)
 			case resp.Existing:
 				fmt.Fprintf(w, "Already enrolled with %s as computer %d (node %s); nothing changed.\n", e.Server, e.ComputerID, e.NodeID)
 			case resp.Reenrolled:

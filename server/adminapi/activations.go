@@ -13,9 +13,11 @@ import (
 
 // CreateActivationRequest is the body of POST /api/v1/activations.
 type CreateActivationRequest struct {
-	Product  string     `json:"product"`
-	Quantity int        `json:"quantity"`
-	Expires  *time.Time `json:"expires,omitempty"`
+	Product  string `json:"product"`
+	Quantity int    `json:"quantity"`
+	// Expires is a day (2027-06-30: valid through that day in the server's
+	// time zone) or an RFC 3339 time; empty: as long as its license.
+	Expires string `json:"expires,omitempty"`
 }
 
 func (a *api) activationRoutes(mux *http.ServeMux, auth func(http.HandlerFunc) http.Handler) {
@@ -33,6 +35,10 @@ func (a *api) activationsList(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
+	now := a.cfg.Dates.Now()
+	for i := range as {
+		a.cfg.Dates.Activation(&as[i], now)
+	}
 	writeJSON(w, http.StatusOK, as)
 }
 
@@ -42,11 +48,27 @@ func (a *api) activationsCreate(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	act, err := a.cfg.Store.CreateActivation(r.Context(), req.Product, req.Quantity, req.Expires, store.ActorAdmin)
+	now := a.cfg.Dates.Now()
+	var expires *time.Time
+	if req.Expires != "" {
+		t, err := a.cfg.Dates.ParseEnd(req.Expires)
+		if err != nil {
+			writeError(w, http.StatusBadRequest, "expires: "+err.Error())
+			return
+		}
+		if !t.After(now) {
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("expires %s is in the past (now is %s in %s): give a later date, or none to last as long as the license",
+				req.Expires, now.Format("2006-01-02 15:04"), now.Location()))
+			return
+		}
+		expires = &t
+	}
+	act, err := a.cfg.Store.CreateActivation(r.Context(), req.Product, req.Quantity, expires, store.ActorAdmin)
 	if err != nil {
 		a.fail(w, r, err)
 		return
 	}
+	a.cfg.Dates.Activation(&act, now)
 	writeJSON(w, http.StatusCreated, act)
 }
 
@@ -56,6 +78,7 @@ func (a *api) activationsShow(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
+	a.cfg.Dates.Activation(&act, a.cfg.Dates.Now())
 	writeJSON(w, http.StatusOK, act)
 }
 

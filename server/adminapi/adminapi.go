@@ -58,6 +58,11 @@ type Config struct {
 	VerifyLicense func(data []byte) (store.LicenseImport, error)
 	// Maintenance runs the maintenance job with the server's policy.
 	Maintenance func(ctx context.Context) (store.MaintenanceReport, error)
+	// Dates is the server's time zone, expiry warning window and clock.
+	Dates Dates
+	// SecretRevoked is called after a secret is revoked, so the data
+	// folder's enroll-secret file never holds a revoked secret.
+	SecretRevoked func(ctx context.Context, s store.Secret) error
 }
 
 type api struct {
@@ -192,20 +197,49 @@ func (a *api) enrollInfo(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	info := EnrollInfo{Server: a.cfg.Info.Advertise, Fingerprint: a.cfg.Info.Fingerprint}
-	now := time.Now()
-	// The newest active secret: the one an admin most likely means.
-	for i := len(secrets) - 1; i >= 0; i-- {
-		if secrets[i].Active(now) {
-			info.Secret, info.SecretID = secrets[i].Value, secrets[i].ID
-			break
-		}
-	}
-	if info.Secret == "" {
-		writeError(w, http.StatusConflict, "no active enrollment secret: create one with 'tally-server secrets create'")
+	s, err := PickSecret(secrets, r.URL.Query().Get("secret"), a.cfg.Dates.Now())
+	if err != nil {
+		a.fail(w, r, err)
 		return
 	}
+	info.Secret, info.SecretID = s.Value, s.ID
 	info.Command = fmt.Sprintf("tally-agent enroll --server %s --fingerprint %s --secret %s", info.Server, info.Fingerprint, info.Secret)
 	writeJSON(w, http.StatusOK, info)
+}
+
+// PickSecret chooses the enrollment secret to hand out: the one named (by
+// ID or name), which must be able to enroll, or else the newest active one.
+func PickSecret(secrets []store.Secret, want string, now time.Time) (store.Secret, error) {
+	if want == "" {
+		// The newest active secret: the one an admin most likely means.
+		for i := len(secrets) - 1; i >= 0; i-- {
+			if secrets[i].Active(now) {
+				return secrets[i], nil
+			}
+		}
+		return store.Secret{}, fmt.Errorf("%w: no active enrollment secret: create one with 'tally-server secrets create --name NAME'", store.ErrConflict)
+	}
+	var named []store.Secret
+	for _, s := range secrets {
+		if s.ID == want || s.Name == want {
+			named = append(named, s)
+		}
+	}
+	if len(named) == 0 {
+		return store.Secret{}, fmt.Errorf("%w: no enrollment secret has the ID or name %q: see 'tally-server secrets list'", store.ErrNotFound, want)
+	}
+	for i := len(named) - 1; i >= 0; i-- {
+		if named[i].Active(now) {
+			return named[i], nil
+		}
+	}
+	s := named[len(named)-1]
+	why := "has expired"
+	if s.RevokedAt != nil {
+		why = "was revoked"
+	}
+	return store.Secret{}, fmt.Errorf("%w: enrollment secret %s (%s) %s and enrolls no machine: pick an active one from 'tally-server secrets list', or create one with 'tally-server secrets create --name NAME'",
+		store.ErrConflict, s.ID, s.Name, why)
 }
 
 func (a *api) secretsList(w http.ResponseWriter, r *http.Request) {
@@ -219,9 +253,11 @@ func (a *api) secretsList(w http.ResponseWriter, r *http.Request) {
 
 // CreateSecretRequest is the body of POST /api/v1/secrets.
 type CreateSecretRequest struct {
-	Name    string     `json:"name"`
-	Value   string     `json:"value,omitempty"`
-	Expires *time.Time `json:"expires,omitempty"`
+	Name  string `json:"name"`
+	Value string `json:"value,omitempty"`
+	// Expires is a day (2027-01-31: the end of that day in the server's
+	// time zone), an RFC 3339 time, or a duration from now (72h, 30d).
+	Expires string `json:"expires,omitempty"`
 }
 
 func (a *api) secretsCreate(w http.ResponseWriter, r *http.Request) {
@@ -230,7 +266,16 @@ func (a *api) secretsCreate(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	s, err := a.cfg.Store.CreateSecret(r.Context(), req.Name, req.Value, req.Expires)
+	var expires *time.Time
+	if req.Expires != "" {
+		t, err := a.cfg.Dates.ParseExpiry(req.Expires)
+		if err != nil {
+			writeError(w, http.StatusBadRequest, err.Error())
+			return
+		}
+		expires = &t
+	}
+	s, err := a.cfg.Store.CreateSecret(r.Context(), req.Name, req.Value, expires)
 	if err != nil {
 		a.fail(w, r, err)
 		return
@@ -243,6 +288,12 @@ func (a *api) secretsRevoke(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		a.fail(w, r, err)
 		return
+	}
+	if a.cfg.SecretRevoked != nil {
+		if err := a.cfg.SecretRevoked(r.Context(), s); err != nil {
+			a.fail(w, r, err)
+			return
+		}
 	}
 	writeJSON(w, http.StatusOK, s)
 }

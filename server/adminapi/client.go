@@ -109,6 +109,17 @@ func (c *Client) EnrollInfo(ctx context.Context) (EnrollInfo, error) {
 	return out, c.Do(ctx, http.MethodGet, "/api/v1/enroll-info", nil, &out)
 }
 
+// EnrollInfoFor returns the enrollment line with the secret of that ID or
+// name ("" for the newest active one).
+func (c *Client) EnrollInfoFor(ctx context.Context, secret string) (EnrollInfo, error) {
+	var out EnrollInfo
+	path := "/api/v1/enroll-info"
+	if secret != "" {
+		path += "?secret=" + url.QueryEscape(secret)
+	}
+	return out, c.Do(ctx, http.MethodGet, path, nil, &out)
+}
+
 // Secrets lists enrollment secrets.
 func (c *Client) Secrets(ctx context.Context) ([]store.Secret, error) {
 	var out []store.Secret

@@ -127,6 +127,10 @@ func (a *api) licensesList(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
+	now := a.cfg.Dates.Now()
+	for i := range ls {
+		a.cfg.Dates.License(&ls[i], now)
+	}
 	writeJSON(w, http.StatusOK, ls)
 }
 
@@ -165,6 +169,10 @@ func (a *api) licensesImport(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		a.fail(w, r, err)
 		return
+	}
+	now := a.cfg.Dates.Now()
+	for i := range imported {
+		a.cfg.Dates.License(&imported[i], now)
 	}
 	resp := ImportResponse{Imported: imported}
 	got := map[string]bool{}
@@ -325,6 +333,12 @@ func (a *api) maintenance(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
+	if rep.Expiring == nil {
+		if rep.Expiring, err = ExpiringNow(r.Context(), a.cfg.Store, a.cfg.Dates); err != nil {
+			a.fail(w, r, err)
+			return
+		}
+	}
 	writeJSON(w, http.StatusOK, rep)
 }
 
@@ -333,6 +347,10 @@ func (a *api) usage(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		a.fail(w, r, err)
 		return
+	}
+	now := a.cfg.Dates.Now()
+	for i := range u {
+		a.cfg.Dates.Usage(&u[i], now)
 	}
 	writeJSON(w, http.StatusOK, u)
 }

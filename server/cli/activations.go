@@ -9,8 +9,13 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/tallyhq/tally/server/adminapi"
+	"github.com/tallyhq/tally/server/license"
 	"github.com/tallyhq/tally/server/store"
 )
+
+// maxActivationQuantity is the store's bound on an Activation ID's
+// quantity, checked before asking the server.
+const maxActivationQuantity = 1_000_000
 
 func (m *Main) activationCommand() *cobra.Command {
 	cmd := &cobra.Command{Use: "activation", Aliases: []string{"activations"}, Short: "Node-locked licenses: create Activation IDs, see who holds them, return seats"}
@@ -22,17 +27,20 @@ func (m *Main) activationCommand() *cobra.Command {
 		Short: "Create an unguessable Activation ID granting N machines a node-locked seat of P",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if product == "" || quantity <= 0 {
+			if product == "" || quantity == 0 {
 				return fmt.Errorf("activation create needs --product and --quantity (a positive number)")
 			}
-			req := adminapi.CreateActivationRequest{Product: product, Quantity: quantity}
+			if quantity < 1 || quantity > maxActivationQuantity {
+				return fmt.Errorf("--quantity %d: an Activation ID is for between 1 and 1,000,000 machines", quantity)
+			}
 			if expires != "" {
-				t, err := parseDate(expires)
-				if err != nil {
+				// The server reads the day in its own time zone; only the
+				// form is checked here.
+				if _, err := license.ParseEndDate(expires, time.UTC); err != nil {
 					return fmt.Errorf("--expires: %w", err)
 				}
-				req.Expires = &t
 			}
+			req := adminapi.CreateActivationRequest{Product: product, Quantity: quantity, Expires: expires}
 			cl, err := m.client(&cc)
 			if err != nil {
 				return err
@@ -52,7 +60,7 @@ func (m *Main) activationCommand() *cobra.Command {
 	}
 	create.Flags().StringVar(&product, "product", "", "product (see 'products list')")
 	create.Flags().IntVar(&quantity, "quantity", 0, "how many machines may activate it")
-	create.Flags().StringVar(&expires, "expires", "", "expiry date (default: the license's)")
+	create.Flags().StringVar(&expires, "expires", "", "last day it is valid (2027-06-30: through the end of that day in the server's time zone), or an RFC 3339 time (default: the license's expiry)")
 	m.addConnFlags(create, &cc, true)
 
 	var lc conn
@@ -78,7 +86,7 @@ func (m *Main) activationCommand() *cobra.Command {
 			}
 			t := newTable(cmd.OutOrStdout(), "ACTIVATION ID", "PRODUCT", "QUANTITY", "IN USE", "STATUS", "EXPIRES", "HELD BY")
 			for _, a := range as {
-				t.row(a.ID, a.Product, strconv.Itoa(a.Quantity), strconv.Itoa(a.InUse), a.Status, dateOrDash(a.ExpiresAt), holderText(a.Holders))
+				t.row(a.ID, a.Product, strconv.Itoa(a.Quantity), strconv.Itoa(a.InUse), a.Status, endText(a.ExpiresAt, a.ExpiryState, a.Expiry), holderText(a.Holders))
 			}
 			return t.flush()
 		},
@@ -105,6 +113,9 @@ func (m *Main) activationCommand() *cobra.Command {
 			w := cmd.OutOrStdout()
 			fmt.Fprintf(w, "%s: %s, %d of %d seats in use, %s, license %s, created %s%s\n", a.ID, a.Product, a.InUse, a.Quantity, a.Status, a.License,
 				fmtTime(a.CreatedAt), expiryText(a.ExpiresAt))
+			if a.ExpiryState != "" && a.ExpiryState != license.StateValid {
+				fmt.Fprintf(w, "  %s\n", a.Expiry)
+			}
 			for _, h := range a.Holders {
 				fmt.Fprintf(w, "  computer %d (%s), node %s, since %s\n", h.ComputerID, h.Hostname, h.NodeID, fmtTime(h.ActivatedAt))
 			}

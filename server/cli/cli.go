@@ -13,10 +13,12 @@ import (
 	"os"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/tallyhq/tally/common/buildinfo"
+	"github.com/tallyhq/tally/common/clock"
 	"github.com/tallyhq/tally/server/adminapi"
 	"github.com/tallyhq/tally/server/datadir"
 )
@@ -31,6 +33,16 @@ type Main struct {
 	// Ready, when set, is called by serve once the server is listening
 	// (tests use it instead of polling).
 	Ready func(addrs datadir.Addresses)
+	// Clock dates what the offline commands write (license issue); nil is
+	// the system clock.
+	Clock clock.Clock
+}
+
+func (m *Main) now() time.Time {
+	if m.Clock == nil {
+		return time.Now()
+	}
+	return m.Clock.Now()
 }
 
 // ExitError carries a specific exit code out of a command.

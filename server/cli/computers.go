@@ -117,16 +117,20 @@ func (m *Main) computersCommand() *cobra.Command {
 func (m *Main) enrollInfoCommand() *cobra.Command {
 	var c conn
 	var onlyCommand bool
+	var secret string
 	cmd := &cobra.Command{
-		Use:   "enroll-info",
+		Use:   "enroll-info [--secret NAME]",
 		Short: "Print the server address, fingerprint, secret and the tally-agent enroll line to paste",
-		Args:  cobra.NoArgs,
+		Long: `Print the server address, fingerprint, an enrollment secret and the tally-agent enroll
+line to paste on each machine. The secret is the newest active one, or the one
+--secret names (by ID or name; a revoked or expired secret is refused).`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cl, err := m.client(&c)
 			if err != nil {
 				return err
 			}
-			info, err := cl.EnrollInfo(cmd.Context())
+			info, err := cl.EnrollInfoFor(cmd.Context(), secret)
 			if err != nil {
 				return err
 			}
@@ -144,6 +148,7 @@ func (m *Main) enrollInfoCommand() *cobra.Command {
 		},
 	}
 	cmd.Flags().BoolVar(&onlyCommand, "command", false, "print only the tally-agent enroll line (for scripts)")
+	cmd.Flags().StringVar(&secret, "secret", "", "the enrollment secret to print, by ID or name (default: the newest active one)")
 	m.addConnFlags(cmd, &c, true)
 	return cmd
 }
@@ -194,14 +199,8 @@ func (m *Main) secretsCommand() *cobra.Command {
 		Short: "Create an enrollment secret (random unless --value is given)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			req := adminapi.CreateSecretRequest{Name: name, Value: value}
-			if expires != "" {
-				t, err := parseExpiry(expires, time.Now())
-				if err != nil {
-					return err
-				}
-				req.Expires = &t
-			}
+			// The server reads --expires in its time zone and by its clock.
+			req := adminapi.CreateSecretRequest{Name: name, Value: value, Expires: expires}
 			c, err := m.client(&cc)
 			if err != nil {
 				return err
@@ -219,7 +218,7 @@ func (m *Main) secretsCommand() *cobra.Command {
 	}
 	create.Flags().StringVar(&name, "name", "", "a name to recognise the secret by (e.g. the site or team)")
 	create.Flags().StringVar(&value, "value", "", "use this value instead of a random one (16 to 128 characters)")
-	create.Flags().StringVar(&expires, "expires", "", "expiry: a date (2027-01-31), a time (RFC 3339) or a duration from now (72h, 30d)")
+	create.Flags().StringVar(&expires, "expires", "", "expiry: a date (2027-01-31: through the end of that day in the server's time zone), a time (RFC 3339) or a duration from now (72h, 30d)")
 	m.addConnFlags(create, &cc, true)
 
 	var rc conn
@@ -322,24 +321,6 @@ func parseComputerID(s string) (int64, error) {
 		return 0, fmt.Errorf("%q is not a computer ID: use the number in the ID column of 'tally-server computers list'", s)
 	}
 	return id, nil
-}
-
-func parseExpiry(s string, now time.Time) (time.Time, error) {
-	if t, err := time.Parse(time.RFC3339, s); err == nil {
-		return t, nil
-	}
-	if t, err := time.ParseInLocation("2006-01-02", s, time.Local); err == nil {
-		return t, nil
-	}
-	if d, ok := strings.CutSuffix(s, "d"); ok {
-		if n, err := strconv.Atoi(d); err == nil && n > 0 {
-			return now.Add(time.Duration(n) * 24 * time.Hour), nil
-		}
-	}
-	if d, err := time.ParseDuration(s); err == nil && d > 0 {
-		return now.Add(d), nil
-	}
-	return time.Time{}, fmt.Errorf("--expires %q: use a date (2027-01-31), a time (RFC 3339) or a duration from now (72h, 30d)", s)
 }
 
 func exactArgs(n int, usage string) cobra.PositionalArgs {

@@ -163,6 +163,7 @@ admin token. A running server uses it at the next import.`,
 	}
 	trust.Flags().StringVar(&trustData, "data", "", "the server's data folder (default $TALLY_DATA or "+DefaultDataDir+")")
 	var listData string
+	var listJSON bool
 	list := &cobra.Command{
 		Use:   "list",
 		Short: "List the issuers this server trusts",
@@ -171,6 +172,16 @@ admin token. A running server uses it at the next import.`,
 			ids, err := daemon.TrustedIssuerIDs(datadir.Dir{Path: firstNonEmpty(listData, m.Getenv("TALLY_DATA"), DefaultDataDir)})
 			if err != nil {
 				return err
+			}
+			if listJSON {
+				type issuer struct {
+					ID string `json:"id"`
+				}
+				out := []issuer{}
+				for _, id := range ids {
+					out = append(out, issuer{ID: id})
+				}
+				return printJSON(cmd.OutOrStdout(), out)
 			}
 			if len(ids) == 0 {
 				fmt.Fprintln(cmd.OutOrStdout(), "No trusted issuers: add one with 'tally-server issuer trust FILE'.")
@@ -182,6 +193,7 @@ admin token. A running server uses it at the next import.`,
 		},
 	}
 	list.Flags().StringVar(&listData, "data", "", "the server's data folder")
+	list.Flags().BoolVar(&listJSON, "json", false, "print JSON instead of a list")
 	cmd.AddCommand(initCmd, trust, list)
 	return cmd
 }
@@ -193,15 +205,28 @@ func (m *Main) licenseCommand() *cobra.Command {
 }
 
 func (m *Main) licenseIssue() *cobra.Command {
-	var keyPath, product, kind, duration, expires, upgrade, customer, id, out string
+	var keyPath, product, kind, duration, expires, upgrade, customer, id, out, zone string
 	var seats int
 	cmd := &cobra.Command{
 		Use:   "issue --key KEY --product P --seats N --out FILE",
 		Short: "Mint a signed license file with an issuer key (no server needed)",
-		Args:  cobra.NoArgs,
+		Long: `Mint a signed license file with an issuer key (no server needed).
+
+--expires and --upgrade-until take the last day covered: 2027-06-30 means valid
+through the end of that day in --timezone (default: this host's zone, TZ honoured),
+which the file records and states. An expiry in the past is refused; one within a
+day is issued with a warning.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if keyPath == "" || product == "" || seats <= 0 || out == "" {
+			if keyPath == "" || product == "" || seats == 0 || out == "" {
 				return errors.New("license issue needs --key, --product, --seats (a positive number) and --out")
+			}
+			if seats < 1 || seats > license.MaxSeats {
+				return fmt.Errorf("--seats %d: a license grants between 1 and 10,000,000 seats", seats)
+			}
+			loc, err := license.LoadZone(zone, m.Getenv)
+			if err != nil {
+				return fmt.Errorf("--timezone: %w", err)
 			}
 			data, err := os.ReadFile(keyPath)
 			if err != nil {
@@ -211,16 +236,20 @@ func (m *Main) licenseIssue() *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("%s: %w", keyPath, err)
 			}
-			p := license.Payload{ID: id, Product: product, Seats: uint32(seats), Kind: kind, Duration: duration, IssuedAt: time.Now().Unix(), Customer: customer}
+			now := m.now().In(loc)
+			p := license.Payload{ID: id, Product: product, Seats: uint32(seats), Kind: kind, Duration: duration, IssuedAt: now.Unix(), Customer: customer}
+			if loc.String() != "Local" { // a host zone without a name: the file shows UTC dates
+				p.Zone = loc.String()
+			}
 			if expires != "" {
-				t, err := parseDate(expires)
+				t, err := license.ParseEndDate(expires, loc)
 				if err != nil {
 					return fmt.Errorf("--expires: %w", err)
 				}
 				p.Expires = t.Unix()
 			}
 			if upgrade != "" {
-				t, err := parseDate(upgrade)
+				t, err := license.ParseEndDate(upgrade, loc)
 				if err != nil {
 					return fmt.Errorf("--upgrade-until: %w", err)
 				}
@@ -232,6 +261,10 @@ func (m *Main) licenseIssue() *cobra.Command {
 					p.Duration = license.Subscription
 				}
 			}
+			warnings, err := license.CheckDates(&p, now)
+			if err != nil {
+				return err
+			}
 			file, err := license.Issue(key, p)
 			if err != nil {
 				return err
@@ -239,32 +272,26 @@ func (m *Main) licenseIssue() *cobra.Command {
 			if err := atomicfile.Write(out, file, 0o644); err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "Wrote %s:\n%s", out, firstLines(string(file), 3))
+			for _, w := range warnings {
+				fmt.Fprintf(cmd.ErrOrStderr(), "warning: %s\n", w)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "Wrote %s (dates are in %s, each valid through the end of its day):\n%s", out, loc, firstLines(string(file), 3))
 			return nil
 		},
 	}
 	f := cmd.Flags()
 	f.StringVar(&keyPath, "key", "", "issuer private key (issuer.key from 'issuer init')")
 	f.StringVar(&product, "product", "", "product name (see 'products list')")
-	f.IntVar(&seats, "seats", 0, "number of seats")
+	f.IntVar(&seats, "seats", 0, "number of seats (1 to 10,000,000)")
 	f.StringVar(&kind, "kind", license.KindNode, "node, node-locked or concurrent")
 	f.StringVar(&duration, "duration", "", "perpetual, subscription or time-limited (default: perpetual, or subscription with --expires)")
-	f.StringVar(&expires, "expires", "", "expiry date (YYYY-MM-DD, or RFC 3339)")
-	f.StringVar(&upgrade, "upgrade-until", "", "end of upgrade protection: plug-in builds released later are not covered")
+	f.StringVar(&expires, "expires", "", "last day the license is valid (2027-06-30: through the end of that day in --timezone), or an RFC 3339 time")
+	f.StringVar(&upgrade, "upgrade-until", "", "last day of upgrade protection (like --expires): plug-in builds released later are not covered")
+	f.StringVar(&zone, "timezone", "", "IANA time zone of the dates, e.g. Europe/Paris (default: this host's zone; TZ honoured)")
 	f.StringVar(&customer, "customer", "", "customer name, shown in the file")
 	f.StringVar(&id, "id", "", "license ID (default: a random L-… ID)")
 	f.StringVar(&out, "out", "", "file to write")
 	return cmd
-}
-
-func parseDate(s string) (time.Time, error) {
-	if t, err := time.Parse("2006-01-02", s); err == nil {
-		return t, nil
-	}
-	if t, err := time.Parse(time.RFC3339, s); err == nil {
-		return t, nil
-	}
-	return time.Time{}, fmt.Errorf("%q is not a date like 2027-01-31 (or RFC 3339)", s)
 }
 
 func firstLines(s string, n int) string {
@@ -312,6 +339,9 @@ func (m *Main) licenseImport() *cobra.Command {
 			w := cmd.OutOrStdout()
 			for _, l := range res.Imported {
 				fmt.Fprintf(w, "Imported license %s: %d %s seats of %s, %s%s\n", l.ID, l.Seats, l.Kind, l.Product, l.Duration, expiryText(l.ExpiresAt))
+				if st := licenseState(l); st != "valid" {
+					fmt.Fprintf(w, "  note: %s\n", st)
+				}
 			}
 			for _, u := range res.Unchanged {
 				fmt.Fprintf(w, "Unchanged: %s\n", u)
@@ -323,11 +353,12 @@ func (m *Main) licenseImport() *cobra.Command {
 	return cmd
 }
 
+// expiryText is ", expires DAY" in the zone the server sent the time in.
 func expiryText(t *time.Time) string {
 	if t == nil {
 		return ""
 	}
-	return ", expires " + t.Local().Format("2006-01-02")
+	return ", expires " + license.DateText(*t, t.Location())
 }
 
 func (m *Main) licenseList() *cobra.Command {
@@ -354,12 +385,8 @@ func (m *Main) licenseList() *cobra.Command {
 			}
 			t := newTable(cmd.OutOrStdout(), "ID", "PRODUCT", "KIND", "SEATS", "HELD", "ALLOCATED", "DURATION", "EXPIRES", "UPGRADES UNTIL", "STATE")
 			for _, l := range ls {
-				state := "valid"
-				if l.Expired {
-					state = "EXPIRED"
-				}
 				t.row(l.ID, l.Product, l.Kind, strconv.Itoa(l.Seats), strconv.Itoa(l.Held), strconv.Itoa(l.Allocated), l.Duration,
-					dateOrDash(l.ExpiresAt), dateOrDash(l.UpgradeUntil), state)
+					dateOrDash(l.ExpiresAt), dateOrDash(l.UpgradeUntil), licenseState(l))
 			}
 			return t.flush()
 		},
@@ -368,11 +395,42 @@ func (m *Main) licenseList() *cobra.Command {
 	return cmd
 }
 
+// dateOrDash shows an end date in the zone the server sent it in (its
+// own), so that "2027-06-30" reads the same on every admin's machine.
 func dateOrDash(t *time.Time) string {
 	if t == nil {
 		return "-"
 	}
-	return t.Local().Format("2006-01-02")
+	return license.DateText(*t, t.Location())
+}
+
+// endText is an end date with its phrase when it needs attention:
+// "2027-06-30 (expires in 14 days)".
+func endText(t *time.Time, state, phrase string) string {
+	if t == nil {
+		return "-"
+	}
+	if state == "" || state == license.StateValid {
+		return dateOrDash(t)
+	}
+	return dateOrDash(t) + " (" + phrase + ")"
+}
+
+// licenseState is what needs attention about a license, or "valid".
+func licenseState(l store.License) string {
+	var parts []string
+	if l.ExpiryState != "" && l.ExpiryState != license.StateValid {
+		parts = append(parts, l.Expiry)
+	} else if l.Expired {
+		parts = append(parts, "expired")
+	}
+	if l.UpgradeState != "" && l.UpgradeState != license.StateValid {
+		parts = append(parts, l.Upgrade)
+	}
+	if len(parts) == 0 {
+		return "valid"
+	}
+	return strings.Join(parts, "; ")
 }
 
 func (m *Main) licenseRemove() *cobra.Command {
@@ -689,7 +747,16 @@ func (m *Main) maintenanceCommand() *cobra.Command {
 			}
 			fmt.Fprintf(w, "  expired:  %d seats moved or freed\n  missing:  %d computers set Missing (%d seats freed)\n  purged:   %d\n",
 				len(r.Expired), len(r.Missing), len(r.Freed), r.Purged)
-			return nil
+			if len(r.Expiring) == 0 {
+				fmt.Fprintln(w, "  expiring: nothing ends within the warning window")
+				return nil
+			}
+			fmt.Fprintln(w, "Ending soon or ended (renew, or remove what ended):")
+			t := newTable(w, "  WHAT", "ID", "PRODUCT", "ENDS", "STATE")
+			for _, e := range r.Expiring {
+				t.row("  "+e.What, e.ID, e.Product, dateOrDash(&e.EndsAt), e.Phrase)
+			}
+			return t.flush()
 		},
 	}
 	m.addConnFlags(run, &c, true)
@@ -718,13 +785,13 @@ func (m *Main) usageCommand() *cobra.Command {
 				return printJSON(cmd.OutOrStdout(), us)
 			}
 			w := cmd.OutOrStdout()
-			t := newTable(w, "PRODUCT", "GRANTED", "CONSUMED", "RESERVED", "WAITING", "AVAILABLE", "COMPLIANT", "DISCARDS")
+			t := newTable(w, "PRODUCT", "GRANTED", "CONSUMED", "RESERVED", "WAITING", "AVAILABLE", "COMPLIANT", "DISCARDS", "EXPIRES")
 			for _, u := range us {
 				if product == "" && u.Granted == 0 && u.Consumed == 0 && len(u.Discards) == 0 {
 					continue
 				}
 				t.row(u.Product, strconv.Itoa(u.Granted), strconv.Itoa(u.Consumed), strconv.Itoa(u.Reserved), strconv.Itoa(u.Waiting),
-					strconv.Itoa(u.Available), yesNo(u.Compliant), discardText(u.Discards))
+					strconv.Itoa(u.Available), yesNo(u.Compliant), discardText(u.Discards), firstNonEmpty(u.Expires, "-"))
 			}
 			if err := t.flush(); err != nil {
 				return err
@@ -736,11 +803,7 @@ func (m *Main) usageCommand() *cobra.Command {
 				fmt.Fprintf(w, "\n%s licenses:\n", u.Product)
 				lt := newTable(w, "  LICENSE", "SEATS", "HELD", "ALLOCATED", "AVAILABLE", "EXPIRES", "STATE")
 				for _, l := range u.Licenses {
-					state := "valid"
-					if l.Expired {
-						state = "EXPIRED"
-					}
-					lt.row("  "+l.ID, strconv.Itoa(l.Seats), strconv.Itoa(l.Held), strconv.Itoa(l.Allocated), strconv.Itoa(l.Available), dateOrDash(l.ExpiresAt), state)
+					lt.row("  "+l.ID, strconv.Itoa(l.Seats), strconv.Itoa(l.Held), strconv.Itoa(l.Allocated), strconv.Itoa(l.Available), dateOrDash(l.ExpiresAt), licenseState(l.License))
 				}
 				lt.flush()
 				if holders || product != "" {

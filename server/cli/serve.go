@@ -23,7 +23,7 @@ func (m *Main) serveCommand() *cobra.Command {
 	var cfg daemon.Config
 	var logFormat, logLevel string
 	var stopTimeout time.Duration
-	var memLimit string
+	var memLimit, expiryWarning string
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the server",
@@ -42,6 +42,11 @@ database closes.`,
 			if cfg.DataDir == "" {
 				cfg.DataDir = firstNonEmpty(m.Getenv("TALLY_DATA"), DefaultDataDir)
 			}
+			w, err := parseWindow(expiryWarning)
+			if err != nil {
+				return fmt.Errorf("--expiry-warning: %w", err)
+			}
+			cfg.ExpiryWarning, cfg.Getenv = w, m.Getenv
 			log, err := logging.New(m.Stderr, logFormat, logLevel)
 			if err != nil {
 				return err
@@ -73,6 +78,7 @@ database closes.`,
 			fmt.Fprintf(out, "  fingerprint:     %s\n", a.Fingerprint)
 			fmt.Fprintf(out, "  admin URL:       %s  (token in %s)\n", a.AdminURL, d.Dir().File(datadir.TokenFile))
 			fmt.Fprintf(out, "  data folder:     %s\n", d.Dir().Path)
+			fmt.Fprintf(out, "  time zone:       %s (end dates warned %s ahead)\n", d.Dates().Zone, daysText(d.Dates().Window))
 			fmt.Fprintf(out, "  enroll an agent: tally-server enroll-info --data %s\n", d.Dir().Path)
 			if m.Ready != nil {
 				m.Ready(a)
@@ -109,7 +115,29 @@ database closes.`,
 	f.BoolVar(&cfg.NoTCP, "no-tcp", false, "do not listen for agents on TCP (TLS) at the QUIC port; agents behind UDP-blocking firewalls then cannot reach the server")
 	f.DurationVar(&cfg.StaleAfter, "stale-after", 0, "stale-node policy: set computers not seen for this long to Missing at each maintenance run (e.g. 720h); 0 disables it")
 	f.DurationVar(&cfg.MaintenanceEvery, "maintenance-every", 24*time.Hour, "interval of the maintenance job; negative disables the periodic run")
+	f.StringVar(&cfg.TimeZone, "timezone", "", "IANA time zone dates are shown in and admins' dates are read in (2027-06-30 means the end of that day there), e.g. Europe/Paris (default: this host's zone; TZ honoured)")
+	f.StringVar(&expiryWarning, "expiry-warning", "30d", "warn this long before a license, its upgrade protection or an Activation ID ends (days like 30d, or a duration like 720h)")
 	return cmd
+}
+
+// daysText shows a window in days when it is whole days.
+func daysText(w time.Duration) string {
+	if w%(24*time.Hour) == 0 {
+		return fmt.Sprintf("%d days", w/(24*time.Hour))
+	}
+	return w.String()
+}
+
+// parseWindow reads a warning window: whole days (30d) or a Go duration.
+func parseWindow(s string) (time.Duration, error) {
+	if n, ok := strings.CutSuffix(s, "d"); ok {
+		if days, err := strconv.Atoi(n); err == nil && days > 0 && days <= 3660 {
+			return time.Duration(days) * 24 * time.Hour, nil
+		}
+	} else if d, err := time.ParseDuration(s); err == nil && d > 0 {
+		return d, nil
+	}
+	return 0, fmt.Errorf("%q is not a window like 30d or 720h (1 day to 10 years)", s)
 }
 
 // parseSize reads a byte count with an optional unit: 512MiB, 2GiB, 1GB.

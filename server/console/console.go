@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/tallyhq/tally/server/adminapi"
+	"github.com/tallyhq/tally/server/license"
 	"github.com/tallyhq/tally/server/store"
 )
 
@@ -37,6 +38,8 @@ type Config struct {
 	Logger *slog.Logger
 	// Products are the catalog's product names, for the seats of a computer.
 	Products []string
+	// Dates is the server's time zone and expiry warning window.
+	Dates adminapi.Dates
 }
 
 // Console serves the pages.
@@ -67,6 +70,14 @@ func New(cfg Config) (*Console, error) {
 			return time.Unix(s, 0).Local().Format("2006-01-02 15:04:05")
 		},
 		"bytes": humanBytes,
+		// endDate shows an end date in the zone the page carries it in
+		// (the server's), without the time when it is the end of the day.
+		"endDate": func(t *time.Time) string {
+			if t == nil {
+				return "—"
+			}
+			return license.DateText(*t, t.Location())
+		},
 	}
 	c := &Console{cfg: cfg, tmpl: map[string]*template.Template{}, log: cfg.Logger}
 	for _, p := range pages {
@@ -103,6 +114,7 @@ func (c *Console) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 type page struct {
 	Title, Nav, Version, Error, EnrollCommand string
+	Zone                                      string // the server's time zone, named beside dates
 	Computers                                 []store.Computer
 	Computer                                  *store.Computer
 	Seats                                     []store.Why
@@ -210,6 +222,17 @@ func (c *Console) usage(w http.ResponseWriter, r *http.Request) {
 		c.serverError(w, err)
 		return
 	}
+	now := c.cfg.Dates.Now()
+	for i := range p.Usage {
+		c.cfg.Dates.Usage(&p.Usage[i], now)
+	}
+	for i := range p.Licenses {
+		c.cfg.Dates.License(&p.Licenses[i], now)
+	}
+	for i := range p.Activations {
+		c.cfg.Dates.Activation(&p.Activations[i], now)
+	}
+	p.Zone = now.Location().String()
 	c.render(w, "usage", http.StatusOK, p)
 }
 

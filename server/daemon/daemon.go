@@ -14,6 +14,7 @@ import (
 	"net/http/pprof"
 	"os"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/quic-go/quic-go"
@@ -27,10 +28,12 @@ import (
 	"github.com/tallyhq/tally/server/console"
 	"github.com/tallyhq/tally/server/datadir"
 	"github.com/tallyhq/tally/server/engine"
+	"github.com/tallyhq/tally/server/license"
 	"github.com/tallyhq/tally/server/listener"
 	"github.com/tallyhq/tally/server/metrics"
 	"github.com/tallyhq/tally/server/nodeapi"
 	"github.com/tallyhq/tally/server/scheduler"
+	"github.com/tallyhq/tally/server/store"
 	"github.com/tallyhq/tally/server/store/sqlite"
 )
 
@@ -70,6 +73,15 @@ type Config struct {
 	// requests, each applied once by its sequence number, and saves a
 	// round trip on reconnect.
 	No0RTT bool
+	// TimeZone is the IANA zone dates are shown in and admins' dates are
+	// read in ("2027-06-30" ends at midnight there); empty: the host's
+	// local zone (TZ honoured).
+	TimeZone string
+	// ExpiryWarning is how long before an end date (license, upgrade
+	// protection, Activation ID) admins are warned (0: 30 days).
+	ExpiryWarning time.Duration
+	// Getenv reads the environment (TZ); nil is os.Getenv.
+	Getenv func(string) string
 }
 
 // Daemon is a running server.
@@ -88,6 +100,7 @@ type Daemon struct {
 	metrics  *metrics.Metrics
 	catalog  *catalog.Catalog
 	addrs    datadir.Addresses
+	dates    adminapi.Dates
 	unlock   func()
 	serveErr chan error
 }
@@ -112,7 +125,11 @@ func Start(cfg Config) (_ *Daemon, err error) {
 	if err := checkAddresses(cfg); err != nil {
 		return nil, err
 	}
-	d := &Daemon{cfg: cfg, log: cfg.Logger, serveErr: make(chan error, 4)}
+	dates, err := datesOf(cfg)
+	if err != nil {
+		return nil, err
+	}
+	d := &Daemon{cfg: cfg, log: cfg.Logger, dates: dates, serveErr: make(chan error, 4)}
 	defer func() {
 		if err != nil {
 			d.close()
@@ -182,13 +199,14 @@ func Start(cfg Config) (_ *Daemon, err error) {
 	for _, p := range d.catalog.Products() {
 		products = append(products, p.Name)
 	}
-	con, err := console.New(console.Config{Store: d.db, Token: d.id.Token, Info: info, Logger: d.log, Products: products})
+	con, err := console.New(console.Config{Store: d.db, Token: d.id.Token, Info: info, Logger: d.log, Products: products, Dates: d.dates})
 	if err != nil {
 		return nil, err
 	}
 	api := adminapi.New(adminapi.Config{Store: d.db, Token: d.id.Token, Info: info, Logger: d.log,
 		Extra:  map[string]http.Handler{"GET /metrics": d.metrics.Handler()},
-		Public: map[string]http.Handler{"/": con}, Catalog: d.catalog, VerifyLicense: d.verifyLicense, Maintenance: d.maintenance})
+		Public: map[string]http.Handler{"/": con}, Catalog: d.catalog, VerifyLicense: d.verifyLicense, Maintenance: d.maintenance,
+		Dates: d.dates, SecretRevoked: d.secretRevoked})
 	d.admin = &http.Server{Handler: api, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(d.log.Handler(), slog.LevelWarn)}
 
 	if cfg.Pprof != "" {
@@ -229,7 +247,7 @@ func Start(cfg Config) (_ *Daemon, err error) {
 		return nil, err
 	}
 	d.log.Info("tally-server started", "version", buildinfo.Version(), "quic", d.addrs.QUIC, "tcp", d.addrs.TCP, "advertise", advertise,
-		"admin", d.addrs.AdminURL, "fingerprint", d.id.Fingerprint, "data", d.dir.Path)
+		"admin", d.addrs.AdminURL, "fingerprint", d.id.Fingerprint, "data", d.dir.Path, "timezone", d.dates.Zone.String(), "expiry_warning", d.dates.Window.String())
 	return d, nil
 }
 
@@ -282,7 +300,8 @@ func (d *Daemon) startPprof(addr string) error {
 }
 
 // ensureSecret creates the first enrollment secret on a new database and
-// writes it into the data folder.
+// writes it into the data folder; on an older one it makes sure the file
+// holds no secret that can no longer enroll.
 func (d *Daemon) ensureSecret() error {
 	ctx := context.Background()
 	secrets, err := d.db.ListSecrets(ctx)
@@ -290,7 +309,7 @@ func (d *Daemon) ensureSecret() error {
 		return err
 	}
 	if len(secrets) > 0 {
-		return nil
+		return d.refreshSecretFile(ctx)
 	}
 	s, err := d.db.CreateSecret(ctx, "initial", "", nil)
 	if err != nil {
@@ -298,6 +317,68 @@ func (d *Daemon) ensureSecret() error {
 	}
 	d.log.Info("created the first enrollment secret", "id", s.ID, "file", d.dir.File(datadir.SecretFile))
 	return d.dir.WriteSecret(s.Value)
+}
+
+// secretRevoked keeps the enroll-secret file from handing out the secret
+// just revoked.
+func (d *Daemon) secretRevoked(ctx context.Context, _ store.Secret) error {
+	return d.refreshSecretFile(ctx)
+}
+
+// refreshSecretFile replaces a revoked or expired secret in the data
+// folder's enroll-secret file with the newest active one, or removes the
+// file when no secret can enroll. A file the admin removed stays removed.
+func (d *Daemon) refreshSecretFile(ctx context.Context) error {
+	path := d.dir.File(datadir.SecretFile)
+	data, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("read %s: %w", path, err)
+	}
+	secrets, err := d.db.ListSecrets(ctx)
+	if err != nil {
+		return err
+	}
+	now := d.dates.Now()
+	held := strings.TrimSpace(string(data))
+	for _, s := range secrets {
+		if s.Value == held && s.Active(now) {
+			return nil
+		}
+	}
+	next, err := adminapi.PickSecret(secrets, "", now)
+	if err != nil {
+		d.log.Warn("no enrollment secret can enroll: removed the enroll-secret file", "file", path)
+		if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("remove %s: %w", path, err)
+		}
+		return nil
+	}
+	d.log.Info("the enroll-secret file held a secret that can no longer enroll: it now holds another", "file", path, "id", next.ID)
+	return d.dir.WriteSecret(next.Value)
+}
+
+// datesOf reads the time zone and expiry warning settings; a zone that is
+// not known stops the server before anything is created.
+func datesOf(cfg Config) (adminapi.Dates, error) {
+	getenv := cfg.Getenv
+	if getenv == nil {
+		getenv = os.Getenv
+	}
+	loc, err := license.LoadZone(cfg.TimeZone, getenv)
+	if err != nil {
+		return adminapi.Dates{}, fmt.Errorf("--timezone: %w", err)
+	}
+	w := cfg.ExpiryWarning
+	if w < 0 {
+		return adminapi.Dates{}, fmt.Errorf("--expiry-warning %s: give a positive window such as 30d or 720h", w)
+	}
+	if w == 0 {
+		w = license.DefaultExpiryWarning
+	}
+	return adminapi.Dates{Zone: loc, Window: w, Clock: cfg.Clock}, nil
 }
 
 // advertiseAddr picks the address agents should dial: the bound one, or
@@ -330,6 +411,9 @@ func (d *Daemon) Addresses() datadir.Addresses { return d.addrs }
 
 // Identity returns the server's identity (fingerprint, token).
 func (d *Daemon) Identity() datadir.Identity { return d.id }
+
+// Dates returns the time zone, expiry warning window and clock in use.
+func (d *Daemon) Dates() adminapi.Dates { return d.dates }
 
 // Dir returns the data folder.
 func (d *Daemon) Dir() datadir.Dir { return d.dir }

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tallyhq/tally/server/adminapi"
 	"github.com/tallyhq/tally/server/catalog"
 	"github.com/tallyhq/tally/server/datadir"
 	"github.com/tallyhq/tally/server/license"
@@ -126,8 +127,20 @@ func (d *Daemon) verifyLicense(data []byte) (store.LicenseImport, error) {
 	return VerifyLicenseFile(data, trusted, d.catalog, d.cfg.Clock.Now())
 }
 
+// maintenance runs the job and lists what ends soon, also in the log, so
+// the scheduled run warns as the on-demand one does.
 func (d *Daemon) maintenance(ctx context.Context) (store.MaintenanceReport, error) {
-	return d.db.RunMaintenance(ctx, store.MaintenanceOptions{StaleAfter: d.cfg.StaleAfter})
+	rep, err := d.db.RunMaintenance(ctx, store.MaintenanceOptions{StaleAfter: d.cfg.StaleAfter})
+	if err != nil {
+		return rep, err
+	}
+	if rep.Expiring, err = adminapi.ExpiringNow(ctx, d.db, d.dates); err != nil {
+		return rep, err
+	}
+	for _, e := range rep.Expiring {
+		d.log.Warn("end date within the expiry warning window", "what", e.What, "id", e.ID, "product", e.Product, "ends", e.EndsAt.Format("2006-01-02 15:04 MST"), "state", e.Phrase)
+	}
+	return rep, nil
 }
 
 // Catalog returns the product catalog in use.

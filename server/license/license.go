@@ -60,19 +60,38 @@ type Payload struct {
 	UpgradeUntil int64  `cbor:"9,keyasint,omitempty"` // unix seconds; 0: no limit
 	Customer     string `cbor:"10,keyasint,omitempty"`
 	Issuer       string `cbor:"11,keyasint"`
+	// Zone is the IANA time zone the issuer gave the dates in: the file's
+	// readable lines show them there, so "expires 2027-06-30" reads as the
+	// day the issuer typed wherever the server runs.
+	Zone string `cbor:"12,keyasint,omitempty"`
 }
 
-// ExpiresAt returns the expiry, zero for none.
-func (p *Payload) ExpiresAt() time.Time { return unixOrZero(p.Expires) }
+// MaxSeats is the most seats one license may grant.
+const MaxSeats = 10_000_000
 
-// UpgradeUntilAt returns the end of upgrade protection, zero for none.
-func (p *Payload) UpgradeUntilAt() time.Time { return unixOrZero(p.UpgradeUntil) }
+// ExpiresAt returns the last instant the license is valid, zero for none.
+func (p *Payload) ExpiresAt() time.Time { return lastInstant(p.Expires) }
 
-func unixOrZero(s int64) time.Time {
+// UpgradeUntilAt returns the last instant of upgrade protection, zero for
+// none.
+func (p *Payload) UpgradeUntilAt() time.Time { return lastInstant(p.UpgradeUntil) }
+
+// lastInstant reads an end date of the payload, which names the last whole
+// second that is still covered: a license issued to expire on 2027-06-30
+// carries 23:59:59 of that day and is valid until the day is over.
+func lastInstant(s int64) time.Time {
 	if s == 0 {
 		return time.Time{}
 	}
-	return time.Unix(s, 0).UTC()
+	return time.Unix(s, int64(time.Second-time.Nanosecond)).UTC()
+}
+
+// location is the zone the payload's dates are shown in.
+func (p *Payload) location() (*time.Location, error) {
+	if p.Zone == "" {
+		return time.UTC, nil
+	}
+	return time.LoadLocation(p.Zone)
 }
 
 // Validate checks the payload's own consistency.
@@ -84,8 +103,11 @@ func (p *Payload) Validate() error {
 		return fmt.Errorf("%w: missing or overlong ID", ErrInvalid)
 	case p.Product == "" || len(p.Product) > 64:
 		return fmt.Errorf("%w: missing product", ErrInvalid)
-	case p.Seats == 0 || p.Seats > 10_000_000:
+	case p.Seats == 0 || p.Seats > MaxSeats:
 		return fmt.Errorf("%w: seats must be between 1 and 10,000,000", ErrInvalid)
+	}
+	if _, err := p.location(); err != nil {
+		return fmt.Errorf("%w: time zone %q of its dates is unknown", ErrInvalid, p.Zone)
 	}
 	switch p.Kind {
 	case KindNode, KindNodeLocked, KindConcurrent:
@@ -176,7 +198,8 @@ func Parse(data []byte, trusted Trusted) (*File, error) {
 // expired at now.
 func (f *File) CheckImport(now time.Time) error {
 	if e := f.Payload.ExpiresAt(); !e.IsZero() && !now.Before(e) {
-		return fmt.Errorf("%w: license %s expired on %s", ErrExpired, f.Payload.ID, e.Format("2006-01-02"))
+		loc, _ := f.Payload.location()
+		return fmt.Errorf("%w: license %s expired on %s", ErrExpired, f.Payload.ID, DateText(e, loc))
 	}
 	return nil
 }
@@ -205,15 +228,29 @@ func Issue(key ed25519.PrivateKey, p Payload) ([]byte, error) {
 func render(p *Payload, raw, sig []byte) []byte {
 	var b bytes.Buffer
 	fmt.Fprintf(&b, "# Tally license %s: %d %s seats of %s\n", p.ID, p.Seats, p.Kind, p.Product)
+	loc, err := p.location()
+	if err != nil {
+		loc = time.UTC // Validate refuses such a payload before it is rendered
+	}
+	date := func(s int64) string {
+		if p.Zone == "" { // files issued before zones were recorded read as they were signed
+			return time.Unix(s, 0).UTC().Format("2006-01-02")
+		}
+		return DateText(lastInstant(s), loc)
+	}
 	exp := "never expires"
 	if p.Expires != 0 {
-		exp = "expires " + time.Unix(p.Expires, 0).UTC().Format("2006-01-02")
+		exp = "expires " + date(p.Expires)
 	}
 	up := "upgrades covered without limit"
 	if p.UpgradeUntil != 0 {
-		up = "upgrades covered until " + time.Unix(p.UpgradeUntil, 0).UTC().Format("2006-01-02")
+		up = "upgrades covered until " + date(p.UpgradeUntil)
 	}
-	fmt.Fprintf(&b, "# %s, %s, %s\n", p.Duration, exp, up)
+	zone := ""
+	if p.Zone != "" && (p.Expires != 0 || p.UpgradeUntil != 0) {
+		zone = " (dates in " + p.Zone + ")"
+	}
+	fmt.Fprintf(&b, "# %s, %s, %s%s\n", p.Duration, exp, up, zone)
 	fmt.Fprintf(&b, "# issued %s by issuer %s", time.Unix(p.IssuedAt, 0).UTC().Format("2006-01-02"), p.Issuer)
 	if p.Customer != "" {
 		fmt.Fprintf(&b, " to %s", oneLine(p.Customer))
@@ -222,6 +259,16 @@ func render(p *Payload, raw, sig []byte) []byte {
 	b.Write(pem.EncodeToMemory(&pem.Block{Type: blockLicense, Headers: map[string]string{"Issuer": p.Issuer}, Bytes: raw}))
 	b.Write(pem.EncodeToMemory(&pem.Block{Type: blockSignature, Bytes: sig}))
 	return b.Bytes()
+}
+
+// DateText shows an end date in loc: the day alone when it ends with the
+// day (the usual case), else the day and the time.
+func DateText(t time.Time, loc *time.Location) string {
+	t = t.In(loc)
+	if h, m, s := t.Clock(); h == 23 && m == 59 && s == 59 {
+		return t.Format("2006-01-02")
+	}
+	return t.Format("2006-01-02 15:04")
 }
 
 func oneLine(s string) string {

@@ -323,6 +323,19 @@ type License struct {
 	Issuer       string     `json:"issuer"`
 	ImportedAt   time.Time  `json:"imported_at"`
 	Expired      bool       `json:"expired"`
+	EndDates
+}
+
+// EndDates says how near a license's (or Activation ID's) end and the end
+// of its upgrade protection are, in calendar days of the server's time
+// zone. The admin API fills it in; the store leaves it empty.
+type EndDates struct {
+	ExpiryState     string `json:"expiry_state,omitempty"` // valid, expiring (within the warning window), expired
+	DaysLeft        *int   `json:"days_left,omitempty"`    // 0 on the last day, negative once past; absent without an end
+	Expiry          string `json:"expiry,omitempty"`       // "expires in 14 days", "expires today", "expired 3 days ago"
+	UpgradeState    string `json:"upgrade_state,omitempty"`
+	UpgradeDaysLeft *int   `json:"upgrade_days_left,omitempty"`
+	Upgrade         string `json:"upgrade,omitempty"` // "upgrade protection ends in 10 days"
 }
 
 // LicenseImport is a verified license file to store.
@@ -389,6 +402,10 @@ type Usage struct {
 	Discards  map[string]int64 `json:"discards"`
 	Licenses  []LicenseUsage   `json:"licenses"`
 	Holders   []Holder         `json:"holders"`
+	// Expires is the phrase of the soonest end among the row's licenses
+	// that expire or have expired within the warning window, empty if none
+	// (filled by the admin API).
+	Expires string `json:"expires,omitempty"`
 }
 
 // Why answers why a computer holds, or lacks, a product's seat.
@@ -422,6 +439,21 @@ type MaintenanceReport struct {
 	Freed    []SeatChange `json:"freed"`    // seats freed by setting Missing
 	Purged   int          `json:"purged"`   // computers whose freed product data was purged
 	Duration string       `json:"duration"`
+	// Expiring lists the licenses, upgrade protections and Activation IDs
+	// that end within the warning window or have ended (filled by the
+	// admin API, in the server's time zone).
+	Expiring []Expiring `json:"expiring"`
+}
+
+// Expiring is one end date within the warning window.
+type Expiring struct {
+	What     string    `json:"what"` // license, upgrade-protection, activation
+	ID       string    `json:"id"`
+	Product  string    `json:"product"`
+	EndsAt   time.Time `json:"ends_at"`
+	DaysLeft int       `json:"days_left"`
+	State    string    `json:"state"` // expiring or expired
+	Phrase   string    `json:"phrase"`
 }
 
 // Activation is a node-locked Activation ID as reported.
@@ -435,6 +467,7 @@ type Activation struct {
 	ExpiresAt *time.Time         `json:"expires_at,omitempty"`
 	CreatedAt time.Time          `json:"created_at"`
 	Holders   []ActivationHolder `json:"holders"`
+	EndDates
 }
 
 // ActivationHolder is a machine holding a seat of an Activation ID.

@@ -206,8 +206,9 @@ func (db *DB) Events(ctx context.Context, f store.EventFilter) ([]store.Event, e
 	if limit <= 0 || limit > 100000 {
 		limit = 100000
 	}
-	// The newest `limit` events, returned oldest first.
-	q = `SELECT * FROM (` + q + ` ORDER BY id DESC LIMIT ?) ORDER BY id`
+	// The newest `limit` events, returned oldest first, in time order: an
+	// aggregated discard event is stamped with its latest discard.
+	q = `SELECT * FROM (` + q + ` ORDER BY at DESC, id DESC LIMIT ?) ORDER BY at, id`
 	args = append(args, limit)
 	rows, err := db.r.QueryContext(ctx, q, args...)
 	if err != nil {

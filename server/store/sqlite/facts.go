@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"sort"
 	"strings"
-	"time"
 
 	"github.com/tallyhq/tally/protocol"
 	"github.com/tallyhq/tally/server/engine"
@@ -212,7 +211,8 @@ func adjustHeld(tx *Tx, license string, delta int) error {
 }
 
 // countDiscard counts discarded product data per computer, product and
-// reason, and in the audit log per hour.
+// reason, and in the audit log in one event per hour, stamped with the time
+// of its latest discard so that it sorts among the events around it.
 func countDiscard(tx *Tx, computer int64, product string, v protocol.Verdict, why, nodeID, actor string) error {
 	reason := v.String()
 	if _, err := tx.Exec(`INSERT INTO discards (computer_id, product, reason, count, first_at, last_at) VALUES (?, ?, ?, 1, ?, ?)
@@ -223,8 +223,8 @@ func countDiscard(tx *Tx, computer int64, product string, v protocol.Verdict, wh
 	bucket := tx.Now.Unix() / 3600
 	// The kind is written out, not bound: only then can SQLite use the
 	// partial index on discard events (WHERE kind = 'data.discarded').
-	res, err := tx.Exec(`UPDATE events SET count = count + 1 WHERE kind = 'data.discarded' AND computer_id = ? AND product = ? AND reason = ? AND bucket = ?`,
-		computer, product, reason, bucket)
+	res, err := tx.Exec(`UPDATE events SET count = count + 1, at = ? WHERE kind = 'data.discarded' AND computer_id = ? AND product = ? AND reason = ? AND bucket = ?`,
+		ms(tx.Now), computer, product, reason, bucket)
 	if err != nil {
 		return fmt.Errorf("audit discard: %w", err)
 	}
@@ -233,7 +233,7 @@ func countDiscard(tx *Tx, computer int64, product string, v protocol.Verdict, wh
 	}
 	_ = why
 	_, err = tx.Exec(`INSERT INTO events (at, actor, kind, computer_id, node_id, product, reason, count, bucket) VALUES (?, ?, ?, ?, ?, ?, ?, 1, ?)`,
-		ms(time.Unix(bucket*3600, 0)), actor, store.EventDiscarded, computer, nullStr(nodeID), product, reason, bucket)
+		ms(tx.Now), actor, store.EventDiscarded, computer, nullStr(nodeID), product, reason, bucket)
 	if err != nil {
 		return fmt.Errorf("audit discard: %w", err)
 	}
