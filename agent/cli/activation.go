@@ -145,11 +145,11 @@ Exit codes: 10 no free seat, 11 the ID is inactive, 12 the ID has expired, 13 no
 				ctx, cancel := context.WithTimeout(cmd.Context(), time.Minute)
 				defer cancel()
 				removed, err := a.SyncActivations(ctx)
-				if err != nil {
-					return err
-				}
 				for _, r := range removed {
 					fmt.Fprintf(cmd.ErrOrStderr(), "removed the record of %s: %s\n", r.ActivationID, r.Reason)
+				}
+				if err != nil {
+					return err
 				}
 			}
 			las, err := a.Activations(cmd.Context())
