@@ -66,7 +66,12 @@ func (a *Agent) dropIfRefused(err error) []protocol.ActivationState {
 	if !refusedForGood(err) {
 		return nil
 	}
-	reason := "the server refuses this agent: " + err.Error()
+	return a.dropAll("the server refuses this agent: " + err.Error())
+}
+
+// dropAll removes every activation record and lease of this agent, logging
+// reason for each, and returns the records removed.
+func (a *Agent) dropAll(reason string) []protocol.ActivationState {
 	var removed []protocol.ActivationState
 	ts, terr := a.trustedStore()
 	if terr == nil {

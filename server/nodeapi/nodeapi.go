@@ -99,6 +99,12 @@ func (h *Handler) dispatch(ctx context.Context, key ed25519.PublicKey, req proto
 			}
 		}
 		if node.Revoked {
+			if req.Kind == protocol.KindGoodbye && node.RevokedReason == store.RevokedUninstall {
+				// The goodbye that retired the key, sent again because its
+				// answer was lost: the store answers it with the first
+				// outcome (and refuses any other request).
+				return h.apply(ctx, req, nodeID)
+			}
 			return h.fail(req, nodeID, store.ErrRevoked)
 		}
 		h.rememberLive(nodeID)
