@@ -358,7 +358,7 @@ func (a *Agent) Heartbeat(ctx context.Context) error {
 		}
 		l := l
 		if !resp.Granted {
-			a.log.Warn("lease lost", "product", p, "reason", resp.Message)
+			a.log.Warn("lease lost", "product", p, "result", resp.Result.String(), "reason", resp.Message)
 			changed[p] = nil
 			continue
 		}

@@ -223,10 +223,7 @@ func (db *DB) Activate(ctx context.Context, r store.Request, body *protocol.Acti
 				return nil, err
 			}
 		}
-		result, msg := db.engine.Activate(a, holds, tx.Now)
-		if result == protocol.ActivationOK && n.status != catalog.StatusActive {
-			result, msg = protocol.ActivationRefused, fmt.Sprintf("this computer's status is %s: it consumes no license until an administrator sets it Active", n.status)
-		}
+		result, msg := db.engine.Activate(a, holds, n.status, tx.Now)
 		resp := &protocol.ActivateResponse{Result: result, Message: msg}
 		switch result {
 		case protocol.ActivationAlready:
@@ -581,7 +578,8 @@ func (db *DB) endComputerSeats(tx *Tx, computer int64, status, why, actor string
 func (db *DB) Lease(ctx context.Context, r store.Request, product string, ttl time.Duration) (store.Outcome, error) {
 	return db.nodeOp(ctx, r, func(tx *Tx, n nodeState) (any, error) {
 		if _, ok := db.engine.Catalog().Product(product); !ok {
-			return &protocol.LeaseResponse{Message: "no product " + product + " on this server"}, nil
+			result, msg := engine.UnknownLeaseProduct(product)
+			return &protocol.LeaseResponse{Result: result, Message: msg}, nil
 		}
 		actor := store.NodeActor(n.id)
 		var exp, curTTL int64
@@ -601,44 +599,41 @@ func (db *DB) Lease(ctx context.Context, r store.Request, product string, ttl ti
 				if err := addEvent(tx, store.Event{Actor: actor, Kind: store.EventLeaseIn, ComputerID: n.computerID, NodeID: n.id, Product: product, Reason: "checked in"}); err != nil {
 					return nil, err
 				}
-				return &protocol.LeaseResponse{Message: "checked in: the seat is free"}, nil
+				return &protocol.LeaseResponse{Result: protocol.ActivationReturned, Message: "checked in: the seat is free"}, nil
 			}
-			return &protocol.LeaseResponse{Message: "no lease of " + product + " was held (it may have expired)"}, nil
+			return &protocol.LeaseResponse{Result: protocol.ActivationNotHeld, Message: "no lease of " + product + " was held (it may have expired)"}, nil
 		case ttl == 0: // heartbeat
 			if !held {
-				return &protocol.LeaseResponse{Message: "the lease of " + product + " has expired or was never held: check out again"}, nil
+				return &protocol.LeaseResponse{Result: protocol.ActivationNotHeld, Message: "the lease of " + product + " has expired or was never held: check out again"}, nil
 			}
 			newExp := tx.Now.Add(time.Duration(curTTL) * time.Millisecond)
 			if _, err := tx.Exec(`UPDATE leases SET expires_at = ? WHERE product = ? AND computer_id = ?`, ms(newExp), product, n.computerID); err != nil {
 				return nil, err
 			}
-			return &protocol.LeaseResponse{Granted: true, Expires: newExp.Unix(), TTL: uint32(curTTL / 1000)}, nil
-		}
-		if n.status != catalog.StatusActive {
-			return &protocol.LeaseResponse{Message: fmt.Sprintf("this computer's status is %s: it consumes no license until set Active", n.status)}, nil
+			return &protocol.LeaseResponse{Granted: true, Result: protocol.ActivationOK, Expires: newExp.Unix(), TTL: uint32(curTTL / 1000)}, nil
 		}
 		newExp := tx.Now.Add(ttl)
-		if held {
+		if held && n.status == catalog.StatusActive {
 			if _, err := tx.Exec(`UPDATE leases SET expires_at = ?, ttl = ? WHERE product = ? AND computer_id = ?`, ms(newExp), ttl.Milliseconds(), product, n.computerID); err != nil {
 				return nil, err
 			}
-			return &protocol.LeaseResponse{Granted: true, Expires: newExp.Unix(), TTL: uint32(ttl.Seconds()), Message: "lease already held: renewed"}, nil
+			return &protocol.LeaseResponse{Granted: true, Result: protocol.ActivationAlready, Expires: newExp.Unix(), TTL: uint32(ttl.Seconds()), Message: "lease already held: renewed"}, nil
 		}
 		lics, expiring, err := leasePool(tx, product)
 		if err != nil {
 			return nil, err
 		}
-		l, back := db.engine.CheckoutLease(lics, expiring, tx.Now)
+		d := db.engine.DecideCheckout(product, n.status, lics, expiring, tx.Now)
+		l := d.License
 		if l == nil {
-			resp := &protocol.LeaseResponse{Message: "no free seat of " + product}
-			if !back.IsZero() {
-				resp.ExpectedBack = back.Unix()
-				resp.Message += fmt.Sprintf("; one is expected back by %s unless its holder renews it", back.UTC().Format(time.RFC3339))
-			} else if len(lics) == 0 {
-				resp.Message = "no valid concurrent license of " + product + " is imported"
+			resp := &protocol.LeaseResponse{Result: d.Result, Message: d.Message}
+			if !d.ExpectedBack.IsZero() {
+				resp.ExpectedBack = d.ExpectedBack.Unix()
 			}
-			if err := countDiscard(tx, n.computerID, product, protocol.VerdictDeniedNoSeat, resp.Message, n.id, actor); err != nil {
-				return nil, err
+			if d.Result != protocol.ActivationRefused {
+				if err := countDiscard(tx, n.computerID, product, protocol.VerdictDeniedNoSeat, resp.Message, n.id, actor); err != nil {
+					return nil, err
+				}
 			}
 			return resp, nil
 		}
@@ -652,7 +647,7 @@ func (db *DB) Lease(ctx context.Context, r store.Request, product string, ttl ti
 			Reason: fmt.Sprintf("license %s, %s to live", l.ID, ttl)}); err != nil {
 			return nil, err
 		}
-		return &protocol.LeaseResponse{Granted: true, Expires: newExp.Unix(), TTL: uint32(ttl.Seconds())}, nil
+		return &protocol.LeaseResponse{Granted: true, Result: protocol.ActivationOK, Expires: newExp.Unix(), TTL: uint32(ttl.Seconds())}, nil
 	})
 }
 
