@@ -6,8 +6,9 @@ import (
 	"regexp"
 )
 
-// ActivationResult is the outcome of an activation request. Values are
-// append-only.
+// ActivationResult is the outcome of an activation request, and of a lease
+// request (there "ID" reads "product", and ActivationReturned and
+// ActivationNotHeld answer a check-in). Values are append-only.
 type ActivationResult uint8
 
 // Activation results.
@@ -17,7 +18,7 @@ const (
 	ActivationNoSeat   ActivationResult = 3 // every seat of the ID is taken
 	ActivationInactive ActivationResult = 4 // the ID was deactivated by an administrator
 	ActivationExpired  ActivationResult = 5 // the ID (or its license) has expired
-	ActivationUnknown  ActivationResult = 6 // no such ID
+	ActivationUnknown  ActivationResult = 6 // no such ID (lease: no such product)
 	ActivationReturned ActivationResult = 7 // Deactivate: the seat was returned
 	ActivationNotHeld  ActivationResult = 8 // Deactivate: this machine held no seat of the ID (already returned)
 	ActivationRefused  ActivationResult = 9 // the computer is not Active (retired, disposed, …)
@@ -181,4 +182,13 @@ type LeaseResponse struct {
 	// out unless renewed (unix seconds).
 	ExpectedBack int64  `cbor:"4,keyasint,omitempty" json:"expected_back,omitempty"`
 	Message      string `cbor:"5,keyasint,omitempty" json:"message,omitempty"`
+	// Result says why a lease was not granted (no free seat, no such
+	// product, computer not Active, every license expired), so the agent
+	// need not read Message; zero from servers before revision 6.
+	Result ActivationResult `cbor:"6,keyasint,omitempty" json:"result,omitempty"`
 }
+
+// LeaseResultRevision is the first revision whose LeaseResponse carries
+// Result: a server leaves it out for older agents, whose strict decoding
+// would refuse it.
+const LeaseResultRevision uint16 = 6

@@ -33,4 +33,7 @@ const Major uint16 = 1
 //	4  2026-11-25  node-locked and concurrent licenses: Activate, Deactivate,
 //	               ActivationStatus, LeaseCheckout, LeaseHeartbeat, LeaseCheckin.
 //	5  2026-11-25  Inventory carries the agent's spool backlog.
-const Revision uint16 = 5
+//	6  2026-12-06  LeaseResponse carries Result (no free seat, no such
+//	               product, computer not Active, expired), left out for
+//	               older agents.
+const Revision uint16 = 6

@@ -22,7 +22,7 @@ const (
 	ExitNoFreeSeat  = 10 // every seat of the Activation ID (or concurrent license) is taken
 	ExitInactiveID  = 11 // the Activation ID was deactivated
 	ExitExpiredID   = 12 // the Activation ID or its license expired
-	ExitUnknownID   = 13 // no such Activation ID
+	ExitUnknownID   = 13 // no such Activation ID or product
 	ExitNotActive   = 14 // this computer's status is not Active
 	ExitNotLicensed = 20 // check: no record proves the product on this machine
 )
@@ -61,6 +61,33 @@ func activationExit(r protocol.ActivationResult, msg string) error {
 	return nil
 }
 
+// leaseExit is the error of a lease request the server did not grant: its
+// result's exit code, or 10 (no free seat) from a server that gives none.
+func leaseExit(resp protocol.LeaseResponse) error {
+	if err := activationExit(resp.Result, resp.Message); err != nil {
+		return err
+	}
+	return &exitError{ExitNoFreeSeat, errors.New(resp.Message)}
+}
+
+// knownID refuses, before anything is sent, a value that cannot be an
+// Activation ID.
+func knownID(id string) error {
+	if protocol.ValidActivationID(id) {
+		return nil
+	}
+	return &exitError{ExitUnknownID, fmt.Errorf("%q is not an Activation ID (they look like ACT-XXXX-…): check it, or ask the administrator for the output of 'tally-server activation list'", id)}
+}
+
+// knownProduct refuses, before anything is sent, a value that cannot be a
+// product name.
+func knownProduct(product string) error {
+	if (&protocol.LeaseRequest{Product: product}).Validate() == nil {
+		return nil
+	}
+	return &exitError{ExitUnknownID, fmt.Errorf("%q is not a product name: check it, or ask the administrator for the output of 'tally-server products list'", product)}
+}
+
 // agentCall opens the agent for a command that talks to the server, with
 // a minute to do it; done releases both.
 func (m *Main) agentCall(cmd *cobra.Command) (*runner.Agent, context.Context, func(), error) {
@@ -84,6 +111,9 @@ Exit codes: 10 no free seat, 11 the ID is inactive, 12 the ID has expired, 13 no
 14 this computer is not Active; 4 the server could not be reached.`,
 		Args: exactArgs(1, "activate ID"),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := knownID(args[0]); err != nil {
+				return err
+			}
 			a, ctx, done, err := m.agentCall(cmd)
 			if err != nil {
 				return err
@@ -109,6 +139,9 @@ Exit codes: 10 no free seat, 11 the ID is inactive, 12 the ID has expired, 13 no
 		Short: "Remove this machine's record of an Activation ID and return the seat (queued if the server is unreachable)",
 		Args:  exactArgs(1, "deactivate ID"),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := knownID(args[0]); err != nil {
+				return err
+			}
 			a, ctx, done, err := m.agentCall(cmd)
 			if err != nil {
 				return err
@@ -145,11 +178,11 @@ Exit codes: 10 no free seat, 11 the ID is inactive, 12 the ID has expired, 13 no
 				ctx, cancel := context.WithTimeout(cmd.Context(), time.Minute)
 				defer cancel()
 				removed, err := a.SyncActivations(ctx)
-				if err != nil {
-					return err
-				}
 				for _, r := range removed {
 					fmt.Fprintf(cmd.ErrOrStderr(), "removed the record of %s: %s\n", r.ActivationID, r.Reason)
+				}
+				if err != nil {
+					return err
 				}
 			}
 			las, err := a.Activations(cmd.Context())
@@ -213,9 +246,16 @@ func (m *Main) leaseCmd() *cobra.Command {
 		Short: "Check out a concurrent seat; a running 'tally-agent run' keeps it alive with heartbeats",
 		Long: `Check out a concurrent seat of PRODUCT for --ttl. While 'tally-agent run' runs it sends
 heartbeats; a lease that misses them runs out after its TTL and its seat returns to the
-pool by itself. Exit code 10 when no seat is free, with the time one is expected back.`,
+pool by itself.
+
+Exit codes: 10 no free seat (with the time one is expected back), 12 every concurrent
+license of PRODUCT has expired, 13 no such product, 14 this computer is not Active;
+4 the server could not be reached.`,
 		Args: exactArgs(1, "lease checkout PRODUCT [--ttl D]"),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := knownProduct(args[0]); err != nil {
+				return err
+			}
 			a, ctx, done, err := m.agentCall(cmd)
 			if err != nil {
 				return err
@@ -226,7 +266,7 @@ pool by itself. Exit code 10 when no seat is free, with the time one is expected
 				return err
 			}
 			if !resp.Granted {
-				return &exitError{ExitNoFreeSeat, errors.New(resp.Message)}
+				return leaseExit(resp)
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "Checked out %s until %s (%s without a heartbeat)%s\n", args[0],
 				time.Unix(resp.Expires, 0).Local().Format(time.DateTime), time.Duration(resp.TTL)*time.Second, suffixMsg(resp.Message))
@@ -237,8 +277,13 @@ pool by itself. Exit code 10 when no seat is free, with the time one is expected
 	checkin := &cobra.Command{
 		Use:   "checkin PRODUCT",
 		Short: "Return a concurrent seat",
-		Args:  exactArgs(1, "lease checkin PRODUCT"),
+		Long: `Return a concurrent seat of PRODUCT. When the server cannot be reached the check-in is
+queued (and the lease runs out by itself meanwhile). Exit code 13 for no such product.`,
+		Args: exactArgs(1, "lease checkin PRODUCT"),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := knownProduct(args[0]); err != nil {
+				return err
+			}
 			a, ctx, done, err := m.agentCall(cmd)
 			if err != nil {
 				return err
@@ -251,6 +296,9 @@ pool by itself. Exit code 10 when no seat is free, with the time one is expected
 			if queued {
 				fmt.Fprintf(cmd.OutOrStdout(), "The server could not be reached: the check-in of %s is queued (the lease also runs out by itself).\n", args[0])
 				return nil
+			}
+			if resp.Result == protocol.ActivationUnknown {
+				return &exitError{ExitUnknownID, errors.New(resp.Message)}
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "%s: %s\n", args[0], resp.Message)
 			return nil

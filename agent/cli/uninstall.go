@@ -5,9 +5,6 @@ import (
 	"os"
 
 	"github.com/spf13/cobra"
-
-	"github.com/tallyhq/tally/agent/spool"
-	"github.com/tallyhq/tally/protocol"
 )
 
 func (m *Main) uninstallCmd() *cobra.Command {
@@ -20,7 +17,8 @@ machine holds, for every product, at once, and retires the agent's key. Then the
 data folder (key, spool, records) is removed, unless --keep-data.
 
 If the server cannot be reached, nothing is removed (exit code 4): the goodbye
-stays queued and is sent by the next 'tally-agent run' or 'uninstall'. Remove
+stays queued and is sent by the next 'tally-agent run' or 'uninstall' (which
+sends the queued one rather than a new one, so the seats are freed once). Remove
 the service definition (systemd unit, launchd job) and the binary afterwards.`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -29,22 +27,16 @@ the service definition (systemd unit, launchd job) and the binary afterwards.`,
 				return err
 			}
 			defer done()
-			seq, err := a.Enqueue(protocol.KindGoodbye, spool.Event, "goodbye:agent", &protocol.GoodbyeRequest{Reason: "tally-agent uninstall"})
+			res, err := a.Goodbye(ctx)
 			if err != nil {
-				return err
+				return fmt.Errorf("not uninstalled: %w; the goodbye stays queued", err)
 			}
-			res, ferr := a.Flush(ctx)
-			resp, ok := res.Answers[seq]
-			if !ok {
-				if ferr == nil {
-					ferr = fmt.Errorf("the goodbye was not answered")
-				}
-				return fmt.Errorf("not uninstalled: %w; the goodbye stays queued", ferr)
-			}
-			var gb protocol.GoodbyeResponse
-			_ = protocol.Unmarshal(resp.Body, &gb)
 			w := cmd.OutOrStdout()
-			fmt.Fprintf(w, "The server freed %d seats (%v) and retired this agent's key.\n", len(gb.Freed), gb.Freed)
+			if res.Elsewhere {
+				fmt.Fprintln(w, "Another tally-agent process sent the goodbye: the server freed every seat and retired this agent's key.")
+			} else {
+				fmt.Fprintf(w, "The server freed %d seats (%v) and retired this agent's key.\n", len(res.Answer.Freed), res.Answer.Freed)
+			}
 			if keep {
 				return nil
 			}

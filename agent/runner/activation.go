@@ -22,18 +22,88 @@ func (a *Agent) MachineFingerprint(ctx context.Context) string {
 	return machineid.Fingerprint(collect.Hints(ctx, collect.Options{InstanceID: a.instanceID, MachineID: a.enr.MachineID}))
 }
 
-// call sends one interactive request (not spooled) with a fresh sequence
-// number.
-func (a *Agent) call(ctx context.Context, kind protocol.Kind, in, out any) (protocol.Response, error) {
+// nextSeq allocates the next sequence number.
+func (a *Agent) nextSeq() (uint64, error) {
 	var seq uint64
-	if err := a.dir.WithLock(func() error {
+	err := a.dir.WithLock(func() error {
 		var err error
 		seq, err = a.dir.NextSeq()
 		return err
-	}); err != nil {
+	})
+	return seq, err
+}
+
+// call sends one interactive request (not spooled) with a fresh sequence
+// number. A definitive refusal drops the agent's records and leases.
+func (a *Agent) call(ctx context.Context, kind protocol.Kind, in, out any) (protocol.Response, error) {
+	seq, err := a.nextSeq()
+	if err != nil {
 		return protocol.Response{}, err
 	}
-	return a.client.Call(ctx, kind, seq, in, out)
+	resp, err := a.client.Call(ctx, kind, seq, in, out)
+	if err != nil {
+		a.dropIfRefused(err)
+	}
+	return resp, err
+}
+
+// refusedForGood reports whether err is the server's definitive refusal of
+// this agent's key: revoked (the computer deleted, blocked or retired by an
+// uninstall) or not enrolled. Only a decoded answer of the pinned server
+// carries a status, so an unreachable or impostor server, or a busy one,
+// never counts.
+func refusedForGood(err error) bool {
+	var pe *protocol.Error
+	return errors.As(err, &pe) && (pe.Status == protocol.StatusRevoked || pe.Status == protocol.StatusNotEnrolled)
+}
+
+// dropIfRefused removes every activation record and lease of this agent
+// when err is the server's definitive refusal of its key: the records are
+// bound to that key, which can never be valid again, and a record left
+// behind would let 'check' pass on a seat the server has given to another
+// machine. It returns what it removed, each with the reason, logged.
+func (a *Agent) dropIfRefused(err error) []protocol.ActivationState {
+	if !refusedForGood(err) {
+		return nil
+	}
+	return a.dropAll("the server refuses this agent: " + err.Error())
+}
+
+// dropAll removes every activation record and lease of this agent, logging
+// reason for each, and returns the records removed.
+func (a *Agent) dropAll(reason string) []protocol.ActivationState {
+	var removed []protocol.ActivationState
+	ts, terr := a.trustedStore()
+	if terr == nil {
+		ids, terr := ts.IDs()
+		if terr != nil {
+			a.log.Error("could not list activation records to remove them", "err", terr)
+		}
+		for _, id := range ids {
+			if err := ts.Remove(id); err != nil {
+				a.log.Error("could not remove an activation record", "activation_id", id, "err", err)
+				continue
+			}
+			a.log.Warn("activation record removed", "activation_id", id, "reason", reason)
+			removed = append(removed, protocol.ActivationState{ActivationID: id, Reason: reason})
+		}
+	} else {
+		a.log.Error("could not open trusted storage to remove activation records", "err", terr)
+	}
+	lerr := a.dir.WithLock(func() error {
+		ls, err := a.dir.Leases()
+		if err != nil || len(ls) == 0 {
+			return err
+		}
+		for p := range ls {
+			a.log.Warn("lease dropped", "product", p, "reason", reason)
+		}
+		return a.dir.SaveLeases(map[string]state.Lease{})
+	})
+	if lerr != nil {
+		a.log.Error("could not drop the leases", "err", lerr)
+	}
+	return removed
 }
 
 func (a *Agent) trustedStore() (*trusted.Store, error) { return trusted.Open(a.dir.Path) }
@@ -184,8 +254,11 @@ func (a *Agent) Check(ctx context.Context, product string) (LocalActivation, err
 }
 
 // SyncActivations asks the server which records are still valid and removes
-// the orphaned ones (returned by an administrator, ID deactivated, computer
-// retired or deleted), logging why. It returns what it removed.
+// the orphaned ones (returned by an administrator, ID deactivated or
+// expired, computer retired or deleted), logging why. A server that refuses
+// this agent's key (deleted, blocked, uninstalled) has no valid record for
+// it: every record goes, and the refusal is returned too. It returns what
+// it removed.
 func (a *Agent) SyncActivations(ctx context.Context) ([]protocol.ActivationState, error) {
 	ts, err := a.trustedStore()
 	if err != nil {
@@ -196,8 +269,12 @@ func (a *Agent) SyncActivations(ctx context.Context) ([]protocol.ActivationState
 		return nil, err
 	}
 	var resp protocol.ActivationStatusResponse
-	if _, err := a.call(ctx, protocol.KindActivationStatus, &protocol.ActivationStatusRequest{ActivationIDs: ids}, &resp); err != nil {
+	seq, err := a.nextSeq()
+	if err != nil {
 		return nil, err
+	}
+	if _, err := a.client.Call(ctx, protocol.KindActivationStatus, seq, &protocol.ActivationStatusRequest{ActivationIDs: ids}, &resp); err != nil {
+		return a.dropIfRefused(err), err
 	}
 	var removed []protocol.ActivationState
 	for _, st := range resp.States {
@@ -281,7 +358,7 @@ func (a *Agent) Heartbeat(ctx context.Context) error {
 		}
 		l := l
 		if !resp.Granted {
-			a.log.Warn("lease lost", "product", p, "reason", resp.Message)
+			a.log.Warn("lease lost", "product", p, "result", resp.Result.String(), "reason", resp.Message)
 			changed[p] = nil
 			continue
 		}

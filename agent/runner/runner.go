@@ -310,6 +310,7 @@ func (a *Agent) Flush(ctx context.Context) (FlushResult, error) {
 				return err
 			case errors.As(err, &pe) && (pe.Status == protocol.StatusRevoked || pe.Status == protocol.StatusNotEnrolled):
 				st.LastError, st.Refused = err.Error(), err.Error()
+				a.dropIfRefused(err)
 				return fmt.Errorf("%w: %v", ErrRefused, err)
 			case errors.As(err, &pe):
 				// The server will never accept this record as it is

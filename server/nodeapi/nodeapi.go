@@ -99,6 +99,12 @@ func (h *Handler) dispatch(ctx context.Context, key ed25519.PublicKey, req proto
 			}
 		}
 		if node.Revoked {
+			if req.Kind == protocol.KindGoodbye && node.RevokedReason == store.RevokedUninstall {
+				// The goodbye that retired the key, sent again because its
+				// answer was lost: the store answers it with the first
+				// outcome (and refuses any other request).
+				return h.apply(ctx, req, nodeID)
+			}
 			return h.fail(req, nodeID, store.ErrRevoked)
 		}
 		h.rememberLive(nodeID)
@@ -228,7 +234,7 @@ func (h *Handler) apply(ctx context.Context, req protocol.Request, nodeID string
 		if err != nil {
 			return h.fail(req, nodeID, err)
 		}
-		return h.outcome(req, out)
+		return h.outcome(req, leaseInKind(req, out))
 	case protocol.KindLeaseHeartbeat, protocol.KindLeaseCheckin:
 		var body protocol.LeaseRequest
 		if err := protocol.DecodeBody(req.Body, &body); err != nil {
@@ -242,9 +248,26 @@ func (h *Handler) apply(ctx context.Context, req protocol.Request, nodeID string
 		if err != nil {
 			return h.fail(req, nodeID, err)
 		}
-		return h.outcome(req, out)
+		return h.outcome(req, leaseInKind(req, out))
 	}
 	return protocol.ErrorResponse(req.Seq, protocol.Errorf(protocol.StatusUnknownKind, "message kind %s is not handled by this server", req.Kind))
+}
+
+// leaseInKind leaves the lease answer's Result out for an agent older than
+// the revision that added it: its strict decoding would refuse the field.
+func leaseInKind(req protocol.Request, out store.Outcome) store.Outcome {
+	if req.Rev >= protocol.LeaseResultRevision {
+		return out
+	}
+	var lr protocol.LeaseResponse
+	if protocol.UnmarshalLenient(out.Body, &lr) != nil || lr.Result == 0 {
+		return out
+	}
+	lr.Result = 0
+	if b, err := protocol.Marshal(&lr); err == nil {
+		out.Body = b
+	}
+	return out
 }
 
 func (h *Handler) respond(req protocol.Request, body any) protocol.Response {

@@ -245,6 +245,11 @@ func (db *DB) ExpireLicenses(ctx context.Context) (store.Change, error) {
 		if ch.Seats, err = db.sweepExpired(tx, nil, store.ActorSystem); err != nil {
 			return err
 		}
+		acts, err := expireActivations(tx, store.ActorSystem)
+		if err != nil {
+			return err
+		}
+		ch.Seats = append(ch.Seats, acts...)
 		if _, err := expireLeases(tx, store.ActorSystem); err != nil {
 			return err
 		}
@@ -271,6 +276,9 @@ func (db *DB) NextExpiry(ctx context.Context) (time.Time, error) {
 // waiting for a seat, what is left (negative: a shortfall), discards by
 // reason, each license, and the holders.
 func (db *DB) Usage(ctx context.Context, product string) ([]store.Usage, error) {
+	if err := db.settleExpiredActivations(ctx); err != nil {
+		return nil, err
+	}
 	now := db.clock.Now()
 	var products []*catalog.Product
 	if product != "" {

@@ -116,6 +116,11 @@ func (db *DB) RunMaintenance(ctx context.Context, o store.MaintenanceOptions) (s
 		if r.Expired, err = db.sweepExpired(tx, nil, actor); err != nil {
 			return err
 		}
+		acts, err := expireActivations(tx, actor)
+		if err != nil {
+			return err
+		}
+		r.Expired = append(r.Expired, acts...)
 		if r.Expired == nil {
 			r.Expired = []store.SeatChange{}
 		}

@@ -147,11 +147,17 @@ func (db *DB) scanActivations(ctx context.Context, where string, args ...any) ([
 
 // ActivationList implements store.Activations.
 func (db *DB) ActivationList(ctx context.Context) ([]store.Activation, error) {
+	if err := db.settleExpiredActivations(ctx); err != nil {
+		return nil, err
+	}
 	return db.scanActivations(ctx, "")
 }
 
 // Activation implements store.Activations.
 func (db *DB) Activation(ctx context.Context, id string) (store.Activation, error) {
+	if err := db.settleExpiredActivations(ctx); err != nil {
+		return store.Activation{}, err
+	}
 	as, err := db.scanActivations(ctx, "WHERE a.id = ?", id)
 	if err != nil {
 		return store.Activation{}, err
@@ -196,6 +202,9 @@ func loadActivationID(tx *Tx, id string) (*engine.ActivationID, error) {
 // Activate implements store.Nodes.
 func (db *DB) Activate(ctx context.Context, r store.Request, body *protocol.ActivateRequest) (store.Outcome, error) {
 	return db.nodeOp(ctx, r, func(tx *Tx, n nodeState) (any, error) {
+		if _, err := expireActivations(tx, store.ActorSystem); err != nil {
+			return nil, err
+		}
 		if err := reactivate(tx, &n); err != nil {
 			return nil, err
 		}
@@ -214,10 +223,7 @@ func (db *DB) Activate(ctx context.Context, r store.Request, body *protocol.Acti
 				return nil, err
 			}
 		}
-		result, msg := db.engine.Activate(a, holds, tx.Now)
-		if result == protocol.ActivationOK && n.status != catalog.StatusActive {
-			result, msg = protocol.ActivationRefused, fmt.Sprintf("this computer's status is %s: it consumes no license until an administrator sets it Active", n.status)
-		}
+		result, msg := db.engine.Activate(a, holds, n.status, tx.Now)
 		resp := &protocol.ActivateResponse{Result: result, Message: msg}
 		switch result {
 		case protocol.ActivationAlready:
@@ -269,6 +275,9 @@ func endActivation(tx *Tx, bindingID int64, license, reason string) error {
 // administrator, or by an earlier deactivation) is not freed again.
 func (db *DB) Deactivate(ctx context.Context, r store.Request, body *protocol.DeactivateRequest) (store.Outcome, error) {
 	return db.nodeOp(ctx, r, func(tx *Tx, n nodeState) (any, error) {
+		if _, err := expireActivations(tx, store.ActorSystem); err != nil {
+			return nil, err
+		}
 		var bid int64
 		var product, lic string
 		err := tx.QueryRow(`SELECT b.id, a.product, a.license_id FROM activations b JOIN activation_ids a ON a.id = b.activation_id
@@ -294,6 +303,9 @@ func (db *DB) Deactivate(ctx context.Context, r store.Request, body *protocol.De
 // ActivationStatus implements store.Nodes.
 func (db *DB) ActivationStatus(ctx context.Context, r store.Request, body *protocol.ActivationStatusRequest) (store.Outcome, error) {
 	return db.nodeOp(ctx, r, func(tx *Tx, n nodeState) (any, error) {
+		if _, err := expireActivations(tx, store.ActorSystem); err != nil {
+			return nil, err
+		}
 		resp := &protocol.ActivationStatusResponse{}
 		for _, id := range body.ActivationIDs {
 			st := protocol.ActivationState{ActivationID: id}
@@ -328,6 +340,84 @@ func (db *DB) ActivationStatus(ctx context.Context, r store.Request, body *proto
 			resp.States = append(resp.States, st)
 		}
 		return resp, nil
+	})
+}
+
+// expireActivations ends the live bindings of the Activation IDs that have
+// expired (by their own date, their license's, or their license removed)
+// and gives their seats back, with an audit record each: an expired ID
+// grants nothing, so a seat left bound would be consumed with no holder.
+// The machines' records are revoked at their next contact (see
+// ActivationStatus). Every transaction that notices the expiry calls it:
+// the expiry sweep, maintenance, the node-locked requests and the reads.
+func expireActivations(tx *Tx, actor string) ([]store.SeatChange, error) {
+	now := ms(tx.Now)
+	rows, err := tx.Query(`SELECT b.id, b.computer_id, a.id, a.product, a.license_id, a.expires_at, l.expires_at, l.id IS NULL
+		FROM activations b JOIN activation_ids a ON a.id = b.activation_id LEFT JOIN licenses l ON l.id = a.license_id
+		WHERE b.ended_at IS NULL AND (a.expires_at <= ? OR l.expires_at <= ? OR l.id IS NULL)
+		ORDER BY b.id`, now, now)
+	if err != nil {
+		return nil, fmt.Errorf("find expired activations: %w", err)
+	}
+	type binding struct {
+		id, computer        int64
+		actID, product, lic string
+		why                 string
+	}
+	var bs []binding
+	for rows.Next() {
+		var b binding
+		var exp, licExp sql.NullInt64
+		var removed bool
+		if err := rows.Scan(&b.id, &b.computer, &b.actID, &b.product, &b.lic, &exp, &licExp, &removed); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		switch {
+		case exp.Valid && exp.Int64 <= now:
+			b.why = "the Activation ID expired on " + fromMS(exp.Int64).UTC().Format(time.RFC3339)
+		case removed:
+			b.why = "the Activation ID's license " + b.lic + " was removed"
+		default:
+			b.why = "the Activation ID's license " + b.lic + " expired on " + fromMS(licExp.Int64).UTC().Format(time.RFC3339)
+		}
+		b.why += ": the seat returned to the pool; the record on the machine is revoked at its next contact"
+		bs = append(bs, b)
+	}
+	rows.Close()
+	var out []store.SeatChange
+	for _, b := range bs {
+		if err := endActivation(tx, b.id, b.lic, b.why); err != nil {
+			return nil, err
+		}
+		out = append(out, store.SeatChange{Change: "freed", ComputerID: b.computer, Product: b.product, License: b.lic, Reason: b.actID + ": " + b.why})
+		if err := addEvent(tx, store.Event{Actor: actor, Kind: store.EventActRevoked, ComputerID: b.computer, Product: b.product,
+			Reason: b.actID + ": " + b.why}); err != nil {
+			return nil, err
+		}
+	}
+	hostnames(tx, out)
+	return out, nil
+}
+
+// settleExpiredActivations gives back, before a read, the seats of
+// Activation IDs that expired since the last sweep, so that no report shows
+// a seat an expired ID no longer grants. The check is one read; the write
+// happens only when there is something to return.
+func (db *DB) settleExpiredActivations(ctx context.Context) error {
+	now := ms(db.clock.Now())
+	var due bool
+	if err := db.r.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM activations b JOIN activation_ids a ON a.id = b.activation_id
+		LEFT JOIN licenses l ON l.id = a.license_id
+		WHERE b.ended_at IS NULL AND (a.expires_at <= ? OR l.expires_at <= ? OR l.id IS NULL))`, now, now).Scan(&due); err != nil {
+		return fmt.Errorf("look for expired activations: %w", err)
+	}
+	if !due {
+		return nil
+	}
+	return db.write(ctx, func(tx *Tx) error {
+		_, err := expireActivations(tx, store.ActorSystem)
+		return err
 	})
 }
 
@@ -488,7 +578,8 @@ func (db *DB) endComputerSeats(tx *Tx, computer int64, status, why, actor string
 func (db *DB) Lease(ctx context.Context, r store.Request, product string, ttl time.Duration) (store.Outcome, error) {
 	return db.nodeOp(ctx, r, func(tx *Tx, n nodeState) (any, error) {
 		if _, ok := db.engine.Catalog().Product(product); !ok {
-			return &protocol.LeaseResponse{Message: "no product " + product + " on this server"}, nil
+			result, msg := engine.UnknownLeaseProduct(product)
+			return &protocol.LeaseResponse{Result: result, Message: msg}, nil
 		}
 		actor := store.NodeActor(n.id)
 		var exp, curTTL int64
@@ -508,44 +599,41 @@ func (db *DB) Lease(ctx context.Context, r store.Request, product string, ttl ti
 				if err := addEvent(tx, store.Event{Actor: actor, Kind: store.EventLeaseIn, ComputerID: n.computerID, NodeID: n.id, Product: product, Reason: "checked in"}); err != nil {
 					return nil, err
 				}
-				return &protocol.LeaseResponse{Message: "checked in: the seat is free"}, nil
+				return &protocol.LeaseResponse{Result: protocol.ActivationReturned, Message: "checked in: the seat is free"}, nil
 			}
-			return &protocol.LeaseResponse{Message: "no lease of " + product + " was held (it may have expired)"}, nil
+			return &protocol.LeaseResponse{Result: protocol.ActivationNotHeld, Message: "no lease of " + product + " was held (it may have expired)"}, nil
 		case ttl == 0: // heartbeat
 			if !held {
-				return &protocol.LeaseResponse{Message: "the lease of " + product + " has expired or was never held: check out again"}, nil
+				return &protocol.LeaseResponse{Result: protocol.ActivationNotHeld, Message: "the lease of " + product + " has expired or was never held: check out again"}, nil
 			}
 			newExp := tx.Now.Add(time.Duration(curTTL) * time.Millisecond)
 			if _, err := tx.Exec(`UPDATE leases SET expires_at = ? WHERE product = ? AND computer_id = ?`, ms(newExp), product, n.computerID); err != nil {
 				return nil, err
 			}
-			return &protocol.LeaseResponse{Granted: true, Expires: newExp.Unix(), TTL: uint32(curTTL / 1000)}, nil
-		}
-		if n.status != catalog.StatusActive {
-			return &protocol.LeaseResponse{Message: fmt.Sprintf("this computer's status is %s: it consumes no license until set Active", n.status)}, nil
+			return &protocol.LeaseResponse{Granted: true, Result: protocol.ActivationOK, Expires: newExp.Unix(), TTL: uint32(curTTL / 1000)}, nil
 		}
 		newExp := tx.Now.Add(ttl)
-		if held {
+		if held && n.status == catalog.StatusActive {
 			if _, err := tx.Exec(`UPDATE leases SET expires_at = ?, ttl = ? WHERE product = ? AND computer_id = ?`, ms(newExp), ttl.Milliseconds(), product, n.computerID); err != nil {
 				return nil, err
 			}
-			return &protocol.LeaseResponse{Granted: true, Expires: newExp.Unix(), TTL: uint32(ttl.Seconds()), Message: "lease already held: renewed"}, nil
+			return &protocol.LeaseResponse{Granted: true, Result: protocol.ActivationAlready, Expires: newExp.Unix(), TTL: uint32(ttl.Seconds()), Message: "lease already held: renewed"}, nil
 		}
 		lics, expiring, err := leasePool(tx, product)
 		if err != nil {
 			return nil, err
 		}
-		l, back := db.engine.CheckoutLease(lics, expiring, tx.Now)
+		d := db.engine.DecideCheckout(product, n.status, lics, expiring, tx.Now)
+		l := d.License
 		if l == nil {
-			resp := &protocol.LeaseResponse{Message: "no free seat of " + product}
-			if !back.IsZero() {
-				resp.ExpectedBack = back.Unix()
-				resp.Message += fmt.Sprintf("; one is expected back by %s unless its holder renews it", back.UTC().Format(time.RFC3339))
-			} else if len(lics) == 0 {
-				resp.Message = "no valid concurrent license of " + product + " is imported"
+			resp := &protocol.LeaseResponse{Result: d.Result, Message: d.Message}
+			if !d.ExpectedBack.IsZero() {
+				resp.ExpectedBack = d.ExpectedBack.Unix()
 			}
-			if err := countDiscard(tx, n.computerID, product, protocol.VerdictDeniedNoSeat, resp.Message, n.id, actor); err != nil {
-				return nil, err
+			if d.Result != protocol.ActivationRefused {
+				if err := countDiscard(tx, n.computerID, product, protocol.VerdictDeniedNoSeat, resp.Message, n.id, actor); err != nil {
+					return nil, err
+				}
 			}
 			return resp, nil
 		}
@@ -559,7 +647,7 @@ func (db *DB) Lease(ctx context.Context, r store.Request, product string, ttl ti
 			Reason: fmt.Sprintf("license %s, %s to live", l.ID, ttl)}); err != nil {
 			return nil, err
 		}
-		return &protocol.LeaseResponse{Granted: true, Expires: newExp.Unix(), TTL: uint32(ttl.Seconds())}, nil
+		return &protocol.LeaseResponse{Granted: true, Result: protocol.ActivationOK, Expires: newExp.Unix(), TTL: uint32(ttl.Seconds())}, nil
 	})
 }
 

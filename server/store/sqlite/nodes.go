@@ -483,6 +483,13 @@ func (db *DB) nodeOp(ctx context.Context, r store.Request, fn func(tx *Tx, n nod
 			return fmt.Errorf("read node: %w", err)
 		}
 		if revokedAt.Valid {
+			if repeat && reason == store.RevokedUninstall {
+				// A request applied before the agent's goodbye retired
+				// its key (the goodbye itself, its answer lost): the
+				// first outcome, so that an uninstall retried completes.
+				out = store.Outcome{Body: prev, Repeat: true}
+				return nil
+			}
 			return fmt.Errorf("%w: %s", store.ErrRevoked, revokedText(reason))
 		}
 		if repeat {
