@@ -261,7 +261,7 @@ func TestComputersBlockedAndUnblock(t *testing.T) {
 	}
 	mustAdmin(t, srv, "computers", "delete", old, "--block")
 	out := mustAdmin(t, srv, "computers", "blocked")
-	if !regexp.MustCompile(`(?m)^`+old+`\s+\S+\s+\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\s+admin\s+key=\S+ .*machine-id=`+regexp.QuoteMeta(a.MachineID)).MatchString(out) {
+	if !regexp.MustCompile(`(?m)^` + old + `\s+\S+\s+\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\s+admin\s+key=\S+ .*machine-id=` + regexp.QuoteMeta(a.MachineID)).MatchString(out) {
 		t.Fatalf("computers blocked:\n%s", out)
 	}
 	var bs []store.Blocked

@@ -156,4 +156,3 @@ func TestConsoleShowsAgentUninstalled(t *testing.T) {
 		t.Errorf("/computers?flag=odd: %d\n%s", code, body)
 	}
 }
-
