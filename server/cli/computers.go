@@ -120,11 +120,11 @@ func (m *Main) computersShow() *cobra.Command {
 		Short: "Show one computer: its seats and whole basic inventory",
 		Args:  exactArgs(1, "computers show ID|HOSTNAME|MACHINE-ID (the number 'computers list' shows, a hostname or a machine ID)"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := m.client(&sc)
+			c, id, err := m.computerClient(cmd.Context(), &sc, args[0])
 			if err != nil {
 				return err
 			}
-			x, err := c.ComputerByRef(cmd.Context(), args[0])
+			x, err := c.Computer(cmd.Context(), id)
 			if err != nil {
 				return err
 			}
@@ -263,18 +263,30 @@ func (m *Main) computersUnblock() *cobra.Command {
 	return cmd
 }
 
-// resolveComputer turns what an admin typed (an ID, a hostname or a
-// machine ID) into a computer ID through the server's one resolver; a
-// number is taken as an ID without a request.
-func (m *Main) resolveComputer(ctx context.Context, cl *adminapi.Client, ref string) (int64, error) {
+// computerClient connects to the server and turns what an admin typed (an
+// ID, a hostname or a machine ID) into a computer ID through the server's
+// one resolver. A number is taken as an ID, checked before any request.
+func (m *Main) computerClient(ctx context.Context, c *conn, ref string) (*adminapi.Client, int64, error) {
+	numeric := false
 	if _, err := strconv.ParseInt(ref, 10, 64); err == nil {
-		return parseComputerID(ref)
+		numeric = true
+		if _, err := parseComputerID(ref); err != nil {
+			return nil, 0, err
+		}
 	}
-	c, err := cl.ComputerByRef(ctx, ref)
+	cl, err := m.client(c)
 	if err != nil {
-		return 0, err
+		return nil, 0, err
 	}
-	return c.ID, nil
+	if numeric {
+		id, _ := strconv.ParseInt(ref, 10, 64)
+		return cl, id, nil
+	}
+	x, err := cl.ComputerByRef(ctx, ref)
+	if err != nil {
+		return nil, 0, err
+	}
+	return cl, x.ID, nil
 }
 
 func (m *Main) computerAdminCommands() []*cobra.Command {
@@ -284,11 +296,7 @@ func (m *Main) computerAdminCommands() []*cobra.Command {
 		Short: "Set a computer's status; frees exactly the seats whose product rule names that status",
 		Args:  exactArgs(2, "computers set-status ID STATUS"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cl, err := m.client(&sc)
-			if err != nil {
-				return err
-			}
-			id, err := m.resolveComputer(cmd.Context(), cl, args[0])
+			cl, id, err := m.computerClient(cmd.Context(), &sc, args[0])
 			if err != nil {
 				return err
 			}
@@ -303,11 +311,7 @@ func (m *Main) computerAdminCommands() []*cobra.Command {
 		Short: "Set a computer's status to Retired (it stays Retired if it posts again)",
 		Args:  exactArgs(1, "computers retire ID"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cl, err := m.client(&rc)
-			if err != nil {
-				return err
-			}
-			id, err := m.resolveComputer(cmd.Context(), cl, args[0])
+			cl, id, err := m.computerClient(cmd.Context(), &rc, args[0])
 			if err != nil {
 				return err
 			}
@@ -323,11 +327,7 @@ func (m *Main) computerAdminCommands() []*cobra.Command {
 		Short: "Delete a computer: frees every seat and revokes its keys; --block refuses it at any later enrollment",
 		Args:  exactArgs(1, "computers delete ID [--block]"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cl, err := m.client(&dc)
-			if err != nil {
-				return err
-			}
-			id, err := m.resolveComputer(cmd.Context(), cl, args[0])
+			cl, id, err := m.computerClient(cmd.Context(), &dc, args[0])
 			if err != nil {
 				return err
 			}
@@ -343,11 +343,7 @@ func (m *Main) computerAdminCommands() []*cobra.Command {
 		Short: "Explain why a computer holds (or lacks) a product's seat",
 		Args:  exactArgs(2, "computers why ID PRODUCT"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cl, err := m.client(&wc)
-			if err != nil {
-				return err
-			}
-			id, err := m.resolveComputer(cmd.Context(), cl, args[0])
+			cl, id, err := m.computerClient(cmd.Context(), &wc, args[0])
 			if err != nil {
 				return err
 			}
@@ -380,11 +376,7 @@ func (m *Main) computerAdminCommands() []*cobra.Command {
 		Short: "List a computer's stored software inventory",
 		Args:  exactArgs(1, "computers software ID"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cl, err := m.client(&swc)
-			if err != nil {
-				return err
-			}
-			id, err := m.resolveComputer(cmd.Context(), cl, args[0])
+			cl, id, err := m.computerClient(cmd.Context(), &swc, args[0])
 			if err != nil {
 				return err
 			}
@@ -410,11 +402,7 @@ func (m *Main) computerAdminCommands() []*cobra.Command {
 		Short: "Queue an agent action (collect-now or refresh-plugins) for a computer with the software-management plug-in, which runs it; --force queues it for one without",
 		Args:  exactArgs(2, "computers task ID collect-now|refresh-plugins"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			cl, err := m.client(&tc)
-			if err != nil {
-				return err
-			}
-			id, err := m.resolveComputer(cmd.Context(), cl, args[0])
+			cl, id, err := m.computerClient(cmd.Context(), &tc, args[0])
 			if err != nil {
 				return err
 			}
