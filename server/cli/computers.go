@@ -324,7 +324,7 @@ func (m *Main) computerAdminCommands() []*cobra.Command {
 	var block bool
 	del := &cobra.Command{
 		Use:   "delete ID|HOSTNAME [--block]",
-		Short: "Delete a computer: frees every seat and revokes its keys; --block refuses it at any later enrollment",
+		Short: "Delete a computer: frees every seat and revokes its keys; --block refuses it at enrollment until 'computers unblock'",
 		Args:  exactArgs(1, "computers delete ID [--block]"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cl, id, err := m.computerClient(cmd.Context(), &dc, args[0])
@@ -335,7 +335,7 @@ func (m *Main) computerAdminCommands() []*cobra.Command {
 			return m.printChange(cmd.OutOrStdout(), dc.json, ch, err)
 		},
 	}
-	del.Flags().BoolVar(&block, "block", false, "never let this machine enroll again (its keys and identity hints are refused)")
+	del.Flags().BoolVar(&block, "block", false, "refuse this machine's keys and identity hints at enrollment until 'computers unblock'")
 	m.addConnFlags(del, &dc, true)
 	var wc conn
 	why := &cobra.Command{

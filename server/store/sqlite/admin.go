@@ -102,7 +102,7 @@ func (db *DB) DeleteComputer(ctx context.Context, id int64, block bool, actor st
 		hostnames(tx, ch.Seats)
 		what := "deleted"
 		if block {
-			what = "deleted and blocked from enrolling again"
+			what = "deleted and blocked from enrolling again (until 'tally-server computers unblock')"
 		}
 		ch.Message = fmt.Sprintf("computer %d (%s) %s; %s", id, hostname, what, store.SeatSummary(ch.Seats))
 		return addEvent(tx, store.Event{Actor: actor, Kind: store.EventDeleted, ComputerID: id, Reason: what + "; " + store.SeatSummary(ch.Seats)})
