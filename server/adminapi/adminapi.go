@@ -12,6 +12,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -83,6 +85,8 @@ func New(cfg Config) http.Handler {
 	})
 	mux.Handle("GET /api/v1/computers", auth(a.computersList))
 	mux.Handle("GET /api/v1/computers/{id}", auth(a.computersShow))
+	mux.Handle("GET /api/v1/blocked", auth(a.blockedList))
+	mux.Handle("POST /api/v1/blocked/{id}/unblock", auth(a.unblock))
 	mux.Handle("GET /api/v1/enroll-info", auth(a.enrollInfo))
 	mux.Handle("GET /api/v1/secrets", auth(a.secretsList))
 	mux.Handle("POST /api/v1/secrets", auth(a.secretsCreate))
@@ -167,17 +171,61 @@ func pathID(r *http.Request) (int64, error) {
 	return id, nil
 }
 
+// computerParams are the query parameters of GET /api/v1/computers.
+var computerParams = []string{"hostname", "status", "product", "plugin", "not_seen_since", "flag", "after", "limit"}
+
+// ComputerFilter reads the query parameters of GET /api/v1/computers; a
+// bad value is an ErrInvalid sentence naming the parameter.
+func ComputerFilter(q url.Values, now time.Time) (store.ComputerFilter, error) {
+	var f store.ComputerFilter
+	for k := range q {
+		if !slices.Contains(computerParams, k) {
+			return f, fmt.Errorf("%w: unknown parameter %q: a computer list takes %s", store.ErrInvalid, k, strings.Join(computerParams, ", "))
+		}
+	}
+	f.Hostname, f.Status, f.Product, f.Plugin, f.Flag = q.Get("hostname"), q.Get("status"), q.Get("product"), q.Get("plugin"), q.Get("flag")
+	if s := q.Get("not_seen_since"); s != "" {
+		t, err := ParseSince(s, now)
+		if err != nil {
+			return f, fmt.Errorf("%w: not seen since %q: use a duration (720h, 30d) or a date (2026-11-25)", store.ErrInvalid, s)
+		}
+		f.NotSeenSince = t
+	}
+	if s := q.Get("after"); s != "" {
+		n, err := strconv.ParseInt(s, 10, 64)
+		if err != nil || n < 0 {
+			return f, fmt.Errorf("%w: after %q: pass the computer ID the previous page ended with", store.ErrInvalid, s)
+		}
+		f.After = n
+	}
+	if s := q.Get("limit"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 || n > store.MaxComputerLimit {
+			return f, fmt.Errorf("%w: limit %q: ask for 1 to %d computers a page", store.ErrInvalid, s, store.MaxComputerLimit)
+		}
+		f.Limit = n
+	}
+	return f, nil
+}
+
 func (a *api) computersList(w http.ResponseWriter, r *http.Request) {
-	cs, err := a.cfg.Store.ListComputers(r.Context())
+	f, err := ComputerFilter(r.URL.Query(), time.Now())
 	if err != nil {
 		a.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, cs)
+	page, err := a.cfg.Store.ListComputers(r.Context(), f)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, page)
 }
 
+// computersShow answers a computer named by its ID, hostname or an
+// identity hint: the one resolver every computer command goes through.
 func (a *api) computersShow(w http.ResponseWriter, r *http.Request) {
-	id, err := pathID(r)
+	id, err := a.computerRef(r)
 	if err != nil {
 		a.fail(w, r, err)
 		return
@@ -188,6 +236,56 @@ func (a *api) computersShow(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, c)
+}
+
+// computerRef resolves the {id} of a route: a number is a computer ID;
+// anything else a hostname or machine ID that must name one live computer.
+func (a *api) computerRef(r *http.Request) (int64, error) {
+	ref := r.PathValue("id")
+	if id, err := strconv.ParseInt(ref, 10, 64); err == nil {
+		if id <= 0 {
+			return 0, fmt.Errorf("%w: %q is not a computer ID (a positive number, as 'computers list' shows)", store.ErrInvalid, ref)
+		}
+		return id, nil
+	}
+	cs, err := a.cfg.Store.FindComputers(r.Context(), ref)
+	if err != nil {
+		return 0, err
+	}
+	switch len(cs) {
+	case 0:
+		return 0, fmt.Errorf("no computer has the hostname or machine ID %q (see 'tally-server computers list --hostname %s'): %w", ref, ref, store.ErrNotFound)
+	case 1:
+		return cs[0].ID, nil
+	}
+	var cand []string
+	for _, c := range cs {
+		cand = append(cand, fmt.Sprintf("%d (%s, %s, last seen %s)", c.ID, c.Hostname, c.Status, c.LastSeen.Local().Format("2006-01-02 15:04")))
+	}
+	return 0, fmt.Errorf("%w: %q names %d computers: %s; use the ID", store.ErrConflict, ref, len(cs), strings.Join(cand, "; "))
+}
+
+func (a *api) blockedList(w http.ResponseWriter, r *http.Request) {
+	bs, err := a.cfg.Store.BlockedMachines(r.Context())
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, bs)
+}
+
+func (a *api) unblock(w http.ResponseWriter, r *http.Request) {
+	id, err := pathID(r)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	b, err := a.cfg.Store.Unblock(r.Context(), id, store.ActorAdmin)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, b)
 }
 
 func (a *api) enrollInfo(w http.ResponseWriter, r *http.Request) {

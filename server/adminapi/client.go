@@ -91,16 +91,58 @@ func (c *Client) Do(ctx context.Context, method, path string, in, out any) error
 	return nil
 }
 
-// Computers lists live computers.
+// Computers lists every live computer, page after page.
 func (c *Client) Computers(ctx context.Context) ([]store.Computer, error) {
-	var out []store.Computer
-	return out, c.Do(ctx, http.MethodGet, "/api/v1/computers", nil, &out)
+	out := []store.Computer{}
+	q := url.Values{"limit": {fmt.Sprint(store.MaxComputerLimit)}}
+	for {
+		page, err := c.ListComputers(ctx, q)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, page.Computers...)
+		if page.Next == 0 {
+			return out, nil
+		}
+		q.Set("after", fmt.Sprint(page.Next))
+	}
 }
 
-// Computer returns one computer with its basic inventory.
+// ListComputers returns one page of computers; q holds the filters of
+// GET /api/v1/computers (hostname, status, product, plugin,
+// not_seen_since, flag, after, limit).
+func (c *Client) ListComputers(ctx context.Context, q url.Values) (store.ComputerPage, error) {
+	var out store.ComputerPage
+	path := "/api/v1/computers"
+	if len(q) > 0 {
+		path += "?" + q.Encode()
+	}
+	return out, c.Do(ctx, http.MethodGet, path, nil, &out)
+}
+
+// Computer returns one computer with its basic inventory and seats.
 func (c *Client) Computer(ctx context.Context, id int64) (store.Computer, error) {
 	var out store.Computer
 	return out, c.Do(ctx, http.MethodGet, fmt.Sprintf("/api/v1/computers/%d", id), nil, &out)
+}
+
+// ComputerByRef returns the computer named by an ID, a hostname or a
+// machine ID; an ambiguous hostname is an error listing the candidates.
+func (c *Client) ComputerByRef(ctx context.Context, ref string) (store.Computer, error) {
+	var out store.Computer
+	return out, c.Do(ctx, http.MethodGet, "/api/v1/computers/"+url.PathEscape(ref), nil, &out)
+}
+
+// BlockedMachines lists the machines deleted with --block.
+func (c *Client) BlockedMachines(ctx context.Context) ([]store.Blocked, error) {
+	var out []store.Blocked
+	return out, c.Do(ctx, http.MethodGet, "/api/v1/blocked", nil, &out)
+}
+
+// Unblock lets a blocked machine enroll again.
+func (c *Client) Unblock(ctx context.Context, id int64) (store.Blocked, error) {
+	var out store.Blocked
+	return out, c.Do(ctx, http.MethodPost, fmt.Sprintf("/api/v1/blocked/%d/unblock", id), nil, &out)
 }
 
 // EnrollInfo returns the enrollment line for agents.

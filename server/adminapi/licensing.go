@@ -78,6 +78,9 @@ type AddStatusRequest struct {
 // TaskRequest is the body of POST /api/v1/computers/{id}/tasks.
 type TaskRequest struct {
 	Action string `json:"action"`
+	// Force queues the task for a computer without the plug-in that runs
+	// tasks, which is otherwise refused (409).
+	Force bool `json:"force,omitempty"`
 }
 
 // TaskResponse answers it.
@@ -292,7 +295,7 @@ func (a *api) addTask(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	tid, err := a.cfg.Store.AddTask(r.Context(), id, req.Action)
+	tid, err := a.cfg.Store.AddTask(r.Context(), id, req.Action, req.Force)
 	if err != nil {
 		a.fail(w, r, err)
 		return
@@ -451,10 +454,15 @@ func (c *Client) Software(ctx context.Context, id int64) ([]Package, error) {
 	return out, c.Do(ctx, http.MethodGet, fmt.Sprintf("/api/v1/computers/%d/software", id), nil, &out)
 }
 
-// AddTask queues an agent action.
+// AddTask queues an agent action for a computer with the plug-in that runs tasks.
 func (c *Client) AddTask(ctx context.Context, id int64, action string) (string, error) {
+	return c.QueueTask(ctx, id, TaskRequest{Action: action})
+}
+
+// QueueTask queues an agent action.
+func (c *Client) QueueTask(ctx context.Context, id int64, req TaskRequest) (string, error) {
 	var out TaskResponse
-	return out.ID, c.Do(ctx, http.MethodPost, fmt.Sprintf("/api/v1/computers/%d/tasks", id), TaskRequest{Action: action}, &out)
+	return out.ID, c.Do(ctx, http.MethodPost, fmt.Sprintf("/api/v1/computers/%d/tasks", id), req, &out)
 }
 
 // Package is a software package as the API shows it.

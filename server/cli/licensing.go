@@ -493,174 +493,26 @@ func (m *Main) printChange(w io.Writer, asJSON bool, ch store.Change, err error)
 	if asJSON {
 		return printJSON(w, ch)
 	}
-	if ch.Message != "" {
+	// The message says what happened once; the seats follow, one a line.
+	switch {
+	case ch.Message != "":
 		fmt.Fprintln(w, ch.Message)
-	}
-	if len(ch.Seats) == 0 {
+	case len(ch.Seats) == 0:
 		fmt.Fprintln(w, "No seat changed.")
-		return nil
 	}
 	for _, s := range ch.Seats {
+		kind := s.Kind
+		if kind == "" {
+			kind = store.SeatNode
+		}
 		switch s.Change {
 		case "moved":
-			fmt.Fprintf(w, "  moved  %-20s computer %d (%s): license %s → %s (%s)\n", s.Product, s.ComputerID, s.Hostname, s.From, s.License, s.Reason)
+			fmt.Fprintf(w, "  moved  %-11s %-20s computer %d (%s): license %s → %s (%s)\n", kind, s.Product, s.ComputerID, s.Hostname, s.From, s.License, s.Reason)
 		default:
-			fmt.Fprintf(w, "  %-6s %-20s computer %d (%s), license %s (%s)\n", s.Change, s.Product, s.ComputerID, s.Hostname, s.License, s.Reason)
+			fmt.Fprintf(w, "  %-6s %-11s %-20s computer %d (%s), license %s (%s)\n", s.Change, kind, s.Product, s.ComputerID, s.Hostname, s.License, s.Reason)
 		}
 	}
 	return nil
-}
-
-func (m *Main) computerAdminCommands() []*cobra.Command {
-	var sc conn
-	setStatus := &cobra.Command{
-		Use:   "set-status ID STATUS",
-		Short: "Set a computer's status; frees exactly the seats whose product rule names that status",
-		Args:  exactArgs(2, "computers set-status ID STATUS"),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			id, err := parseComputerID(args[0])
-			if err != nil {
-				return err
-			}
-			cl, err := m.client(&sc)
-			if err != nil {
-				return err
-			}
-			ch, err := cl.SetStatus(cmd.Context(), id, args[1])
-			return m.printChange(cmd.OutOrStdout(), sc.json, ch, err)
-		},
-	}
-	m.addConnFlags(setStatus, &sc, true)
-	var rc conn
-	retire := &cobra.Command{
-		Use:   "retire ID",
-		Short: "Set a computer's status to Retired (it stays Retired if it posts again)",
-		Args:  exactArgs(1, "computers retire ID"),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			id, err := parseComputerID(args[0])
-			if err != nil {
-				return err
-			}
-			cl, err := m.client(&rc)
-			if err != nil {
-				return err
-			}
-			ch, err := cl.SetStatus(cmd.Context(), id, "Retired")
-			return m.printChange(cmd.OutOrStdout(), rc.json, ch, err)
-		},
-	}
-	m.addConnFlags(retire, &rc, true)
-	var dc conn
-	var block bool
-	del := &cobra.Command{
-		Use:   "delete ID [--block]",
-		Short: "Delete a computer: frees every seat and revokes its keys; --block refuses it at any later enrollment",
-		Args:  exactArgs(1, "computers delete ID [--block]"),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			id, err := parseComputerID(args[0])
-			if err != nil {
-				return err
-			}
-			cl, err := m.client(&dc)
-			if err != nil {
-				return err
-			}
-			ch, err := cl.DeleteComputer(cmd.Context(), id, block)
-			return m.printChange(cmd.OutOrStdout(), dc.json, ch, err)
-		},
-	}
-	del.Flags().BoolVar(&block, "block", false, "never let this machine enroll again (its keys and identity hints are refused)")
-	m.addConnFlags(del, &dc, true)
-	var wc conn
-	why := &cobra.Command{
-		Use:   "why ID PRODUCT",
-		Short: "Explain why a computer holds (or lacks) a product's seat",
-		Args:  exactArgs(2, "computers why ID PRODUCT"),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			id, err := parseComputerID(args[0])
-			if err != nil {
-				return err
-			}
-			cl, err := m.client(&wc)
-			if err != nil {
-				return err
-			}
-			ans, err := cl.Why(cmd.Context(), id, args[1])
-			if err != nil {
-				return err
-			}
-			if wc.json {
-				return printJSON(cmd.OutOrStdout(), ans)
-			}
-			w := cmd.OutOrStdout()
-			fmt.Fprintf(w, "Computer %d (%s), %s, status %s:\n  %s\n", ans.ComputerID, ans.Hostname, ans.Product, ans.Status, ans.Answer)
-			if len(ans.Events) > 0 {
-				fmt.Fprintln(w, "History:")
-				for _, e := range ans.Events {
-					count := ""
-					if e.Count > 1 {
-						count = fmt.Sprintf(" (×%d)", e.Count)
-					}
-					fmt.Fprintf(w, "  %s  %-16s %s%s\n", fmtTime(e.At), e.Kind, e.Reason, count)
-				}
-			}
-			return nil
-		},
-	}
-	m.addConnFlags(why, &wc, true)
-	var swc conn
-	software := &cobra.Command{
-		Use:   "software ID",
-		Short: "List a computer's stored software inventory",
-		Args:  exactArgs(1, "computers software ID"),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			id, err := parseComputerID(args[0])
-			if err != nil {
-				return err
-			}
-			cl, err := m.client(&swc)
-			if err != nil {
-				return err
-			}
-			ps, err := cl.Software(cmd.Context(), id)
-			if err != nil {
-				return err
-			}
-			if swc.json {
-				return printJSON(cmd.OutOrStdout(), ps)
-			}
-			t := newTable(cmd.OutOrStdout(), "SOURCE", "NAME", "VERSION", "ARCH", "PUBLISHER")
-			for _, p := range ps {
-				t.row(p.Source, p.Name, p.Version, p.Arch, p.Publisher)
-			}
-			return t.flush()
-		},
-	}
-	m.addConnFlags(software, &swc, true)
-	var tc conn
-	task := &cobra.Command{
-		Use:   "task ID ACTION",
-		Short: "Queue an agent action for a computer: collect-now or refresh-plugins (delivered to licensed software-management agents)",
-		Args:  exactArgs(2, "computers task ID collect-now|refresh-plugins"),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			id, err := parseComputerID(args[0])
-			if err != nil {
-				return err
-			}
-			cl, err := m.client(&tc)
-			if err != nil {
-				return err
-			}
-			tid, err := cl.AddTask(cmd.Context(), id, args[1])
-			if err != nil {
-				return err
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "Queued task %s (%s) for computer %d\n", tid, args[1], id)
-			return nil
-		},
-	}
-	m.addConnFlags(task, &tc, false)
-	return []*cobra.Command{setStatus, retire, del, why, software, task}
 }
 
 func (m *Main) statusesCommand() *cobra.Command {

@@ -11,6 +11,7 @@ import (
 	"crypto/sha256"
 	"embed"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"html/template"
 	"log/slog"
@@ -116,8 +117,8 @@ type page struct {
 	Title, Nav, Version, Error, EnrollCommand string
 	Zone                                      string // the server's time zone, named beside dates
 	Computers                                 []store.Computer
+	NextPage                                  string // the computers page after this one
 	Computer                                  *store.Computer
-	Seats                                     []store.Why
 	Events                                    []store.Event
 	Usage                                     []store.Usage
 	Licenses                                  []store.License
@@ -165,13 +166,30 @@ func (c *Console) logout(w http.ResponseWriter, r *http.Request) {
 }
 
 func (c *Console) computers(w http.ResponseWriter, r *http.Request) {
-	cs, err := c.cfg.Store.ListComputers(r.Context())
+	p := page{Title: "Computers", Nav: "computers"}
+	f, err := adminapi.ComputerFilter(r.URL.Query(), time.Now())
+	if err != nil {
+		p.Error = err.Error()
+		c.render(w, "computers", http.StatusBadRequest, p)
+		return
+	}
+	cp, err := c.cfg.Store.ListComputers(r.Context(), f)
+	if errors.Is(err, store.ErrInvalid) {
+		p.Error = err.Error()
+		c.render(w, "computers", http.StatusBadRequest, p)
+		return
+	}
 	if err != nil {
 		c.serverError(w, err)
 		return
 	}
-	p := page{Title: "Computers", Nav: "computers", Computers: cs}
-	if len(cs) == 0 {
+	p.Computers = cp.Computers
+	if cp.Next != 0 {
+		q := r.URL.Query()
+		q.Set("after", strconv.FormatInt(cp.Next, 10))
+		p.NextPage = "/computers?" + q.Encode()
+	}
+	if len(cp.Computers) == 0 && len(r.URL.Query()) == 0 {
 		p.EnrollCommand = fmt.Sprintf("tally-agent enroll --server %s --fingerprint %s --secret SECRET", c.cfg.Info.Advertise, c.cfg.Info.Fingerprint)
 	}
 	c.render(w, "computers", http.StatusOK, p)
@@ -192,14 +210,7 @@ func (c *Console) computer(w http.ResponseWriter, r *http.Request) {
 		c.serverError(w, err)
 		return
 	}
-	p := page{Title: comp.Hostname, Nav: "computers", Computer: &comp}
-	for _, prod := range c.cfg.Products {
-		why, err := c.cfg.Store.Why(r.Context(), id, prod)
-		if err == nil && why.Holds {
-			p.Seats = append(p.Seats, why)
-		}
-	}
-	c.render(w, "computer", http.StatusOK, p)
+	c.render(w, "computer", http.StatusOK, page{Title: comp.Hostname, Nav: "computers", Computer: &comp})
 }
 
 func (c *Console) usage(w http.ResponseWriter, r *http.Request) {

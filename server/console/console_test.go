@@ -91,3 +91,68 @@ func TestConsolePages(t *testing.T) {
 		t.Errorf("unknown computer: %d", code)
 	}
 }
+
+// Must hold: a computer whose agent said goodbye shows the flag
+// agent-uninstalled in the computers list and on its page; the list
+// filters like the API and says what is wrong with a bad filter.
+func TestConsoleShowsAgentUninstalled(t *testing.T) {
+	db, err := sqlite.Open(filepath.Join(t.TempDir(), "c.db"), sqlite.Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	ctx := context.Background()
+	s, _ := db.CreateSecret(ctx, "t", "", nil)
+	for i, host := range []string{"gone", "kept"} {
+		key, _ := identity.NewKey()
+		pub := key.Public().(ed25519.PublicKey)
+		node := identity.NodeID(pub)
+		if _, err := db.Enroll(ctx, store.EnrollParams{NodeID: node, PublicKey: pub, Request: protocol.EnrollRequest{
+			Secret: s.Value, Hostname: host, Hints: protocol.Hints{InstanceID: host}}}); err != nil {
+			t.Fatal(err)
+		}
+		if i == 0 {
+			if _, err := db.Goodbye(ctx, store.Request{NodeID: node, Seq: 2, Kind: protocol.KindGoodbye}, &protocol.GoodbyeRequest{Reason: "test"}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	c, err := console.New(console.Config{Store: db, Token: "secret-token", Info: adminapi.ServerInfo{Version: "test"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(c)
+	defer srv.Close()
+	jar, _ := cookiejar.New(nil)
+	cl := &http.Client{Jar: jar}
+	resp, err := cl.PostForm(srv.URL+"/login", url.Values{"token": {"secret-token"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	get := func(path string) (int, string) {
+		resp, err := cl.Get(srv.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	flag := `<span class="flag">agent-uninstalled</span>`
+	if code, body := get("/computers"); code != 200 || strings.Count(body, flag) != 1 {
+		t.Errorf("/computers: %d, want the flag once in\n%s", code, body)
+	}
+	if code, body := get("/computers/1"); code != 200 || !strings.Contains(body, flag) {
+		t.Errorf("/computers/1: %d, want the flag in\n%s", code, body)
+	}
+	if code, body := get("/computers/2"); code != 200 || strings.Contains(body, flag) {
+		t.Errorf("/computers/2 is flagged: %d\n%s", code, body)
+	}
+	if code, body := get("/computers?flag=agent-uninstalled"); code != 200 || !strings.Contains(body, "gone") || strings.Contains(body, "kept") {
+		t.Errorf("/computers?flag=agent-uninstalled: %d\n%s", code, body)
+	}
+	if code, body := get("/computers?flag=odd"); code != 400 || !strings.Contains(body, "flag &#34;odd&#34; does not exist") {
+		t.Errorf("/computers?flag=odd: %d\n%s", code, body)
+	}
+}

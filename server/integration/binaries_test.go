@@ -254,7 +254,7 @@ func TestCLIErrorsAreSentences(t *testing.T) {
 		want string
 	}{
 		{serverBin, []string{"computers", "list", "--data", t.TempDir()}, 1, "no running server found"},
-		{serverBin, []string{"computers", "show", "abc", "--data", t.TempDir()}, 1, "is not a computer ID"},
+		{serverBin, []string{"computers", "show", "0", "--data", t.TempDir()}, 1, "is not a computer ID"},
 		{serverBin, []string{"computers", "list", "--admin-url", "http://127.0.0.1:1", "--token", "x"}, 1, "cannot reach the server's admin API"},
 		{agentBin, []string{"enroll", "--data", t.TempDir()}, 2, "enroll needs --server, --fingerprint and --secret"},
 		{agentBin, []string{"enroll", "--server", "127.0.0.1:9", "--fingerprint", "zz", "--secret", "s", "--data", t.TempDir()}, 1, "want 64 hex digits"},

@@ -98,6 +98,9 @@ func (h *Handler) dispatch(ctx context.Context, key ed25519.PublicKey, req proto
 				return h.fail(req, nodeID, err)
 			}
 		}
+		if node.Revoked && node.RevokedReason == store.RevokedBlocked {
+			return h.fail(req, nodeID, store.BlockedError(node.ComputerID))
+		}
 		if node.Revoked {
 			if req.Kind == protocol.KindGoodbye && node.RevokedReason == store.RevokedUninstall {
 				// The goodbye that retired the key, sent again because its
@@ -297,7 +300,7 @@ func (h *Handler) fail(req protocol.Request, nodeID string, err error) protocol.
 		pe = protocol.Errorf(protocol.StatusBadSecret,
 			"the enrollment secret is wrong, revoked or expired: ask the administrator for the output of 'tally-server enroll-info'")
 	case errors.Is(err, store.ErrBlocked):
-		pe = protocol.Errorf(protocol.StatusRevoked, "enrollment refused: %v", err)
+		pe = protocol.Errorf(protocol.StatusRevoked, "%v", err) // the same sentence for every request: see store.BlockedError
 	case errors.Is(err, store.ErrRevoked):
 		pe = protocol.Errorf(protocol.StatusRevoked, "this agent's key is revoked (%v); it may enroll again as a new computer", err)
 	case errors.Is(err, store.ErrStaleSeq):

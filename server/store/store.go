@@ -11,6 +11,8 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
+	"strings"
 	"time"
 
 	"github.com/tallyhq/tally/protocol"
@@ -55,6 +57,7 @@ const (
 	RevokedDeleted    = "deleted"     // the computer was deleted
 	RevokedBlocked    = "blocked"     // the computer was deleted with --block
 	RevokedUninstall  = "uninstalled" // the agent said goodbye
+	RevokedUnblocked  = "unblocked"   // blocked, then unblocked: the key may enroll again as a new computer
 )
 
 // Computer is one managed machine.
@@ -74,13 +77,72 @@ type Computer struct {
 	// both are alive (cloned images).
 	DuplicateOf []int64                  `json:"duplicate_of,omitempty"`
 	Deleted     bool                     `json:"deleted,omitempty"`
-	Basic       *protocol.BasicInventory `json:"basic,omitempty"` // only from Computers.Get
+	Basic       *protocol.BasicInventory `json:"basic,omitempty"` // only from Computers.Computer
+	// Seats are the seats the computer holds, of every kind (only from
+	// Computers.Computer).
+	Seats []HeldSeat `json:"seats,omitempty"`
+}
+
+// HeldSeat is one seat a computer holds: a node seat, an Activation ID's
+// seat or a lease.
+type HeldSeat struct {
+	Product string    `json:"product"`
+	Kind    string    `json:"kind"` // node, node-locked, concurrent
+	License string    `json:"license"`
+	Since   time.Time `json:"since"`
+	Reason  string    `json:"reason"`
 }
 
 // Computer flags.
 const (
-	FlagDuplicateHints = "duplicate-hints"
+	FlagDuplicateHints   = "duplicate-hints"
+	FlagAgentUninstalled = "agent-uninstalled" // its agent said goodbye; cleared when it enrolls again
 )
+
+// Flags are the computer flags an admin can filter on.
+var Flags = []string{FlagDuplicateHints, FlagAgentUninstalled}
+
+// ComputerFilter selects computers for a list. Zero fields match
+// everything; pages follow the computer ID.
+type ComputerFilter struct {
+	Hostname     string    // substring, or a glob with * and ?, case-insensitive
+	Status       string    // a status name, case-insensitive
+	Product      string    // holds a seat of this product (node, node-locked or lease)
+	Plugin       string    // has this plug-in installed
+	NotSeenSince time.Time // last seen before this time
+	Flag         string    // carries this flag
+	After        int64     // only IDs above this (the cursor)
+	Limit        int       // at most this many; zero means DefaultComputerLimit
+}
+
+// Page sizes of a computer list.
+const (
+	DefaultComputerLimit = 500
+	MaxComputerLimit     = 10000
+)
+
+// ComputerPage is one page of a computer list.
+type ComputerPage struct {
+	Computers []Computer `json:"computers"`
+	// Next is the After of the next page, zero on the last page.
+	Next int64 `json:"next_after,omitempty"`
+}
+
+// Blocked is a machine deleted with --block: its keys and identity hints
+// are refused at enrollment until an admin unblocks it.
+type Blocked struct {
+	ComputerID int64         `json:"computer_id"`
+	Hostname   string        `json:"hostname"`
+	At         time.Time     `json:"at"`
+	By         string        `json:"by"`
+	Hints      []BlockedHint `json:"hints"`
+}
+
+// BlockedHint is one refused identity hint or key.
+type BlockedHint struct {
+	Kind  string `json:"kind"` // key, instance, uuid, serial, machine-id
+	Value string `json:"value"`
+}
 
 // Secret is an enrollment secret.
 type Secret struct {
@@ -127,6 +189,9 @@ const (
 	EventDiscarded     = "data.discarded"
 	EventStatus        = "computer.status"
 	EventDeleted       = "computer.deleted"
+	EventUnblocked     = "computer.unblocked"
+	EventFlagged       = "computer.flagged"
+	EventUnflagged     = "computer.unflagged"
 	EventUninstalled   = "agent.uninstalled"
 	EventPluginRemoved = "plugin.removed"
 	EventLicenseImport = "license.imported"
@@ -224,9 +289,20 @@ type Nodes interface {
 
 // Computers is what the admin surface reads and changes.
 type Computers interface {
-	ListComputers(ctx context.Context) ([]Computer, error)
-	// Computer returns one computer with its basic inventory.
+	// ListComputers returns one page of the live computers f selects, by
+	// ID; an invalid filter is ErrInvalid.
+	ListComputers(ctx context.Context, f ComputerFilter) (ComputerPage, error)
+	// Computer returns one computer with its basic inventory and seats.
 	Computer(ctx context.Context, id int64) (Computer, error)
+	// FindComputers returns the live computers named by ref: a hostname
+	// (case-insensitive) or an identity hint the server keeps (machine ID,
+	// product UUID, serial, instance ID, MAC).
+	FindComputers(ctx context.Context, ref string) ([]Computer, error)
+	// BlockedMachines lists the machines deleted with --block.
+	BlockedMachines(ctx context.Context) ([]Blocked, error)
+	// Unblock lifts a block: the machine's hints and keys may enroll
+	// again, as a new computer.
+	Unblock(ctx context.Context, computerID int64, actor string) (Blocked, error)
 	// SetStatus changes a computer's status and frees, in the same
 	// transaction, exactly the seats whose product rule names it.
 	SetStatus(ctx context.Context, id int64, status, actor string) (Change, error)
@@ -239,8 +315,9 @@ type Computers interface {
 	AddStatus(ctx context.Context, name, description string) (Status, error)
 	// Software lists a computer's stored software inventory.
 	Software(ctx context.Context, id int64) ([]protocol.Package, error)
-	// AddTask queues an agent action for a computer.
-	AddTask(ctx context.Context, id int64, action string) (string, error)
+	// AddTask queues an agent action for a computer; without force it
+	// refuses (ErrConflict) a computer without the plug-in that runs tasks.
+	AddTask(ctx context.Context, id int64, action string, force bool) (string, error)
 }
 
 // Licensing imports, removes and allocates licenses, and reports usage.
@@ -304,6 +381,14 @@ type Store interface {
 	Close() error
 }
 
+// BlockedError is the refusal of a machine an administrator deleted with
+// --block: one sentence, whatever the agent asked, that says how it gets
+// back.
+func BlockedError(computerID int64) error {
+	return fmt.Errorf("%w: this machine was computer %d, deleted with --block; to let it back, an administrator runs 'tally-server computers unblock %d', then this machine enrolls again with 'tally-agent enroll'",
+		ErrBlocked, computerID, computerID)
+}
+
 // IsNotFound reports whether err means the thing asked for does not exist.
 func IsNotFound(err error) bool { return errors.Is(err, ErrNotFound) }
 
@@ -346,13 +431,61 @@ type LicenseImport struct {
 
 // SeatChange is one seat consumed, freed or moved.
 type SeatChange struct {
-	Change     string `json:"change"` // consumed, freed, moved
+	Change     string `json:"change"`         // consumed, freed, moved
+	Kind       string `json:"kind,omitempty"` // node (when empty), node-locked, concurrent
 	ComputerID int64  `json:"computer_id"`
 	Hostname   string `json:"hostname,omitempty"`
 	Product    string `json:"product"`
 	License    string `json:"license,omitempty"` // the license it was on (freed) or is on (consumed, moved)
 	From       string `json:"from,omitempty"`    // moved: the license it left
 	Reason     string `json:"reason"`
+}
+
+// Seat kinds of a SeatChange or HeldSeat.
+const (
+	SeatNode       = "node"
+	SeatNodeLocked = "node-locked"
+	SeatConcurrent = "concurrent"
+)
+
+var seatNouns = map[string][2]string{
+	SeatNode:       {"node seat", "node seats"},
+	SeatNodeLocked: {"activation seat", "activation seats"},
+	SeatConcurrent: {"lease", "leases"},
+}
+
+// SeatSummary says in one line what seats changed, by change and kind
+// ("freed 1 node seat, freed 2 activation seats"), or "no seat changed".
+func SeatSummary(seats []SeatChange) string {
+	type key struct{ change, kind string }
+	var order []key
+	n := map[key]int{}
+	for _, s := range seats {
+		k := key{s.Change, s.Kind}
+		if k.kind == "" {
+			k.kind = SeatNode
+		}
+		if n[k] == 0 {
+			order = append(order, k)
+		}
+		n[k]++
+	}
+	if len(order) == 0 {
+		return "no seat changed"
+	}
+	parts := make([]string, len(order))
+	for i, k := range order {
+		noun, ok := seatNouns[k.kind]
+		if !ok {
+			noun = [2]string{k.kind + " seat", k.kind + " seats"}
+		}
+		if n[k] == 1 {
+			parts[i] = fmt.Sprintf("%s 1 %s", k.change, noun[0])
+		} else {
+			parts[i] = fmt.Sprintf("%s %d %s", k.change, n[k], noun[1])
+		}
+	}
+	return strings.Join(parts, ", ")
 }
 
 // Change reports what an admin action did to seats.

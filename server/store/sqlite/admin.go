@@ -25,12 +25,12 @@ func (db *DB) SetStatus(ctx context.Context, id int64, status, actor string) (st
 		if err != nil {
 			return err
 		}
-		c, _, err := loadComputer(tx, id)
+		c, hostname, err := loadComputer(tx, id)
 		if err != nil {
 			return err
 		}
 		if c.Status == canonical {
-			ch.Message = fmt.Sprintf("computer %d is already %s; nothing changed", id, canonical)
+			ch.Message = fmt.Sprintf("computer %d (%s) is already %s; nothing changed", id, hostname, canonical)
 			return nil
 		}
 		d := db.engine.StatusChange(c, canonical)
@@ -48,8 +48,8 @@ func (db *DB) SetStatus(ctx context.Context, id int64, status, actor string) (st
 			return fmt.Errorf("set status: %w", err)
 		}
 		hostnames(tx, ch.Seats)
-		reason := fmt.Sprintf("%s → %s; %s", c.Status, canonical, d.Summary())
-		ch.Message = fmt.Sprintf("computer %d: %s", id, reason)
+		reason := fmt.Sprintf("%s → %s; %s", c.Status, canonical, store.SeatSummary(ch.Seats))
+		ch.Message = fmt.Sprintf("computer %d (%s): %s", id, hostname, reason)
 		return addEvent(tx, store.Event{Actor: actor, Kind: store.EventStatus, ComputerID: id, Reason: reason})
 	})
 	return ch, err
@@ -102,10 +102,10 @@ func (db *DB) DeleteComputer(ctx context.Context, id int64, block bool, actor st
 		hostnames(tx, ch.Seats)
 		what := "deleted"
 		if block {
-			what = "deleted and blocked from enrolling again"
+			what = "deleted and blocked from enrolling again (until 'tally-server computers unblock')"
 		}
-		ch.Message = fmt.Sprintf("computer %d (%s) %s; %s", id, hostname, what, d.Summary())
-		return addEvent(tx, store.Event{Actor: actor, Kind: store.EventDeleted, ComputerID: id, Reason: what + "; " + d.Summary()})
+		ch.Message = fmt.Sprintf("computer %d (%s) %s; %s", id, hostname, what, store.SeatSummary(ch.Seats))
+		return addEvent(tx, store.Event{Actor: actor, Kind: store.EventDeleted, ComputerID: id, Reason: what + "; " + store.SeatSummary(ch.Seats)})
 	})
 	return ch, err
 }

@@ -538,7 +538,7 @@ func (db *DB) endComputerSeats(tx *Tx, computer int64, status, why, actor string
 		if err := endActivation(tx, b.id, b.lic, why); err != nil {
 			return nil, err
 		}
-		out = append(out, store.SeatChange{Change: "freed", ComputerID: computer, Product: b.product, License: b.lic, Reason: b.actID + ": " + why})
+		out = append(out, store.SeatChange{Change: "freed", Kind: store.SeatNodeLocked, ComputerID: computer, Product: b.product, License: b.lic, Reason: b.actID + ": " + why})
 		if err := addEvent(tx, store.Event{Actor: actor, Kind: store.EventActReturned, ComputerID: computer, Product: b.product, Reason: b.actID + ": " + why}); err != nil {
 			return nil, err
 		}
@@ -565,7 +565,7 @@ func (db *DB) endComputerSeats(tx *Tx, computer int64, status, why, actor string
 		if _, err := tx.Exec(`DELETE FROM leases WHERE product = ? AND computer_id = ?`, l.product, computer); err != nil {
 			return nil, err
 		}
-		out = append(out, store.SeatChange{Change: "freed", ComputerID: computer, Product: l.product, License: l.lic, Reason: "lease: " + why})
+		out = append(out, store.SeatChange{Change: "freed", Kind: store.SeatConcurrent, ComputerID: computer, Product: l.product, License: l.lic, Reason: "lease: " + why})
 		if err := addEvent(tx, store.Event{Actor: actor, Kind: store.EventLeaseIn, ComputerID: computer, Product: l.product, Reason: why}); err != nil {
 			return nil, err
 		}

@@ -80,7 +80,12 @@ func (db *DB) Enroll(ctx context.Context, p store.EnrollParams) (protocol.Enroll
 		var revoked bool
 		err = tx.QueryRow(`SELECT computer_id, revoked_at IS NOT NULL, revoked_reason FROM nodes WHERE id = ?`, p.NodeID).
 			Scan(&computerID, &revoked, &revokedReason)
+		// A key whose block an admin lifted enrolls again, as a new computer.
+		reuseKey := err == nil && revoked && revokedReason == store.RevokedUnblocked
 		switch {
+		case reuseKey:
+		case err == nil && revoked && revokedReason == store.RevokedBlocked:
+			return store.BlockedError(computerID)
 		case err == nil && revoked && revokedReason != store.RevokedSuperseded:
 			return fmt.Errorf("%w: %s", store.ErrRevoked, revokedText(revokedReason))
 		case err == nil:
@@ -129,6 +134,9 @@ func (db *DB) Enroll(ctx context.Context, p store.EnrollParams) (protocol.Enroll
 				NodeID: p.NodeID, Reason: "identity hints match this computer; new key replaces " + strings.Join(old, ", ")}); err != nil {
 				return err
 			}
+			if err := setFlag(tx, computerID, store.FlagAgentUninstalled, false, store.NodeActor(p.NodeID), "the machine enrolled again"); err != nil {
+				return err
+			}
 		} else {
 			res, err := tx.Exec(`INSERT INTO computers (hostname, os, first_seen, last_seen, hints_hash) VALUES (?, ?, ?, ?, ?)`,
 				p.Request.Hostname, p.Request.OS, ms(tx.Now), ms(tx.Now), hintsHash(hs))
@@ -146,7 +154,12 @@ func (db *DB) Enroll(ctx context.Context, p store.EnrollParams) (protocol.Enroll
 		if err := replaceHints(tx, computerID, hs); err != nil {
 			return err
 		}
-		if _, err := tx.Exec(`INSERT INTO nodes (id, computer_id, public_key, secret_id, enrolled_at, last_seen) VALUES (?, ?, ?, ?, ?, ?)`,
+		if reuseKey {
+			if _, err := tx.Exec(`UPDATE nodes SET computer_id = ?, secret_id = ?, enrolled_at = ?, last_seen = ?, revoked_at = NULL, revoked_reason = '', superseded_by = NULL
+				WHERE id = ?`, computerID, secretID, ms(tx.Now), ms(tx.Now), p.NodeID); err != nil {
+				return fmt.Errorf("enroll unblocked key: %w", err)
+			}
+		} else if _, err := tx.Exec(`INSERT INTO nodes (id, computer_id, public_key, secret_id, enrolled_at, last_seen) VALUES (?, ?, ?, ?, ?, ?)`,
 			p.NodeID, computerID, p.PublicKey, secretID, ms(tx.Now), ms(tx.Now)); err != nil {
 			return fmt.Errorf("create node: %w", err)
 		}
@@ -213,7 +226,11 @@ func checkBlocked(tx *Tx, nodeID string, hs []hint) error {
 			return fmt.Errorf("check block list: %w", err)
 		}
 		if n > 0 {
-			return fmt.Errorf("%w: its %s matches a computer an administrator deleted with --block", store.ErrBlocked, h.kind)
+			var id int64
+			if err := tx.QueryRow(`SELECT COALESCE(computer_id, 0) FROM blocked WHERE kind = ? AND value = ?`, h.kind, h.value).Scan(&id); err != nil {
+				return fmt.Errorf("check block list: %w", err)
+			}
+			return store.BlockedError(id)
 		}
 	}
 	return nil
@@ -385,23 +402,9 @@ func flagDuplicates(tx *Tx, a, b int64) error {
 	return nil
 }
 
+// addFlag sets a flag whose cause the caller audits itself.
 func addFlag(tx *Tx, id int64, flag string) error {
-	var flags string
-	if err := tx.QueryRow(`SELECT flags FROM computers WHERE id = ?`, id).Scan(&flags); err != nil {
-		return fmt.Errorf("read flags: %w", err)
-	}
-	for _, f := range splitFlags(flags) {
-		if f == flag {
-			return nil
-		}
-	}
-	if flags != "" {
-		flags += ","
-	}
-	if _, err := tx.Exec(`UPDATE computers SET flags = ? WHERE id = ?`, flags+flag, id); err != nil {
-		return fmt.Errorf("set flag: %w", err)
-	}
-	return nil
+	return setFlag(tx, id, flag, true, "", "")
 }
 
 func splitFlags(s string) []string {

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"slices"
 
 	"github.com/tallyhq/tally/common/machineid"
 	"github.com/tallyhq/tally/protocol"
@@ -407,6 +408,9 @@ func (db *DB) Goodbye(ctx context.Context, r store.Request, body *protocol.Goodb
 			if _, err := tx.Exec(`UPDATE nodes SET revoked_at = ?, revoked_reason = ? WHERE id = ?`, ms(tx.Now), store.RevokedUninstall, n.id); err != nil {
 				return nil, err
 			}
+			if err := setFlag(tx, n.computerID, store.FlagAgentUninstalled, true, actor, "its agent said goodbye"); err != nil {
+				return nil, err
+			}
 			reason := "agent uninstalled"
 			if body.Reason != "" {
 				reason += ": " + body.Reason
@@ -435,8 +439,11 @@ func (db *DB) Goodbye(ctx context.Context, r store.Request, body *protocol.Goodb
 	})
 }
 
+// taskPlugin is the agent plug-in that asks for and runs tasks.
+const taskPlugin = "software-management"
+
 // AddTask implements store.Computers.
-func (db *DB) AddTask(ctx context.Context, id int64, action string) (string, error) {
+func (db *DB) AddTask(ctx context.Context, id int64, action string, force bool) (string, error) {
 	if action != protocol.TaskCollectNow && action != protocol.TaskRefreshPlugins {
 		return "", fmt.Errorf("%w: task %q: the agent only takes %s and %s", store.ErrInvalid, action, protocol.TaskCollectNow, protocol.TaskRefreshPlugins)
 	}
@@ -446,8 +453,13 @@ func (db *DB) AddTask(ctx context.Context, id int64, action string) (string, err
 	}
 	tid := "t-" + hex.EncodeToString(b)
 	err := db.write(ctx, func(tx *Tx) error {
-		if _, _, err := loadComputer(tx, id); err != nil {
+		c, hostname, err := loadComputer(tx, id)
+		if err != nil {
 			return err
+		}
+		if !force && !slices.ContainsFunc(c.Plugins, func(p protocol.Plugin) bool { return p.Name == taskPlugin }) {
+			return fmt.Errorf("%w: computer %d (%s) has no %s plug-in, which is what runs tasks, so the task would wait unread: install the plug-in there ('tally-agent plugin install %s'), or pass --force to queue it anyway",
+				store.ErrConflict, id, hostname, taskPlugin, taskPlugin)
 		}
 		if _, err := tx.Exec(`INSERT INTO tasks (id, computer_id, action, created_at) VALUES (?, ?, ?, ?)`, tid, id, action, ms(tx.Now)); err != nil {
 			return fmt.Errorf("queue task: %w", err)
