@@ -33,8 +33,7 @@ func TestExpiredActivationReturnsItsSeats(t *testing.T) {
 		t.Helper()
 		req := adminapi.CreateActivationRequest{Product: product, Quantity: 1}
 		if expires > 0 {
-			at := clk.Now().Add(expires)
-			req.Expires = &at
+			req.Expires = clk.Now().Add(expires).Format(time.RFC3339)
 		}
 		a, err := srv.Admin.CreateActivation(context.Background(), req)
 		if err != nil {
