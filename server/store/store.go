@@ -147,6 +147,8 @@ const (
 	EventLeaseIn       = "lease.checkin"
 	EventLeaseExpired  = "lease.expired"
 	EventLeaseDenied   = "lease.denied"
+	EventProductAdded  = "product.added"
+	EventProductRemove = "product.removed"
 )
 
 // Actors that are not a node or a named admin.
@@ -275,6 +277,24 @@ type Activations interface {
 	Leases(ctx context.Context) ([]Lease, error)
 }
 
+// Products adds and removes application products: products licensed
+// only by Activation IDs or leases, with no plug-in.
+type Products interface {
+	// AddProduct validates and stores an application product, and adds it
+	// to the catalog once committed.
+	AddProduct(ctx context.Context, p ApplicationProduct, actor string) error
+	// RemoveProduct removes an application product added with AddProduct
+	// that no license names.
+	RemoveProduct(ctx context.Context, name, actor string) error
+}
+
+// ApplicationProduct is what an administrator gives to add one.
+type ApplicationProduct struct {
+	Name  string   `json:"name"`
+	Title string   `json:"title,omitempty"`
+	Kinds []string `json:"kinds"`
+}
+
 // Maintenance is the job the server runs on a schedule and on demand.
 type Maintenance interface {
 	RunMaintenance(ctx context.Context, o MaintenanceOptions) (MaintenanceReport, error)
@@ -300,6 +320,7 @@ type Store interface {
 	Audit
 	Licensing
 	Activations
+	Products
 	Maintenance
 	Close() error
 }

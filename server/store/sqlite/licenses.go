@@ -51,8 +51,13 @@ func (db *DB) ImportLicenses(ctx context.Context, ls []store.LicenseImport, acto
 			case !errors.Is(err, sql.ErrNoRows):
 				return err
 			}
-			if _, ok := db.engine.Catalog().Product(l.Product); !ok {
-				return fmt.Errorf("%w: license %s is for unknown product %q", store.ErrInvalid, l.ID, l.Product)
+			p, ok := db.engine.Catalog().Product(l.Product)
+			if !ok {
+				return fmt.Errorf("%w: license %s is for unknown product %q: add it first with 'tally-server products add %s --kinds node-locked,concurrent' (see 'tally-server products list')",
+					store.ErrInvalid, l.ID, l.Product, l.Product)
+			}
+			if err := p.Takes(l.Kind); err != nil {
+				return fmt.Errorf("%w: license %s: %w", store.ErrInvalid, l.ID, err)
 			}
 			var exp, up any
 			if l.ExpiresAt != nil {

@@ -544,7 +544,7 @@ func (db *DB) Lease(ctx context.Context, r store.Request, product string, ttl ti
 			} else if len(lics) == 0 {
 				resp.Message = "no valid concurrent license of " + product + " is imported"
 			}
-			if err := countDiscard(tx, n.computerID, product, protocol.VerdictDeniedNoSeat, resp.Message, n.id, actor); err != nil {
+			if err := countLeaseRefusal(tx, n.computerID, product, protocol.VerdictDeniedNoSeat, resp.Message, n.id, actor); err != nil {
 				return nil, err
 			}
 			return resp, nil
