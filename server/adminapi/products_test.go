@@ -88,7 +88,7 @@ func TestApplicationProductsAddListRemove(t *testing.T) {
 	}
 
 	p, err := c.AddProduct(ctx, store.ApplicationProduct{Name: "cad", Title: "CAD Suite", Kinds: []string{"node-locked", "concurrent"}})
-	if err != nil || !p.Application || p.Title != "CAD Suite" || strings.Join(p.Kinds, ",") != "concurrent,node-locked" || p.Source != "database" {
+	if err != nil || !p.Application || p.Title != "CAD Suite" || strings.Join(p.Kinds, ",") != "node-locked,concurrent" || p.Source != "database" {
 		t.Fatalf("add cad: %+v %v", p, err)
 	}
 	if _, err := c.AddProduct(ctx, store.ApplicationProduct{Name: "cad", Kinds: []string{"concurrent"}}); err == nil || !strings.Contains(err.Error(), "already exists") {

@@ -173,7 +173,14 @@ func NewApplication(name, title string, kinds []string, source string) (*Product
 			return nil, fmt.Errorf("kind %q is not a license kind: use %s, or both separated by a comma", k, strings.Join(ApplicationKinds, " or "))
 		}
 	}
-	sort.Strings(p.Kinds)
+	// In the order of ApplicationKinds, whatever order they were given in.
+	var ordered []string
+	for _, k := range ApplicationKinds {
+		if slicesContains(p.Kinds, k) {
+			ordered = append(ordered, k)
+		}
+	}
+	p.Kinds = ordered
 	return p, nil
 }
 

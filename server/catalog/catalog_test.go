@@ -164,13 +164,13 @@ kinds = ["concurrent"]
 		t.Fatal(err)
 	}
 	p, ok := c.Product("cad")
-	if !ok || !p.Application || p.Title != "cad" || strings.Join(p.Kinds, ",") != "concurrent,node-locked" || p.Source != "products.toml" {
+	if !ok || !p.Application || p.Title != "cad" || strings.Join(p.Kinds, ",") != "node-locked,concurrent" || p.Source != "products.toml" {
 		t.Fatalf("cad: %+v", p)
 	}
 	if err := p.Takes("node-locked"); err != nil {
 		t.Fatal(err)
 	}
-	if err := p.Takes("node"); err == nil || !strings.Contains(err.Error(), "--kind concurrent or --kind node-locked") {
+	if err := p.Takes("node"); err == nil || !strings.Contains(err.Error(), "--kind node-locked or --kind concurrent") {
 		t.Fatalf("a node license for an application product: %v", err)
 	}
 	v, _ := c.Product("viewer")

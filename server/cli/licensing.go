@@ -638,7 +638,7 @@ func (m *Main) usageCommand() *cobra.Command {
 	var holders bool
 	cmd := &cobra.Command{
 		Use:   "usage [--product P]",
-		Short: "License usage per product and license: granted, consumed, available (negative = shortfall), allocated, discards, holders",
+		Short: "License usage per product and pool (node, node-locked, concurrent): granted, consumed, available (negative = shortfall), discards, holders",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cl, err := m.client(&c)
@@ -653,12 +653,14 @@ func (m *Main) usageCommand() *cobra.Command {
 				return printJSON(cmd.OutOrStdout(), us)
 			}
 			w := cmd.OutOrStdout()
-			t := newTable(w, "PRODUCT", "GRANTED", "CONSUMED", "RESERVED", "WAITING", "AVAILABLE", "COMPLIANT", "DISCARDS")
+			// One row per pool: node seats, Activation IDs and leases
+			// are counted apart, never added up.
+			t := newTable(w, "PRODUCT", "KIND", "GRANTED", "CONSUMED", "RESERVED", "WAITING", "AVAILABLE", "COMPLIANT", "DISCARDS")
 			for _, u := range us {
-				if product == "" && u.Granted == 0 && u.Consumed == 0 && len(u.Discards) == 0 {
+				if product == "" && u.Granted == 0 && u.Consumed == 0 && u.Waiting == 0 && len(u.Discards) == 0 {
 					continue
 				}
-				t.row(u.Product, strconv.Itoa(u.Granted), strconv.Itoa(u.Consumed), strconv.Itoa(u.Reserved), strconv.Itoa(u.Waiting),
+				t.row(u.Product, u.Kind, strconv.Itoa(u.Granted), strconv.Itoa(u.Consumed), strconv.Itoa(u.Reserved), strconv.Itoa(u.Waiting),
 					strconv.Itoa(u.Available), yesNo(u.Compliant), discardText(u.Discards))
 			}
 			if err := t.flush(); err != nil {
@@ -668,7 +670,7 @@ func (m *Main) usageCommand() *cobra.Command {
 				if len(u.Licenses) == 0 {
 					continue
 				}
-				fmt.Fprintf(w, "\n%s licenses:\n", u.Product)
+				fmt.Fprintf(w, "\n%s %s licenses:\n", u.Product, u.Kind)
 				lt := newTable(w, "  LICENSE", "SEATS", "HELD", "ALLOCATED", "AVAILABLE", "EXPIRES", "STATE")
 				for _, l := range u.Licenses {
 					state := "valid"
@@ -679,7 +681,7 @@ func (m *Main) usageCommand() *cobra.Command {
 				}
 				lt.flush()
 				if holders || product != "" {
-					fmt.Fprintf(w, "%s holders:\n", u.Product)
+					fmt.Fprintf(w, "%s %s holders:\n", u.Product, u.Kind)
 					ht := newTable(w, "  COMPUTER", "HOSTNAME", "LICENSE", "SINCE", "WHY")
 					for _, h := range u.Holders {
 						why := h.Reason
@@ -687,6 +689,9 @@ func (m *Main) usageCommand() *cobra.Command {
 							why += " [allocated]"
 						}
 						ht.row("  "+strconv.FormatInt(h.ComputerID, 10), h.Hostname, h.License, fmtTime(h.Since), why)
+					}
+					if len(u.Holders) == 0 {
+						ht.row("  -", "", "", "", "no holder")
 					}
 					ht.flush()
 				}

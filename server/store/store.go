@@ -385,6 +385,10 @@ type Holder struct {
 	Since      time.Time `json:"since"`
 	Reason     string    `json:"reason"`
 	Allocated  bool      `json:"allocated,omitempty"`
+	// ActivationID is the ID a node-locked holder activated; Expires is
+	// when a lease holder's lease runs out unless renewed.
+	ActivationID string     `json:"activation_id,omitempty"`
+	Expires      *time.Time `json:"expires,omitempty"`
 }
 
 // LicenseUsage is one license's part of a product's usage.
@@ -393,10 +397,12 @@ type LicenseUsage struct {
 	Available int `json:"available"`
 }
 
-// Usage is one product's license position.
+// Usage is the license position of one pool of a product: the licenses
+// of one kind (node seats, node-locked Activation IDs, concurrent leases).
 type Usage struct {
 	Product  string `json:"product"`
 	Title    string `json:"title"`
+	Kind     string `json:"kind"`
 	Granted  int    `json:"granted"`  // seats of licenses valid now
 	Consumed int    `json:"consumed"` // seats held
 	Reserved int    `json:"reserved"` // allocated but not yet consumed
