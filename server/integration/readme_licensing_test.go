@@ -70,7 +70,7 @@ func TestREADMENodeLockedAndConcurrentFlow(t *testing.T) {
 
 	// Before the product exists, the import says how to add it.
 	run(0, "license", "issue", "--key", key, "--product", "cad", "--seats", "20", "--kind", "node-locked", "--out", filepath.Join(dir, "cad.lic"))
-	if out := run(1, "license", "import", filepath.Join(dir, "cad.lic"), "--data", data); !strings.Contains(out, "products") {
+	if out := run(1, "license", "import", filepath.Join(dir, "cad.lic"), "--data", data); !strings.Contains(out, "add it with 'tally-server products add cad --kinds node-locked,concurrent'") {
 		t.Fatalf("import for an unknown product: %s", out)
 	}
 	out := run(0, "products", "add", "cad", "--title", "CAD Suite", "--kinds", "node-locked,concurrent", "--data", data)
