@@ -26,12 +26,17 @@ type Product struct {
 	PluginRemovalFrees bool     `json:"plugin_removal_frees"`
 	PurgeAfterDays     int      `json:"purge_after_days"`
 	Source             string   `json:"source"`
+	// Application is true for a product licensed only by Activation IDs
+	// or leases (no plug-in); Kinds are the license kinds it takes.
+	Application bool     `json:"application,omitempty"`
+	Kinds       []string `json:"kinds,omitempty"`
 }
 
 // ProductOf converts a catalog product.
 func ProductOf(p *catalog.Product) Product {
 	out := Product{Name: p.Name, Title: p.Title, Plugin: p.Plugin, PluginVersions: p.PluginVersions.String(), RequiresPlugin: p.RequiresPlugin,
-		FreedBy: p.FreedByText(), PluginRemovalFrees: p.PluginRemovalFrees, PurgeAfterDays: p.PurgeAfterDays, Source: p.Source}
+		FreedBy: p.FreedByText(), PluginRemovalFrees: p.PluginRemovalFrees, PurgeAfterDays: p.PurgeAfterDays, Source: p.Source,
+		Application: p.Application, Kinds: p.Kinds}
 	for _, q := range p.Qualifying {
 		out.Qualifying = append(out.Qualifying, string(q))
 	}
@@ -91,6 +96,8 @@ type TaskResponse struct {
 func (a *api) licensingRoutes(mux *http.ServeMux, auth func(http.HandlerFunc) http.Handler) {
 	mux.Handle("GET /api/v1/products", auth(a.productsList))
 	mux.Handle("GET /api/v1/products/{name}", auth(a.productsShow))
+	mux.Handle("POST /api/v1/products", auth(a.productsAdd))
+	mux.Handle("DELETE /api/v1/products/{name}", auth(a.productsRemove))
 	mux.Handle("GET /api/v1/licenses", auth(a.licensesList))
 	mux.Handle("POST /api/v1/licenses", auth(a.licensesImport))
 	mux.Handle("DELETE /api/v1/licenses/{id}", auth(a.licensesRemove))

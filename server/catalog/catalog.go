@@ -13,6 +13,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
+	"unicode/utf8"
 
 	"github.com/BurntSushi/toml"
 )
@@ -78,8 +80,117 @@ type Product struct {
 	// PurgeAfterDays: product data of a computer whose seat was freed is
 	// purged after this many days; negative: never.
 	PurgeAfterDays int
-	// Source is "builtin" or the admin file that defined it.
+	// Source is "builtin", the admin file that defined it, or
+	// SourceDatabase.
 	Source string
+	// Application is true for a product licensed only by Activation IDs
+	// or leases: it has no plug-in and no node seats, so none of the
+	// plug-in rules above apply to it.
+	Application bool
+	// Kinds are the license kinds an application product takes; empty
+	// for a plug-in product, which takes every kind.
+	Kinds []string
+}
+
+// License kinds an application product can take: node seats come from a
+// plug-in's qualifying posts, which an application product has none of.
+const (
+	KindNode       = "node"
+	KindNodeLocked = "node-locked"
+	KindConcurrent = "concurrent"
+	KindUser       = "user"
+)
+
+// ApplicationKinds lists the kinds an application product may take.
+var ApplicationKinds = []string{KindNodeLocked, KindConcurrent}
+
+// SourceDatabase marks an application product an administrator added with
+// 'tally-server products add'.
+const SourceDatabase = "database"
+
+// MaxTitle is the longest product title, in characters.
+const MaxTitle = 200
+
+// Takes reports, as a sentence that says what to do, why the product does
+// not take licenses of kind; nil if it does.
+func (p *Product) Takes(kind string) error {
+	if !p.Application {
+		return nil
+	}
+	for _, k := range p.Kinds {
+		if k == kind {
+			return nil
+		}
+	}
+	if kind == KindNode || kind == KindUser {
+		return fmt.Errorf("%s is an application product (licensed by Activation IDs or leases, with no plug-in to consume a %s seat): issue the license with --kind %s",
+			p.Name, kind, strings.Join(p.Kinds, " or --kind "))
+	}
+	return fmt.Errorf("application product %s takes %s licenses only: issue the license with --kind %s, or add the kind to the product",
+		p.Name, strings.Join(p.Kinds, " and "), strings.Join(p.Kinds, " or --kind "))
+}
+
+// NewApplication validates an application product. Its status rule is
+// any-non-active: a computer that is not Active consumes nothing, so its
+// activations and leases are returned when its status changes.
+func NewApplication(name, title string, kinds []string, source string) (*Product, error) {
+	if name == "" {
+		return nil, errors.New("give the product a name: lower-case letters, digits and dashes, such as cad")
+	}
+	if !namePattern.MatchString(name) {
+		return nil, fmt.Errorf("product name %q: use 1 to 63 lower-case letters, digits and dashes, starting with a letter or digit, such as cad", name)
+	}
+	title = strings.TrimSpace(title)
+	if utf8.RuneCountInString(title) > MaxTitle {
+		return nil, fmt.Errorf("the title has %d characters: shorten it to %d at most", utf8.RuneCountInString(title), MaxTitle)
+	}
+	for _, r := range title {
+		if r < ' ' || r == 0x7f {
+			return nil, errors.New("the title holds a control character: give it on one line of printable text")
+		}
+	}
+	if title == "" {
+		title = name
+	}
+	if len(kinds) == 0 {
+		return nil, fmt.Errorf("list the kinds of license product %s takes: %s, or both", name, strings.Join(ApplicationKinds, ", "))
+	}
+	p := &Product{Name: name, Title: title, Application: true, FreedByAnyNonActive: true, PurgeAfterDays: -1, Source: source}
+	for _, k := range kinds {
+		k = strings.TrimSpace(k)
+		ok := false
+		for _, a := range ApplicationKinds {
+			ok = ok || a == k
+		}
+		switch {
+		case ok && !slicesContains(p.Kinds, k):
+			p.Kinds = append(p.Kinds, k)
+		case ok:
+		case k == KindNode || k == KindUser:
+			return nil, fmt.Errorf("kind %q: an application product has no plug-in to consume %s seats; use %s (a product with a plug-in is defined in DATA/products.toml)",
+				k, k, strings.Join(ApplicationKinds, " or "))
+		default:
+			return nil, fmt.Errorf("kind %q is not a license kind: use %s, or both separated by a comma", k, strings.Join(ApplicationKinds, " or "))
+		}
+	}
+	// In the order of ApplicationKinds, whatever order they were given in.
+	var ordered []string
+	for _, k := range ApplicationKinds {
+		if slicesContains(p.Kinds, k) {
+			ordered = append(ordered, k)
+		}
+	}
+	p.Kinds = ordered
+	return p, nil
+}
+
+func slicesContains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
 }
 
 // Qualifies reports whether t consumes a seat of the product.
@@ -137,23 +248,93 @@ func (p *Product) Matches(plugin, version string) bool {
 
 // Catalog is the set of products.
 type Catalog struct {
+	// products and names are fixed once loaded: the posts' hot path
+	// reads them without a lock.
 	products map[string]*Product
 	names    []string
+	// apps are the application products added while the server runs
+	// (stored in the database): they have no plug-in, so only Product and
+	// Products see them.
+	mu   sync.RWMutex
+	apps map[string]*Product
 }
 
 // Product returns the named product.
 func (c *Catalog) Product(name string) (*Product, bool) {
-	p, ok := c.products[name]
+	if p, ok := c.products[name]; ok {
+		return p, true
+	}
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	p, ok := c.apps[name]
 	return p, ok
 }
 
 // Products returns every product, by name.
 func (c *Catalog) Products() []*Product {
-	out := make([]*Product, len(c.names))
+	c.mu.RLock()
+	out := make([]*Product, len(c.names), len(c.names)+len(c.apps))
 	for i, n := range c.names {
 		out[i] = c.products[n]
 	}
+	for _, p := range c.apps {
+		out = append(out, p)
+	}
+	c.mu.RUnlock()
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out
+}
+
+// ErrDefined is returned when adding a product whose name is taken.
+var ErrDefined = errors.New("product already defined")
+
+// AddApplication adds an application product (validated by
+// NewApplication) to the running catalog. A name taken by a built-in or
+// file product, or by another application product, is refused.
+func (c *Catalog) AddApplication(p *Product) error {
+	if !p.Application {
+		return fmt.Errorf("product %s has a plug-in: define it in DATA/products.toml", p.Name)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err := c.nameFree(p.Name); err != nil {
+		return err
+	}
+	if c.apps == nil {
+		c.apps = map[string]*Product{}
+	}
+	c.apps[p.Name] = p
+	return nil
+}
+
+// NameFree reports, as a sentence, why a new product may not take name;
+// nil if it may.
+func (c *Catalog) NameFree(name string) error {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.nameFree(name)
+}
+
+func (c *Catalog) nameFree(name string) error {
+	if q, ok := c.products[name]; ok {
+		where := "the built-in catalog"
+		if q.Source != "builtin" {
+			where = q.Source
+		}
+		return fmt.Errorf("%w: %s is a product of %s: choose another name", ErrDefined, name, where)
+	}
+	if _, ok := c.apps[name]; ok {
+		return fmt.Errorf("%w: application product %s already exists (see 'tally-server products show %s')", ErrDefined, name, name)
+	}
+	return nil
+}
+
+// RemoveApplication takes an application product added at run time out
+// of the catalog.
+func (c *Catalog) RemoveApplication(name string) {
+	c.mu.Lock()
+	delete(c.apps, name)
+	c.mu.Unlock()
 }
 
 // ForPlugin returns the products a plug-in of that name and version belongs to.
@@ -183,7 +364,7 @@ func (c *Catalog) Plugins() []string {
 	seen := map[string]bool{}
 	var out []string
 	for _, n := range c.names {
-		if p := c.products[n].Plugin; !seen[p] {
+		if p := c.products[n].Plugin; p != "" && !seen[p] {
 			seen[p] = true
 			out = append(out, p)
 		}
@@ -233,8 +414,17 @@ type fileProduct struct {
 	PurgeAfterDays     *int     `toml:"purge-after-days"`
 }
 
+// fileApplication is an application product in a products file:
+// [application.cad] with kinds = ["node-locked", "concurrent"] and an
+// optional title.
+type fileApplication struct {
+	Title string   `toml:"title"`
+	Kinds []string `toml:"kinds"`
+}
+
 type file struct {
-	Product []fileProduct `toml:"product"`
+	Product     []fileProduct              `toml:"product"`
+	Application map[string]fileApplication `toml:"application"`
 }
 
 var namePattern = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
@@ -250,13 +440,31 @@ func (c *Catalog) add(fileName string, data []byte, replace bool) error {
 		for i, k := range und {
 			keys[i] = k.String()
 		}
-		return fmt.Errorf("%s: unknown field %s (known: name, title, plugin, plugin-versions, qualifying, requires-plugin, over-count, freed-by, plugin-removal-frees, purge-after-days)",
+		return fmt.Errorf("%s: unknown field %s (known: in [[product]]: name, title, plugin, plugin-versions, qualifying, requires-plugin, over-count, freed-by, plugin-removal-frees, purge-after-days; in [application.NAME]: title, kinds)",
 			fileName, strings.Join(keys, ", "))
 	}
-	if len(f.Product) == 0 {
-		return fmt.Errorf("%s: no [[product]] entries", fileName)
+	if len(f.Product) == 0 && len(f.Application) == 0 {
+		return fmt.Errorf("%s: no products: add [[product]] entries (with a plug-in) or [application.NAME] tables (with kinds = [\"node-locked\", \"concurrent\"])", fileName)
 	}
 	seen := map[string]bool{}
+	appNames := make([]string, 0, len(f.Application))
+	for name := range f.Application {
+		appNames = append(appNames, name)
+	}
+	sort.Strings(appNames)
+	for _, name := range appNames {
+		fa := f.Application[name]
+		p, err := NewApplication(name, fa.Title, fa.Kinds, fileName)
+		if err != nil {
+			return fmt.Errorf("%s: [application.%s]: %w", fileName, name, err)
+		}
+		seen[name] = true
+		if err := c.nameFree(name); err != nil {
+			return fmt.Errorf("%s: [application.%s]: %w", fileName, name, err)
+		}
+		c.names = append(c.names, name)
+		c.products[name] = p
+	}
 	for i, fp := range f.Product {
 		p, err := fp.product(fileName)
 		if err != nil {
@@ -291,6 +499,9 @@ func (fp fileProduct) product(source string) (*Product, error) {
 	}
 	if p.Title == "" {
 		p.Title = p.Name
+	}
+	if fp.Plugin == "" {
+		return nil, fmt.Errorf("plugin is missing: give the plug-in whose posts consume the seat; a product licensed only by Activation IDs or leases is an application product, two lines: [application.%s] and kinds = [\"node-locked\", \"concurrent\"]", fp.Name)
 	}
 	if !namePattern.MatchString(fp.Plugin) {
 		return nil, fmt.Errorf("plugin %q: use the plug-in's name (lower-case letters, digits and dashes)", fp.Plugin)

@@ -148,3 +148,98 @@ func FuzzLoad(f *testing.F) {
 		}
 	})
 }
+
+// An application product takes two lines of a products file, and bad
+// ones are refused with a sentence that says what to do.
+func TestApplicationProductsInTheFile(t *testing.T) {
+	c, err := Load(&AdminFile{Name: "products.toml", Data: []byte(`
+[application.cad]
+kinds = ["node-locked", "concurrent"]
+
+[application.viewer]
+title = "Viewer"
+kinds = ["concurrent"]
+`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, ok := c.Product("cad")
+	if !ok || !p.Application || p.Title != "cad" || strings.Join(p.Kinds, ",") != "node-locked,concurrent" || p.Source != "products.toml" {
+		t.Fatalf("cad: %+v", p)
+	}
+	if err := p.Takes("node-locked"); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Takes("node"); err == nil || !strings.Contains(err.Error(), "--kind node-locked or --kind concurrent") {
+		t.Fatalf("a node license for an application product: %v", err)
+	}
+	v, _ := c.Product("viewer")
+	if err := v.Takes("node-locked"); err == nil || !strings.Contains(err.Error(), "takes concurrent licenses only") {
+		t.Fatalf("a node-locked license for a concurrent-only product: %v", err)
+	}
+	for _, pl := range c.Plugins() {
+		if pl == "" {
+			t.Fatal("an application product added an empty plug-in name")
+		}
+	}
+	for _, bad := range []struct{ file, want string }{
+		{"[application.cad]\n", "list the kinds of license product cad takes"},
+		{"[application.cad]\nkinds = [\"node\"]\n", "no plug-in to consume node seats"},
+		{"[application.cad]\nkinds = [\"floating\"]\n", `kind "floating" is not a license kind`},
+		{"[application.CAD]\nkinds = [\"concurrent\"]\n", "lower-case letters"},
+		{"[application.cad]\nkinds = [\"concurrent\"]\nplugin = \"x\"\n", "unknown field"},
+		{"[application.monitor]\nkinds = [\"concurrent\"]\n", "monitor is a product of the built-in catalog: choose another name"},
+		{"[[product]]\nname = \"cad\"\n", "[application.cad] and kinds ="},
+	} {
+		_, err := Load(&AdminFile{Name: "products.toml", Data: []byte(bad.file)})
+		if err == nil || !strings.Contains(err.Error(), bad.want) {
+			t.Errorf("%q: %v, want %q", bad.file, err, bad.want)
+		}
+	}
+}
+
+// Application products added while the server runs: a name taken by
+// another product is refused, and Product and Products see the new one.
+func TestAddApplication(t *testing.T) {
+	c, _ := Builtin()
+	for _, bad := range []struct {
+		name, title string
+		kinds       []string
+		want        string
+	}{
+		{"", "", []string{"concurrent"}, "give the product a name"},
+		{"Bad Name", "", []string{"concurrent"}, "lower-case letters"},
+		{"cad", "", nil, "list the kinds"},
+		{"cad", "", []string{"user"}, "no plug-in to consume user seats"},
+		{"cad", strings.Repeat("x", MaxTitle+1), []string{"concurrent"}, "shorten it to 200"},
+		{"cad", "a\nb", []string{"concurrent"}, "control character"},
+	} {
+		if _, err := NewApplication(bad.name, bad.title, bad.kinds, SourceDatabase); err == nil || !strings.Contains(err.Error(), bad.want) {
+			t.Errorf("%q %q %v: %v, want %q", bad.name, bad.title, bad.kinds, err, bad.want)
+		}
+	}
+	p, err := NewApplication("cad", "CAD Suite", []string{"node-locked", "concurrent", "node-locked"}, SourceDatabase)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.AddApplication(p); err != nil {
+		t.Fatal(err)
+	}
+	if got, ok := c.Product("cad"); !ok || got.Title != "CAD Suite" || len(got.Kinds) != 2 {
+		t.Fatalf("cad: %+v", got)
+	}
+	if err := c.AddApplication(p); err == nil || !strings.Contains(err.Error(), "already exists") {
+		t.Fatalf("added twice: %v", err)
+	}
+	m, _ := NewApplication("monitor", "", []string{"concurrent"}, SourceDatabase)
+	if err := c.AddApplication(m); err == nil || !strings.Contains(err.Error(), "monitor is a product of the built-in catalog: choose another name") {
+		t.Fatalf("a built-in name: %v", err)
+	}
+	if n := len(c.Products()); n != 11 {
+		t.Fatalf("%d products, want 11", n)
+	}
+	c.RemoveApplication("cad")
+	if _, ok := c.Product("cad"); ok {
+		t.Fatal("removed, still there")
+	}
+}

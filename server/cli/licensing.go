@@ -22,71 +22,6 @@ import (
 	"github.com/tallyhq/tally/server/store"
 )
 
-func (m *Main) productsCommand() *cobra.Command {
-	cmd := &cobra.Command{Use: "products", Aliases: []string{"product"}, Short: "Show the product catalog: what consumes, what frees, for each product"}
-	var lc conn
-	list := &cobra.Command{
-		Use:   "list",
-		Short: "List products with their licensing rules",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := m.client(&lc)
-			if err != nil {
-				return err
-			}
-			ps, err := c.Products(cmd.Context())
-			if err != nil {
-				return err
-			}
-			if lc.json {
-				return printJSON(cmd.OutOrStdout(), ps)
-			}
-			t := newTable(cmd.OutOrStdout(), "PRODUCT", "PLUG-IN", "QUALIFYING POST", "OVER THE COUNT", "FREED BY STATUS", "REMOVAL FREES", "SOURCE")
-			for _, p := range ps {
-				t.row(p.Name, p.Plugin+" "+p.PluginVersions, strings.Join(p.Qualifying, "+"), strings.Join(p.OverCount, ","), p.FreedBy,
-					yesNo(p.PluginRemovalFrees), p.Source)
-			}
-			return t.flush()
-		},
-	}
-	m.addConnFlags(list, &lc, true)
-	var sc conn
-	show := &cobra.Command{
-		Use:   "show PRODUCT",
-		Short: "Show one product's rules",
-		Args:  exactArgs(1, "products show PRODUCT"),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := m.client(&sc)
-			if err != nil {
-				return err
-			}
-			p, err := c.Product(cmd.Context(), args[0])
-			if err != nil {
-				return err
-			}
-			if sc.json {
-				return printJSON(cmd.OutOrStdout(), p)
-			}
-			w := cmd.OutOrStdout()
-			fmt.Fprintf(w, "%s: %s\n", p.Name, p.Title)
-			fmt.Fprintf(w, "  plug-in:              %s, versions %s\n", p.Plugin, p.PluginVersions)
-			fmt.Fprintf(w, "  consumes on:          %s%s\n", strings.Join(p.Qualifying, " or "), map[bool]string{true: " (with the plug-in installed)"}[p.RequiresPlugin])
-			fmt.Fprintf(w, "  over the count:       %s\n", strings.Join(p.OverCount, ", "))
-			fmt.Fprintf(w, "  freed by status:      %s (deletion and agent uninstall always free)\n", p.FreedBy)
-			fmt.Fprintf(w, "  plug-in removal:      %s\n", map[bool]string{true: "frees the seat", false: "does not free the seat"}[p.PluginRemovalFrees])
-			purge := "never"
-			if p.PurgeAfterDays >= 0 {
-				purge = fmt.Sprintf("%d days after the seat is freed", p.PurgeAfterDays)
-			}
-			fmt.Fprintf(w, "  product data purged:  %s\n  defined in:           %s\n", purge, p.Source)
-			return nil
-		},
-	}
-	m.addConnFlags(show, &sc, true)
-	cmd.AddCommand(list, show)
-	return cmd
-}
-
 func yesNo(b bool) string {
 	if b {
 		return "yes"
@@ -622,7 +557,7 @@ func (m *Main) usageCommand() *cobra.Command {
 	var holders bool
 	cmd := &cobra.Command{
 		Use:   "usage [--product P]",
-		Short: "License usage per product and license: granted, consumed, available (negative = shortfall), allocated, discards, holders",
+		Short: "License usage per product and pool (node, node-locked, concurrent): granted, consumed, available (negative = shortfall), discards, holders",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cl, err := m.client(&c)
@@ -637,12 +572,14 @@ func (m *Main) usageCommand() *cobra.Command {
 				return printJSON(cmd.OutOrStdout(), us)
 			}
 			w := cmd.OutOrStdout()
-			t := newTable(w, "PRODUCT", "GRANTED", "CONSUMED", "RESERVED", "WAITING", "AVAILABLE", "COMPLIANT", "DISCARDS", "EXPIRES")
+			// One row per pool: node seats, Activation IDs and leases
+			// are counted apart, never added up.
+			t := newTable(w, "PRODUCT", "KIND", "GRANTED", "CONSUMED", "RESERVED", "WAITING", "AVAILABLE", "COMPLIANT", "DISCARDS", "EXPIRES")
 			for _, u := range us {
-				if product == "" && u.Granted == 0 && u.Consumed == 0 && len(u.Discards) == 0 {
+				if product == "" && u.Granted == 0 && u.Consumed == 0 && u.Waiting == 0 && len(u.Discards) == 0 {
 					continue
 				}
-				t.row(u.Product, strconv.Itoa(u.Granted), strconv.Itoa(u.Consumed), strconv.Itoa(u.Reserved), strconv.Itoa(u.Waiting),
+				t.row(u.Product, u.Kind, strconv.Itoa(u.Granted), strconv.Itoa(u.Consumed), strconv.Itoa(u.Reserved), strconv.Itoa(u.Waiting),
 					strconv.Itoa(u.Available), yesNo(u.Compliant), discardText(u.Discards), firstNonEmpty(u.Expires, "-"))
 			}
 			if err := t.flush(); err != nil {
@@ -652,14 +589,14 @@ func (m *Main) usageCommand() *cobra.Command {
 				if len(u.Licenses) == 0 {
 					continue
 				}
-				fmt.Fprintf(w, "\n%s licenses:\n", u.Product)
+				fmt.Fprintf(w, "\n%s %s licenses:\n", u.Product, u.Kind)
 				lt := newTable(w, "  LICENSE", "SEATS", "HELD", "ALLOCATED", "AVAILABLE", "EXPIRES", "STATE")
 				for _, l := range u.Licenses {
 					lt.row("  "+l.ID, strconv.Itoa(l.Seats), strconv.Itoa(l.Held), strconv.Itoa(l.Allocated), strconv.Itoa(l.Available), dateOrDash(l.ExpiresAt), licenseState(l.License))
 				}
 				lt.flush()
 				if holders || product != "" {
-					fmt.Fprintf(w, "%s holders:\n", u.Product)
+					fmt.Fprintf(w, "%s %s holders:\n", u.Product, u.Kind)
 					ht := newTable(w, "  COMPUTER", "HOSTNAME", "LICENSE", "SINCE", "WHY")
 					for _, h := range u.Holders {
 						why := h.Reason
@@ -667,6 +604,9 @@ func (m *Main) usageCommand() *cobra.Command {
 							why += " [allocated]"
 						}
 						ht.row("  "+strconv.FormatInt(h.ComputerID, 10), h.Hostname, h.License, fmtTime(h.Since), why)
+					}
+					if len(u.Holders) == 0 {
+						ht.row("  -", "", "", "", "no holder")
 					}
 					ht.flush()
 				}

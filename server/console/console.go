@@ -221,7 +221,7 @@ func (c *Console) usage(w http.ResponseWriter, r *http.Request) {
 	}
 	p := page{Title: "Licenses", Nav: "usage"}
 	for _, u := range us {
-		if u.Granted > 0 || u.Consumed > 0 || len(u.Discards) > 0 {
+		if u.Granted > 0 || u.Consumed > 0 || u.Waiting > 0 || len(u.Discards) > 0 {
 			p.Usage = append(p.Usage, u)
 		}
 	}

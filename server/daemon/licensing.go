@@ -105,8 +105,8 @@ func VerifyLicenseFile(data []byte, trusted license.Trusted, cat *catalog.Catalo
 	}
 	p := f.Payload
 	if _, ok := cat.Product(p.Product); !ok {
-		return store.LicenseImport{}, fmt.Errorf("%w: license %s is for product %q, which this server does not know (see 'tally-server products list')",
-			license.ErrInvalid, p.ID, p.Product)
+		return store.LicenseImport{}, fmt.Errorf("%w: license %s is for product %q, which this server does not know: for an application licensed by Activation IDs or leases, add it with 'tally-server products add %s --kinds node-locked,concurrent' (see 'tally-server products list')",
+			license.ErrInvalid, p.ID, p.Product, p.Product)
 	}
 	l := store.License{ID: p.ID, Product: p.Product, Kind: p.Kind, Duration: p.Duration, Seats: int(p.Seats),
 		IssuedAt: time.Unix(p.IssuedAt, 0).UTC(), Customer: p.Customer, Issuer: p.Issuer}

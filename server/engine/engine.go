@@ -156,7 +156,14 @@ type Effect struct {
 type Decision struct {
 	Verdicts []protocol.ProductVerdict
 	Effects  []Effect
+	// Served lists the products whose request (catalog, tasks, packages,
+	// check-in) is answered in full: the node holds their seat, or holds
+	// none while one is free for it, so no over-the-count behaviour applies.
+	Served []string
 }
+
+// Serves reports whether the request is answered in full for some product.
+func (d Decision) Serves() bool { return len(d.Served) > 0 }
 
 // Verdict returns the verdict for a product, or not-applicable.
 func (d Decision) Verdict(product string) protocol.Verdict {
@@ -332,6 +339,7 @@ func (e *Engine) decideProduct(d *Decision, st *state, c Computer, p *catalog.Pr
 		switch {
 		case l != nil && l.Valid(now) && l.Covers(build):
 			v.Verdict = protocol.VerdictLicensed
+			d.Served = append(d.Served, p.Name)
 			return v
 		case l == nil || !l.Valid(now):
 			why := fmt.Sprintf("license %s expired", lic)
@@ -341,6 +349,7 @@ func (e *Engine) decideProduct(d *Decision, st *state, c Computer, p *catalog.Pr
 			if to := st.pick(c, p.Name, build, now); to != nil {
 				st.move(d, c.ID, p.Name, lic, to.ID, why+fmt.Sprintf("; seat moved to license %s", to.ID))
 				v.Verdict = protocol.VerdictLicensed
+				d.Served = append(d.Served, p.Name)
 				return v
 			}
 			st.free(d, c.ID, p.Name, protocol.VerdictDiscardedExpired, why+"; no other license of "+p.Name+" has room: the seat is lost")
@@ -351,6 +360,7 @@ func (e *Engine) decideProduct(d *Decision, st *state, c Computer, p *catalog.Pr
 			if to := st.pick(c, p.Name, build, now); to != nil {
 				st.move(d, c.ID, p.Name, lic, to.ID, why+fmt.Sprintf("; seat moved to license %s", to.ID))
 				v.Verdict = protocol.VerdictLicensed
+				d.Served = append(d.Served, p.Name)
 				return v
 			}
 			st.free(d, c.ID, p.Name, protocol.VerdictDiscardedUpgradeProtection, why+"; no license covers it: the seat is freed")
@@ -367,11 +377,26 @@ func (e *Engine) decideProduct(d *Decision, st *state, c Computer, p *catalog.Pr
 			}
 			st.consume(d, c.ID, p.Name, to.ID, reason)
 			v.Verdict = protocol.VerdictLicensed
+			d.Served = append(d.Served, p.Name)
 			return v
 		}
 	} else if !request {
 		v.Verdict = protocol.VerdictNotApplicable
 		v.Reason = "no qualifying post for " + p.Name + " yet"
+		return v
+	} else if st.pick(c, p.Name, build, now) != nil {
+		// Over-the-count behaviours are for nodes beyond the count (seed
+		// 001): a node that holds no seat while one is free for it gets
+		// its request answered, so that its first qualifying post takes
+		// the seat whatever order its plug-in's requests come in.
+		v.Verdict = protocol.VerdictNotApplicable
+		v.Reason = fmt.Sprintf("no seat of %s yet: one is free, and the computer's first %s takes it", p.Name, qualifyingText(p))
+		if kind == PostPluginData || kind == PostInventory {
+			// Product data is kept only for seat holders: counted, not refused.
+			d.Effects = append(d.Effects, Effect{Kind: Discard, ComputerID: c.ID, Product: p.Name, Verdict: v.Verdict, Reason: v.Reason})
+		} else {
+			d.Served = append(d.Served, p.Name)
+		}
 		return v
 	}
 	v.Verdict, v.Reason = st.refusal(p, kind, build, now)
@@ -395,6 +420,24 @@ func kindText(k PostKind) string {
 		return "catalog request"
 	}
 	return "post"
+}
+
+// qualifyingText names a product's qualifying posts for people.
+func qualifyingText(p *catalog.Product) string {
+	parts := make([]string, len(p.Qualifying))
+	for i, q := range p.Qualifying {
+		switch q {
+		case catalog.TriggerSoftwareInventory:
+			parts[i] = "software inventory"
+		case catalog.TriggerPluginPresence:
+			parts[i] = "basic inventory listing plug-in " + p.Plugin
+		case catalog.TriggerPluginData:
+			parts[i] = "plug-in data"
+		default:
+			parts[i] = strings.ReplaceAll(string(q), "-", " ")
+		}
+	}
+	return strings.Join(parts, " or ")
 }
 
 // StatusChange decides what setting a computer's status frees: exactly the
@@ -703,7 +746,9 @@ func (e *Engine) NeedsCounts(c Computer, meta Pool, post Post, now time.Time) bo
 				qualifying = true
 			}
 		}
-		if qualifying && (!p.PluginRemovalFrees || listed) {
+		if qualifying && (!p.PluginRemovalFrees || listed) || t.request {
+			// A request of a node without the seat is refused only beyond
+			// the count: whether a seat is free needs the counts.
 			return true
 		}
 	}

@@ -401,3 +401,75 @@ func BenchmarkDecidePost(b *testing.B) {
 		}
 	}
 }
+
+// Over-the-count behaviours are for nodes beyond the count (seed 001): a
+// node without a seat whose request of any kind comes while a seat is free
+// is never refused, and its first qualifying post takes the seat, whatever
+// order its plug-in's requests come in.
+func TestFreeSeatIsNeverRefused(t *testing.T) {
+	e := newEngine(t)
+	kinds := []PostKind{PostInventory, PostPluginData, PostTaskRequest, PostPackageRequest, PostCheckIn, PostCatalogRequest}
+	post := func(pl protocol.Plugin, k PostKind) Post {
+		if k == PostInventory {
+			return Post{Kind: k, Plugins: []protocol.Plugin{pl}, HasSoftware: true}
+		}
+		return Post{Kind: k, Plugin: pl}
+	}
+	for _, p := range e.cat.Products() {
+		for _, k := range kinds {
+			t.Run(fmt.Sprintf("%s/%s", p.Name, kindText(k)), func(t *testing.T) {
+				pl := plugin(t, p)
+				d := e.DecidePost(active(p, pl), poolOf(p.Name, 1), post(pl, k), now)
+				v := d.Verdict(p.Name)
+				if v.Discarded() {
+					t.Fatalf("refused with a seat free: %+v", d.Verdicts)
+				}
+				if v == protocol.VerdictLicensed != consumed(d, p.Name) {
+					t.Fatalf("verdict %s but effects %+v", v, d.Effects)
+				}
+				asks := k != PostInventory && k != PostPluginData
+				if asks && !d.Serves() {
+					t.Fatalf("%s not answered with a seat free: %+v", kindText(k), d.Verdicts)
+				}
+			})
+		}
+	}
+
+	// patch-6 (seed 001): reserved on the first scan result or package
+	// request; its plug-in asks for the catalog first.
+	p, _ := e.cat.Product("patch-6")
+	pl := plugin(t, p)
+	for _, order := range [][]PostKind{
+		{PostCatalogRequest, PostPluginData, PostPackageRequest},
+		{PostCatalogRequest, PostPackageRequest, PostPluginData},
+		{PostPluginData, PostCatalogRequest, PostPackageRequest},
+		{PostPackageRequest, PostCatalogRequest, PostPluginData},
+	} {
+		c, pool := active(p, pl), poolOf(p.Name, 1)
+		for i, k := range order {
+			d := e.DecidePost(c, pool, post(pl, k), now)
+			if v := d.Verdict(p.Name); v.Discarded() {
+				t.Fatalf("order %v, request %d (%s): %s %+v", order, i, kindText(k), v, d.Verdicts)
+			}
+			if consumed(d, p.Name) {
+				c.Seats[p.Name] = "L1"
+				pool[p.Name][0].Held++
+			}
+		}
+		if c.Seats[p.Name] != "L1" || pool[p.Name][0].Held != 1 {
+			t.Fatalf("order %v: the free seat was not taken", order)
+		}
+	}
+	// Beyond the count the catalog is refused, as before.
+	full := Pool{p.Name: {{ID: "L1", Product: p.Name, Seats: 1, Held: 1}}}
+	d := e.DecidePost(active(p, pl), full, post(pl, PostCatalogRequest), now)
+	if d.Verdict(p.Name) != protocol.VerdictDeniedNoSeat || d.Serves() {
+		t.Fatalf("catalog beyond the count: %+v served=%v", d.Verdicts, d.Serves())
+	}
+	// A seat taken by another computer while the node waits leaves no seat
+	// free: NeedsCounts makes the store read the counts before deciding.
+	meta := Pool{p.Name: {{ID: "L1", Product: p.Name, Seats: 1}}}
+	if !e.NeedsCounts(active(p, pl), meta, post(pl, PostCatalogRequest), now) {
+		t.Fatal("a catalog request of a node without a seat is decided without the seat counts")
+	}
+}

@@ -212,6 +212,8 @@ const (
 	EventLeaseIn       = "lease.checkin"
 	EventLeaseExpired  = "lease.expired"
 	EventLeaseDenied   = "lease.denied"
+	EventProductAdded  = "product.added"
+	EventProductRemove = "product.removed"
 )
 
 // Actors that are not a node or a named admin.
@@ -352,6 +354,24 @@ type Activations interface {
 	Leases(ctx context.Context) ([]Lease, error)
 }
 
+// Products adds and removes application products: products licensed
+// only by Activation IDs or leases, with no plug-in.
+type Products interface {
+	// AddProduct validates and stores an application product, and adds it
+	// to the catalog once committed.
+	AddProduct(ctx context.Context, p ApplicationProduct, actor string) error
+	// RemoveProduct removes an application product added with AddProduct
+	// that no license names.
+	RemoveProduct(ctx context.Context, name, actor string) error
+}
+
+// ApplicationProduct is what an administrator gives to add one.
+type ApplicationProduct struct {
+	Name  string   `json:"name"`
+	Title string   `json:"title,omitempty"`
+	Kinds []string `json:"kinds"`
+}
+
 // Maintenance is the job the server runs on a schedule and on demand.
 type Maintenance interface {
 	RunMaintenance(ctx context.Context, o MaintenanceOptions) (MaintenanceReport, error)
@@ -377,6 +397,7 @@ type Store interface {
 	Audit
 	Licensing
 	Activations
+	Products
 	Maintenance
 	Close() error
 }
@@ -510,6 +531,10 @@ type Holder struct {
 	Since      time.Time `json:"since"`
 	Reason     string    `json:"reason"`
 	Allocated  bool      `json:"allocated,omitempty"`
+	// ActivationID is the ID a node-locked holder activated; Expires is
+	// when a lease holder's lease runs out unless renewed.
+	ActivationID string     `json:"activation_id,omitempty"`
+	Expires      *time.Time `json:"expires,omitempty"`
 }
 
 // LicenseUsage is one license's part of a product's usage.
@@ -518,10 +543,12 @@ type LicenseUsage struct {
 	Available int `json:"available"`
 }
 
-// Usage is one product's license position.
+// Usage is the license position of one pool of a product: the licenses
+// of one kind (node seats, node-locked Activation IDs, concurrent leases).
 type Usage struct {
 	Product  string `json:"product"`
 	Title    string `json:"title"`
+	Kind     string `json:"kind"`
 	Granted  int    `json:"granted"`  // seats of licenses valid now
 	Consumed int    `json:"consumed"` // seats held
 	Reserved int    `json:"reserved"` // allocated but not yet consumed

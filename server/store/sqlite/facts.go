@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/tallyhq/tally/protocol"
+	"github.com/tallyhq/tally/server/catalog"
 	"github.com/tallyhq/tally/server/engine"
 	"github.com/tallyhq/tally/server/store"
 )
@@ -210,14 +211,25 @@ func adjustHeld(tx *Tx, license string, delta int) error {
 	return nil
 }
 
-// countDiscard counts discarded product data per computer, product and
-// reason, and in the audit log in one event per hour, stamped with the time
-// of its latest discard so that it sorts among the events around it.
+// countDiscard counts discarded product data (and requests refused) of
+// node seats per computer, product and reason, and in the audit log in one
+// event per hour, stamped with the time of its latest discard so that it
+// sorts among the events around it.
 func countDiscard(tx *Tx, computer int64, product string, v protocol.Verdict, why, nodeID, actor string) error {
+	return countRefusal(tx, catalog.KindNode, computer, product, v, why, nodeID, actor)
+}
+
+// countLeaseRefusal counts a lease refused for want of a free concurrent
+// seat, apart from the node seats' refusals.
+func countLeaseRefusal(tx *Tx, computer int64, product string, v protocol.Verdict, why, nodeID, actor string) error {
+	return countRefusal(tx, catalog.KindConcurrent, computer, product, v, why, nodeID, actor)
+}
+
+func countRefusal(tx *Tx, pool string, computer int64, product string, v protocol.Verdict, why, nodeID, actor string) error {
 	reason := v.String()
-	if _, err := tx.Exec(`INSERT INTO discards (computer_id, product, reason, count, first_at, last_at) VALUES (?, ?, ?, 1, ?, ?)
-		ON CONFLICT (computer_id, product, reason) DO UPDATE SET count = count + 1, last_at = excluded.last_at`,
-		computer, product, reason, ms(tx.Now), ms(tx.Now)); err != nil {
+	if _, err := tx.Exec(`INSERT INTO discards (computer_id, product, pool, reason, count, first_at, last_at) VALUES (?, ?, ?, ?, 1, ?, ?)
+		ON CONFLICT (computer_id, product, pool, reason) DO UPDATE SET count = count + 1, last_at = excluded.last_at`,
+		computer, product, pool, reason, ms(tx.Now), ms(tx.Now)); err != nil {
 		return fmt.Errorf("count discard: %w", err)
 	}
 	bucket := tx.Now.Unix() / 3600

@@ -6,7 +6,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"sort"
 	"time"
 
 	"github.com/tallyhq/tally/server/catalog"
@@ -51,8 +50,13 @@ func (db *DB) ImportLicenses(ctx context.Context, ls []store.LicenseImport, acto
 			case !errors.Is(err, sql.ErrNoRows):
 				return err
 			}
-			if _, ok := db.engine.Catalog().Product(l.Product); !ok {
-				return fmt.Errorf("%w: license %s is for unknown product %q", store.ErrInvalid, l.ID, l.Product)
+			p, ok := db.engine.Catalog().Product(l.Product)
+			if !ok {
+				return fmt.Errorf("%w: license %s is for unknown product %q: add it first with 'tally-server products add %s --kinds node-locked,concurrent' (see 'tally-server products list')",
+					store.ErrInvalid, l.ID, l.Product, l.Product)
+			}
+			if err := p.Takes(l.Kind); err != nil {
+				return fmt.Errorf("%w: license %s: %w", store.ErrInvalid, l.ID, err)
 			}
 			var exp, up any
 			if l.ExpiresAt != nil {
@@ -271,10 +275,15 @@ func (db *DB) NextExpiry(ctx context.Context) (time.Time, error) {
 	return fromMS(v.Int64), nil
 }
 
-// Usage implements store.Licensing: per product, the seats granted by
-// licenses valid now, consumed, reserved by allocations, the computers
-// waiting for a seat, what is left (negative: a shortfall), discards by
-// reason, each license, and the holders.
+// poolKinds is the order of a product's pools in usage reports.
+var poolKinds = []string{catalog.KindNode, catalog.KindNodeLocked, catalog.KindConcurrent, catalog.KindUser}
+
+// Usage implements store.Licensing: per product and pool (license kind:
+// node seats, Activation IDs, leases), the seats granted by licenses valid
+// now, consumed, reserved by allocations, the computers waiting for a
+// seat, what is left (negative: a shortfall), discards by reason, each
+// license, and the holders. Pools never add up: a machine refused a lease
+// is short of a concurrent seat whatever node-locked seats are free.
 func (db *DB) Usage(ctx context.Context, product string) ([]store.Usage, error) {
 	if err := db.settleExpiredActivations(ctx); err != nil {
 		return nil, err
@@ -296,68 +305,137 @@ func (db *DB) Usage(ctx context.Context, product string) ([]store.Usage, error) 
 	}
 	var out []store.Usage
 	for _, p := range products {
-		u := store.Usage{Product: p.Name, Title: p.Title, Discards: map[string]int64{}, Licenses: []store.LicenseUsage{}, Holders: []store.Holder{}}
+		pools := map[string]bool{}
+		if !p.Application {
+			pools[catalog.KindNode] = true
+		}
+		for _, k := range p.Kinds {
+			pools[k] = true
+		}
 		for _, l := range lics {
-			if l.Product != p.Name {
+			if l.Product == p.Name {
+				pools[l.Kind] = true
+			}
+		}
+		for _, kind := range poolKinds {
+			if !pools[kind] {
 				continue
 			}
-			reserved, err := db.reserved(ctx, l.ID)
+			u, err := db.poolUsage(ctx, p, kind, lics, now)
 			if err != nil {
 				return nil, err
 			}
-			lu := store.LicenseUsage{License: l}
-			if !l.Expired {
-				u.Granted += l.Seats
-				u.Reserved += reserved
-				lu.Available = l.Seats - l.Held - reserved
-			}
-			u.Consumed += l.Held
-			u.Licenses = append(u.Licenses, lu)
+			out = append(out, u)
 		}
-		rows, err := db.r.QueryContext(ctx, `SELECT reason, SUM(count) FROM discards WHERE product = ? GROUP BY reason`, p.Name)
-		if err != nil {
-			return nil, err
-		}
-		for rows.Next() {
-			var r string
-			var n int64
-			if err := rows.Scan(&r, &n); err != nil {
-				rows.Close()
-				return nil, err
-			}
-			u.Discards[r] = n
-		}
-		rows.Close()
-		// Waiting: live Active computers refused a seat (no-seat) that hold none.
-		if err := db.r.QueryRowContext(ctx, `SELECT COUNT(DISTINCT d.computer_id) FROM discards d JOIN computers c ON c.id = d.computer_id
-			WHERE d.product = ? AND d.reason IN ('discarded:no-seat', 'denied:no-seat') AND c.deleted_at IS NULL AND c.status = 'Active'
-			AND NOT EXISTS (SELECT 1 FROM seats s WHERE s.computer_id = d.computer_id AND s.product = d.product)`, p.Name).Scan(&u.Waiting); err != nil {
-			return nil, err
-		}
-		rows, err = db.r.QueryContext(ctx, `SELECT s.computer_id, c.hostname, s.license_id, s.since, s.reason,
-			EXISTS (SELECT 1 FROM allocations a WHERE a.computer_id = s.computer_id AND a.license_id = s.license_id)
-			FROM seats s JOIN computers c ON c.id = s.computer_id WHERE s.product = ? ORDER BY s.since, s.computer_id`, p.Name)
-		if err != nil {
-			return nil, err
-		}
-		for rows.Next() {
-			var h store.Holder
-			var since int64
-			if err := rows.Scan(&h.ComputerID, &h.Hostname, &h.License, &since, &h.Reason, &h.Allocated); err != nil {
-				rows.Close()
-				return nil, err
-			}
-			h.Since = fromMS(since)
-			u.Holders = append(u.Holders, h)
-		}
-		rows.Close()
-		u.Available = u.Granted - u.Consumed - u.Reserved - u.Waiting
-		u.Compliant = u.Available >= 0
-		_ = now
-		out = append(out, u)
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Product < out[j].Product })
 	return out, nil
+}
+
+// poolUsage reports one pool of a product.
+func (db *DB) poolUsage(ctx context.Context, p *catalog.Product, kind string, lics []store.License, now time.Time) (store.Usage, error) {
+	u := store.Usage{Product: p.Name, Title: p.Title, Kind: kind, Discards: map[string]int64{}, Licenses: []store.LicenseUsage{}, Holders: []store.Holder{}}
+	for _, l := range lics {
+		if l.Product != p.Name || l.Kind != kind {
+			continue
+		}
+		reserved, err := db.reserved(ctx, l.ID)
+		if err != nil {
+			return u, err
+		}
+		lu := store.LicenseUsage{License: l}
+		if !l.Expired {
+			u.Granted += l.Seats
+			u.Reserved += reserved
+			lu.Available = l.Seats - l.Held - reserved
+		}
+		u.Consumed += l.Held
+		u.Licenses = append(u.Licenses, lu)
+	}
+	rows, err := db.r.QueryContext(ctx, `SELECT reason, SUM(count) FROM discards WHERE product = ? AND pool = ? GROUP BY reason`, p.Name, kind)
+	if err != nil {
+		return u, err
+	}
+	for rows.Next() {
+		var r string
+		var n int64
+		if err := rows.Scan(&r, &n); err != nil {
+			rows.Close()
+			return u, err
+		}
+		u.Discards[r] = n
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return u, err
+	}
+	switch kind {
+	case catalog.KindNode:
+		// Live Active computers refused a seat (no-seat) that hold none.
+		err = db.r.QueryRowContext(ctx, `SELECT COUNT(DISTINCT d.computer_id) FROM discards d JOIN computers c ON c.id = d.computer_id
+			WHERE d.product = ? AND d.pool = 'node' AND d.reason IN ('discarded:no-seat', 'denied:no-seat') AND c.deleted_at IS NULL AND c.status = 'Active'
+			AND NOT EXISTS (SELECT 1 FROM seats s WHERE s.computer_id = d.computer_id AND s.product = d.product)`, p.Name).Scan(&u.Waiting)
+	case catalog.KindConcurrent:
+		// Live Active computers refused a lease that hold none and were
+		// granted none since.
+		err = db.r.QueryRowContext(ctx, `SELECT COUNT(DISTINCT d.computer_id) FROM discards d JOIN computers c ON c.id = d.computer_id
+			WHERE d.product = ? AND d.pool = 'concurrent' AND c.deleted_at IS NULL AND c.status = 'Active'
+			AND NOT EXISTS (SELECT 1 FROM leases l WHERE l.computer_id = d.computer_id AND l.product = d.product AND l.expires_at > ?)
+			AND NOT EXISTS (SELECT 1 FROM events e WHERE e.computer_id = d.computer_id AND e.product = d.product AND e.kind = ? AND e.at >= d.last_at)`,
+			p.Name, ms(now), store.EventLeaseOut).Scan(&u.Waiting)
+	}
+	if err != nil {
+		return u, fmt.Errorf("count waiting computers: %w", err)
+	}
+	if u.Holders, err = db.poolHolders(ctx, p.Name, kind, now); err != nil {
+		return u, err
+	}
+	u.Available = u.Granted - u.Consumed - u.Reserved - u.Waiting
+	u.Compliant = u.Available >= 0
+	return u, nil
+}
+
+// poolHolders lists who holds a pool's seats: computers holding node
+// seats, machines bound to an Activation ID, machines holding a lease.
+func (db *DB) poolHolders(ctx context.Context, product, kind string, now time.Time) ([]store.Holder, error) {
+	var q string
+	args := []any{product}
+	switch kind {
+	case catalog.KindNode:
+		q = `SELECT s.computer_id, c.hostname, s.license_id, s.since, s.reason, '', 0,
+			EXISTS (SELECT 1 FROM allocations a WHERE a.computer_id = s.computer_id AND a.license_id = s.license_id)
+			FROM seats s JOIN computers c ON c.id = s.computer_id WHERE s.product = ? ORDER BY s.since, s.computer_id`
+	case catalog.KindNodeLocked:
+		q = `SELECT b.computer_id, c.hostname, a.license_id, b.activated_at, 'activated with ' || a.id, a.id, 0, 0
+			FROM activations b JOIN activation_ids a ON a.id = b.activation_id JOIN computers c ON c.id = b.computer_id
+			WHERE a.product = ? AND b.ended_at IS NULL ORDER BY b.activated_at, b.computer_id`
+	case catalog.KindConcurrent:
+		q = `SELECT l.computer_id, c.hostname, l.license_id, l.granted_at, 'lease', '', l.expires_at, 0
+			FROM leases l JOIN computers c ON c.id = l.computer_id WHERE l.product = ? AND l.expires_at > ? ORDER BY l.granted_at, l.computer_id`
+		args = append(args, ms(now))
+	default:
+		return []store.Holder{}, nil
+	}
+	rows, err := db.r.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("read holders: %w", err)
+	}
+	defer rows.Close()
+	out := []store.Holder{}
+	for rows.Next() {
+		var h store.Holder
+		var since, expires int64
+		if err := rows.Scan(&h.ComputerID, &h.Hostname, &h.License, &since, &h.Reason, &h.ActivationID, &expires, &h.Allocated); err != nil {
+			return nil, fmt.Errorf("read holders: %w", err)
+		}
+		h.Since = fromMS(since)
+		if expires != 0 {
+			e := fromMS(expires)
+			h.Expires = &e
+			h.Reason = "lease until " + e.UTC().Format(time.RFC3339)
+		}
+		out = append(out, h)
+	}
+	return out, rows.Err()
 }
 
 func (db *DB) reserved(ctx context.Context, license string) (int, error) {

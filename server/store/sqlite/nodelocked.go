@@ -631,7 +631,7 @@ func (db *DB) Lease(ctx context.Context, r store.Request, product string, ttl ti
 				resp.ExpectedBack = d.ExpectedBack.Unix()
 			}
 			if d.Result != protocol.ActivationRefused {
-				if err := countDiscard(tx, n.computerID, product, protocol.VerdictDeniedNoSeat, resp.Message, n.id, actor); err != nil {
+				if err := countLeaseRefusal(tx, n.computerID, product, protocol.VerdictDeniedNoSeat, resp.Message, n.id, actor); err != nil {
 					return nil, err
 				}
 			}

@@ -290,12 +290,9 @@ func (db *DB) PluginRequest(ctx context.Context, r store.Request, body any) (sto
 		if err != nil {
 			return nil, err
 		}
-		licensed := false
-		for _, v := range d.Verdicts {
-			if v.Verdict == protocol.VerdictLicensed {
-				licensed = true
-			}
-		}
+		// Answered in full for a seat holder, and for a node under the
+		// count whose first qualifying post is yet to come.
+		licensed := d.Serves()
 		switch kind {
 		case engine.PostTaskRequest:
 			resp := &protocol.TaskResponse{Verdicts: d.Verdicts}

@@ -245,6 +245,10 @@ func Open(file string, opts Options) (*DB, error) {
 		w.Close()
 		return nil, err
 	}
+	if err := db.loadApplications(); err != nil {
+		w.Close()
+		return nil, err
+	}
 	rq := url.Values{}
 	rq.Set("mode", "ro")
 	rq.Set("_query_only", "1")
