@@ -1,6 +1,7 @@
 package cli_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"io"
@@ -14,11 +15,25 @@ import (
 	"time"
 
 	"github.com/tallyhq/tally/common/clock"
+	"github.com/tallyhq/tally/server/cli"
 	"github.com/tallyhq/tally/server/daemon"
 	"github.com/tallyhq/tally/server/license"
 	"github.com/tallyhq/tally/server/servertest"
 	"github.com/tallyhq/tally/server/store"
 )
+
+// adminStdout runs an admin command against a running test server and
+// returns its standard output alone (what a script would capture).
+func adminStdout(t *testing.T, srv *servertest.Server, args ...string) string {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	m := &cli.Main{Stdout: &out, Stderr: &errOut, Getenv: func(string) string { return "" }}
+	args = append(args, "--admin-url", srv.Addresses().AdminURL, "--token", srv.Identity().Token)
+	if code := m.Run(context.Background(), args); code != 0 {
+		t.Fatalf("%v: exit %d: %s", args, code, errOut.String())
+	}
+	return out.String()
+}
 
 func inZone(name string) servertest.Option {
 	return func(c *daemon.Config) { c.TimeZone = name }
@@ -55,9 +70,9 @@ func TestExpiryIsShownToAdmins(t *testing.T) {
 	lic("L-today", "inventory", license.KindNode, "2027-06-16", "")
 	lic("L-later", "patch", license.KindNode, "2027-12-31", "")
 	lic("L-locked", "monitor", license.KindNodeLocked, "", "")
-	act := strings.TrimSpace(mustAdmin(t, srv, "activation", "create", "--product", "monitor", "--quantity", "2", "--expires", "2027-07-01"))
+	act := strings.TrimSpace(adminStdout(t, srv, "activation", "create", "--product", "monitor", "--quantity", "2", "--expires", "2027-07-01"))
 
-	list := mustAdmin(t, srv, "license", "list")
+	list := adminStdout(t, srv, "license", "list")
 	for _, want := range []string{"expires in 14 days", "expires today", "upgrade protection ends in 10 days"} {
 		if !strings.Contains(list, want) {
 			t.Errorf("license list does not say %q:\n%s", want, list)
@@ -67,7 +82,7 @@ func TestExpiryIsShownToAdmins(t *testing.T) {
 		t.Errorf("a license ending in six months: %q", row)
 	}
 	var ls []store.License
-	if err := json.Unmarshal([]byte(mustAdmin(t, srv, "license", "list", "--json")), &ls); err != nil {
+	if err := json.Unmarshal([]byte(adminStdout(t, srv, "license", "list", "--json")), &ls); err != nil {
 		t.Fatal(err)
 	}
 	for _, l := range ls {
@@ -77,12 +92,12 @@ func TestExpiryIsShownToAdmins(t *testing.T) {
 		}
 	}
 
-	usage := mustAdmin(t, srv, "usage")
+	usage := adminStdout(t, srv, "usage")
 	if !strings.Contains(line(usage, "monitor "), "expires in 14 days") || !strings.Contains(line(usage, "inventory "), "expires today") {
 		t.Errorf("usage does not say what expires:\n%s", usage)
 	}
 	var us []store.Usage
-	if err := json.Unmarshal([]byte(mustAdmin(t, srv, "usage", "--json")), &us); err != nil {
+	if err := json.Unmarshal([]byte(adminStdout(t, srv, "usage", "--json")), &us); err != nil {
 		t.Fatal(err)
 	}
 	for _, u := range us {
@@ -91,7 +106,7 @@ func TestExpiryIsShownToAdmins(t *testing.T) {
 		}
 	}
 
-	acts := mustAdmin(t, srv, "activation", "list")
+	acts := adminStdout(t, srv, "activation", "list")
 	if !strings.Contains(line(acts, act), "2027-07-01 (expires in 15 days)") {
 		t.Errorf("activation list:\n%s", acts)
 	}
@@ -100,7 +115,7 @@ func TestExpiryIsShownToAdmins(t *testing.T) {
 		t.Errorf("activation %s expires %v (%v), want the end of 2027-07-01 in Paris", act, a.ExpiresAt, err)
 	}
 
-	maint := mustAdmin(t, srv, "maintenance", "run")
+	maint := adminStdout(t, srv, "maintenance", "run")
 	for _, want := range []string{"L-soon", "L-today", "L-upgrades", act, "upgrade protection ends in 10 days"} {
 		if !strings.Contains(maint, want) {
 			t.Errorf("maintenance run does not list %s:\n%s", want, maint)
@@ -118,7 +133,7 @@ func TestExpiryIsShownToAdmins(t *testing.T) {
 	}
 
 	clk.Advance(20 * 24 * time.Hour) // 2027-07-06
-	list = mustAdmin(t, srv, "license", "list")
+	list = adminStdout(t, srv, "license", "list")
 	if !strings.Contains(line(list, "L-soon"), "expired 6 days ago") || !strings.Contains(line(list, "L-today"), "expired 20 days ago") {
 		t.Errorf("after the end:\n%s", list)
 	}

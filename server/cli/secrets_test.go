@@ -39,9 +39,9 @@ func TestEnrollInfoSecretAndTheSecretFile(t *testing.T) {
 	if initial == "" || initial != srv.Secret {
 		t.Fatalf("enroll-secret file %q, want the first secret %q", initial, srv.Secret)
 	}
-	siteB := mustAdmin(t, srv, "secrets", "create", "--name", "site-b")
-	mustAdmin(t, srv, "secrets", "create", "--name", "site-c")
-	if out := mustAdmin(t, srv, "enroll-info", "--secret", "initial", "--command"); !strings.Contains(out, "--secret "+initial) {
+	siteB := adminStdout(t, srv, "secrets", "create", "--name", "site-b")
+	adminStdout(t, srv, "secrets", "create", "--name", "site-c")
+	if out := adminStdout(t, srv, "enroll-info", "--secret", "initial", "--command"); !strings.Contains(out, "--secret "+initial) {
 		t.Fatalf("enroll-info --secret initial: %s", out)
 	}
 	ss, err := srv.Admin.Secrets(context.Background())
@@ -60,11 +60,11 @@ func TestEnrollInfoSecretAndTheSecretFile(t *testing.T) {
 	if !strings.Contains(siteB, siteBValue) {
 		t.Fatalf("secrets create printed %q", siteB)
 	}
-	if out := mustAdmin(t, srv, "enroll-info", "--secret", siteBID, "--command"); !strings.Contains(out, "--secret "+siteBValue) {
+	if out := adminStdout(t, srv, "enroll-info", "--secret", siteBID, "--command"); !strings.Contains(out, "--secret "+siteBValue) {
 		t.Fatalf("enroll-info --secret %s (by ID): %s", siteBID, out)
 	}
 
-	mustAdmin(t, srv, "secrets", "revoke", initialID)
+	adminStdout(t, srv, "secrets", "revoke", initialID)
 	if h := held(); h == "" || h == initial {
 		t.Fatalf("after revoking the first secret the file holds %q", h)
 	}
@@ -75,13 +75,13 @@ func TestEnrollInfoSecretAndTheSecretFile(t *testing.T) {
 	if out, code := tryAdmin(t, srv, "enroll-info", "--secret", "nosuch"); code == 0 || !strings.Contains(out, "secrets list") {
 		t.Fatalf("enroll-info --secret nosuch: exit %d, %q", code, out)
 	}
-	if out := mustAdmin(t, srv, "enroll-info"); strings.Contains(out, initial) {
+	if out := adminStdout(t, srv, "enroll-info"); strings.Contains(out, initial) {
 		t.Fatalf("enroll-info prints a revoked secret: %s", out)
 	}
 
 	for _, s := range ss {
 		if s.Name != "initial" {
-			mustAdmin(t, srv, "secrets", "revoke", s.ID)
+			adminStdout(t, srv, "secrets", "revoke", s.ID)
 		}
 	}
 	if _, err := os.Stat(file); !os.IsNotExist(err) {
