@@ -143,7 +143,7 @@ func TestStatusReadsTheDataFolderFromTheFile(t *testing.T) {
 	conf := writeConf(t, "data = "+data+"\n")
 	var out bytes.Buffer
 	m := &Main{Stdout: &out, Stderr: &out, Getenv: env("TALLY_AGENT_DATA", filepath.Join(t.TempDir(), "not-this"))}
-	if code := m.Run(context.Background(), []string{"status", "--config", conf}); code != 0 || !strings.Contains(out.String(), "Not enrolled") {
+	if code := m.Run(context.Background(), []string{"status", "--config", conf}); code != ExitRefused || !strings.Contains(out.String(), "not enrolled") {
 		t.Fatalf("status: %d %s", code, out.String())
 	}
 	if _, err := os.Stat(data); err != nil {
