@@ -63,6 +63,9 @@ var readmeFullForm = map[string]bool{
 	"tally-server enroll-info": true,
 }
 
+// readmeDataLangs are the fenced blocks that hold no commands.
+var readmeDataLangs = map[string]bool{"toml": true, "json": true, "text": true}
+
 // readmeCommand is one command of a README block: its text as written
 // (without its comment), and the line it starts on.
 type readmeCommand struct {
@@ -83,20 +86,24 @@ func readmeCommands(t *testing.T, path string) []readmeCommand {
 	}
 	defer f.Close()
 	var cmds []readmeCommand
-	in, n, start := false, 0, 0
+	in, inBlock, n, start := false, false, 0, 0
 	var cont strings.Builder
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
 		n++
 		line := sc.Text()
-		switch {
-		case !in && strings.HasPrefix(line, "```sh"):
-			in = true
+		if strings.HasPrefix(line, "```") {
+			// A block of commands in another language would escape the
+			// test: only sh holds commands, the others data.
+			lang := strings.TrimPrefix(line, "```")
+			if !inBlock && lang != "sh" && !readmeDataLangs[lang] {
+				t.Errorf("%s:%d: a fenced block of %q: mark commands sh (this test runs them), data one of %v", path, n, lang, readmeDataLangs)
+			}
+			inBlock = !inBlock
+			in = inBlock && lang == "sh"
 			continue
-		case in && strings.HasPrefix(line, "```"):
-			in = false
-			continue
-		case !in:
+		}
+		if !in {
 			continue
 		}
 		if cont.Len() == 0 {
