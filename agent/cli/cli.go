@@ -465,7 +465,15 @@ func (m *Main) statusCmd() *cobra.Command {
 		Short: "Show enrollment, server, transport, last post, spool depth, the last verdict per product and each plug-in's state",
 		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			_, dir, err := m.openDir(cmd)
+			cfg, err := m.settings(cmd)
+			if err != nil {
+				return err
+			}
+			// Asking is no reason to create a data folder.
+			if _, err := os.Stat(cfg.Data); errors.Is(err, os.ErrNotExist) {
+				return &exitError{ExitRefused, fmt.Errorf("%w (no data folder %s)", state.ErrNotEnrolled, cfg.Data)}
+			}
+			dir, err := state.Open(cfg.Data)
 			if err != nil {
 				return err
 			}

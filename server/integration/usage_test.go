@@ -71,6 +71,7 @@ func TestWrongUsageExits2OnBothBinaries(t *testing.T) {
 		// Not enrolled is not a usage mistake, but a script must see it.
 		{false, []string{"status", "--data", t.TempDir()}, 5, []string{"not enrolled", "tally-agent enroll"}},
 		{false, []string{"status", "--json", "--data", t.TempDir()}, 5, []string{`"enrolled": false`, "not enrolled"}},
+		{false, []string{"status", "--data", fresh()}, 5, []string{"not enrolled", "no data folder"}},
 	}
 	check := func(t *testing.T, how string, c usageCase, out string, code int) {
 		t.Helper()
