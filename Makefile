@@ -6,6 +6,7 @@ BIN     := bin
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X github.com/tallyhq/tally/common/buildinfo.version=$(VERSION)
 DEMO    ?= demo
+GOBUILDFLAGS ?=
 GOFILES  = $(shell find . -name '*.go' -not -path './.git/*' -not -path './demo/*')
 
 .PHONY: all build test check fmt-check vet staticcheck cross unit demo clean help
@@ -15,12 +16,12 @@ all: build
 help:
 	@echo "make build   build bin/tally-server, bin/tally-agent and bin/tally-load"
 	@echo "make test    gofmt, go vet, staticcheck, cross-builds of the agent, and the tests with -race"
-	@echo "make demo    run a server on ./$(DEMO), enroll this machine's agent, post once, keep serving until Ctrl-C"
+	@echo "make demo    run a server on ./$(DEMO) with a demo license, enroll this machine's agent with the inventory plug-in, post once, keep serving until Ctrl-C"
 
 build:
-	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/tally-server ./server/cmd/tally-server
-	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/tally-agent ./agent/cmd/tally-agent
-	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/tally-load ./server/cmd/tally-load
+	$(GO) build $(GOBUILDFLAGS) -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/tally-server ./server/cmd/tally-server
+	CGO_ENABLED=0 $(GO) build $(GOBUILDFLAGS) -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/tally-agent ./agent/cmd/tally-agent
+	$(GO) build $(GOBUILDFLAGS) -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/tally-load ./server/cmd/tally-load
 
 test: check unit
 
@@ -46,30 +47,16 @@ cross:
 unit:
 	$(GO) test -race -timeout 14m ./...
 
-# The demo: a real server on its embedded SQLite store in ./$(DEMO)/server,
-# this machine's agent in ./$(DEMO)/agent, one real inventory post over QUIC.
-demo: build
-	@set -e; \
-	mkdir -p $(DEMO); \
-	echo "== Starting tally-server (data in $(DEMO)/server)"; \
-	$(BIN)/tally-server serve --data $(DEMO)/server --listen 127.0.0.1:0 --admin 127.0.0.1:0 2>$(DEMO)/server.log & \
-	pid=$$!; \
-	trap 'kill -TERM $$pid 2>/dev/null; wait $$pid 2>/dev/null; echo; echo "Server stopped. Its data stays in $(DEMO)/ (delete it to start over)."; exit 0' INT TERM; \
-	for i in $$(seq 1 100); do [ -f $(DEMO)/server/addresses.json ] && break; kill -0 $$pid 2>/dev/null || { echo "tally-server failed to start:"; cat $(DEMO)/server.log; exit 1; }; sleep 0.1; done; \
-	echo; echo "== Enrolling this machine's agent (data in $(DEMO)/agent)"; \
-	line="$$($(BIN)/tally-server enroll-info --data $(DEMO)/server --command)"; \
-	$(BIN)/$$line --data $(DEMO)/agent; \
-	echo; echo "== Posting one inventory"; \
-	$(BIN)/tally-agent run --once --data $(DEMO)/agent; \
-	echo; echo "== tally-server computers list --data $(DEMO)/server"; \
-	$(BIN)/tally-server computers list --data $(DEMO)/server; \
-	url="$$(sed -n 's/.*"admin_url": "\(.*\)".*/\1/p' $(DEMO)/server/addresses.json)"; \
-	echo; echo "== The server keeps running. Press Ctrl-C to stop it."; \
-	echo "   Admin console: $$url  (sign in with the token: $$(cat $(DEMO)/server/admin-token))"; \
-	echo "   Try:           $(BIN)/tally-server computers show 1 --data $(DEMO)/server"; \
-	echo "                  $(BIN)/tally-server events --data $(DEMO)/server"; \
-	echo "   Server log:    $(DEMO)/server.log"; \
-	wait $$pid
+# The demo (.ci/demo): a real server on its embedded SQLite store in
+# ./$(DEMO)/server, this machine's agent in ./$(DEMO)/agent with the inventory
+# plug-in, a demo license, one real post over QUIC. Run again, it reuses the
+# ports, license and enrollment of the last run. DEMO_ONCE=1 stops after the
+# post. The build prints each package it compiles, so a first build (minutes:
+# SQLite is C) shows its progress.
+demo:
+	@echo "== Building bin/ (the first time takes a few minutes; each package compiled is listed)"
+	@$(MAKE) --no-print-directory build GOBUILDFLAGS=-v
+	@DEMO='$(DEMO)' BIN='$(BIN)' DEMO_ONCE='$(DEMO_ONCE)' .ci/demo
 
 clean:
 	rm -rf $(BIN)

@@ -12,6 +12,7 @@ import (
 	"github.com/tallyhq/tally/agent/spool"
 	"github.com/tallyhq/tally/agent/state"
 	"github.com/tallyhq/tally/common/buildinfo"
+	"github.com/tallyhq/tally/common/exitcode"
 	"github.com/tallyhq/tally/common/logging"
 	"github.com/tallyhq/tally/protocol"
 )
@@ -19,12 +20,12 @@ import (
 // Exit codes of the node-locked and concurrent license commands, documented
 // in the README.
 const (
-	ExitNoFreeSeat  = 10 // every seat of the Activation ID (or concurrent license) is taken
-	ExitInactiveID  = 11 // the Activation ID was deactivated
-	ExitExpiredID   = 12 // the Activation ID or its license expired
-	ExitUnknownID   = 13 // no such Activation ID or product
-	ExitNotActive   = 14 // this computer's status is not Active
-	ExitNotLicensed = 20 // check: no record proves the product on this machine
+	ExitNoFreeSeat  = exitcode.NoFreeSeat  // every seat of the Activation ID (or concurrent license) is taken
+	ExitInactiveID  = exitcode.InactiveID  // the Activation ID was deactivated
+	ExitExpiredID   = exitcode.ExpiredID   // the Activation ID or its license expired
+	ExitUnknownID   = exitcode.UnknownID   // no such Activation ID or product
+	ExitNotActive   = exitcode.NotActive   // this computer's status is not Active
+	ExitNotLicensed = exitcode.NotLicensed // check: no record proves the product on this machine
 )
 
 // openAgent opens the enrolled agent for a one-shot command.

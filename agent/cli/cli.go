@@ -8,9 +8,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/signal"
 	"sort"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -23,6 +25,8 @@ import (
 	"github.com/tallyhq/tally/agent/spool"
 	"github.com/tallyhq/tally/agent/state"
 	"github.com/tallyhq/tally/common/buildinfo"
+	"github.com/tallyhq/tally/common/cliusage"
+	"github.com/tallyhq/tally/common/exitcode"
 	"github.com/tallyhq/tally/common/identity"
 	"github.com/tallyhq/tally/common/logging"
 	"github.com/tallyhq/tally/protocol"
@@ -32,15 +36,16 @@ import (
 // configuration file nor TALLY_AGENT_DATA names one.
 const DefaultDataDir = config.DefaultDataDir
 
-// Exit codes, documented in the README.
+// Exit codes: the names this package has always used for the table of
+// package exitcode, which the README documents.
 const (
-	ExitOK          = 0
-	ExitError       = 1 // anything else
-	ExitUsage       = 2 // wrong flags or arguments
-	ExitBadSecret   = 3 // enrollment secret refused
-	ExitUnreachable = 4 // server could not be reached; posts stay queued
-	ExitRefused     = 5 // server refuses this agent (revoked, deleted, not enrolled)
-	ExitPinMismatch = 6 // server's fingerprint is not the pinned one; nothing was sent
+	ExitOK          = exitcode.OK
+	ExitError       = exitcode.Error
+	ExitUsage       = exitcode.Usage
+	ExitBadSecret   = exitcode.BadSecret
+	ExitUnreachable = exitcode.Unreachable
+	ExitRefused     = exitcode.Refused
+	ExitPinMismatch = exitcode.PinMismatch
 )
 
 // Main is one invocation of tally-agent.
@@ -66,6 +71,7 @@ func (m *Main) Run(ctx context.Context, args []string) int {
 		m.Getenv = os.Getenv
 	}
 	root := m.root()
+	cliusage.Apply(root)
 	root.SetArgs(args)
 	root.SetOut(m.Stdout)
 	root.SetErr(m.Stderr)
@@ -81,6 +87,9 @@ func exitCode(err error) int {
 	var ee *exitError
 	if errors.As(err, &ee) {
 		return ee.code
+	}
+	if code, ok := exitcode.Of(err); ok {
+		return code
 	}
 	var pe *protocol.Error
 	switch {
@@ -110,9 +119,6 @@ when the server has acknowledged it.`,
 		Version:       buildinfo.Version(),
 	}
 	root.SetVersionTemplate("tally-agent {{.Version}}\n")
-	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
-		return &exitError{ExitUsage, fmt.Errorf("%w (see 'tally-agent %s --help')", err, c.Name())}
-	})
 	root.AddCommand(m.activationCmds()...)
 	root.AddCommand(m.uninstallCmd())
 	root.AddCommand(m.enrollCmd(), m.inventoryCmd(), m.runCmd(), m.statusCmd(), m.pluginCmd(),
@@ -220,9 +226,13 @@ Exit codes: 3 the secret was refused, 4 the server could not be reached,
 				return err
 			}
 			o.Server, o.Fingerprint, o.MachineID = cfg.Server, cfg.Fingerprint, cfg.MachineID
-			if o.Server == "" || o.Fingerprint == "" || o.Secret == "" {
-				return &exitError{ExitUsage, errors.New("enroll needs --server, --fingerprint and --secret: 'tally-server enroll-info' prints the whole line")}
+			if err := checkEnrollArgs(o); err != nil {
+				return &exitError{ExitUsage, err}
 			}
+			// A data folder this enroll creates is removed again if it
+			// fails, so that a failed enroll leaves nothing half-made.
+			_, statErr := os.Stat(cfg.Data)
+			created := errors.Is(statErr, os.ErrNotExist)
 			dir, err := state.Open(cfg.Data)
 			if err != nil {
 				return err
@@ -233,6 +243,11 @@ Exit codes: 3 the secret was refused, 4 the server could not be reached,
 			defer cancel()
 			e, resp, err := runner.Enroll(ctx, dir, o)
 			if err != nil {
+				if created {
+					if rerr := os.RemoveAll(dir.Path); rerr != nil {
+						return fmt.Errorf("%w (and the data folder it created stays: %v)", err, rerr)
+					}
+				}
 				return err
 			}
 			w := cmd.OutOrStdout()
@@ -261,6 +276,25 @@ Exit codes: 3 the secret was refused, 4 the server could not be reached,
 	f.BoolVar(&o.Force, "force", false, "enroll with another server than the one recorded, replacing the key")
 	dataFlag(cmd)
 	return cmd
+}
+
+// checkEnrollArgs checks every argument of enroll before anything is
+// written: a mistake in one is a usage error that creates nothing.
+func checkEnrollArgs(o runner.EnrollOptions) error {
+	if o.Server == "" || o.Fingerprint == "" || o.Secret == "" {
+		return errors.New("enroll needs --server, --fingerprint and --secret: 'tally-server enroll-info' prints the whole line")
+	}
+	host, port, err := net.SplitHostPort(o.Server)
+	if err != nil || host == "" {
+		return fmt.Errorf("--server %q: want HOST:PORT, e.g. tally.example.com:4433 (the address 'tally-server enroll-info' prints)", o.Server)
+	}
+	if n, err := strconv.ParseUint(port, 10, 16); err != nil || n == 0 {
+		return fmt.Errorf("--server %q: %q is not a port number (want HOST:PORT, e.g. tally.example.com:4433)", o.Server, port)
+	}
+	if _, err := identity.ParseFingerprint(o.Fingerprint); err != nil {
+		return fmt.Errorf("--fingerprint: %w", err)
+	}
+	return nil
 }
 
 func (m *Main) inventoryCmd() *cobra.Command {
@@ -437,7 +471,15 @@ func (m *Main) statusCmd() *cobra.Command {
 		Short: "Show enrollment, server, transport, last post, spool depth, the last verdict per product and each plug-in's state",
 		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			_, dir, err := m.openDir(cmd)
+			cfg, err := m.settings(cmd)
+			if err != nil {
+				return err
+			}
+			// Asking is no reason to create a data folder.
+			if _, err := os.Stat(cfg.Data); errors.Is(err, os.ErrNotExist) {
+				return &exitError{ExitRefused, fmt.Errorf("%w (no data folder %s)", state.ErrNotEnrolled, cfg.Data)}
+			}
+			dir, err := state.Open(cfg.Data)
 			if err != nil {
 				return err
 			}
@@ -469,13 +511,19 @@ func (m *Main) statusCmd() *cobra.Command {
 				o.Plugins = []pluginView{}
 			}
 			if asJSON {
-				return printJSON(cmd.OutOrStdout(), o)
+				if err := printJSON(cmd.OutOrStdout(), o); err != nil {
+					return err
+				}
 			}
-			w := cmd.OutOrStdout()
 			if !o.Enrolled {
-				fmt.Fprintln(w, "Not enrolled. Run 'tally-agent enroll' with the line 'tally-server enroll-info' prints.")
+				// A script asking whether this machine is enrolled gets
+				// its answer from the exit code.
+				return &exitError{ExitRefused, state.ErrNotEnrolled}
+			}
+			if asJSON {
 				return nil
 			}
+			w := cmd.OutOrStdout()
 			e := o.Enrollment
 			fmt.Fprintf(w, "enrolled:     computer %d, node %s, since %s\n", e.ComputerID, e.NodeID, e.EnrolledAt.Local().Format(time.DateTime))
 			fmt.Fprintf(w, "server:       %s (fingerprint %.16s…)\n", e.Server, e.Fingerprint)

@@ -143,10 +143,10 @@ func TestStatusReadsTheDataFolderFromTheFile(t *testing.T) {
 	conf := writeConf(t, "data = "+data+"\n")
 	var out bytes.Buffer
 	m := &Main{Stdout: &out, Stderr: &out, Getenv: env("TALLY_AGENT_DATA", filepath.Join(t.TempDir(), "not-this"))}
-	if code := m.Run(context.Background(), []string{"status", "--config", conf}); code != 0 || !strings.Contains(out.String(), "Not enrolled") {
-		t.Fatalf("status: %d %s", code, out.String())
+	if code := m.Run(context.Background(), []string{"status", "--config", conf}); code != ExitRefused || !strings.Contains(out.String(), "(no data folder "+data+")") {
+		t.Fatalf("status did not use the file's data folder: %d %s", code, out.String())
 	}
-	if _, err := os.Stat(data); err != nil {
-		t.Fatalf("status did not use the file's data folder: %v", err)
+	if _, err := os.Stat(data); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("status created the data folder: %v", err)
 	}
 }

@@ -42,6 +42,19 @@ type APIError struct {
 
 func (e *APIError) Error() string { return e.Message }
 
+// UnreachableError says the admin API could not be reached at all (the
+// CLI exits 4 on it, as the agent does for an unreachable server).
+type UnreachableError struct {
+	URL string
+	Err error
+}
+
+func (e *UnreachableError) Error() string {
+	return fmt.Sprintf("cannot reach the server's admin API at %s: %v (is tally-server running? check --data, --admin-url or TALLY_ADMIN_URL)", e.URL, e.Err)
+}
+
+func (e *UnreachableError) Unwrap() error { return e.Err }
+
 // IsNotFound reports whether err is the server's "not found".
 func IsNotFound(err error) bool {
 	var ae *APIError
@@ -68,7 +81,7 @@ func (c *Client) Do(ctx context.Context, method, path string, in, out any) error
 	}
 	resp, err := c.HTTP.Do(req)
 	if err != nil {
-		return fmt.Errorf("cannot reach the server's admin API at %s: %w (is tally-server running? check --data, --admin-url or TALLY_ADMIN_URL)", c.BaseURL, errors.Unwrap(err))
+		return &UnreachableError{URL: c.BaseURL, Err: errors.Unwrap(err)}
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(io.LimitReader(resp.Body, 256<<20))

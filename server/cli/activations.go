@@ -144,6 +144,7 @@ func (m *Main) activationCommand() *cobra.Command {
 		},
 	}
 	ret.Flags().StringVar(&computer, "computer", "", "computer ID holding the seat")
+	_ = ret.MarkFlagRequired("computer")
 	m.addConnFlags(ret, &rc, true)
 
 	var dc conn

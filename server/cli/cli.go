@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"strings"
 	"text/tabwriter"
@@ -18,7 +19,9 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/tallyhq/tally/common/buildinfo"
+	"github.com/tallyhq/tally/common/cliusage"
 	"github.com/tallyhq/tally/common/clock"
+	"github.com/tallyhq/tally/common/exitcode"
 	"github.com/tallyhq/tally/server/adminapi"
 	"github.com/tallyhq/tally/server/datadir"
 )
@@ -45,14 +48,9 @@ func (m *Main) now() time.Time {
 	return m.Clock.Now()
 }
 
-// ExitError carries a specific exit code out of a command.
-type ExitError struct {
-	Code int
-	Err  error
-}
-
-func (e *ExitError) Error() string { return e.Err.Error() }
-func (e *ExitError) Unwrap() error { return e.Err }
+// ExitError carries a specific exit code (of package exitcode) out of a
+// command.
+type ExitError = exitcode.Err
 
 // Run executes the command line args (without the program name) and
 // returns the exit code.
@@ -61,6 +59,7 @@ func (m *Main) Run(ctx context.Context, args []string) int {
 		m.Getenv = os.Getenv
 	}
 	root := m.rootCommand()
+	cliusage.Apply(root)
 	root.SetArgs(args)
 	root.SetOut(m.Stdout)
 	root.SetErr(m.Stderr)
@@ -69,11 +68,27 @@ func (m *Main) Run(ctx context.Context, args []string) int {
 		return 0
 	}
 	fmt.Fprintln(m.Stderr, "tally-server: "+err.Error())
-	var ee *ExitError
-	if errors.As(err, &ee) {
-		return ee.Code
+	return exitCode(err)
+}
+
+// exitCode maps an error to the table of package exitcode: the admin
+// commands' failures that a script may want to tell apart get their own
+// code, the rest exit 1.
+func exitCode(err error) int {
+	if code, ok := exitcode.Of(err); ok {
+		return code
 	}
-	return 1
+	var ae *adminapi.APIError
+	var ue *adminapi.UnreachableError
+	switch {
+	case errors.As(err, &ue):
+		return exitcode.Unreachable
+	case errors.As(err, &ae) && (ae.Code == http.StatusUnauthorized || ae.Code == http.StatusForbidden):
+		return exitcode.Refused
+	case errors.As(err, &ae) && ae.Code == http.StatusNotFound:
+		return exitcode.NotFound
+	}
+	return exitcode.Error
 }
 
 func (m *Main) rootCommand() *cobra.Command {

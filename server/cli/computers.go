@@ -12,6 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/tallyhq/tally/common/exitcode"
 	"github.com/tallyhq/tally/server/adminapi"
 	"github.com/tallyhq/tally/server/store"
 )
@@ -623,7 +624,7 @@ func (m *Main) eventsCommand() *cobra.Command {
 func parseComputerID(s string) (int64, error) {
 	id, err := strconv.ParseInt(s, 10, 64)
 	if err != nil || id <= 0 {
-		return 0, fmt.Errorf("%q is not a computer ID: use the number in the ID column of 'tally-server computers list'", s)
+		return 0, exitcode.Newf(exitcode.Usage, "%q is not a computer ID: use the number in the ID column of 'tally-server computers list'", s)
 	}
 	return id, nil
 }

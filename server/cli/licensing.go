@@ -414,6 +414,7 @@ func (m *Main) licenseAllocate() *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&computer, "computer", "", "computer ID")
+	_ = cmd.MarkFlagRequired("computer")
 	cmd.Flags().BoolVar(&remove, "remove", false, "end the allocation instead (a seat the computer holds stays)")
 	m.addConnFlags(cmd, &c, true)
 	return cmd

@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/tallyhq/tally/common/buildinfo"
+	"github.com/tallyhq/tally/common/cliusage"
 	"github.com/tallyhq/tally/common/logging"
 	"github.com/tallyhq/tally/server/daemon"
 	"github.com/tallyhq/tally/server/datadir"
@@ -44,12 +45,15 @@ database closes.`,
 			}
 			w, err := parseWindow(expiryWarning)
 			if err != nil {
-				return fmt.Errorf("--expiry-warning: %w", err)
+				return cliusage.Error(cmd, fmt.Errorf("--expiry-warning: %w", err))
 			}
 			cfg.ExpiryWarning, cfg.Getenv = w, m.Getenv
+			if err := daemon.CheckAddresses(cfg); err != nil {
+				return cliusage.Error(cmd, err)
+			}
 			log, err := logging.New(m.Stderr, logFormat, logLevel)
 			if err != nil {
-				return err
+				return cliusage.Error(cmd, err)
 			}
 			cfg.Logger = log
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
@@ -57,7 +61,7 @@ database closes.`,
 			if memLimit != "" && memLimit != "0" && os.Getenv("GOMEMLIMIT") == "" {
 				n, err := parseSize(memLimit)
 				if err != nil {
-					return fmt.Errorf("--memory-limit: %w", err)
+					return cliusage.Error(cmd, fmt.Errorf("--memory-limit: %w", err))
 				}
 				// A soft limit: the garbage collector works harder near it,
 				// keeping the resident size of a big fleet's connections in

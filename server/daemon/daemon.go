@@ -251,6 +251,10 @@ func Start(cfg Config) (_ *Daemon, err error) {
 	return d, nil
 }
 
+// CheckAddresses is checkAddresses for the command line, which refuses a
+// malformed address as a usage mistake before anything starts.
+func CheckAddresses(cfg Config) error { return checkAddresses(cfg) }
+
 // checkAddresses checks the form of every address the daemon will listen
 // on or advertise: HOST:PORT with a port number (a port already taken is
 // only found when listening).

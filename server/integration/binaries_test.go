@@ -254,13 +254,13 @@ func TestCLIErrorsAreSentences(t *testing.T) {
 		want string
 	}{
 		{serverBin, []string{"computers", "list", "--data", t.TempDir()}, 1, "no running server found"},
-		{serverBin, []string{"computers", "show", "0", "--data", t.TempDir()}, 1, "is not a computer ID"},
-		{serverBin, []string{"computers", "list", "--admin-url", "http://127.0.0.1:1", "--token", "x"}, 1, "cannot reach the server's admin API"},
+		{serverBin, []string{"computers", "show", "0", "--data", t.TempDir()}, 2, "is not a computer ID"},
+		{serverBin, []string{"computers", "list", "--admin-url", "http://127.0.0.1:1", "--token", "x"}, 4, "cannot reach the server's admin API"},
 		{agentBin, []string{"enroll", "--data", t.TempDir()}, 2, "enroll needs --server, --fingerprint and --secret"},
-		{agentBin, []string{"enroll", "--server", "127.0.0.1:9", "--fingerprint", "zz", "--secret", "s", "--data", t.TempDir()}, 1, "want 64 hex digits"},
+		{agentBin, []string{"enroll", "--server", "127.0.0.1:9", "--fingerprint", "zz", "--secret", "s", "--data", t.TempDir()}, 2, "want 64 hex digits"},
 		{agentBin, []string{"run", "--once", "--data", t.TempDir()}, 5, "not enrolled"},
 		{agentBin, []string{"run", "--bogus"}, 2, "unknown flag"},
-		{agentBin, []string{"status", "--data", t.TempDir()}, 0, "Not enrolled"},
+		{agentBin, []string{"status", "--data", t.TempDir()}, 5, "not enrolled"},
 	}
 	for _, c := range cases {
 		out, code := runBin(t, c.bin, c.args...)
@@ -276,8 +276,8 @@ func TestCLIErrorsAreSentences(t *testing.T) {
 	} {
 		data := filepath.Join(t.TempDir(), "new")
 		out, code := runBin(t, serverBin, append([]string{"serve", "--data", data}, args...)...)
-		if code != 1 || !strings.Contains(out, args[0]) {
-			t.Errorf("serve %v: exit %d, output %q; want exit 1 naming %s", args, code, out, args[0])
+		if code != 2 || !strings.Contains(out, args[0]) {
+			t.Errorf("serve %v: exit %d, output %q; want exit 2 naming %s", args, code, out, args[0])
 		}
 		if _, err := os.Stat(data); !os.IsNotExist(err) {
 			t.Errorf("serve %v failed but created its data folder (%v)", args, err)
