@@ -17,7 +17,8 @@ func (a *api) productsAdd(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	if err := a.cfg.Store.AddProduct(r.Context(), req, store.ActorAdmin); err != nil {
+	added, err := a.cfg.Store.AddProduct(r.Context(), req, store.ActorAdmin)
+	if err != nil {
 		a.fail(w, r, err)
 		return
 	}
@@ -26,7 +27,18 @@ func (a *api) productsAdd(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, fmt.Errorf("product %s was stored but is not in the catalog", req.Name))
 		return
 	}
-	writeJSON(w, http.StatusCreated, ProductOf(p))
+	if !added {
+		writeJSON(w, http.StatusOK, AddedProduct{Product: ProductOf(p), Unchanged: true})
+		return
+	}
+	writeJSON(w, http.StatusCreated, AddedProduct{Product: ProductOf(p)})
+}
+
+// AddedProduct is the answer to adding a product: the product as listed,
+// and whether it was there already with the same definition.
+type AddedProduct struct {
+	Product
+	Unchanged bool `json:"unchanged,omitempty"`
 }
 
 func (a *api) productsRemove(w http.ResponseWriter, r *http.Request) {
@@ -38,8 +50,8 @@ func (a *api) productsRemove(w http.ResponseWriter, r *http.Request) {
 }
 
 // AddProduct adds an application product.
-func (c *Client) AddProduct(ctx context.Context, p store.ApplicationProduct) (Product, error) {
-	var out Product
+func (c *Client) AddProduct(ctx context.Context, p store.ApplicationProduct) (AddedProduct, error) {
+	var out AddedProduct
 	return out, c.Do(ctx, http.MethodPost, "/api/v1/products", p, &out)
 }
 

@@ -92,7 +92,12 @@ func TestApplicationProductsAddListRemove(t *testing.T) {
 		t.Fatalf("add cad: %+v %v", p, err)
 	}
 	if _, err := c.AddProduct(ctx, store.ApplicationProduct{Name: "cad", Kinds: []string{"concurrent"}}); err == nil || !strings.Contains(err.Error(), "already exists") {
-		t.Fatalf("added twice: %v", err)
+		t.Fatalf("added twice with other kinds: %v", err)
+	}
+	// The same definition again (a setup script run twice) changes nothing
+	// and says so.
+	if again, err := c.AddProduct(ctx, store.ApplicationProduct{Name: "cad", Title: "CAD Suite", Kinds: []string{"concurrent", "node-locked"}}); err != nil || !again.Unchanged || again.Name != "cad" {
+		t.Fatalf("the same definition again: %+v %v", again, err)
 	}
 	if got, err := c.Product(ctx, "cad"); err != nil || got.Name != "cad" {
 		t.Fatalf("show cad: %+v %v", got, err)

@@ -152,6 +152,10 @@ func (m *Main) productsAdd() *cobra.Command {
 				return printJSON(cmd.OutOrStdout(), p)
 			}
 			w := cmd.OutOrStdout()
+			if p.Unchanged {
+				fmt.Fprintf(w, "Application product %s (%s) already takes %s licenses: nothing changed.\n", p.Name, p.Title, strings.Join(p.Kinds, " and "))
+				return nil
+			}
 			fmt.Fprintf(w, "Added application product %s (%s): takes %s licenses.\n", p.Name, p.Title, strings.Join(p.Kinds, " and "))
 			fmt.Fprintf(w, "Next: issue its licenses with --product %s --kind %s, and import them with 'tally-server license import FILE'.\n", p.Name, p.Kinds[0])
 			return nil

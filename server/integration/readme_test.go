@@ -35,12 +35,6 @@ var readmeSkipPrefix = map[string]string{
 // with the same flags and its own ports.
 const readmeServe = "tally-server serve --data /var/lib/tally-server"
 
-// knownFailingUntilMerged lists the README commands that fail today
-// because another part of issue 13 fixes them; the test reports them
-// without failing, and fails once one passes, so that the list is emptied
-// as the fixes are merged. It must be empty when issue 13 is closed.
-var knownFailingUntilMerged = map[string]string{}
-
 // readmeFullForm lists the commands run a second time with every optional
 // flag given (the first of its alternatives): those that change nothing.
 var readmeFullForm = map[string]bool{
@@ -48,6 +42,13 @@ var readmeFullForm = map[string]bool{
 	"tally-server events":      true,
 	"tally-agent activations":  true,
 	"tally-server enroll-info": true,
+}
+
+// readmeFullOnly lists the commands run only with every optional flag
+// given: `computers delete 12 [--block]` blocks, so that the README's
+// `computers blocked` and `computers unblock 12` have a machine to show.
+var readmeFullOnly = map[string]bool{
+	"tally-server computers delete": true,
 }
 
 // readmeDataLangs are the fenced blocks that hold no commands.
@@ -260,7 +261,7 @@ func (e *readmeEnv) substitute(cmd string, words []string) []string {
 	switch {
 	case strings.HasPrefix(cmd, "tally-server computers retire "), strings.HasPrefix(cmd, "tally-server computers set-status "):
 		computer = e.retired
-	case strings.HasPrefix(cmd, "tally-server computers delete "):
+	case strings.HasPrefix(cmd, "tally-server computers delete "), strings.HasPrefix(cmd, "tally-server computers unblock "):
 		computer = e.deleted
 	case strings.HasPrefix(cmd, "tally-server activation return "):
 		computer = e.lost
@@ -346,6 +347,13 @@ func (e *readmeEnv) before(cmd string) {
 			e.t.Fatalf("mint inventory.lic: %d %s", code, out)
 		}
 		e.after("tally-server license issue ", out)
+	case strings.HasPrefix(cmd, "tally-server computers task "):
+		// A task is for the software-management plug-in, which runs tasks.
+		for _, args := range [][]string{{"plugin", "install", "software-management"}, {"run", "--once"}} {
+			if out, code := e.exec(append([]string{"tally-agent"}, append(args, "--data", e.agentData)...)); code != 0 {
+				e.t.Fatalf("tally-agent %v: %d %s", args, code, out)
+			}
+		}
 	case strings.HasPrefix(cmd, "tally-server activation return ") && e.activation != "":
 		// The lost machine held a seat of the ID before it was lost.
 		if out, code := e.exec([]string{"tally-agent", "activate", e.activation, "--data", e.lostData}); code != 0 {
@@ -412,6 +420,9 @@ func TestREADMECommandsRunAsWritten(t *testing.T) {
 		}
 		minimal, full := forms(shellWords(c.text))
 		runs := [][]string{minimal}
+		if readmeFullOnly[strings.Join(minimal[:min(3, len(minimal))], " ")] {
+			runs = [][]string{full}
+		}
 		if readmeFullForm[strings.Join(minimal[:min(2, len(minimal))], " ")] && len(full) != len(minimal) {
 			runs = append(runs, full)
 		}
@@ -421,28 +432,13 @@ func TestREADMECommandsRunAsWritten(t *testing.T) {
 			out, code := e.exec(args)
 			e.after(c.text, out)
 			want := readmeExit(c)
-			item, known := knownFailingUntilMerged[c.text]
-			switch {
-			case code == want && known:
-				t.Errorf("README.md:%d: %s now runs (exit %d): remove it from knownFailingUntilMerged", c.line, c.text, code)
-			case code != want && known:
-				t.Logf("README.md:%d: known failing until %s is merged: %s: exit %d\n%s", c.line, item, strings.Join(args, " "), code, indent(out))
-			case code != want:
+			if code != want {
 				t.Errorf("README.md:%d: %s: exit %d, want %d\n%s", c.line, strings.Join(args, " "), code, want, indent(out))
 			}
 		}
 	}
 	if !served {
 		t.Errorf("README.md has no %q line: the test starts its server with it", readmeServe)
-	}
-	for k := range knownFailingUntilMerged {
-		found := false
-		for _, c := range cmds {
-			found = found || c.text == k
-		}
-		if !found {
-			t.Errorf("knownFailingUntilMerged names %q, which is not in README.md any more: remove it", k)
-		}
 	}
 	for k := range readmeSkip {
 		found := false

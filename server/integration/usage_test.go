@@ -51,7 +51,7 @@ func TestWrongUsageExits2OnBothBinaries(t *testing.T) {
 		{true, []string{"lisence", "list"}, 2, []string{`unknown command "lisence" for "tally-server"`, `did you mean "license"?`}},
 		{true, []string{"computers", "list", "--bogus"}, 2, []string{"unknown flag: --bogus", "tally-server computers list --help"}},
 		{true, []string{"computers", "show", "12", "13"}, 2, []string{"usage: tally-server computers show ID"}},
-		{true, []string{"computers", "show", "abc"}, 2, []string{`"abc" is not a computer ID`}},
+		{true, []string{"computers", "show", "0"}, 2, []string{`"0" is not a computer ID`}},
 		{true, []string{"usage", "--json=maybe"}, 2, []string{`invalid argument "maybe" for "--json"`}},
 		{true, []string{"activation", "return", "ACT-X"}, 2, []string{"--computer is required: computer ID holding the seat"}},
 		{true, []string{"license", "allocate", "L-1"}, 2, []string{"--computer is required: computer ID"}},

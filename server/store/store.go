@@ -358,8 +358,10 @@ type Activations interface {
 // only by Activation IDs or leases, with no plug-in.
 type Products interface {
 	// AddProduct validates and stores an application product, and adds it
-	// to the catalog once committed.
-	AddProduct(ctx context.Context, p ApplicationProduct, actor string) error
+	// to the catalog once committed. Adding again a product with the same
+	// title and kinds changes nothing and reports added false, so that a
+	// script that sets up products can run twice.
+	AddProduct(ctx context.Context, p ApplicationProduct, actor string) (added bool, err error)
 	// RemoveProduct removes an application product added with AddProduct
 	// that no license names.
 	RemoveProduct(ctx context.Context, name, actor string) error

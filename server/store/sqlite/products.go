@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/tallyhq/tally/server/catalog"
@@ -37,16 +38,19 @@ func (db *DB) loadApplications() error {
 }
 
 // AddProduct implements store.Products.
-func (db *DB) AddProduct(ctx context.Context, ap store.ApplicationProduct, actor string) error {
+func (db *DB) AddProduct(ctx context.Context, ap store.ApplicationProduct, actor string) (bool, error) {
 	p, err := catalog.NewApplication(strings.TrimSpace(ap.Name), ap.Title, ap.Kinds, catalog.SourceDatabase)
 	if err != nil {
-		return fmt.Errorf("%w: %w", store.ErrInvalid, err)
+		return false, fmt.Errorf("%w: %w", store.ErrInvalid, err)
 	}
 	cat := db.engine.Catalog()
-	if err := cat.NameFree(p.Name); err != nil {
-		return fmt.Errorf("%w: %w", store.ErrConflict, err)
+	if old, ok := cat.Product(p.Name); ok && old.Source == catalog.SourceDatabase && old.Title == p.Title && sameKinds(old.Kinds, p.Kinds) {
+		return false, nil
 	}
-	return db.write(ctx, func(tx *Tx) error {
+	if err := cat.NameFree(p.Name); err != nil {
+		return false, fmt.Errorf("%w: %w", store.ErrConflict, err)
+	}
+	return true, db.write(ctx, func(tx *Tx) error {
 		var n int
 		if err := tx.QueryRow(`SELECT COUNT(*) FROM application_products WHERE name = ?`, p.Name).Scan(&n); err != nil {
 			return err
@@ -66,6 +70,19 @@ func (db *DB) AddProduct(ctx context.Context, ap store.ApplicationProduct, actor
 		return addEvent(tx, store.Event{Actor: actor, Kind: store.EventProductAdded, Product: p.Name,
 			Reason: fmt.Sprintf("application product %s (%s): %s licenses", p.Name, p.Title, strings.Join(p.Kinds, ", "))})
 	})
+}
+
+// sameKinds reports whether two lists hold the same kinds, in any order.
+func sameKinds(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for _, k := range a {
+		if !slices.Contains(b, k) {
+			return false
+		}
+	}
+	return true
 }
 
 // RemoveProduct implements store.Products.
