@@ -149,17 +149,26 @@ func writeError(w http.ResponseWriter, code int, msg string) {
 func (a *api) fail(w http.ResponseWriter, r *http.Request, err error) {
 	switch {
 	case errors.Is(err, store.ErrNotFound):
-		writeError(w, http.StatusNotFound, err.Error())
+		writeError(w, http.StatusNotFound, sentence(err, store.ErrNotFound))
 	case errors.Is(err, store.ErrInvalid):
-		writeError(w, http.StatusBadRequest, err.Error())
+		writeError(w, http.StatusBadRequest, sentence(err, store.ErrInvalid))
 	case errors.Is(err, store.ErrConflict):
-		writeError(w, http.StatusConflict, err.Error())
+		writeError(w, http.StatusConflict, sentence(err, store.ErrConflict))
 	case errors.Is(err, store.ErrClosed):
 		writeError(w, http.StatusServiceUnavailable, "the server is shutting down")
 	default:
 		a.log.Error("admin API request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 		writeError(w, http.StatusInternalServerError, "internal error: see the server's log")
 	}
+}
+
+// sentence is the message an admin reads for err: the store puts the
+// sentinel that picks the HTTP status in front ("%w: sentence"), and its
+// one word ("invalid", "conflict") adds nothing to the sentence, so it is
+// left out; the status carries it. A trailing ": not found" stays: there
+// it is the end of the sentence ("computer 7: not found").
+func sentence(err, sentinel error) string {
+	return strings.TrimPrefix(err.Error(), sentinel.Error()+": ")
 }
 
 func pathID(r *http.Request) (int64, error) {
