@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/tallyhq/tally/server/catalog"
+	"github.com/tallyhq/tally/server/dates"
 	"github.com/tallyhq/tally/server/engine"
 	"github.com/tallyhq/tally/server/store"
 )
@@ -431,7 +432,7 @@ func (db *DB) poolHolders(ctx context.Context, product, kind string, now time.Ti
 		if expires != 0 {
 			e := fromMS(expires)
 			h.Expires = &e
-			h.Reason = "lease until " + e.UTC().Format(time.RFC3339)
+			h.Reason = "lease until " + dates.Instant(e, db.engine.Zone())
 		}
 		out = append(out, h)
 	}

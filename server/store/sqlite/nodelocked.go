@@ -12,6 +12,7 @@ import (
 	"github.com/tallyhq/tally/common/activation"
 	"github.com/tallyhq/tally/protocol"
 	"github.com/tallyhq/tally/server/catalog"
+	"github.com/tallyhq/tally/server/dates"
 	"github.com/tallyhq/tally/server/engine"
 	"github.com/tallyhq/tally/server/license"
 	"github.com/tallyhq/tally/server/store"
@@ -375,11 +376,11 @@ func expireActivations(tx *Tx, actor string) ([]store.SeatChange, error) {
 		}
 		switch {
 		case exp.Valid && exp.Int64 <= now:
-			b.why = "the Activation ID expired on " + fromMS(exp.Int64).UTC().Format(time.RFC3339)
+			b.why = "the Activation ID expired on " + dates.Text(fromMS(exp.Int64), tx.zone)
 		case removed:
 			b.why = "the Activation ID's license " + b.lic + " was removed"
 		default:
-			b.why = "the Activation ID's license " + b.lic + " expired on " + fromMS(licExp.Int64).UTC().Format(time.RFC3339)
+			b.why = "the Activation ID's license " + b.lic + " expired on " + dates.Text(fromMS(licExp.Int64), tx.zone)
 		}
 		b.why += ": the seat returned to the pool; the record on the machine is revoked at its next contact"
 		bs = append(bs, b)
