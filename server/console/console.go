@@ -167,7 +167,7 @@ func (c *Console) logout(w http.ResponseWriter, r *http.Request) {
 
 func (c *Console) computers(w http.ResponseWriter, r *http.Request) {
 	p := page{Title: "Computers", Nav: "computers"}
-	f, err := adminapi.ComputerFilter(r.URL.Query(), time.Now())
+	f, err := adminapi.ComputerFilter(r.URL.Query(), c.cfg.Dates.Now())
 	if err != nil {
 		p.Error = err.Error()
 		c.render(w, "computers", http.StatusBadRequest, p)
