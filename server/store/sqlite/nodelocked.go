@@ -577,6 +577,13 @@ func (db *DB) endComputerSeats(tx *Tx, computer int64, status, why, actor string
 // Lease implements store.Nodes: ttl > 0 checks out (or renews a lease
 // already held), ttl == 0 renews (heartbeat), ttl < 0 checks in.
 func (db *DB) Lease(ctx context.Context, r store.Request, product string, ttl time.Duration) (store.Outcome, error) {
+	var secs uint32 // the TTL granted, as the answer carries it
+	if ttl > 0 {
+		var err error
+		if secs, err = protocol.LeaseTTLSeconds(ttl); err != nil {
+			return store.Outcome{}, fmt.Errorf("%w: %v", store.ErrInvalid, err)
+		}
+	}
 	return db.nodeOp(ctx, r, func(tx *Tx, n nodeState) (any, error) {
 		if _, ok := db.engine.Catalog().Product(product); !ok {
 			result, msg := engine.UnknownLeaseProduct(product)
@@ -607,18 +614,19 @@ func (db *DB) Lease(ctx context.Context, r store.Request, product string, ttl ti
 			if !held {
 				return &protocol.LeaseResponse{Result: protocol.ActivationNotHeld, Message: "the lease of " + product + " has expired or was never held: check out again"}, nil
 			}
-			newExp := tx.Now.Add(time.Duration(curTTL) * time.Millisecond)
+			cur := time.Duration(curTTL) * time.Millisecond
+			newExp := tx.Now.Add(cur)
 			if _, err := tx.Exec(`UPDATE leases SET expires_at = ? WHERE product = ? AND computer_id = ?`, ms(newExp), product, n.computerID); err != nil {
 				return nil, err
 			}
-			return &protocol.LeaseResponse{Granted: true, Result: protocol.ActivationOK, Expires: newExp.Unix(), TTL: uint32(curTTL / 1000)}, nil
+			return &protocol.LeaseResponse{Granted: true, Result: protocol.ActivationOK, Expires: newExp.Unix(), TTL: uint32(min(cur, protocol.MaxLeaseTTL) / time.Second)}, nil
 		}
 		newExp := tx.Now.Add(ttl)
 		if held && n.status == catalog.StatusActive {
 			if _, err := tx.Exec(`UPDATE leases SET expires_at = ?, ttl = ? WHERE product = ? AND computer_id = ?`, ms(newExp), ttl.Milliseconds(), product, n.computerID); err != nil {
 				return nil, err
 			}
-			return &protocol.LeaseResponse{Granted: true, Result: protocol.ActivationAlready, Expires: newExp.Unix(), TTL: uint32(ttl.Seconds()), Message: "lease already held: renewed"}, nil
+			return &protocol.LeaseResponse{Granted: true, Result: protocol.ActivationAlready, Expires: newExp.Unix(), TTL: secs, Message: "lease already held: renewed"}, nil
 		}
 		lics, expiring, err := leasePool(tx, product)
 		if err != nil {
@@ -648,7 +656,7 @@ func (db *DB) Lease(ctx context.Context, r store.Request, product string, ttl ti
 			Reason: fmt.Sprintf("license %s, %s to live", l.ID, ttl)}); err != nil {
 			return nil, err
 		}
-		return &protocol.LeaseResponse{Granted: true, Result: protocol.ActivationOK, Expires: newExp.Unix(), TTL: uint32(ttl.Seconds())}, nil
+		return &protocol.LeaseResponse{Granted: true, Result: protocol.ActivationOK, Expires: newExp.Unix(), TTL: secs}, nil
 	})
 }
 
