@@ -231,6 +231,10 @@ func (db *DB) Activate(ctx context.Context, r store.Request, body *protocol.Acti
 			if holds && body.Machine != "" {
 				resp.Record = record
 			}
+		case protocol.ActivationNoSeat:
+			if err := countActivationRefusal(tx, n.computerID, a.Product, protocol.VerdictDeniedNoSeat, msg, n.id, store.NodeActor(n.id)); err != nil {
+				return nil, err
+			}
 		case protocol.ActivationOK:
 			rec := protocol.ActivationRecord{ActivationID: a.ID, Product: a.Product, Node: n.id, Machine: body.Machine, IssuedAt: tx.Now.Unix()}
 			if !a.Expires.IsZero() {
