@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"time"
 )
 
 // ActivationResult is the outcome of an activation request, and of a lease
@@ -146,7 +147,28 @@ type SignedRecord struct {
 // LeaseCheckoutRequest asks for a concurrent seat of a product.
 type LeaseCheckoutRequest struct {
 	Product string `cbor:"1,keyasint" json:"product"`
-	TTL     uint32 `cbor:"2,keyasint,omitempty" json:"ttl,omitempty"` // seconds; 0: the server's default
+	TTL     uint32 `cbor:"2,keyasint,omitempty" json:"ttl,omitempty"` // seconds, MinLeaseTTL to MaxLeaseTTL; 0: the server's default
+}
+
+// The time to live a lease may ask for: whole seconds on the wire, and no
+// longer than a week, so a crashed client's seat comes back within one.
+const (
+	MinLeaseTTL = time.Second
+	MaxLeaseTTL = 7 * 24 * time.Hour
+)
+
+// LeaseTTLSeconds is the wire form of a lease's time to live: 0 (the
+// server's default) for 0, else whole seconds from MinLeaseTTL to
+// MaxLeaseTTL. Anything else is refused with a sentence, never truncated
+// or wrapped into another TTL.
+func LeaseTTLSeconds(ttl time.Duration) (uint32, error) {
+	switch {
+	case ttl == 0:
+		return 0, nil
+	case ttl < MinLeaseTTL || ttl > MaxLeaseTTL || ttl%time.Second != 0:
+		return 0, fmt.Errorf("a lease's time to live is whole seconds from 1s to 168h (a week), not %s", ttl)
+	}
+	return uint32(ttl / time.Second), nil
 }
 
 // Validate checks the fields.
@@ -154,8 +176,8 @@ func (r *LeaseCheckoutRequest) Validate() error {
 	if !pluginName.MatchString(r.Product) {
 		return fmt.Errorf("%q is not a product name", truncate(r.Product))
 	}
-	if r.TTL > 7*24*3600 {
-		return errors.New("lease TTL longer than a week")
+	if time.Duration(r.TTL)*time.Second > MaxLeaseTTL {
+		return fmt.Errorf("a lease's time to live is at most 168h (a week), not %ds: ask for less", r.TTL)
 	}
 	return nil
 }

@@ -257,6 +257,9 @@ license of PRODUCT has expired, 13 no such product, 14 this computer is not Acti
 			if err := knownProduct(args[0]); err != nil {
 				return err
 			}
+			if _, err := protocol.LeaseTTLSeconds(ttl); err != nil {
+				return &exitError{ExitUsage, fmt.Errorf("--ttl: %w; give one such as 10m, or leave --ttl out for the server's default (5m)", err)}
+			}
 			a, ctx, done, err := m.agentCall(cmd)
 			if err != nil {
 				return err
@@ -274,7 +277,7 @@ license of PRODUCT has expired, 13 no such product, 14 this computer is not Acti
 			return nil
 		},
 	}
-	checkout.Flags().DurationVar(&ttl, "ttl", 0, "time to live without a heartbeat (default: the server's, 5m)")
+	checkout.Flags().DurationVar(&ttl, "ttl", 0, "time to live without a heartbeat, whole seconds from 1s to 168h (default: the server's, 5m)")
 	checkin := &cobra.Command{
 		Use:   "checkin PRODUCT",
 		Short: "Return a concurrent seat",

@@ -290,11 +290,16 @@ func (a *Agent) SyncActivations(ctx context.Context) ([]protocol.ActivationState
 	return removed, nil
 }
 
-// LeaseCheckout checks out a concurrent seat of a product for ttl and
-// records it, so a running agent keeps it alive with heartbeats.
+// LeaseCheckout checks out a concurrent seat of a product for ttl (0: the
+// server's default) and records it, so a running agent keeps it alive with
+// heartbeats. A ttl the protocol cannot carry is refused before sending.
 func (a *Agent) LeaseCheckout(ctx context.Context, product string, ttl time.Duration) (protocol.LeaseResponse, error) {
 	var resp protocol.LeaseResponse
-	if _, err := a.call(ctx, protocol.KindLeaseCheckout, &protocol.LeaseCheckoutRequest{Product: product, TTL: uint32(ttl / time.Second)}, &resp); err != nil {
+	secs, err := protocol.LeaseTTLSeconds(ttl)
+	if err != nil {
+		return resp, err
+	}
+	if _, err := a.call(ctx, protocol.KindLeaseCheckout, &protocol.LeaseCheckoutRequest{Product: product, TTL: secs}, &resp); err != nil {
 		return resp, err
 	}
 	if resp.Granted {

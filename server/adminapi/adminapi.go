@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/tallyhq/tally/server/catalog"
+	"github.com/tallyhq/tally/server/dates"
 	"github.com/tallyhq/tally/server/store"
 )
 
@@ -218,7 +219,7 @@ func ComputerFilter(q url.Values, now time.Time) (store.ComputerFilter, error) {
 }
 
 func (a *api) computersList(w http.ResponseWriter, r *http.Request) {
-	f, err := ComputerFilter(r.URL.Query(), time.Now())
+	f, err := ComputerFilter(r.URL.Query(), a.cfg.Dates.Now())
 	if err != nil {
 		a.fail(w, r, err)
 		return
@@ -269,7 +270,7 @@ func (a *api) computerRef(r *http.Request) (int64, error) {
 	}
 	var cand []string
 	for _, c := range cs {
-		cand = append(cand, fmt.Sprintf("%d (%s, %s, last seen %s)", c.ID, c.Hostname, c.Status, c.LastSeen.Local().Format("2006-01-02 15:04")))
+		cand = append(cand, fmt.Sprintf("%d (%s, %s, last seen %s)", c.ID, c.Hostname, c.Status, dates.Instant(c.LastSeen, a.cfg.Dates.zone())))
 	}
 	return 0, fmt.Errorf("%w: %q names %d computers: %s; use the ID", store.ErrConflict, ref, len(cs), strings.Join(cand, "; "))
 }
@@ -409,7 +410,7 @@ func (a *api) events(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	var f store.EventFilter
 	if s := q.Get("since"); s != "" {
-		t, err := ParseSince(s, time.Now())
+		t, err := ParseSince(s, a.cfg.Dates.Now())
 		if err != nil {
 			writeError(w, http.StatusBadRequest, err.Error())
 			return
@@ -441,24 +442,29 @@ func (a *api) events(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, ev)
 }
 
-// ParseSince reads an absolute time (RFC 3339 or YYYY-MM-DD) or a duration
-// before now ("24h", "7d").
+// MaxSinceDays bounds a "since" given in days: 100 years back is the
+// whole audit log, and a larger count would overflow a date.
+const MaxSinceDays = 36500
+
+// ParseSince reads an absolute time (RFC 3339), a day (YYYY-MM-DD: from the
+// start of that day in now's location, the server's time zone) or a
+// duration before now ("90m", "24h", "7d": days are calendar days there).
 func ParseSince(s string, now time.Time) (time.Time, error) {
 	if t, err := time.Parse(time.RFC3339, s); err == nil {
 		return t, nil
 	}
 	if t, err := time.Parse("2006-01-02", s); err == nil {
-		return t, nil
+		return dates.StartOfDay(t.Year(), t.Month(), t.Day(), now.Location()), nil
 	}
 	if d, ok := strings.CutSuffix(s, "d"); ok {
-		if n, err := strconv.Atoi(d); err == nil && n >= 0 {
-			return now.Add(-time.Duration(n) * 24 * time.Hour), nil
+		if n, err := strconv.Atoi(d); err == nil && n >= 0 && n <= MaxSinceDays {
+			return now.AddDate(0, 0, -n), nil
 		}
 	}
 	if d, err := time.ParseDuration(s); err == nil && d >= 0 {
 		return now.Add(-d), nil
 	}
-	return time.Time{}, fmt.Errorf("since %q: use a time (2026-11-25 or 2026-11-25T10:00:00Z) or a duration (90m, 24h, 7d)", s)
+	return time.Time{}, fmt.Errorf("since %q: use a time (2026-11-25T10:00:00Z), a day (2026-11-25, from its start in the server's time zone) or a duration up to %d days (90m, 24h, 7d)", s, MaxSinceDays)
 }
 
 func decodeJSON(r *http.Request, v any) error {

@@ -59,7 +59,7 @@ or lease); --plugin computers with that plug-in installed; --not-seen-since a du
 			}
 			q.Set("limit", strconv.Itoa(f.limit))
 			// Checked here too, so a bad value is refused before any request.
-			if _, err := adminapi.ComputerFilter(q, time.Now()); err != nil {
+			if _, err := adminapi.ComputerFilter(q, m.now()); err != nil {
 				return flagError(err)
 			}
 			c, err := m.client(&lc)
@@ -564,7 +564,7 @@ func (m *Main) eventsCommand() *cobra.Command {
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			q := url.Values{}
 			if since != "" {
-				if _, err := adminapi.ParseSince(since, time.Now()); err != nil {
+				if _, err := adminapi.ParseSince(since, m.now()); err != nil {
 					return err
 				}
 				q.Set("since", since)

@@ -18,6 +18,7 @@ import (
 	"github.com/tallyhq/tally/server/adminapi"
 	"github.com/tallyhq/tally/server/daemon"
 	"github.com/tallyhq/tally/server/datadir"
+	"github.com/tallyhq/tally/server/dates"
 	"github.com/tallyhq/tally/server/license"
 	"github.com/tallyhq/tally/server/store"
 )
@@ -293,7 +294,7 @@ func expiryText(t *time.Time) string {
 	if t == nil {
 		return ""
 	}
-	return ", expires " + license.DateText(*t, t.Location())
+	return ", expires " + dates.Text(*t, t.Location())
 }
 
 func (m *Main) licenseList() *cobra.Command {
@@ -336,7 +337,7 @@ func dateOrDash(t *time.Time) string {
 	if t == nil {
 		return "-"
 	}
-	return license.DateText(*t, t.Location())
+	return dates.Text(*t, t.Location())
 }
 
 // endText is an end date with its phrase when it needs attention:

@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"fmt"
+	"math"
 	"os"
 	"os/signal"
 	"runtime/debug"
@@ -155,6 +156,9 @@ func parseSize(s string) (int64, error) {
 			n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
 			if err != nil || n < 0 {
 				break
+			}
+			if n > math.MaxInt64/u.mult { // would wrap into another size
+				return 0, fmt.Errorf("%q is larger than any memory (at most 8 EiB)", s)
 			}
 			return n * u.mult, nil
 		}

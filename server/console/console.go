@@ -20,7 +20,7 @@ import (
 	"time"
 
 	"github.com/tallyhq/tally/server/adminapi"
-	"github.com/tallyhq/tally/server/license"
+	"github.com/tallyhq/tally/server/dates"
 	"github.com/tallyhq/tally/server/store"
 )
 
@@ -77,7 +77,7 @@ func New(cfg Config) (*Console, error) {
 			if t == nil {
 				return "—"
 			}
-			return license.DateText(*t, t.Location())
+			return dates.Text(*t, t.Location())
 		},
 	}
 	c := &Console{cfg: cfg, tmpl: map[string]*template.Template{}, log: cfg.Logger}
@@ -167,7 +167,7 @@ func (c *Console) logout(w http.ResponseWriter, r *http.Request) {
 
 func (c *Console) computers(w http.ResponseWriter, r *http.Request) {
 	p := page{Title: "Computers", Nav: "computers"}
-	f, err := adminapi.ComputerFilter(r.URL.Query(), time.Now())
+	f, err := adminapi.ComputerFilter(r.URL.Query(), c.cfg.Dates.Now())
 	if err != nil {
 		p.Error = err.Error()
 		c.render(w, "computers", http.StatusBadRequest, p)

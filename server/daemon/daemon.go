@@ -148,7 +148,7 @@ func Start(cfg Config) (_ *Daemon, err error) {
 		return nil, err
 	}
 	d.metrics = metrics.New()
-	d.db, err = sqlite.Open(d.dir.File(datadir.DatabaseFile), sqlite.Options{Clock: cfg.Clock, Logger: cfg.Logger, Engine: engine.New(d.catalog),
+	d.db, err = sqlite.Open(d.dir.File(datadir.DatabaseFile), sqlite.Options{Clock: cfg.Clock, Logger: cfg.Logger, Engine: engine.New(d.catalog).InZone(d.dates.Zone),
 		RecordKey: d.id.Key, CommitObserver: d.metrics.Commit, OnVerdicts: d.metrics.Verdicts})
 	if err != nil {
 		return nil, err

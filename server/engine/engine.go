@@ -20,6 +20,7 @@ import (
 
 	"github.com/tallyhq/tally/protocol"
 	"github.com/tallyhq/tally/server/catalog"
+	"github.com/tallyhq/tally/server/dates"
 )
 
 // License is what the engine knows of one license.
@@ -186,23 +187,43 @@ func (d Decision) Freed() []string {
 	return out
 }
 
-// Engine decides with a catalog.
+// Engine decides with a catalog, in a time zone: the server's, where
+// admins read the dates of its sentences and plug-in build days fall.
 type Engine struct {
-	cat *catalog.Catalog
+	cat  *catalog.Catalog
+	zone *time.Location
 }
 
-// New returns an engine over the catalog.
-func New(cat *catalog.Catalog) *Engine { return &Engine{cat: cat} }
+// New returns an engine over the catalog, in UTC until InZone says
+// otherwise.
+func New(cat *catalog.Catalog) *Engine { return &Engine{cat: cat, zone: time.UTC} }
+
+// InZone returns a copy of the engine that works in loc, the server's time
+// zone (nil: UTC).
+func (e *Engine) InZone(loc *time.Location) *Engine {
+	if loc == nil {
+		loc = time.UTC
+	}
+	cp := *e
+	cp.zone = loc
+	return &cp
+}
+
+// Zone is the time zone the engine writes dates in, for the store's own
+// sentences to agree with the engine's.
+func (e *Engine) Zone() *time.Location { return e.zone }
 
 // Catalog returns the engine's catalog.
 func (e *Engine) Catalog() *catalog.Catalog { return e.cat }
 
-// BuildDate parses a plug-in's build date; zero when absent or malformed.
-func BuildDate(p protocol.Plugin) time.Time {
+// buildDate parses a plug-in's build date as the start of that day in the
+// engine's zone, so that a build of 2027-07-01 is past upgrade protection
+// "until 2027-06-30" wherever the server is; zero when absent or malformed.
+func (e *Engine) buildDate(p protocol.Plugin) time.Time {
 	if p.BuildDate == "" {
 		return time.Time{} // most plug-ins: no parse error to allocate
 	}
-	t, err := time.Parse("2006-01-02", p.BuildDate)
+	t, err := time.ParseInLocation("2006-01-02", p.BuildDate, e.zone)
 	if err != nil {
 		return time.Time{}
 	}
@@ -316,7 +337,7 @@ func (e *Engine) DecidePost(c Computer, pool Pool, post Post, now time.Time) Dec
 			// taken for a node whose basic inventory does not list it.
 			qualifying = false
 		}
-		build := BuildDate(t.plugin)
+		build := e.buildDate(t.plugin)
 		v := e.decideProduct(&d, st, c, p, post.Kind, qualifying, t.request, build, now)
 		d.Verdicts = append(d.Verdicts, v)
 	}
@@ -356,7 +377,7 @@ func (e *Engine) decideProduct(d *Decision, st *state, c Computer, p *catalog.Pr
 			v.Verdict, v.Reason = protocol.VerdictDiscardedExpired, why
 		default: // held on a license whose upgrade protection ended before this build
 			why := fmt.Sprintf("plug-in build %s is newer than the upgrade protection of license %s (until %s)",
-				build.Format("2006-01-02"), lic, l.UpgradeUntil.Format("2006-01-02"))
+				build.Format("2006-01-02"), lic, dates.Text(l.UpgradeUntil, e.zone))
 			if to := st.pick(c, p.Name, build, now); to != nil {
 				st.move(d, c.ID, p.Name, lic, to.ID, why+fmt.Sprintf("; seat moved to license %s", to.ID))
 				v.Verdict = protocol.VerdictLicensed
@@ -527,7 +548,7 @@ func (e *Engine) Rebalance(holders []Holder, pool Pool, now time.Time) Decision 
 		var build time.Time
 		if p, ok := e.cat.Product(h.Product); ok {
 			if pl, ok := pluginFor(p, h.Computer.Plugins); ok {
-				build = BuildDate(pl)
+				build = e.buildDate(pl)
 			}
 		}
 		st.seats = map[string]string{h.Product: h.License}
@@ -735,7 +756,7 @@ func (e *Engine) NeedsCounts(c Computer, meta Pool, post Post, now time.Time) bo
 			continue
 		}
 		if lic, held := c.Seats[p.Name]; held {
-			if l := meta.License(lic); l == nil || !l.Valid(now) || !l.Covers(BuildDate(t.plugin)) {
+			if l := meta.License(lic); l == nil || !l.Valid(now) || !l.Covers(e.buildDate(t.plugin)) {
 				return true
 			}
 			continue

@@ -7,6 +7,7 @@ import (
 
 	"github.com/tallyhq/tally/protocol"
 	"github.com/tallyhq/tally/server/catalog"
+	"github.com/tallyhq/tally/server/dates"
 )
 
 // ActivationID is what the engine knows of a node-locked Activation ID.
@@ -92,7 +93,7 @@ func (e *Engine) DecideCheckout(product, status string, licenses []*License, exp
 	}
 	switch {
 	case !back.IsZero():
-		d.Message += fmt.Sprintf("; one is expected back by %s unless its holder renews it", back.UTC().Format(time.RFC3339))
+		d.Message += fmt.Sprintf("; one is expected back by %s unless its holder renews it", dates.Instant(back, e.zone))
 	case len(licenses) == 0:
 		d.Message = "no concurrent license of " + product + " is imported: ask the administrator to import one"
 	case valid == 0:

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"time"
 	_ "time/tzdata" // a server or issuer without the system's zone database still knows every zone a license file may name
+
+	"github.com/tallyhq/tally/server/dates"
 )
 
 // Expiry states, as the API reports them in expiry_state.
@@ -99,17 +101,11 @@ func daysAgo(n int) string {
 	return fmt.Sprintf("%d days ago", n)
 }
 
-// EndOfDay is the last instant of the calendar day of t in loc: a license
-// that "expires 2027-06-30" is valid through that whole day there.
-func EndOfDay(y int, m time.Month, d int, loc *time.Location) time.Time {
-	return time.Date(y, m, d+1, 0, 0, 0, 0, loc).Add(-time.Nanosecond)
-}
-
 // ParseEndDate reads an end date an admin typed: a day (2027-06-30) means
 // the end of that day in loc; an RFC 3339 time means that instant.
 func ParseEndDate(s string, loc *time.Location) (time.Time, error) {
 	if d, err := time.Parse("2006-01-02", s); err == nil {
-		return EndOfDay(d.Year(), d.Month(), d.Day(), loc), nil
+		return dates.EndOfDay(d.Year(), d.Month(), d.Day(), loc), nil
 	}
 	if t, err := time.Parse(time.RFC3339, s); err == nil {
 		return t, nil
@@ -170,13 +166,13 @@ func CheckDates(p *Payload, now time.Time) (warnings []string, err error) {
 		switch {
 		case !now.Before(e):
 			return nil, fmt.Errorf("--expires %s is in the past (now is %s in %s): a server would refuse the license; give a later date, or no --expires for a perpetual license",
-				DateText(e, loc), now.Format("2006-01-02 15:04"), loc)
+				dates.Text(e, loc), now.Format("2006-01-02 15:04"), loc)
 		case e.Sub(now) < 24*time.Hour:
 			warnings = append(warnings, fmt.Sprintf("the license expires within a day, at %s %s (issued anyway)", e.In(loc).Format("2006-01-02 15:04:05"), loc))
 		}
 	}
 	if u := p.UpgradeUntilAt(); !u.IsZero() && !now.Before(u) {
-		warnings = append(warnings, fmt.Sprintf("upgrade protection ended on %s: plug-in builds released after it are not covered (issued anyway)", DateText(u, loc)))
+		warnings = append(warnings, fmt.Sprintf("upgrade protection ended on %s: plug-in builds released after it are not covered (issued anyway)", dates.Text(u, loc)))
 	}
 	return warnings, nil
 }

@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/tallyhq/tally/server/dates"
 )
 
 func zone(t *testing.T, name string) *time.Location {
@@ -20,7 +22,7 @@ func zone(t *testing.T, name string) *time.Location {
 func TestExpiryStates(t *testing.T) {
 	paris := zone(t, "Europe/Paris")
 	now := time.Date(2027, 6, 16, 10, 0, 0, 0, paris)
-	end := func(y int, m time.Month, d int) time.Time { return EndOfDay(y, m, d, paris) }
+	end := func(y int, m time.Month, d int) time.Time { return dates.EndOfDay(y, m, d, paris) }
 	for _, c := range []struct {
 		name  string
 		end   time.Time

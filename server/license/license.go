@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/tallyhq/tally/protocol"
+	"github.com/tallyhq/tally/server/dates"
 )
 
 // Kinds of license.
@@ -199,7 +200,7 @@ func Parse(data []byte, trusted Trusted) (*File, error) {
 func (f *File) CheckImport(now time.Time) error {
 	if e := f.Payload.ExpiresAt(); !e.IsZero() && !now.Before(e) {
 		loc, _ := f.Payload.location()
-		return fmt.Errorf("%w: license %s expired on %s", ErrExpired, f.Payload.ID, DateText(e, loc))
+		return fmt.Errorf("%w: license %s expired on %s", ErrExpired, f.Payload.ID, dates.Text(e, loc))
 	}
 	return nil
 }
@@ -236,7 +237,7 @@ func render(p *Payload, raw, sig []byte) []byte {
 		if p.Zone == "" { // files issued before zones were recorded read as they were signed
 			return time.Unix(s, 0).UTC().Format("2006-01-02")
 		}
-		return DateText(lastInstant(s), loc)
+		return dates.Text(lastInstant(s), loc)
 	}
 	exp := "never expires"
 	if p.Expires != 0 {
@@ -259,16 +260,6 @@ func render(p *Payload, raw, sig []byte) []byte {
 	b.Write(pem.EncodeToMemory(&pem.Block{Type: blockLicense, Headers: map[string]string{"Issuer": p.Issuer}, Bytes: raw}))
 	b.Write(pem.EncodeToMemory(&pem.Block{Type: blockSignature, Bytes: sig}))
 	return b.Bytes()
-}
-
-// DateText shows an end date in loc: the day alone when it ends with the
-// day (the usual case), else the day and the time.
-func DateText(t time.Time, loc *time.Location) string {
-	t = t.In(loc)
-	if h, m, s := t.Clock(); h == 23 && m == 59 && s == 59 {
-		return t.Format("2006-01-02")
-	}
-	return t.Format("2006-01-02 15:04")
 }
 
 func oneLine(s string) string {

@@ -9,6 +9,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/tallyhq/tally/server/catalog"
+	"github.com/tallyhq/tally/server/dates"
 	"github.com/tallyhq/tally/server/store"
 )
 
@@ -196,7 +197,7 @@ func (db *DB) Why(ctx context.Context, id int64, product string) (store.Why, err
 	case deleted.Valid:
 		w.Answer = "The computer was deleted: it holds nothing."
 	case w.Holds:
-		w.Answer = fmt.Sprintf("It holds a seat of %s on license %s since %s: %s.", product, h.License, h.Since.Format("2006-01-02 15:04:05"), h.Reason)
+		w.Answer = fmt.Sprintf("It holds a seat of %s on license %s since %s: %s.", product, h.License, dates.Instant(h.Since, db.engine.Zone()), h.Reason)
 		if h.Allocated {
 			w.Answer += " The seat is allocated to it."
 		}

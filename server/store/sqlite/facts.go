@@ -225,6 +225,13 @@ func countLeaseRefusal(tx *Tx, computer int64, product string, v protocol.Verdic
 	return countRefusal(tx, catalog.KindConcurrent, computer, product, v, why, nodeID, actor)
 }
 
+// countActivationRefusal counts an activation refused for want of a free
+// seat of the Activation ID, in the node-locked pool, so that usage shows
+// the machine waiting there.
+func countActivationRefusal(tx *Tx, computer int64, product string, v protocol.Verdict, why, nodeID, actor string) error {
+	return countRefusal(tx, catalog.KindNodeLocked, computer, product, v, why, nodeID, actor)
+}
+
 func countRefusal(tx *Tx, pool string, computer int64, product string, v protocol.Verdict, why, nodeID, actor string) error {
 	reason := v.String()
 	if _, err := tx.Exec(`INSERT INTO discards (computer_id, product, pool, reason, count, first_at, last_at) VALUES (?, ?, ?, ?, 1, ?, ?)

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/tallyhq/tally/server/catalog"
+	"github.com/tallyhq/tally/server/dates"
 	"github.com/tallyhq/tally/server/engine"
 	"github.com/tallyhq/tally/server/store"
 )
@@ -382,6 +383,15 @@ func (db *DB) poolUsage(ctx context.Context, p *catalog.Product, kind string, li
 			AND NOT EXISTS (SELECT 1 FROM leases l WHERE l.computer_id = d.computer_id AND l.product = d.product AND l.expires_at > ?)
 			AND NOT EXISTS (SELECT 1 FROM events e WHERE e.computer_id = d.computer_id AND e.product = d.product AND e.kind = ? AND e.at >= d.last_at)`,
 			p.Name, ms(now), store.EventLeaseOut).Scan(&u.Waiting)
+	case catalog.KindNodeLocked:
+		// Live Active computers refused an activation that hold no seat
+		// of the product's Activation IDs and were granted none since.
+		err = db.r.QueryRowContext(ctx, `SELECT COUNT(DISTINCT d.computer_id) FROM discards d JOIN computers c ON c.id = d.computer_id
+			WHERE d.product = ? AND d.pool = 'node-locked' AND c.deleted_at IS NULL AND c.status = 'Active'
+			AND NOT EXISTS (SELECT 1 FROM activations b JOIN activation_ids a ON a.id = b.activation_id
+				WHERE b.computer_id = d.computer_id AND a.product = d.product AND b.ended_at IS NULL)
+			AND NOT EXISTS (SELECT 1 FROM events e WHERE e.computer_id = d.computer_id AND e.product = d.product AND e.kind = ? AND e.at >= d.last_at)`,
+			p.Name, store.EventActivated).Scan(&u.Waiting)
 	}
 	if err != nil {
 		return u, fmt.Errorf("count waiting computers: %w", err)
@@ -431,7 +441,7 @@ func (db *DB) poolHolders(ctx context.Context, product, kind string, now time.Ti
 		if expires != 0 {
 			e := fromMS(expires)
 			h.Expires = &e
-			h.Reason = "lease until " + e.UTC().Format(time.RFC3339)
+			h.Reason = "lease until " + dates.Instant(e, db.engine.Zone())
 		}
 		out = append(out, h)
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/tallyhq/tally/common/activation"
 	"github.com/tallyhq/tally/protocol"
 	"github.com/tallyhq/tally/server/catalog"
+	"github.com/tallyhq/tally/server/dates"
 	"github.com/tallyhq/tally/server/engine"
 	"github.com/tallyhq/tally/server/license"
 	"github.com/tallyhq/tally/server/store"
@@ -230,6 +231,10 @@ func (db *DB) Activate(ctx context.Context, r store.Request, body *protocol.Acti
 			if holds && body.Machine != "" {
 				resp.Record = record
 			}
+		case protocol.ActivationNoSeat:
+			if err := countActivationRefusal(tx, n.computerID, a.Product, protocol.VerdictDeniedNoSeat, msg, n.id, store.NodeActor(n.id)); err != nil {
+				return nil, err
+			}
 		case protocol.ActivationOK:
 			rec := protocol.ActivationRecord{ActivationID: a.ID, Product: a.Product, Node: n.id, Machine: body.Machine, IssuedAt: tx.Now.Unix()}
 			if !a.Expires.IsZero() {
@@ -375,11 +380,11 @@ func expireActivations(tx *Tx, actor string) ([]store.SeatChange, error) {
 		}
 		switch {
 		case exp.Valid && exp.Int64 <= now:
-			b.why = "the Activation ID expired on " + fromMS(exp.Int64).UTC().Format(time.RFC3339)
+			b.why = "the Activation ID expired on " + dates.Text(fromMS(exp.Int64), tx.zone)
 		case removed:
 			b.why = "the Activation ID's license " + b.lic + " was removed"
 		default:
-			b.why = "the Activation ID's license " + b.lic + " expired on " + fromMS(licExp.Int64).UTC().Format(time.RFC3339)
+			b.why = "the Activation ID's license " + b.lic + " expired on " + dates.Text(fromMS(licExp.Int64), tx.zone)
 		}
 		b.why += ": the seat returned to the pool; the record on the machine is revoked at its next contact"
 		bs = append(bs, b)
@@ -576,6 +581,13 @@ func (db *DB) endComputerSeats(tx *Tx, computer int64, status, why, actor string
 // Lease implements store.Nodes: ttl > 0 checks out (or renews a lease
 // already held), ttl == 0 renews (heartbeat), ttl < 0 checks in.
 func (db *DB) Lease(ctx context.Context, r store.Request, product string, ttl time.Duration) (store.Outcome, error) {
+	var secs uint32 // the TTL granted, as the answer carries it
+	if ttl > 0 {
+		var err error
+		if secs, err = protocol.LeaseTTLSeconds(ttl); err != nil {
+			return store.Outcome{}, fmt.Errorf("%w: %v", store.ErrInvalid, err)
+		}
+	}
 	return db.nodeOp(ctx, r, func(tx *Tx, n nodeState) (any, error) {
 		if _, ok := db.engine.Catalog().Product(product); !ok {
 			result, msg := engine.UnknownLeaseProduct(product)
@@ -606,18 +618,19 @@ func (db *DB) Lease(ctx context.Context, r store.Request, product string, ttl ti
 			if !held {
 				return &protocol.LeaseResponse{Result: protocol.ActivationNotHeld, Message: "the lease of " + product + " has expired or was never held: check out again"}, nil
 			}
-			newExp := tx.Now.Add(time.Duration(curTTL) * time.Millisecond)
+			cur := time.Duration(curTTL) * time.Millisecond
+			newExp := tx.Now.Add(cur)
 			if _, err := tx.Exec(`UPDATE leases SET expires_at = ? WHERE product = ? AND computer_id = ?`, ms(newExp), product, n.computerID); err != nil {
 				return nil, err
 			}
-			return &protocol.LeaseResponse{Granted: true, Result: protocol.ActivationOK, Expires: newExp.Unix(), TTL: uint32(curTTL / 1000)}, nil
+			return &protocol.LeaseResponse{Granted: true, Result: protocol.ActivationOK, Expires: newExp.Unix(), TTL: uint32(min(cur, protocol.MaxLeaseTTL) / time.Second)}, nil
 		}
 		newExp := tx.Now.Add(ttl)
 		if held && n.status == catalog.StatusActive {
 			if _, err := tx.Exec(`UPDATE leases SET expires_at = ?, ttl = ? WHERE product = ? AND computer_id = ?`, ms(newExp), ttl.Milliseconds(), product, n.computerID); err != nil {
 				return nil, err
 			}
-			return &protocol.LeaseResponse{Granted: true, Result: protocol.ActivationAlready, Expires: newExp.Unix(), TTL: uint32(ttl.Seconds()), Message: "lease already held: renewed"}, nil
+			return &protocol.LeaseResponse{Granted: true, Result: protocol.ActivationAlready, Expires: newExp.Unix(), TTL: secs, Message: "lease already held: renewed"}, nil
 		}
 		lics, expiring, err := leasePool(tx, product)
 		if err != nil {
@@ -647,7 +660,7 @@ func (db *DB) Lease(ctx context.Context, r store.Request, product string, ttl ti
 			Reason: fmt.Sprintf("license %s, %s to live", l.ID, ttl)}); err != nil {
 			return nil, err
 		}
-		return &protocol.LeaseResponse{Granted: true, Result: protocol.ActivationOK, Expires: newExp.Unix(), TTL: uint32(ttl.Seconds())}, nil
+		return &protocol.LeaseResponse{Granted: true, Result: protocol.ActivationOK, Expires: newExp.Unix(), TTL: secs}, nil
 	})
 }
 

@@ -109,6 +109,9 @@ type Tx struct {
 	conn     *sql.Conn
 	Now      time.Time
 	onCommit []func()
+	// zone is the server's time zone, the engine's, in which the
+	// sentences a transaction stores write their dates.
+	zone *time.Location
 
 	// The post cache (hot.go): a job of the post path has a scope, whose
 	// statements are classified; any other job only records that it
@@ -439,7 +442,7 @@ func (db *DB) runTogether(batch []*job, start time.Time) bool {
 }
 
 func (db *DB) runJob(j *job) (err error) {
-	t := &Tx{conn: db.wc, Now: db.clock.Now(), cache: db.hot}
+	t := &Tx{conn: db.wc, Now: db.clock.Now(), cache: db.hot, zone: db.engine.Zone()}
 	j.hook = nil
 	defer func() {
 		if p := recover(); p != nil {
