@@ -37,8 +37,6 @@ type Config struct {
 	Token  string
 	Info   adminapi.ServerInfo
 	Logger *slog.Logger
-	// Products are the catalog's product names, for the seats of a computer.
-	Products []string
 	// Dates is the server's time zone and expiry warning window.
 	Dates adminapi.Dates
 }
@@ -57,18 +55,24 @@ func New(cfg Config) (*Console, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	// Times are shown in the server's time zone (serve --timezone), the
+	// zone its dates are read in, not the zone of the host it runs on.
+	zone := cfg.Dates.Zone
+	if zone == nil {
+		zone = time.UTC
+	}
 	funcs := template.FuncMap{
 		"fmtTime": func(t time.Time) string {
 			if t.IsZero() {
 				return "—"
 			}
-			return t.Local().Format("2006-01-02 15:04:05")
+			return t.In(zone).Format("2006-01-02 15:04:05")
 		},
 		"unix": func(s int64) string {
 			if s == 0 {
 				return "—"
 			}
-			return time.Unix(s, 0).Local().Format("2006-01-02 15:04:05")
+			return time.Unix(s, 0).In(zone).Format("2006-01-02 15:04:05")
 		},
 		"bytes": humanBytes,
 		// endDate shows an end date in the zone the page carries it in

@@ -11,7 +11,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/tallyhq/tally/common/clock"
 	"github.com/tallyhq/tally/common/identity"
 	"github.com/tallyhq/tally/protocol"
 	"github.com/tallyhq/tally/server/adminapi"
@@ -34,7 +36,7 @@ func TestConsolePages(t *testing.T) {
 		Secret: s.Value, Hostname: "web-<01>", Hints: protocol.Hints{InstanceID: "i"}}}); err != nil {
 		t.Fatal(err)
 	}
-	c, err := console.New(console.Config{Store: db, Token: "secret-token", Info: adminapi.ServerInfo{Version: "test"}, Products: []string{"monitor"}})
+	c, err := console.New(console.Config{Store: db, Token: "secret-token", Info: adminapi.ServerInfo{Version: "test"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -154,5 +156,46 @@ func TestConsoleShowsAgentUninstalled(t *testing.T) {
 	}
 	if code, body := get("/computers?flag=odd"); code != 400 || !strings.Contains(body, "flag &#34;odd&#34; does not exist") {
 		t.Errorf("/computers?flag=odd: %d\n%s", code, body)
+	}
+}
+
+// The console shows times in the server's time zone (serve --timezone),
+// whatever the zone of the host it runs on.
+func TestConsoleShowsTimesInTheServersZone(t *testing.T) {
+	at := time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)
+	db, err := sqlite.Open(filepath.Join(t.TempDir(), "c.db"), sqlite.Options{NoSync: true, Clock: clock.NewManual(at)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	ctx := context.Background()
+	if _, err := db.CreateSecret(ctx, "t", "", nil); err != nil {
+		t.Fatal(err)
+	}
+	tokyo, err := time.LoadLocation("Asia/Tokyo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := console.New(console.Config{Store: db, Token: "secret-token", Dates: adminapi.Dates{Zone: tokyo}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(c)
+	defer srv.Close()
+	jar, _ := cookiejar.New(nil)
+	cl := &http.Client{Jar: jar}
+	resp, err := cl.PostForm(srv.URL+"/login", url.Values{"token": {"secret-token"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	resp, err = cl.Get(srv.URL + "/events")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if !strings.Contains(string(b), "2026-12-06 21:00:00") {
+		t.Fatalf("the secret created at 12:00 UTC is not shown at 21:00 in Tokyo:\n%s", b)
 	}
 }

@@ -195,11 +195,7 @@ func Start(cfg Config) (_ *Daemon, err error) {
 		advertise = advertiseAddr(d.quic.Addr())
 	}
 	info := adminapi.ServerInfo{Advertise: advertise, Fingerprint: d.id.Fingerprint, Version: buildinfo.Version()}
-	var products []string
-	for _, p := range d.catalog.Products() {
-		products = append(products, p.Name)
-	}
-	con, err := console.New(console.Config{Store: d.db, Token: d.id.Token, Info: info, Logger: d.log, Products: products, Dates: d.dates})
+	con, err := console.New(console.Config{Store: d.db, Token: d.id.Token, Info: info, Logger: d.log, Dates: d.dates})
 	if err != nil {
 		return nil, err
 	}
