@@ -204,3 +204,57 @@ func TestDeletedComputerEnrollsAgainAsANewComputer(t *testing.T) {
 		t.Errorf("a refused enroll touched the data folder: %v", err)
 	}
 }
+
+// 'enroll --force' with another server is all or nothing: a refused secret
+// (exit 3) or an unreachable server (exit 4) leaves the agent enrolled with
+// its old server, key and all; only the new server's acceptance replaces
+// them.
+func TestForcedEnrollIsAllOrNothing(t *testing.T) {
+	old := servertest.New(t)
+	other := servertest.New(t)
+	dir := enrollCLI(t, old, "forced-enroll")
+	key, err := os.ReadFile(filepath.Join(dir, state.KeyFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	postsTo := func(srv *servertest.Server) {
+		t.Helper()
+		out, code := runCLI(t, false, "run", "--once", "--data", dir)
+		if code != 0 || !strings.Contains(out, "Posted inventory to "+srv.Addr()) {
+			t.Fatalf("run --once: exit %d, want a post to %s\n%s", code, srv.Addr(), out)
+		}
+	}
+	postsTo(old)
+
+	out, code := runCLI(t, false, "enroll", "--server", other.Addr(), "--fingerprint", other.Fingerprint(), "--secret", "wrong", "--force", "--data", dir)
+	if code != exitcode.BadSecret {
+		t.Fatalf("forced enroll with a wrong secret: exit %d\n%s", code, out)
+	}
+	postsTo(old)
+
+	addr := freeUDPAddr(t)
+	stop := refuseQUIC(t, addr)
+	out, code = runCLI(t, false, "enroll", "--server", addr, "--fingerprint", other.Fingerprint(), "--secret", other.Secret, "--force", "--data", dir)
+	if code != exitcode.Unreachable {
+		t.Fatalf("forced enroll with an unreachable server: exit %d\n%s", code, out)
+	}
+	stop()
+	postsTo(old)
+	if now, _ := os.ReadFile(filepath.Join(dir, state.KeyFile)); string(now) != string(key) {
+		t.Fatal("a forced enroll that failed replaced the key")
+	}
+
+	out, code = runCLI(t, false, "enroll", "--server", other.Addr(), "--fingerprint", other.Fingerprint(), "--secret", other.Secret, "--force", "--data", dir)
+	if code != 0 || !strings.Contains(out, "Enrolled with "+other.Addr()) {
+		t.Fatalf("forced enroll accepted: exit %d\n%s", code, out)
+	}
+	postsTo(other)
+	if now, _ := os.ReadFile(filepath.Join(dir, state.KeyFile)); string(now) == string(key) {
+		t.Fatal("the key was not replaced")
+	}
+	for _, f := range []string{state.PendingKeyFile, state.PendingEnrollmentFile} {
+		if _, err := os.Stat(filepath.Join(dir, f)); !os.IsNotExist(err) {
+			t.Errorf("%s left behind: %v", f, err)
+		}
+	}
+}
