@@ -266,7 +266,7 @@ Exit codes: 3 the secret was refused, 4 the server could not be reached,
 				fmt.Fprintf(w, "Enrolled with %s as computer %d (node %s): this machine was known, its old key is retired.\n", e.Server, e.ComputerID, e.NodeID)
 			case prevErr == nil && prev.NodeID == e.NodeID && prev.ComputerID != e.ComputerID:
 				// Its computer was deleted: the key enrolled again makes a new one.
-				fmt.Fprintf(w, "Enrolled with %s as computer %d (node %s), a new computer that starts from nothing (this machine was computer %d).\n",
+				fmt.Fprintf(w, "Enrolled with %s as computer %d (node %s), a new computer that starts from nothing (it was enrolled as computer %d).\n",
 					e.Server, e.ComputerID, e.NodeID, prev.ComputerID)
 			default:
 				fmt.Fprintf(w, "Enrolled with %s as computer %d (node %s).\n", e.Server, e.ComputerID, e.NodeID)

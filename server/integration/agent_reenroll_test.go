@@ -139,6 +139,17 @@ func TestRefusalIsOneSentence(t *testing.T) {
 			if code != 0 || !strings.Contains(out, "REFUSED:      "+strings.TrimPrefix(want, "tally-agent: ")) || strings.Count(out, "refuses") != 1 {
 				t.Errorf("status: exit %d\n%s", code, out)
 			}
+			// The line it names works, but for a blocked machine.
+			m := regexp.MustCompile(`run: tally-agent (enroll .*) \(SECRET: `).FindStringSubmatch(want)
+			out, code = runCLI(t, false, strings.Fields(strings.Replace(m[1], "SECRET", srv.Secret, 1))...)
+			if blocked := c.name == "blocked"; blocked != (code == exitcode.Refused) || !blocked && code != 0 {
+				t.Fatalf("the enroll line: exit %d\n%s", code, out)
+			}
+			if c.name != "blocked" {
+				if out, code := runCLI(t, false, "run", "--once", "--data", dir); code != 0 {
+					t.Errorf("run --once after enrolling again: exit %d\n%s", code, out)
+				}
+			}
 		})
 	}
 }
@@ -173,7 +184,7 @@ func TestDeletedComputerEnrollsAgainAsANewComputer(t *testing.T) {
 	}
 	args := strings.Fields(strings.Replace(m[1], "SECRET", srv.Secret, 1))[1:]
 	out, code = runCLI(t, false, args...)
-	if code != 0 || !strings.Contains(out, fmt.Sprintf("a new computer that starts from nothing (this machine was computer %d)", old)) {
+	if code != 0 || !strings.Contains(out, fmt.Sprintf("a new computer that starts from nothing (it was enrolled as computer %d)", old)) {
 		t.Fatalf("the enroll line: exit %d\n%s", code, out)
 	}
 	now := enrolledAs(t, dir)
