@@ -259,8 +259,15 @@ Exit codes: 3 the secret was refused, 4 the server could not be reached,
 					e.ComputerID, e.NodeID, prev.Server, e.Server, e.Server)
 			case resp.Existing:
 				fmt.Fprintf(w, "Already enrolled with %s as computer %d (node %s); nothing changed.\n", e.Server, e.ComputerID, e.NodeID)
+			case resp.Reenrolled && prevErr == nil && prev.NodeID == e.NodeID:
+				// Its key, refused since the agent was uninstalled, enrolled again.
+				fmt.Fprintf(w, "Enrolled again with %s as computer %d (node %s): this machine was known.\n", e.Server, e.ComputerID, e.NodeID)
 			case resp.Reenrolled:
 				fmt.Fprintf(w, "Enrolled with %s as computer %d (node %s): this machine was known, its old key is retired.\n", e.Server, e.ComputerID, e.NodeID)
+			case prevErr == nil && prev.NodeID == e.NodeID && prev.ComputerID != e.ComputerID:
+				// Its computer was deleted: the key enrolled again makes a new one.
+				fmt.Fprintf(w, "Enrolled with %s as computer %d (node %s), a new computer that starts from nothing (it was enrolled as computer %d).\n",
+					e.Server, e.ComputerID, e.NodeID, prev.ComputerID)
 			default:
 				fmt.Fprintf(w, "Enrolled with %s as computer %d (node %s).\n", e.Server, e.ComputerID, e.NodeID)
 			}
@@ -533,11 +540,11 @@ func (m *Main) statusCmd() *cobra.Command {
 			if st.LastPostBytes > 0 {
 				fmt.Fprintf(w, "last inventory post: %d bytes on the wire\n", st.LastPostBytes)
 			}
-			if st.LastError != "" {
+			if st.LastError != "" && st.LastError != st.Refused {
 				fmt.Fprintf(w, "last error:   %s (%s)\n", st.LastError, fmtTime(st.LastAttempt))
 			}
 			if st.Refused != "" {
-				fmt.Fprintf(w, "REFUSED:      %s\n", st.Refused)
+				fmt.Fprintf(w, "REFUSED:      %s (%s)\n", st.Refused, fmtTime(st.LastAttempt))
 			}
 			fmt.Fprintf(w, "spool:        %d posts queued, %d bytes, %d damaged set aside\n", sp.Records, sp.Bytes, sp.Damaged)
 			names := make([]string, 0, len(st.Products))

@@ -44,7 +44,7 @@ func (a *Agent) call(ctx context.Context, kind protocol.Kind, in, out any) (prot
 	if err != nil {
 		a.dropIfRefused(err)
 	}
-	return resp, err
+	return resp, a.refusal(err)
 }
 
 // refusedForGood reports whether err is the server's definitive refusal of
@@ -274,7 +274,7 @@ func (a *Agent) SyncActivations(ctx context.Context) ([]protocol.ActivationState
 		return nil, err
 	}
 	if _, err := a.client.Call(ctx, protocol.KindActivationStatus, seq, &protocol.ActivationStatusRequest{ActivationIDs: ids}, &resp); err != nil {
-		return a.dropIfRefused(err), err
+		return a.dropIfRefused(err), a.refusal(err)
 	}
 	var removed []protocol.ActivationState
 	for _, st := range resp.States {

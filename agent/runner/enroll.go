@@ -2,10 +2,10 @@ package runner
 
 import (
 	"context"
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"time"
 
 	"github.com/tallyhq/tally/agent/client"
@@ -30,7 +30,10 @@ type EnrollOptions struct {
 
 // Enroll creates the node's identity if needed and enrolls it. Enrolling
 // again with the same server is harmless: the server answers that the key
-// is already enrolled.
+// is already enrolled (or, for a key it revoked, enrolls it again). With
+// another server's fingerprint (Force), a new key enrolls with the new
+// server and replaces the old key and enrollment only once that server
+// accepted it: a refusal or an outage leaves the agent as it was.
 func Enroll(ctx context.Context, dir state.Dir, o EnrollOptions) (state.Enrollment, protocol.EnrollResponse, error) {
 	var resp protocol.EnrollResponse
 	pin, err := identity.ParseFingerprint(o.Fingerprint)
@@ -40,23 +43,25 @@ func Enroll(ctx context.Context, dir state.Dir, o EnrollOptions) (state.Enrollme
 	if o.Secret == "" {
 		return state.Enrollment{}, resp, errors.New("no enrollment secret: pass --secret (from 'tally-server enroll-info')")
 	}
+	prev, prevErr := dir.Enrollment()
+	if prevErr != nil && !errors.Is(prevErr, state.ErrNotEnrolled) {
+		return state.Enrollment{}, resp, prevErr
+	}
 	// The same fingerprint is the same server, wherever it now listens; only
 	// another server's fingerprint needs --force (and a new key).
-	if prev, err := dir.Enrollment(); err == nil && prev.Fingerprint != pin {
-		if !o.Force {
-			return state.Enrollment{}, resp, fmt.Errorf("this agent is already enrolled with %s (fingerprint %.16s…): pass --force to enroll with another server, which replaces its key", prev.Server, prev.Fingerprint)
-		}
-		if err := os.Remove(dir.File(state.KeyFile)); err != nil && !errors.Is(err, os.ErrNotExist) {
-			return state.Enrollment{}, resp, fmt.Errorf("replace key: %w", err)
-		}
-		for _, f := range []string{state.EnrollmentFile, state.StatusFile} {
-			_ = os.Remove(dir.File(f))
-		}
+	switching := prevErr == nil && prev.Fingerprint != pin
+	if switching && !o.Force {
+		return state.Enrollment{}, resp, fmt.Errorf("this agent is already enrolled with %s (fingerprint %.16s…): pass --force to enroll with another server, which replaces its key", prev.Server, prev.Fingerprint)
 	}
-	if prev, err := dir.Enrollment(); err == nil && o.MachineID == "" {
+	if prevErr == nil && o.MachineID == "" {
 		o.MachineID = prev.MachineID
 	}
-	key, _, err := dir.Key()
+	var key ed25519.PrivateKey
+	if switching {
+		key, err = dir.PendingKey()
+	} else {
+		key, _, err = dir.Key()
+	}
 	if err != nil {
 		return state.Enrollment{}, resp, err
 	}
@@ -80,12 +85,23 @@ func Enroll(ctx context.Context, dir state.Dir, o EnrollOptions) (state.Enrollme
 	}
 	req := protocol.EnrollRequest{Secret: o.Secret, Hostname: basic.Hostname, Hints: basic.Hints, AgentVersion: o.Version, OS: basic.OS}
 	if _, err := c.Call(ctx, protocol.KindEnroll, seq, &req, &resp); err != nil {
-		return state.Enrollment{}, resp, err
+		// A blocked machine: the same sentence as its other requests get.
+		return state.Enrollment{}, resp, refusal(err, EnrollLine(o.Server, pin, dir))
 	}
 	e := state.Enrollment{Server: o.Server, Fingerprint: pin, NodeID: resp.NodeID, ComputerID: resp.ComputerID,
 		EnrolledAt: time.Now().UTC(), MachineID: o.MachineID}
+	if switching {
+		return e, resp, dir.SwitchEnrollment(e)
+	}
 	if err := dir.SaveEnrollment(e); err != nil {
 		return e, resp, err
+	}
+	// A refusal recorded before this enrollment no longer holds.
+	if st, err := dir.LoadStatus(); err == nil && st.Refused != "" {
+		st.Refused, st.LastError = "", ""
+		if err := dir.SaveStatus(st); err != nil {
+			return e, resp, err
+		}
 	}
 	return e, resp, nil
 }

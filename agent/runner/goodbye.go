@@ -2,9 +2,11 @@ package runner
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/tallyhq/tally/agent/spool"
+	"github.com/tallyhq/tally/agent/state"
 	"github.com/tallyhq/tally/protocol"
 )
 
@@ -20,6 +22,11 @@ type GoodbyeResult struct {
 	// Elsewhere is true when another tally-agent process (a running 'run')
 	// sent the goodbye and got its answer first.
 	Elsewhere bool
+	// Gone is true when the server refused the key for good (computer
+	// deleted or blocked, key retired or unknown): it holds nothing for
+	// this agent, whose seats were freed then, so there is nothing left to
+	// say goodbye for.
+	Gone bool
 }
 
 // Goodbye tells the server this agent is being uninstalled: the server
@@ -28,7 +35,9 @@ type GoodbyeResult struct {
 // sent instead of a new one: with its own sequence number, the server
 // answers it once, or with its first outcome if it was applied already,
 // whereas a second goodbye would be refused by the key the first retired.
-// It fails, leaving the goodbye queued, when the server cannot be reached.
+// It fails, leaving the goodbye queued, when the server cannot be reached
+// (or is not the pinned one); a server that refuses the key for good has
+// nothing left to free (Gone).
 func (a *Agent) Goodbye(ctx context.Context) (GoodbyeResult, error) {
 	var res GoodbyeResult
 	body, err := protocol.Marshal(&protocol.GoodbyeRequest{Reason: "tally-agent uninstall"})
@@ -59,6 +68,23 @@ func (a *Agent) Goodbye(ctx context.Context) (GoodbyeResult, error) {
 			a.dropAll("the agent said goodbye: the server freed every seat")
 			return res, nil
 		}
+	}
+	if errors.Is(ferr, ErrRefused) {
+		// The queued goodbye would only be refused again, or retire the
+		// key of a later enrollment: it goes.
+		if err := a.dir.WithNamedLock(state.SendLockFile, func() error {
+			still, err := a.queuedGoodbyes()
+			for _, seq := range still {
+				if err == nil {
+					err = a.spool.Remove(seq)
+				}
+			}
+			return err
+		}); err != nil {
+			return res, err
+		}
+		res.Gone = true
+		return res, nil
 	}
 	if ferr != nil {
 		return res, ferr

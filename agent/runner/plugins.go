@@ -213,6 +213,7 @@ func (a *Agent) pluginCall(ctx context.Context, kind protocol.Kind, plugin strin
 		st, _ := a.dir.LoadStatus()
 		st.LastAttempt = a.clock.Now()
 		_, err := a.client.Call(ctx, kind, seq, in, out)
+		err = a.refusal(err)
 		st.Transport = a.client.Transport()
 		if err != nil {
 			st.LastError = err.Error()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"testing"
 
 	"github.com/tallyhq/tally/agent/client"
@@ -32,6 +33,26 @@ func TestRefusedForGood(t *testing.T) {
 	} {
 		if got := refusedForGood(c.err); got != c.want {
 			t.Errorf("refusedForGood(%v) = %v, want %v", c.err, got, c.want)
+		}
+	}
+}
+
+// The enroll line a refusal prints runs as shown in a POSIX shell.
+func TestShellQuote(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("POSIX quoting")
+	}
+	for in, want := range map[string]string{
+		"/var/lib/tally-agent":   "/var/lib/tally-agent",
+		"tally.example.com:4433": "tally.example.com:4433",
+		"[::1]:4433":             "[::1]:4433",
+		"/srv/my agent":          "'/srv/my agent'",
+		"/srv/it's":              `'/srv/it'\''s'`,
+		"":                       "''",
+		"/tmp/$HOME":             "'/tmp/$HOME'",
+	} {
+		if got := shellQuote(in); got != want {
+			t.Errorf("shellQuote(%q) = %s, want %s", in, got, want)
 		}
 	}
 }

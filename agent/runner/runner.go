@@ -238,8 +238,9 @@ func (r *FlushResult) add(o FlushResult) {
 	}
 }
 
-// ErrRefused wraps a server's refusal of this node (revoked, not
-// enrolled): retrying will not help until an admin or the user acts.
+// ErrRefused matches a server's refusal of this node (revoked, not
+// enrolled; see RefusedError): retrying will not help until an admin or
+// the user acts.
 var ErrRefused = errors.New("server refuses this agent")
 
 // Flush sends queued records in sequence order until the spool is empty or
@@ -308,10 +309,11 @@ func (a *Agent) Flush(ctx context.Context) (FlushResult, error) {
 					res.RetryAfter = time.Duration(pe.RetryAfter) * time.Second
 				}
 				return err
-			case errors.As(err, &pe) && (pe.Status == protocol.StatusRevoked || pe.Status == protocol.StatusNotEnrolled):
-				st.LastError, st.Refused = err.Error(), err.Error()
+			case refusedForGood(err):
 				a.dropIfRefused(err)
-				return fmt.Errorf("%w: %v", ErrRefused, err)
+				err = a.refusal(err)
+				st.LastError, st.Refused = err.Error(), err.Error()
+				return err
 			case errors.As(err, &pe):
 				// The server will never accept this record as it is
 				// (malformed, too large, too old): keep it out of the way.
@@ -451,7 +453,7 @@ func (a *Agent) Run(ctx context.Context, o RunOptions) error {
 			// Nothing to retry until an admin or the user acts: try again
 			// with the next collection, without backing off.
 			bo.reset()
-			a.log.Error("the server refuses this agent; posts stay queued", "pending", res.Pending, "err", err)
+			a.log.Error("refused; posts stay queued", "pending", res.Pending, "err", err)
 		default:
 			wait := max(bo.fail(), res.RetryAfter)
 			nextFlush = time.Now().Add(wait)

@@ -109,6 +109,12 @@ type Enrollment struct {
 // Enrollment reads the enrollment record; ErrNotEnrolled if there is none.
 func (d Dir) Enrollment() (Enrollment, error) {
 	var e Enrollment
+	if _, err := os.Stat(d.File(PendingEnrollmentFile)); err == nil {
+		// A switch to another server was cut short (see SwitchEnrollment).
+		if err := d.WithLock(d.finishSwitch); err != nil {
+			return e, err
+		}
+	}
 	b, err := os.ReadFile(d.File(EnrollmentFile))
 	if errors.Is(err, os.ErrNotExist) {
 		return e, ErrNotEnrolled

@@ -80,8 +80,9 @@ func exitCode(err error) int {
 	}
 	var ae *adminapi.APIError
 	var ue *adminapi.UnreachableError
+	var nr *datadir.NotRunningError
 	switch {
-	case errors.As(err, &ue):
+	case errors.As(err, &ue), errors.As(err, &nr):
 		return exitcode.Unreachable
 	case errors.As(err, &ae) && (ae.Code == http.StatusUnauthorized || ae.Code == http.StatusForbidden):
 		return exitcode.Refused

@@ -269,7 +269,7 @@ func TestComputersBlockedAndUnblock(t *testing.T) {
 		t.Fatalf("blocked --json: %v %+v", err, bs)
 	}
 
-	want := "this machine was computer " + old + ", deleted with --block; to let it back, an administrator runs 'tally-server computers unblock " + old + "', then this machine enrolls again with 'tally-agent enroll'"
+	want := "an administrator deleted computer " + old + " with --block, which freed its seats and keeps this machine out until an administrator runs 'tally-server computers unblock " + old + "'; to enroll this machine, run: tally-agent enroll "
 	enroll := []string{"enroll", "--server", srv.Addr(), "--fingerprint", srv.Fingerprint(), "--secret", srv.Secret, "--machine-id", a.MachineID}
 	for _, args := range [][]string{{"run", "--once"}, enroll} {
 		out, code := agentCmd(t, a.Dir.Path, args...)

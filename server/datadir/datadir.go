@@ -170,7 +170,7 @@ func (d Dir) ReadAddresses() (Addresses, error) {
 	var a Addresses
 	b, err := os.ReadFile(d.File(AddressesFile))
 	if errors.Is(err, os.ErrNotExist) {
-		return a, fmt.Errorf("no running server found in %s (no %s): start it with 'tally-server serve --data %s'", d.Path, AddressesFile, d.Path)
+		return a, &NotRunningError{Path: d.Path}
 	}
 	if err != nil {
 		return a, err
@@ -179,6 +179,14 @@ func (d Dir) ReadAddresses() (Addresses, error) {
 		return a, fmt.Errorf("%s: %w", d.File(AddressesFile), err)
 	}
 	return a, nil
+}
+
+// NotRunningError says that no server has started in a data folder (it has
+// no addresses file): to an admin command, a server it cannot reach.
+type NotRunningError struct{ Path string }
+
+func (e *NotRunningError) Error() string {
+	return fmt.Sprintf("no running server found in %s (no %s): start it with 'tally-server serve --data %s'", e.Path, AddressesFile, e.Path)
 }
 
 // ReadToken reads the admin token without creating one.

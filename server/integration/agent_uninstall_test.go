@@ -168,3 +168,72 @@ func TestGoodbyeRepeatAfterTheKeyRetired(t *testing.T) {
 	}
 	noDrift(t, srv)
 }
+
+// A computer an administrator deleted holds nothing on the server: its
+// agent's uninstall completes (data folder removed, exit 0) and says the
+// seats were already freed. A server that cannot be reached, or that does
+// not show the pinned fingerprint, still makes it exit 4 or 6 and remove
+// nothing, unless --force.
+func TestAgentUninstallOfADeletedComputerCompletes(t *testing.T) {
+	_, agentBin := binaries(t)
+	addr := freeUDPAddr(t)
+	data := t.TempDir()
+	srv := servertest.New(t, servertest.WithDataDir(data), listenOn(addr))
+	iss := srv.TrustNewIssuer(t)
+	srv.ImportLicense(t, iss, license.Payload{Product: "monitor", Seats: 1})
+	enroll := func(machine string) string {
+		dir := filepath.Join(t.TempDir(), "agent")
+		if out, code := runBin(t, agentBin, "enroll", "--server", srv.Addr(), "--fingerprint", srv.Fingerprint(), "--secret", srv.Secret,
+			"--machine-id", machine, "--data", dir); code != 0 {
+			t.Fatalf("enroll: %s", out)
+		}
+		return dir
+	}
+	dir := enroll("uninstall-deleted")
+	if out, code := runBin(t, agentBin, "plugin", "install", "monitor", "--data", dir); code != 0 {
+		t.Fatalf("plugin install: %s", out)
+	}
+	if out, code := runBin(t, agentBin, "run", "--once", "--data", dir); code != 0 {
+		t.Fatalf("run --once: %s", out)
+	}
+	forced := enroll("uninstall-forced")
+	id := enrolledAs(t, dir)
+
+	srv.Stop()
+	impostor := servertest.New(t, listenOn(addr))
+	if out, code := runBin(t, agentBin, "uninstall", "--data", dir); code != 6 {
+		t.Fatalf("uninstall against another server: exit %d, %s", code, out)
+	}
+	impostor.Stop()
+	stop := refuseQUIC(t, addr)
+	if out, code := runBin(t, agentBin, "uninstall", "--data", dir); code != 4 || !strings.Contains(out, "--force") {
+		t.Fatalf("uninstall with the server down: exit %d, %s", code, out)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "node.key")); err != nil {
+		t.Fatalf("a failed uninstall removed the key: %v", err)
+	}
+	out, code := runBin(t, agentBin, "uninstall", "--force", "--data", forced)
+	if code != 0 || !strings.Contains(out, "The server was not told") || !strings.Contains(out, "tally-server computers delete") {
+		t.Fatalf("uninstall --force with the server down: exit %d, %s", code, out)
+	}
+	if _, err := os.Stat(forced); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("uninstall --force left the data folder: %v", err)
+	}
+	stop()
+
+	srv = servertest.New(t, servertest.WithDataDir(data), listenOn(addr))
+	if _, err := srv.Admin.DeleteComputer(context.Background(), id, false); err != nil {
+		t.Fatal(err)
+	}
+	out, code = runBin(t, agentBin, "uninstall", "--data", dir)
+	if code != 0 || !strings.Contains(out, "The server had already deleted this computer or retired this agent's key, so its seats were already freed.") {
+		t.Fatalf("uninstall of a deleted computer: exit %d, %s", code, out)
+	}
+	if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("the data folder is still there: %v", err)
+	}
+	if u := usageOf(t, srv, "monitor"); u.Consumed != 0 {
+		t.Fatalf("monitor consumed %d", u.Consumed)
+	}
+	noDrift(t, srv)
+}

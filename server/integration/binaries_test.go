@@ -253,7 +253,7 @@ func TestCLIErrorsAreSentences(t *testing.T) {
 		code int
 		want string
 	}{
-		{serverBin, []string{"computers", "list", "--data", t.TempDir()}, 1, "no running server found"},
+		{serverBin, []string{"computers", "list", "--data", t.TempDir()}, 4, "no running server found"},
 		{serverBin, []string{"computers", "show", "0", "--data", t.TempDir()}, 2, "is not a computer ID"},
 		{serverBin, []string{"computers", "list", "--admin-url", "http://127.0.0.1:1", "--token", "x"}, 4, "cannot reach the server's admin API"},
 		{agentBin, []string{"enroll", "--data", t.TempDir()}, 2, "enroll needs --server, --fingerprint and --secret"},

@@ -108,7 +108,7 @@ func TestWrongUsageExits2OnBothBinaries(t *testing.T) {
 }
 
 // The admin commands exit with the codes of the table: 4 when the server
-// cannot be reached, 5 for a refused token, 7 for what does not exist; an
+// cannot be reached (or none runs on the data folder given), 5 for a refused token, 7 for what does not exist; an
 // enroll refused by the server leaves no data folder behind.
 func TestAdminAndEnrollExitCodes(t *testing.T) {
 	srv := servertest.New(t)
@@ -117,6 +117,9 @@ func TestAdminAndEnrollExitCodes(t *testing.T) {
 	cases := []usageCase{
 		{true, []string{"computers", "list", "--data", data}, exitcode.OK, []string{"No computers yet"}},
 		{true, []string{"computers", "list", "--admin-url", "http://127.0.0.1:1", "--token", "x"}, exitcode.Unreachable, []string{"cannot reach the server's admin API"}},
+		// No server ever started in this data folder: none can be reached.
+		{true, []string{"computers", "list", "--data", t.TempDir()}, exitcode.Unreachable, []string{"no running server found in", "start it with 'tally-server serve --data"}},
+		{true, []string{"usage", "--data", filepath.Join(t.TempDir(), "nosuch")}, exitcode.Unreachable, []string{"no running server found in"}},
 		{true, []string{"computers", "list", "--admin-url", url, "--token", "wrong"}, exitcode.Refused, nil},
 		{true, []string{"computers", "show", "999", "--data", data}, exitcode.NotFound, nil},
 		{true, []string{"license", "remove", "L-NOSUCH", "--data", data}, exitcode.NotFound, nil},

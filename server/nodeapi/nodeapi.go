@@ -98,9 +98,6 @@ func (h *Handler) dispatch(ctx context.Context, key ed25519.PublicKey, req proto
 				return h.fail(req, nodeID, err)
 			}
 		}
-		if node.Revoked && node.RevokedReason == store.RevokedBlocked {
-			return h.fail(req, nodeID, store.BlockedError(node.ComputerID))
-		}
 		if node.Revoked {
 			if req.Kind == protocol.KindGoodbye && node.RevokedReason == store.RevokedUninstall {
 				// The goodbye that retired the key, sent again because its
@@ -108,7 +105,7 @@ func (h *Handler) dispatch(ctx context.Context, key ed25519.PublicKey, req proto
 				// outcome (and refuses any other request).
 				return h.apply(ctx, req, nodeID)
 			}
-			return h.fail(req, nodeID, store.ErrRevoked)
+			return h.fail(req, nodeID, &store.RevokedError{Reason: node.RevokedReason, ComputerID: node.ComputerID})
 		}
 		h.rememberLive(nodeID)
 	}
@@ -294,15 +291,12 @@ func (h *Handler) fail(req protocol.Request, nodeID string, err error) protocol.
 	switch {
 	case errors.As(err, &pe):
 	case errors.Is(err, store.ErrNotFound):
-		pe = protocol.Errorf(protocol.StatusNotEnrolled,
-			"this agent's key is not enrolled on the server: run 'tally-agent enroll' with the server's enrollment secret")
+		pe = protocol.Errorf(protocol.StatusNotEnrolled, "%s", unknownKey)
 	case errors.Is(err, store.ErrBadSecret):
 		pe = protocol.Errorf(protocol.StatusBadSecret,
 			"the enrollment secret is wrong, revoked or expired: ask the administrator for the output of 'tally-server enroll-info'")
-	case errors.Is(err, store.ErrBlocked):
-		pe = protocol.Errorf(protocol.StatusRevoked, "%v", err) // the same sentence for every request: see store.BlockedError
 	case errors.Is(err, store.ErrRevoked):
-		pe = protocol.Errorf(protocol.StatusRevoked, "this agent's key is revoked (%v); it may enroll again as a new computer", err)
+		pe = protocol.Errorf(protocol.StatusRevoked, "%s", revoked(err))
 	case errors.Is(err, store.ErrStaleSeq):
 		pe = protocol.Errorf(protocol.StatusStaleSeq, "%v", err)
 	case errors.Is(err, store.ErrInvalid):

@@ -404,12 +404,29 @@ type Store interface {
 	Close() error
 }
 
+// RevokedError is the refusal of a key the server revoked: why (one of the
+// Revoked… reasons) and the computer it was, so that the node API can tell
+// the agent in one sentence what happened and what to do. It matches
+// ErrRevoked, and ErrBlocked when the machine is blocked.
+type RevokedError struct {
+	Reason     string
+	ComputerID int64
+}
+
+func (e *RevokedError) Error() string {
+	return fmt.Sprintf("key revoked (%s) of computer %d", e.Reason, e.ComputerID)
+}
+
+// Is makes errors.Is(err, ErrRevoked) hold for every revoked key and
+// errors.Is(err, ErrBlocked) for a blocked machine's.
+func (e *RevokedError) Is(target error) bool {
+	return target == ErrRevoked || (target == ErrBlocked && e.Reason == RevokedBlocked)
+}
+
 // BlockedError is the refusal of a machine an administrator deleted with
-// --block: one sentence, whatever the agent asked, that says how it gets
-// back.
+// --block (its key, or a new key with its identity hints).
 func BlockedError(computerID int64) error {
-	return fmt.Errorf("%w: this machine was computer %d, deleted with --block; to let it back, an administrator runs 'tally-server computers unblock %d', then this machine enrolls again with 'tally-agent enroll'",
-		ErrBlocked, computerID, computerID)
+	return &RevokedError{Reason: RevokedBlocked, ComputerID: computerID}
 }
 
 // IsNotFound reports whether err means the thing asked for does not exist.

@@ -80,14 +80,21 @@ func (db *DB) Enroll(ctx context.Context, p store.EnrollParams) (protocol.Enroll
 		var revoked bool
 		err = tx.QueryRow(`SELECT computer_id, revoked_at IS NOT NULL, revoked_reason FROM nodes WHERE id = ?`, p.NodeID).
 			Scan(&computerID, &revoked, &revokedReason)
-		// A key whose block an admin lifted enrolls again, as a new computer.
-		reuseKey := err == nil && revoked && revokedReason == store.RevokedUnblocked
+		// A revoked key enrolls again, with a valid secret, as a new key
+		// would: its computer deleted (block lifted, if any), it becomes a
+		// new computer that starts from nothing; its agent uninstalled, it
+		// returns to the computer its hints match. Accepting the key rather
+		// than making the agent mint another keeps the enroll line every
+		// refusal prints working on that machine as it is, whatever the
+		// agent's version; the secret is what admits a machine, not the key.
+		// A blocked machine stays refused until unblocked, and a superseded
+		// key (a clone, see SplitClone) is still enrolled.
+		reuseKey := err == nil && revoked && revokedReason != store.RevokedBlocked && revokedReason != store.RevokedSuperseded
+		revokedFrom := computerID
 		switch {
 		case reuseKey:
 		case err == nil && revoked && revokedReason == store.RevokedBlocked:
 			return store.BlockedError(computerID)
-		case err == nil && revoked && revokedReason != store.RevokedSuperseded:
-			return fmt.Errorf("%w: %s", store.ErrRevoked, revokedText(revokedReason))
 		case err == nil:
 			resp.ComputerID, resp.Existing = computerID, true
 			return nil
@@ -130,8 +137,15 @@ func (db *DB) Enroll(ctx context.Context, p store.EnrollParams) (protocol.Enroll
 					return err
 				}
 			}
+			why := "identity hints match this computer; new key replaces " + strings.Join(old, ", ")
+			if reuseKey {
+				why = fmt.Sprintf("identity hints match this computer; its key, revoked (%s) on computer %d, enrolled again", revokedReason, revokedFrom)
+				if len(old) > 0 {
+					why += " and replaces " + strings.Join(old, ", ")
+				}
+			}
 			if err := addEvent(tx, store.Event{Actor: store.NodeActor(p.NodeID), Kind: store.EventReenrolled, ComputerID: computerID,
-				NodeID: p.NodeID, Reason: "identity hints match this computer; new key replaces " + strings.Join(old, ", ")}); err != nil {
+				NodeID: p.NodeID, Reason: why}); err != nil {
 				return err
 			}
 			if err := setFlag(tx, computerID, store.FlagAgentUninstalled, false, store.NodeActor(p.NodeID), "the machine enrolled again"); err != nil {
@@ -146,8 +160,12 @@ func (db *DB) Enroll(ctx context.Context, p store.EnrollParams) (protocol.Enroll
 			if computerID, err = res.LastInsertId(); err != nil {
 				return err
 			}
+			why := "new computer " + p.Request.Hostname
+			if reuseKey {
+				why += fmt.Sprintf(" (its key, revoked (%s) on computer %d, enrolled again)", revokedReason, revokedFrom)
+			}
 			if err := addEvent(tx, store.Event{Actor: store.NodeActor(p.NodeID), Kind: store.EventEnrolled, ComputerID: computerID,
-				NodeID: p.NodeID, Reason: "new computer " + p.Request.Hostname}); err != nil {
+				NodeID: p.NodeID, Reason: why}); err != nil {
 				return err
 			}
 		}
@@ -157,7 +175,7 @@ func (db *DB) Enroll(ctx context.Context, p store.EnrollParams) (protocol.Enroll
 		if reuseKey {
 			if _, err := tx.Exec(`UPDATE nodes SET computer_id = ?, secret_id = ?, enrolled_at = ?, last_seen = ?, revoked_at = NULL, revoked_reason = '', superseded_by = NULL
 				WHERE id = ?`, computerID, secretID, ms(tx.Now), ms(tx.Now), p.NodeID); err != nil {
-				return fmt.Errorf("enroll unblocked key: %w", err)
+				return fmt.Errorf("enroll revoked key again: %w", err)
 			}
 		} else if _, err := tx.Exec(`INSERT INTO nodes (id, computer_id, public_key, secret_id, enrolled_at, last_seen) VALUES (?, ?, ?, ?, ?, ?)`,
 			p.NodeID, computerID, p.PublicKey, secretID, ms(tx.Now), ms(tx.Now)); err != nil {
@@ -173,18 +191,6 @@ func (db *DB) Enroll(ctx context.Context, p store.EnrollParams) (protocol.Enroll
 		return protocol.EnrollResponse{}, err
 	}
 	return resp, nil
-}
-
-func revokedText(reason string) string {
-	switch reason {
-	case store.RevokedDeleted:
-		return "the computer was deleted by an administrator"
-	case store.RevokedBlocked:
-		return "the computer was deleted and blocked by an administrator"
-	case store.RevokedSuperseded:
-		return "the machine enrolled again with a newer key"
-	}
-	return "revoked by an administrator"
 }
 
 // checkSecret finds the active secret equal to value, comparing in
@@ -493,7 +499,7 @@ func (db *DB) nodeOp(ctx context.Context, r store.Request, fn func(tx *Tx, n nod
 				out = store.Outcome{Body: prev, Repeat: true}
 				return nil
 			}
-			return fmt.Errorf("%w: %s", store.ErrRevoked, revokedText(reason))
+			return &store.RevokedError{Reason: reason, ComputerID: n.computerID}
 		}
 		if repeat {
 			out = store.Outcome{Body: prev, Repeat: true}
