@@ -129,9 +129,18 @@ func (a *api) requireToken(next http.HandlerFunc) http.Handler {
 			writeError(w, http.StatusUnauthorized, "missing or wrong admin token: pass the token from the server's data folder (file admin-token) as 'Authorization: Bearer TOKEN'")
 			return
 		}
+		if name := a.cfg.Dates.zone().String(); name != "Local" {
+			w.Header().Set(ZoneHeader, name)
+		}
 		next(w, r)
 	})
 }
+
+// ZoneHeader names the server's time zone (serve --timezone) on every
+// authenticated answer, so that a CLI on another host shows times in the
+// zone the server reads dates in. A zone with no name ("Local") is not
+// sent: the client then shows its own.
+const ZoneHeader = "Tally-Time-Zone"
 
 func writeJSON(w http.ResponseWriter, code int, v any) {
 	w.Header().Set("Content-Type", "application/json")

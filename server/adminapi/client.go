@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/tallyhq/tally/server/store"
@@ -20,7 +21,13 @@ type Client struct {
 	BaseURL string
 	Token   string
 	HTTP    *http.Client
+
+	zone atomic.Pointer[time.Location] // the server's, from its last answer
 }
+
+// Zone is the server's time zone as its last answer named it, or nil
+// before any answer or when it named none (or one unknown here).
+func (c *Client) Zone() *time.Location { return c.zone.Load() }
 
 // NewClient returns a client for the server at baseURL.
 func NewClient(baseURL, token string) (*Client, error) {
@@ -84,6 +91,11 @@ func (c *Client) Do(ctx context.Context, method, path string, in, out any) error
 		return &UnreachableError{URL: c.BaseURL, Err: errors.Unwrap(err)}
 	}
 	defer resp.Body.Close()
+	if name := resp.Header.Get(ZoneHeader); name != "" {
+		if loc, err := time.LoadLocation(name); err == nil {
+			c.zone.Store(loc)
+		}
+	}
 	data, err := io.ReadAll(io.LimitReader(resp.Body, 256<<20))
 	if err != nil {
 		return fmt.Errorf("read answer from %s: %w", c.BaseURL, err)

@@ -112,12 +112,12 @@ func (m *Main) activationCommand() *cobra.Command {
 			}
 			w := cmd.OutOrStdout()
 			fmt.Fprintf(w, "%s: %s, %d of %d seats in use, %s, license %s, created %s%s\n", a.ID, a.Product, a.InUse, a.Quantity, a.Status, a.License,
-				fmtTime(a.CreatedAt), expiryText(a.ExpiresAt))
+				m.fmtTime(a.CreatedAt), expiryText(a.ExpiresAt))
 			if a.ExpiryState != "" && a.ExpiryState != license.StateValid {
 				fmt.Fprintf(w, "  %s\n", a.Expiry)
 			}
 			for _, h := range a.Holders {
-				fmt.Fprintf(w, "  computer %d (%s), node %s, since %s\n", h.ComputerID, h.Hostname, h.NodeID, fmtTime(h.ActivatedAt))
+				fmt.Fprintf(w, "  computer %d (%s), node %s, since %s\n", h.ComputerID, h.Hostname, h.NodeID, m.fmtTime(h.ActivatedAt))
 			}
 			return nil
 		},
@@ -197,7 +197,7 @@ func (m *Main) leasesCommand() *cobra.Command {
 			}
 			t := newTable(cmd.OutOrStdout(), "PRODUCT", "COMPUTER", "HOSTNAME", "LICENSE", "SINCE", "EXPIRES IN")
 			for _, l := range ls {
-				t.row(l.Product, strconv.FormatInt(l.ComputerID, 10), l.Hostname, l.License, fmtTime(l.GrantedAt), time.Until(l.ExpiresAt).Round(time.Second).String())
+				t.row(l.Product, strconv.FormatInt(l.ComputerID, 10), l.Hostname, l.License, m.fmtTime(l.GrantedAt), time.Until(l.ExpiresAt).Round(time.Second).String())
 			}
 			return t.flush()
 		},

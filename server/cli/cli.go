@@ -39,6 +39,8 @@ type Main struct {
 	// Clock dates what the offline commands write (license issue); nil is
 	// the system clock.
 	Clock clock.Clock
+
+	api *adminapi.Client // the client of this invocation, once made
 }
 
 func (m *Main) now() time.Time {
@@ -162,7 +164,12 @@ func (m *Main) client(c *conn) (*adminapi.Client, error) {
 			token = t
 		}
 	}
-	return adminapi.NewClient(url, token)
+	cl, err := adminapi.NewClient(url, token)
+	if err != nil {
+		return nil, err
+	}
+	m.api = cl
+	return cl, nil
 }
 
 func firstNonEmpty(s ...string) string {

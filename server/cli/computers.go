@@ -85,7 +85,7 @@ or lease); --plugin computers with that plug-in installed; --not-seen-since a du
 			t := newTable(w, "ID", "HOSTNAME", "OS", "STATUS", "FIRST SEEN", "LAST SEEN", "FLAGS")
 			for _, x := range page.Computers {
 				t.row(strconv.FormatInt(x.ID, 10), x.Hostname, strings.TrimSpace(x.Platform+" "+x.PlatformVersion), x.Status,
-					fmtTime(x.FirstSeen), fmtTime(x.LastSeen), strings.Join(x.Flags, ","))
+					m.fmtTime(x.FirstSeen), m.fmtTime(x.LastSeen), strings.Join(x.Flags, ","))
 			}
 			if err := t.flush(); err != nil {
 				return err
@@ -132,7 +132,7 @@ func (m *Main) computersShow() *cobra.Command {
 			if sc.json {
 				return printJSON(cmd.OutOrStdout(), x)
 			}
-			printComputer(cmd.OutOrStdout(), x)
+			m.printComputer(cmd.OutOrStdout(), x)
 			return nil
 		},
 	}
@@ -140,10 +140,10 @@ func (m *Main) computersShow() *cobra.Command {
 	return show
 }
 
-func printComputer(w io.Writer, x store.Computer) {
+func (m *Main) printComputer(w io.Writer, x store.Computer) {
 	fmt.Fprintf(w, "Computer %d: %s\n", x.ID, x.Hostname)
 	fmt.Fprintf(w, "  status:       %s%s\n", x.Status, map[bool]string{true: " (deleted)"}[x.Deleted])
-	fmt.Fprintf(w, "  first seen:   %s\n  last seen:    %s\n", fmtTime(x.FirstSeen), fmtTime(x.LastSeen))
+	fmt.Fprintf(w, "  first seen:   %s\n  last seen:    %s\n", m.fmtTime(x.FirstSeen), m.fmtTime(x.LastSeen))
 	fmt.Fprintf(w, "  node key:     %s\n", x.NodeID)
 	for _, f := range x.Flags {
 		switch f {
@@ -159,7 +159,7 @@ func printComputer(w io.Writer, x store.Computer) {
 		fmt.Fprintf(w, "  seats:        none\n")
 	}
 	for _, s := range x.Seats {
-		fmt.Fprintf(w, "  seat:         %s (%s), license %s, since %s: %s\n", s.Product, s.Kind, s.License, fmtTime(s.Since), s.Reason)
+		fmt.Fprintf(w, "  seat:         %s (%s), license %s, since %s: %s\n", s.Product, s.Kind, s.License, m.fmtTime(s.Since), s.Reason)
 	}
 	b := x.Basic
 	if b == nil {
@@ -173,7 +173,7 @@ func printComputer(w io.Writer, x store.Computer) {
 		fmt.Fprintf(w, "  virtual:      %s\n", b.Virtualization)
 	}
 	if b.BootTime > 0 {
-		fmt.Fprintf(w, "  booted:       %s\n", fmtTime(time.Unix(b.BootTime, 0)))
+		fmt.Fprintf(w, "  booted:       %s\n", m.fmtTime(time.Unix(b.BootTime, 0)))
 	}
 	fmt.Fprintf(w, "  agent:        %s\n", b.AgentVersion)
 	fmt.Fprintf(w, "  machine id:   %s\n  product uuid: %s\n  serial:       %s\n", b.Hints.MachineID, b.Hints.ProductUUID, b.Hints.Serial)
@@ -220,7 +220,7 @@ func (m *Main) computersBlocked() *cobra.Command {
 				for i, h := range b.Hints {
 					hints[i] = h.Kind + "=" + h.Value
 				}
-				t.row(strconv.FormatInt(b.ComputerID, 10), b.Hostname, fmtTime(b.At), b.By, strings.Join(hints, " "))
+				t.row(strconv.FormatInt(b.ComputerID, 10), b.Hostname, m.fmtTime(b.At), b.By, strings.Join(hints, " "))
 			}
 			if err := t.flush(); err != nil {
 				return err
@@ -364,7 +364,7 @@ func (m *Main) computerAdminCommands() []*cobra.Command {
 					if e.Count > 1 {
 						count = fmt.Sprintf(" (×%d)", e.Count)
 					}
-					fmt.Fprintf(w, "  %s  %-16s %s%s\n", fmtTime(e.At), e.Kind, e.Reason, count)
+					fmt.Fprintf(w, "  %s  %-16s %s%s\n", m.fmtTime(e.At), e.Kind, e.Reason, count)
 				}
 			}
 			return nil
@@ -483,15 +483,15 @@ func (m *Main) secretsCommand() *cobra.Command {
 			for _, s := range ss {
 				state := "active"
 				if s.RevokedAt != nil {
-					state = "revoked " + fmtTime(*s.RevokedAt)
+					state = "revoked " + m.fmtTime(*s.RevokedAt)
 				} else if !s.Active(now) {
 					state = "expired"
 				}
 				exp := "never"
 				if s.ExpiresAt != nil {
-					exp = fmtTime(*s.ExpiresAt)
+					exp = m.fmtTime(*s.ExpiresAt)
 				}
-				t.row(s.ID, s.Name, state, fmtTime(s.CreatedAt), exp, strconv.FormatInt(s.Uses, 10), s.Value)
+				t.row(s.ID, s.Name, state, m.fmtTime(s.CreatedAt), exp, strconv.FormatInt(s.Uses, 10), s.Value)
 			}
 			return t.flush()
 		},
@@ -606,7 +606,7 @@ func (m *Main) eventsCommand() *cobra.Command {
 				if e.Count > 1 {
 					reason += fmt.Sprintf(" (×%d)", e.Count)
 				}
-				t.row(fmtTime(e.At), e.Kind, comp, e.Product, e.Actor, reason)
+				t.row(m.fmtTime(e.At), e.Kind, comp, e.Product, e.Actor, reason)
 			}
 			return t.flush()
 		},
@@ -638,11 +638,18 @@ func exactArgs(n int, usage string) cobra.PositionalArgs {
 	}
 }
 
-func fmtTime(t time.Time) string {
+// fmtTime shows a time in the server's time zone (serve --timezone), as
+// its answers name it, so that every admin reads the times the server
+// reads dates in; before any answer, in this host's zone.
+func (m *Main) fmtTime(t time.Time) string {
 	if t.IsZero() {
 		return "-"
 	}
-	return t.Local().Format("2006-01-02 15:04:05")
+	zone := time.Local
+	if m.api != nil && m.api.Zone() != nil {
+		zone = m.api.Zone()
+	}
+	return t.In(zone).Format("2006-01-02 15:04:05")
 }
 
 func humanBytes(n uint64) string {

@@ -184,3 +184,16 @@ func TestServeRefusesAnUnknownTimeZone(t *testing.T) {
 		}
 	}
 }
+
+// The CLI shows times in the server's time zone, as the server names it,
+// whatever the zone of the host the command runs on.
+func TestTimesAreShownInTheServersZone(t *testing.T) {
+	clk := clock.NewManual(time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC))
+	srv := servertest.New(t, servertest.WithClock(clk), inZone("Asia/Tokyo"))
+	if out := adminStdout(t, srv, "events"); !strings.Contains(out, "2026-12-06 21:00:00") {
+		t.Fatalf("events at 12:00 UTC are not shown at 21:00 in Tokyo:\n%s", out)
+	}
+	if out := adminStdout(t, srv, "secrets", "list"); !strings.Contains(out, "2026-12-06 21:00:00") {
+		t.Fatalf("the secret created at 12:00 UTC is not shown at 21:00 in Tokyo:\n%s", out)
+	}
+}

@@ -605,7 +605,7 @@ func (m *Main) usageCommand() *cobra.Command {
 						if h.Allocated {
 							why += " [allocated]"
 						}
-						ht.row("  "+strconv.FormatInt(h.ComputerID, 10), h.Hostname, h.License, fmtTime(h.Since), why)
+						ht.row("  "+strconv.FormatInt(h.ComputerID, 10), h.Hostname, h.License, m.fmtTime(h.Since), why)
 					}
 					if len(u.Holders) == 0 {
 						ht.row("  -", "", "", "", "no holder")
