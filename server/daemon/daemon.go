@@ -149,10 +149,11 @@ func Start(cfg Config) (_ *Daemon, err error) {
 	}
 	d.metrics = metrics.New()
 	d.db, err = sqlite.Open(d.dir.File(datadir.DatabaseFile), sqlite.Options{Clock: cfg.Clock, Logger: cfg.Logger, Engine: engine.New(d.catalog).InZone(d.dates.Zone),
-		RecordKey: d.id.Key, CommitObserver: d.metrics.Commit, OnVerdicts: d.metrics.Verdicts})
+		RecordKey: d.id.Key, CommitObserver: d.metrics.Commit, OnVerdicts: d.metrics.Verdicts, VerifyLicense: d.verifySigned})
 	if err != nil {
 		return nil, err
 	}
+	d.warnLicenseProblems()
 	if err := d.ensureSecret(); err != nil {
 		return nil, err
 	}

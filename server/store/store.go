@@ -448,6 +448,9 @@ type License struct {
 	Issuer       string     `json:"issuer"`
 	ImportedAt   time.Time  `json:"imported_at"`
 	Expired      bool       `json:"expired"`
+	// Problem says how the database row disagrees with the license's
+	// signed file, which counts; empty when they agree.
+	Problem string `json:"problem,omitempty"`
 	EndDates
 }
 
@@ -617,7 +620,9 @@ type MaintenanceReport struct {
 	Missing  []int64      `json:"missing"`  // computers set Missing by the stale-node policy
 	Freed    []SeatChange `json:"freed"`    // seats freed by setting Missing
 	Purged   int          `json:"purged"`   // computers whose freed product data was purged
-	Duration string       `json:"duration"`
+	// Errors names each step that failed and why; the other steps ran.
+	Errors   []string `json:"errors,omitempty"`
+	Duration string   `json:"duration"`
 	// Expiring lists the licenses, upgrade protections and Activation IDs
 	// that end within the warning window or have ended (filled by the
 	// admin API, in the server's time zone).

@@ -188,10 +188,16 @@ func loadActivationID(tx *Tx, id string) (*engine.ActivationID, error) {
 	}
 	l := &engine.License{ID: lic}
 	var lexp sql.NullInt64
-	err = tx.QueryRow(`SELECT seats, held, expires_at FROM licenses WHERE id = ?`, lic).Scan(&l.Seats, &l.Held, &lexp)
+	// Held counts the live bindings, not the counter; seats are the
+	// verified grant (see loadPool).
+	err = tx.QueryRow(`SELECT seats, (SELECT COUNT(*) FROM activations b JOIN activation_ids i ON i.id = b.activation_id
+		WHERE i.license_id = l.id AND b.ended_at IS NULL), expires_at FROM licenses l WHERE id = ?`, lic).Scan(&l.Seats, &l.Held, &lexp)
 	if err == nil {
 		if lexp.Valid {
 			l.Expires = fromMS(lexp.Int64)
+		}
+		if err := tx.lic.apply(tx, l); err != nil {
+			return nil, err
 		}
 		a.License = l
 	} else if !errors.Is(err, sql.ErrNoRows) {
@@ -686,6 +692,11 @@ func leasePool(tx *Tx, product string) ([]*engine.License, []time.Time, error) {
 		out = append(out, l)
 	}
 	rows.Close()
+	for _, l := range out {
+		if err := tx.lic.apply(tx, l); err != nil {
+			return nil, nil, err
+		}
+	}
 	trows, err := tx.Query(`SELECT expires_at FROM leases WHERE product = ? AND expires_at > ?`, product, ms(tx.Now))
 	if err != nil {
 		return nil, nil, err

@@ -36,6 +36,7 @@ import (
 	"github.com/tallyhq/tally/protocol"
 	"github.com/tallyhq/tally/server/catalog"
 	"github.com/tallyhq/tally/server/engine"
+	"github.com/tallyhq/tally/server/license"
 	"github.com/tallyhq/tally/server/store"
 )
 
@@ -63,6 +64,11 @@ type Options struct {
 	// NoPostCache turns the writer's post cache off (hot.go): every post
 	// reads its node and computer. For tests that compare the two.
 	NoPostCache bool
+	// VerifyLicense verifies a license row's signed file and returns what
+	// it grants: seat decisions, usage and maintenance take the grant from
+	// it, never from the row's columns. Nil trusts the columns (tests of
+	// logic that import unsigned licenses).
+	VerifyLicense func(file []byte) (license.Payload, error)
 	// NoSync turns off fsync (synchronous=OFF). Only for tests of logic,
 	// never of durability: the server always runs with synchronous=FULL.
 	NoSync bool
@@ -119,6 +125,8 @@ type Tx struct {
 	cache *hotCache
 	hot   *hotScope
 	wrote bool
+
+	lic *licenseCache
 }
 
 // noteWrite tells the post cache about a statement that may write.
@@ -230,8 +238,9 @@ func Open(file string, opts Options) (*DB, error) {
 		return nil, fmt.Errorf("open database %s: %w", file, err)
 	}
 	db := &DB{engine: opts.Engine, pkgCache: map[string]int64{}, pluginSets: map[string]pluginSet{}, w: w, clock: opts.Clock, log: opts.Logger, opts: opts,
-		hot:  newHotCache(opts.NoPostCache),
-		jobs: make(chan *job, opts.MaxBatch*4), quit: make(chan struct{}), done: make(chan struct{})}
+		hot:      newHotCache(opts.NoPostCache),
+		licenses: licenseCache{verify: opts.VerifyLicense},
+		jobs:     make(chan *job, opts.MaxBatch*4), quit: make(chan struct{}), done: make(chan struct{})}
 	// The writer checkpoints the WAL into the database file when the WAL
 	// passes this many pages, inside the commit that passes it. At the
 	// default (1,000), a busy server checkpointed every few batches,
@@ -442,7 +451,7 @@ func (db *DB) runTogether(batch []*job, start time.Time) bool {
 }
 
 func (db *DB) runJob(j *job) (err error) {
-	t := &Tx{conn: db.wc, Now: db.clock.Now(), cache: db.hot, zone: db.engine.Zone()}
+	t := &Tx{conn: db.wc, Now: db.clock.Now(), cache: db.hot, zone: db.engine.Zone(), lic: &db.licenses}
 	j.hook = nil
 	defer func() {
 		if p := recover(); p != nil {
