@@ -19,6 +19,13 @@ import (
 	"github.com/tallyhq/tally/server/store/sqlite"
 )
 
+// fataler is what the helpers need of a test: a testing.T or a rapid.T.
+type fataler interface {
+	Helper()
+	Fatal(args ...any)
+	Fatalf(format string, args ...any)
+}
+
 // signer issues real signed license files and verifies them as the server
 // does (signature and trusted issuer).
 type signer struct {
@@ -26,7 +33,7 @@ type signer struct {
 	trusted license.Trusted
 }
 
-func newSigner(t testing.TB) *signer {
+func newSigner(t fataler) *signer {
 	key, err := license.NewIssuerKey()
 	if err != nil {
 		t.Fatal(err)
@@ -44,7 +51,7 @@ func (s *signer) verify(file []byte) (license.Payload, error) {
 }
 
 // issue signs p and returns it as the store imports it.
-func (s *signer) issue(t testing.TB, p license.Payload) store.LicenseImport {
+func (s *signer) issue(t fataler, p license.Payload) store.LicenseImport {
 	t.Helper()
 	if p.Kind == "" {
 		p.Kind = license.KindNode
@@ -77,7 +84,7 @@ func (s *signer) issue(t testing.TB, p license.Payload) store.LicenseImport {
 
 // editRow changes a stopped (or running) server's database file behind its
 // back, as a flipped byte or a hand edit would, CHECK constraints ignored.
-func editRow(t testing.TB, file, query string, args ...any) {
+func editRow(t fataler, file, query string, args ...any) {
 	t.Helper()
 	raw, err := sql.Open("sqlite3", "file:"+file+"?_busy_timeout=10000")
 	if err != nil {
@@ -93,7 +100,7 @@ func editRow(t testing.TB, file, query string, args ...any) {
 	}
 }
 
-func countRows(t testing.TB, file, query string, args ...any) int {
+func countRows(t fataler, file, query string, args ...any) int {
 	t.Helper()
 	raw, err := sql.Open("sqlite3", "file:"+file+"?_busy_timeout=10000&mode=ro")
 	if err != nil {
