@@ -28,6 +28,12 @@ var (
 	ErrConflict  = errors.New("conflict")
 	ErrInvalid   = errors.New("invalid")
 	ErrClosed    = errors.New("store closed")
+	// ErrDamaged: the database file is damaged (malformed pages); the
+	// server refuses to serve from it.
+	ErrDamaged = errors.New("database damaged")
+	// ErrDiskFull: the disk holding the database is full; nothing was
+	// written, and the same request succeeds once space is freed.
+	ErrDiskFull = errors.New("disk full")
 )
 
 // SeqWindow is how many of a node's most recent sequence numbers the store

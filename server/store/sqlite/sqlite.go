@@ -69,6 +69,9 @@ type Options struct {
 	// it, never from the row's columns. Nil trusts the columns (tests of
 	// logic that import unsigned licenses).
 	VerifyLicense func(file []byte) (license.Payload, error)
+	// SkipQuickCheck skips PRAGMA quick_check at open, which reads every
+	// page of the file (see docs/PERFORMANCE.md for its cost).
+	SkipQuickCheck bool
 	// NoSync turns off fsync (synchronous=OFF). Only for tests of logic,
 	// never of durability: the server always runs with synchronous=FULL.
 	NoSync bool
@@ -235,7 +238,24 @@ func Open(file string, opts Options) (*DB, error) {
 	w.SetConnMaxLifetime(0)
 	if err := w.Ping(); err != nil {
 		w.Close()
+		if damaged(err) {
+			return nil, DamagedError(file, []string{err.Error()})
+		}
 		return nil, fmt.Errorf("open database %s: %w", file, err)
+	}
+	// A damaged file is refused before anything is served from it (or
+	// written to it): errors would otherwise appear only on the damaged
+	// path, as internal errors, long after.
+	if !opts.SkipQuickCheck {
+		findings, err := pageCheck(context.Background(), w, "quick_check")
+		if err != nil {
+			w.Close()
+			return nil, fmt.Errorf("check database %s: %w", file, err)
+		}
+		if len(findings) > 0 {
+			w.Close()
+			return nil, DamagedError(file, findings)
+		}
 	}
 	db := &DB{engine: opts.Engine, pkgCache: map[string]int64{}, pluginSets: map[string]pluginSet{}, w: w, clock: opts.Clock, log: opts.Logger, opts: opts,
 		hot:      newHotCache(opts.NoPostCache),
@@ -255,6 +275,9 @@ func Open(file string, opts Options) (*DB, error) {
 	}
 	if err := db.migrate(math.MaxInt); err != nil {
 		w.Close()
+		if damaged(err) {
+			return nil, DamagedError(file, []string{err.Error()})
+		}
 		return nil, err
 	}
 	if err := db.loadApplications(); err != nil {
