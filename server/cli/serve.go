@@ -121,6 +121,7 @@ database closes.`,
 	f.DurationVar(&cfg.StaleAfter, "stale-after", 0, "stale-node policy: set computers not seen for this long to Missing at each maintenance run (e.g. 720h); 0 disables it")
 	f.DurationVar(&cfg.MaintenanceEvery, "maintenance-every", 24*time.Hour, "interval of the maintenance job; negative disables the periodic run")
 	f.StringVar(&cfg.TimeZone, "timezone", "", "IANA time zone dates are shown in and admins' dates are read in (2027-06-30 means the end of that day there), e.g. Europe/Paris (default: this host's zone; TZ honoured)")
+	f.IntVar(&cfg.MaxPackages, "max-packages", 65536, "packages one computer's stored software set may hold; a post whose software would pass it is not stored (the verdict says why, the audit log has it)")
 	f.BoolVar(&cfg.SkipQuickCheck, "skip-quick-check", false, "do not check the database's pages (PRAGMA quick_check) at start; see docs/PERFORMANCE.md for what it costs on a big database")
 	f.StringVar(&expiryWarning, "expiry-warning", "30d", "warn this long before a license, its upgrade protection or an Activation ID ends (days like 30d, or a duration like 720h)")
 	return cmd

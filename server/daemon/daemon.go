@@ -80,6 +80,8 @@ type Config struct {
 	// ExpiryWarning is how long before an end date (license, upgrade
 	// protection, Activation ID) admins are warned (0: 30 days).
 	ExpiryWarning time.Duration
+	// MaxPackages caps a computer's stored software set (0: 65,536).
+	MaxPackages int
 	// SkipQuickCheck skips PRAGMA quick_check of the database at start.
 	SkipQuickCheck bool
 	// Getenv reads the environment (TZ); nil is os.Getenv.
@@ -151,7 +153,7 @@ func Start(cfg Config) (_ *Daemon, err error) {
 	}
 	d.metrics = metrics.New()
 	d.db, err = sqlite.Open(d.dir.File(datadir.DatabaseFile), sqlite.Options{Clock: cfg.Clock, Logger: cfg.Logger, Engine: engine.New(d.catalog).InZone(d.dates.Zone),
-		RecordKey: d.id.Key, CommitObserver: d.metrics.Commit, OnVerdicts: d.metrics.Verdicts, VerifyLicense: d.verifySigned, SkipQuickCheck: cfg.SkipQuickCheck})
+		RecordKey: d.id.Key, CommitObserver: d.metrics.Commit, OnVerdicts: d.metrics.Verdicts, VerifyLicense: d.verifySigned, SkipQuickCheck: cfg.SkipQuickCheck, MaxPackages: cfg.MaxPackages})
 	if err != nil {
 		return nil, err
 	}

@@ -69,6 +69,10 @@ type Options struct {
 	// it, never from the row's columns. Nil trusts the columns (tests of
 	// logic that import unsigned licenses).
 	VerifyLicense func(file []byte) (license.Payload, error)
+	// MaxPackages caps a computer's stored software set (default
+	// DefaultMaxPackages): a full inventory or a delta that would pass it
+	// is not stored, and the post says why.
+	MaxPackages int
 	// SkipQuickCheck skips PRAGMA quick_check at open, which reads every
 	// page of the file (see docs/PERFORMANCE.md for its cost).
 	SkipQuickCheck bool
@@ -76,6 +80,10 @@ type Options struct {
 	// never of durability: the server always runs with synchronous=FULL.
 	NoSync bool
 }
+
+// DefaultMaxPackages is the default cap of a computer's stored software
+// set: as many packages as one full inventory may carry.
+const DefaultMaxPackages = 65_536
 
 // DB is the SQLite store.
 type DB struct {
@@ -195,6 +203,9 @@ func Open(file string, opts Options) (*DB, error) {
 	}
 	if opts.Readers <= 0 {
 		opts.Readers = 4
+	}
+	if opts.MaxPackages <= 0 {
+		opts.MaxPackages = DefaultMaxPackages
 	}
 	if opts.Engine == nil {
 		cat, err := catalog.Builtin()
