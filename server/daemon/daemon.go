@@ -82,6 +82,11 @@ type Config struct {
 	ExpiryWarning time.Duration
 	// MaxPackages caps a computer's stored software set (0: 65,536).
 	MaxPackages int
+	// DiskWarn is the free space of the data folder's file system under
+	// which the server warns in its log (zero: DefaultDiskWarn);
+	// DiskCheckEvery how often it looks (0: 1 minute).
+	DiskWarn       DiskThreshold
+	DiskCheckEvery time.Duration
 	// SkipQuickCheck skips PRAGMA quick_check of the database at start.
 	SkipQuickCheck bool
 	// Getenv reads the environment (TZ); nil is os.Getenv.
@@ -106,6 +111,7 @@ type Daemon struct {
 	addrs    datadir.Addresses
 	dates    adminapi.Dates
 	unlock   func()
+	disk     *diskWatch
 	serveErr chan error
 }
 
@@ -163,6 +169,15 @@ func Start(cfg Config) (_ *Daemon, err error) {
 	}
 
 	d.metrics.Watch(d.db)
+	d.metrics.WatchDisk(func() (uint64, uint64, error) { return diskSpace(d.dir.Path) })
+	if d.cfg.DiskWarn == (DiskThreshold{}) {
+		d.cfg.DiskWarn.Bytes = DefaultDiskWarn
+	}
+	every := d.cfg.DiskCheckEvery
+	if every <= 0 {
+		every = time.Minute
+	}
+	d.disk = d.watchDisk(every)
 	handler := nodeapi.New(d.db, d.log, d.metrics.Request)
 	rk := quic.StatelessResetKey(d.id.ResetKey)
 	tk := quic.TokenGeneratorKey(d.id.TokenKey)
@@ -216,13 +231,13 @@ func Start(cfg Config) (_ *Daemon, err error) {
 		}
 	}
 
-	every := cfg.MaintenanceEvery
-	if every == 0 {
-		every = 24 * time.Hour
-	} else if every < 0 {
-		every = 0
+	maintEvery := cfg.MaintenanceEvery
+	if maintEvery == 0 {
+		maintEvery = 24 * time.Hour
+	} else if maintEvery < 0 {
+		maintEvery = 0
 	}
-	d.sched = scheduler.Start(scheduler.Config{Store: d.db, Maintenance: d.maintenance, Every: every, Poll: cfg.ExpiryPoll,
+	d.sched = scheduler.Start(scheduler.Config{Store: d.db, Maintenance: d.maintenance, Every: maintEvery, Poll: cfg.ExpiryPoll,
 		Clock: cfg.Clock, Logger: d.log})
 
 	go func() { d.serveErr <- d.quic.Serve() }()
@@ -456,6 +471,9 @@ func (d *Daemon) close0(ctx context.Context) error {
 	}
 	if d.sched != nil {
 		d.sched.Stop()
+	}
+	if d.disk != nil {
+		d.disk.close()
 	}
 	if d.admin != nil {
 		errs = append(errs, d.admin.Shutdown(ctx))

@@ -22,6 +22,7 @@ import (
 	"net/url"
 	"os"
 	"path"
+	"path/filepath"
 	"runtime"
 	"sort"
 	"strconv"
@@ -87,6 +88,7 @@ const DefaultMaxPackages = 65_536
 
 // DB is the SQLite store.
 type DB struct {
+	file   string
 	engine *engine.Engine
 	w      *sql.DB
 	r      *sql.DB
@@ -268,7 +270,7 @@ func Open(file string, opts Options) (*DB, error) {
 			return nil, DamagedError(file, findings)
 		}
 	}
-	db := &DB{engine: opts.Engine, pkgCache: map[string]int64{}, pluginSets: map[string]pluginSet{}, w: w, clock: opts.Clock, log: opts.Logger, opts: opts,
+	db := &DB{file: file, engine: opts.Engine, pkgCache: map[string]int64{}, pluginSets: map[string]pluginSet{}, w: w, clock: opts.Clock, log: opts.Logger, opts: opts,
 		hot:      newHotCache(opts.NoPostCache),
 		licenses: licenseCache{verify: opts.VerifyLicense},
 		jobs:     make(chan *job, opts.MaxBatch*4), quit: make(chan struct{}), done: make(chan struct{})}
@@ -347,7 +349,12 @@ func (db *DB) write(ctx context.Context, fn func(*Tx) error) error {
 	}
 	// Once queued, the job will run: wait for its outcome even if ctx ends,
 	// so the caller never mistakes a committed change for a failed one.
-	return <-j.done
+	err := <-j.done
+	if diskFull(err) {
+		return fmt.Errorf("%w: the disk holding %s is full: nothing was changed; free space on it and try again (agents' posts wait in their spools and are sent again): %w",
+			store.ErrDiskFull, filepath.Dir(db.file), err)
+	}
+	return err
 }
 
 func (db *DB) writer() {
