@@ -165,6 +165,18 @@ func (c *licenseCache) grantOf(tx *Tx, id string) (grant, bool, error) {
 	return g, ok, nil
 }
 
+// seatsOf returns the seats a license grants by its verified file, or col
+// (its row's column) when it has no grant; the cache must be loaded
+// (grantOf, pool) earlier in the transaction, before rows are open.
+func (c *licenseCache) seatsOf(id string, col int) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if g, ok := c.grants[id]; ok && c.loaded {
+		return g.seats
+	}
+	return col
+}
+
 // apply sets a license read from its row to its verified grant.
 func (c *licenseCache) apply(tx *Tx, l *engine.License) error {
 	g, ok, err := c.grantOf(tx, l.ID)

@@ -45,6 +45,9 @@ func (db *DB) CreateActivation(ctx context.Context, product string, quantity int
 		if expires != nil && !expires.After(tx.Now) {
 			return fmt.Errorf("%w: the expiry is in the past", store.ErrInvalid)
 		}
+		if _, _, err := tx.lic.grantOf(tx, ""); err != nil { // the grants, for seatsOf below
+			return err
+		}
 		rows, err := tx.Query(`SELECT l.id, l.seats, l.expires_at,
 				COALESCE((SELECT SUM(a.quantity) FROM activation_ids a WHERE a.license_id = l.id AND a.active = 1), 0)
 			FROM licenses l WHERE l.product = ? AND l.kind = ? AND (l.expires_at IS NULL OR l.expires_at > ?)
@@ -63,6 +66,7 @@ func (db *DB) CreateActivation(ctx context.Context, product string, quantity int
 				rows.Close()
 				return err
 			}
+			seats = tx.lic.seatsOf(lid, seats)
 			if lic == "" && seats-used >= quantity {
 				lic, licExp = lid, exp
 			}
@@ -776,6 +780,9 @@ func expireLeases(tx *Tx, actor string) (int, error) {
 // leases than seats.
 func checkNodeLocked(tx *Tx) ([]engine.Violation, error) {
 	var out []engine.Violation
+	if _, _, err := tx.lic.grantOf(tx, ""); err != nil { // the grants, for seatsOf below
+		return nil, err
+	}
 	rows, err := tx.Query(`SELECT l.id, l.seats, l.held,
 			(SELECT COUNT(*) FROM activations b JOIN activation_ids a ON a.id = b.activation_id WHERE a.license_id = l.id AND b.ended_at IS NULL),
 			COALESCE((SELECT SUM(a.quantity) FROM activation_ids a WHERE a.license_id = l.id AND a.active = 1), 0)
@@ -790,6 +797,7 @@ func checkNodeLocked(tx *Tx) ([]engine.Violation, error) {
 			rows.Close()
 			return nil, err
 		}
+		seats = tx.lic.seatsOf(id, seats)
 		if held != live {
 			out = append(out, engine.Violation{Kind: "counter", License: id, Held: live, Detail: fmt.Sprintf("node-locked license %s counts %d seats, %d machines are bound", id, held, live)})
 		}
@@ -826,6 +834,7 @@ func checkNodeLocked(tx *Tx) ([]engine.Violation, error) {
 		if err := rows.Scan(&id, &seats, &live); err != nil {
 			return nil, err
 		}
+		seats = tx.lic.seatsOf(id, seats)
 		if live > seats {
 			out = append(out, engine.Violation{Kind: "oversubscribed", Detail: fmt.Sprintf("concurrent license %s grants %d seats; %d leases are live", id, seats, live)})
 		}
