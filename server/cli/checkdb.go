@@ -42,9 +42,9 @@ is restored as the findings say.`,
 				fmt.Fprintf(w, "  invariant: %s\n", f)
 			}
 			if len(rep.Integrity) > 0 {
-				return exitcode.Newf(exitcode.Error, "%d problems in the pages of the database: stop the server and restore it from a backup, or salvage it with 'sqlite3 %s/tally.db .recover' (see the README, \"Running the server\")", len(rep.Integrity), dir)
+				return exitcode.Newf(exitcode.Error, "the database's pages are damaged: stop the server and restore it from a backup, or salvage it with 'sqlite3 %s/tally.db .recover' (see the README, \"Running the server\")", dir)
 			}
-			return exitcode.Newf(exitcode.Error, "%d seat or license problems: run 'tally-server maintenance run' to repair them", len(rep.Invariants))
+			return exitcode.Newf(exitcode.Error, "the seats or licenses disagree (%d findings): run 'tally-server maintenance run' to repair them", len(rep.Invariants))
 		},
 	}
 	cmd.Flags().StringVar(&data, "data", "", "data folder (default $TALLY_DATA or "+DefaultDataDir+")")
