@@ -164,6 +164,11 @@ func (a *api) fail(w http.ResponseWriter, r *http.Request, err error) {
 		writeError(w, http.StatusBadRequest, sentence(err, store.ErrInvalid))
 	case errors.Is(err, store.ErrConflict):
 		writeError(w, http.StatusConflict, sentence(err, store.ErrConflict))
+	case errors.Is(err, store.ErrDiskFull):
+		// Not the server's fault nor the admin's request's: 507 with what
+		// to do, instead of an internal error.
+		a.log.Error("admin API request failed: disk full", "method", r.Method, "path", r.URL.Path, "err", err)
+		writeError(w, http.StatusInsufficientStorage, sentence(err, store.ErrDiskFull))
 	case errors.Is(err, store.ErrClosed):
 		writeError(w, http.StatusServiceUnavailable, "the server is shutting down")
 	default:

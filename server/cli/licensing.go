@@ -534,6 +534,9 @@ func (m *Main) maintenanceCommand() *cobra.Command {
 			for _, d := range r.Repaired {
 				fmt.Fprintf(w, "  repaired: %s\n", d)
 			}
+			for _, e := range r.Errors {
+				fmt.Fprintf(w, "  FAILED:   %s (the other steps ran)\n", e)
+			}
 			fmt.Fprintf(w, "  expired:  %d seats moved or freed\n  missing:  %d computers set Missing (%d seats freed)\n  purged:   %d\n",
 				len(r.Expired), len(r.Missing), len(r.Freed), r.Purged)
 			if len(r.Expiring) == 0 {

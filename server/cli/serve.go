@@ -25,7 +25,7 @@ func (m *Main) serveCommand() *cobra.Command {
 	var cfg daemon.Config
 	var logFormat, logLevel string
 	var stopTimeout time.Duration
-	var memLimit, expiryWarning string
+	var memLimit, expiryWarning, diskWarn string
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the server",
@@ -49,6 +49,12 @@ database closes.`,
 				return cliusage.Error(cmd, fmt.Errorf("--expiry-warning: %w", err))
 			}
 			cfg.ExpiryWarning, cfg.Getenv = w, m.Getenv
+			if cfg.DiskWarn, err = parseDiskWarn(diskWarn); err != nil {
+				return cliusage.Error(cmd, fmt.Errorf("--disk-warn: %w", err))
+			}
+			if cfg.MaxPackages < 1 {
+				return cliusage.Error(cmd, fmt.Errorf("--max-packages: %d is not a number of packages (at least 1)", cfg.MaxPackages))
+			}
 			if err := daemon.CheckAddresses(cfg); err != nil {
 				return cliusage.Error(cmd, err)
 			}
@@ -121,8 +127,27 @@ database closes.`,
 	f.DurationVar(&cfg.StaleAfter, "stale-after", 0, "stale-node policy: set computers not seen for this long to Missing at each maintenance run (e.g. 720h); 0 disables it")
 	f.DurationVar(&cfg.MaintenanceEvery, "maintenance-every", 24*time.Hour, "interval of the maintenance job; negative disables the periodic run")
 	f.StringVar(&cfg.TimeZone, "timezone", "", "IANA time zone dates are shown in and admins' dates are read in (2027-06-30 means the end of that day there), e.g. Europe/Paris (default: this host's zone; TZ honoured)")
+	f.IntVar(&cfg.MaxPackages, "max-packages", 65536, "packages one computer's stored software set may hold; a post whose software would pass it is not stored (the verdict says why, the audit log has it)")
+	f.StringVar(&diskWarn, "disk-warn", "1GiB", "warn in the log while the file system holding the data folder has less free than this: a size (1GiB) or a share of its size (5%); /metrics shows the free bytes")
+	f.BoolVar(&cfg.SkipQuickCheck, "skip-quick-check", false, "do not check the database's pages (PRAGMA quick_check) at start; see docs/PERFORMANCE.md for what it costs on a big database")
 	f.StringVar(&expiryWarning, "expiry-warning", "30d", "warn this long before a license, its upgrade protection or an Activation ID ends (days like 30d, or a duration like 720h)")
 	return cmd
+}
+
+// parseDiskWarn reads --disk-warn: a size (1GiB) or a percentage (5%).
+func parseDiskWarn(s string) (daemon.DiskThreshold, error) {
+	if p, ok := strings.CutSuffix(s, "%"); ok {
+		v, err := strconv.ParseFloat(p, 64)
+		if err != nil || v <= 0 || v >= 100 {
+			return daemon.DiskThreshold{}, fmt.Errorf("%q is not a share of the disk between 0%% and 100%%, like 5%%", s)
+		}
+		return daemon.DiskThreshold{Percent: v}, nil
+	}
+	n, err := parseSize(s)
+	if err != nil || n <= 0 {
+		return daemon.DiskThreshold{}, fmt.Errorf("%q is not a size like 1GiB or a share like 5%%", s)
+	}
+	return daemon.DiskThreshold{Bytes: uint64(n)}, nil
 }
 
 // daysText shows a window in days when it is whole days.

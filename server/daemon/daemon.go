@@ -80,6 +80,15 @@ type Config struct {
 	// ExpiryWarning is how long before an end date (license, upgrade
 	// protection, Activation ID) admins are warned (0: 30 days).
 	ExpiryWarning time.Duration
+	// MaxPackages caps a computer's stored software set (0: 65,536).
+	MaxPackages int
+	// DiskWarn is the free space of the data folder's file system under
+	// which the server warns in its log (zero: DefaultDiskWarn);
+	// DiskCheckEvery how often it looks (0: 1 minute).
+	DiskWarn       DiskThreshold
+	DiskCheckEvery time.Duration
+	// SkipQuickCheck skips PRAGMA quick_check of the database at start.
+	SkipQuickCheck bool
 	// Getenv reads the environment (TZ); nil is os.Getenv.
 	Getenv func(string) string
 }
@@ -102,6 +111,7 @@ type Daemon struct {
 	addrs    datadir.Addresses
 	dates    adminapi.Dates
 	unlock   func()
+	disk     *diskWatch
 	serveErr chan error
 }
 
@@ -149,15 +159,25 @@ func Start(cfg Config) (_ *Daemon, err error) {
 	}
 	d.metrics = metrics.New()
 	d.db, err = sqlite.Open(d.dir.File(datadir.DatabaseFile), sqlite.Options{Clock: cfg.Clock, Logger: cfg.Logger, Engine: engine.New(d.catalog).InZone(d.dates.Zone),
-		RecordKey: d.id.Key, CommitObserver: d.metrics.Commit, OnVerdicts: d.metrics.Verdicts})
+		RecordKey: d.id.Key, CommitObserver: d.metrics.Commit, OnVerdicts: d.metrics.Verdicts, VerifyLicense: d.verifySigned, SkipQuickCheck: cfg.SkipQuickCheck, MaxPackages: cfg.MaxPackages})
 	if err != nil {
 		return nil, err
 	}
+	d.warnLicenseProblems()
 	if err := d.ensureSecret(); err != nil {
 		return nil, err
 	}
 
 	d.metrics.Watch(d.db)
+	d.metrics.WatchDisk(func() (uint64, uint64, error) { return diskSpace(d.dir.Path) })
+	if d.cfg.DiskWarn == (DiskThreshold{}) {
+		d.cfg.DiskWarn.Bytes = DefaultDiskWarn
+	}
+	every := d.cfg.DiskCheckEvery
+	if every <= 0 {
+		every = time.Minute
+	}
+	d.disk = d.watchDisk(every)
 	handler := nodeapi.New(d.db, d.log, d.metrics.Request)
 	rk := quic.StatelessResetKey(d.id.ResetKey)
 	tk := quic.TokenGeneratorKey(d.id.TokenKey)
@@ -211,13 +231,13 @@ func Start(cfg Config) (_ *Daemon, err error) {
 		}
 	}
 
-	every := cfg.MaintenanceEvery
-	if every == 0 {
-		every = 24 * time.Hour
-	} else if every < 0 {
-		every = 0
+	maintEvery := cfg.MaintenanceEvery
+	if maintEvery == 0 {
+		maintEvery = 24 * time.Hour
+	} else if maintEvery < 0 {
+		maintEvery = 0
 	}
-	d.sched = scheduler.Start(scheduler.Config{Store: d.db, Maintenance: d.maintenance, Every: every, Poll: cfg.ExpiryPoll,
+	d.sched = scheduler.Start(scheduler.Config{Store: d.db, Maintenance: d.maintenance, Every: maintEvery, Poll: cfg.ExpiryPoll,
 		Clock: cfg.Clock, Logger: d.log})
 
 	go func() { d.serveErr <- d.quic.Serve() }()
@@ -451,6 +471,9 @@ func (d *Daemon) close0(ctx context.Context) error {
 	}
 	if d.sched != nil {
 		d.sched.Stop()
+	}
+	if d.disk != nil {
+		d.disk.close()
 	}
 	if d.admin != nil {
 		errs = append(errs, d.admin.Shutdown(ctx))

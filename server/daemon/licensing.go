@@ -127,12 +127,49 @@ func (d *Daemon) verifyLicense(data []byte) (store.LicenseImport, error) {
 	return VerifyLicenseFile(data, trusted, d.catalog, d.cfg.Clock.Now())
 }
 
+// verifySigned verifies a stored license file (the signature and the
+// trusted issuer, not expiry): the store takes each license's grant from
+// it, never from the database row's columns.
+func (d *Daemon) verifySigned(file []byte) (license.Payload, error) {
+	trusted, err := TrustedIssuers(d.dir)
+	if err != nil {
+		return license.Payload{}, err
+	}
+	f, err := license.Parse(file, trusted)
+	if err != nil {
+		return license.Payload{}, err
+	}
+	return f.Payload, nil
+}
+
+// warnLicenseProblems logs, at start, each license whose database row
+// disagrees with its signed file (the file counts until maintenance
+// repairs the row).
+func (d *Daemon) warnLicenseProblems() {
+	ls, err := d.db.Licenses(context.Background())
+	if err != nil {
+		d.log.Warn("could not check the licenses against their signed files", "err", err)
+		return
+	}
+	for _, l := range ls {
+		if l.Problem != "" {
+			d.log.Warn("license row disagrees with its signed file; run 'tally-server maintenance run' to repair it", "license", l.ID, "problem", l.Problem)
+		}
+	}
+}
+
 // maintenance runs the job and lists what ends soon, also in the log, so
 // the scheduled run warns as the on-demand one does.
 func (d *Daemon) maintenance(ctx context.Context) (store.MaintenanceReport, error) {
 	rep, err := d.db.RunMaintenance(ctx, store.MaintenanceOptions{StaleAfter: d.cfg.StaleAfter})
 	if err != nil {
 		return rep, err
+	}
+	for _, e := range rep.Errors {
+		d.log.Warn("maintenance step failed; the other steps ran", "error", e)
+	}
+	for _, r := range rep.Repaired {
+		d.log.Warn("maintenance repaired drift", "repaired", r)
 	}
 	if rep.Expiring, err = adminapi.ExpiringNow(ctx, d.db, d.dates); err != nil {
 		return rep, err

@@ -114,6 +114,34 @@ func (m *Metrics) Watch(src Source) {
 	})
 }
 
+// WatchDisk exposes the free and total bytes of the file system holding
+// the data folder, read at each scrape (nothing when f fails).
+func (m *Metrics) WatchDisk(f func() (free, total uint64, err error)) {
+	m.reg.MustRegister(&diskCollector{f: f,
+		free:  prometheus.NewDesc("tally_data_disk_free_bytes", "Bytes free on the file system holding the data folder (for the server's user): under about 40 MB the database can no longer write.", nil, nil),
+		total: prometheus.NewDesc("tally_data_disk_size_bytes", "Size of the file system holding the data folder.", nil, nil),
+	})
+}
+
+type diskCollector struct {
+	f           func() (free, total uint64, err error)
+	free, total *prometheus.Desc
+}
+
+func (c *diskCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- c.free
+	ch <- c.total
+}
+
+func (c *diskCollector) Collect(ch chan<- prometheus.Metric) {
+	free, total, err := c.f()
+	if err != nil {
+		return
+	}
+	ch <- prometheus.MustNewConstMetric(c.free, prometheus.GaugeValue, float64(free))
+	ch <- prometheus.MustNewConstMetric(c.total, prometheus.GaugeValue, float64(total))
+}
+
 // CountRefusedHandshakes exposes the listeners' count of connections
 // turned away because too many handshakes were in progress.
 func (m *Metrics) CountRefusedHandshakes(f func() int64) {

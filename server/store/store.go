@@ -28,6 +28,12 @@ var (
 	ErrConflict  = errors.New("conflict")
 	ErrInvalid   = errors.New("invalid")
 	ErrClosed    = errors.New("store closed")
+	// ErrDamaged: the database file is damaged (malformed pages); the
+	// server refuses to serve from it.
+	ErrDamaged = errors.New("database damaged")
+	// ErrDiskFull: the disk holding the database is full; nothing was
+	// written, and the same request succeeds once space is freed.
+	ErrDiskFull = errors.New("disk full")
 )
 
 // SeqWindow is how many of a node's most recent sequence numbers the store
@@ -201,19 +207,22 @@ const (
 	EventStatusAdded   = "status.added"
 	EventMaintenance   = "maintenance.run"
 	EventDriftRepaired = "maintenance.drift-repaired"
-	EventPurged        = "data.purged"
-	EventTaskQueued    = "task.queued"
-	EventActCreated    = "activation.created"
-	EventActivated     = "activation.activated"
-	EventActReturned   = "activation.returned"
-	EventActRevoked    = "activation.revoked"
-	EventActDeactivate = "activation.deactivated"
-	EventLeaseOut      = "lease.checkout"
-	EventLeaseIn       = "lease.checkin"
-	EventLeaseExpired  = "lease.expired"
-	EventLeaseDenied   = "lease.denied"
-	EventProductAdded  = "product.added"
-	EventProductRemove = "product.removed"
+	// EventSoftwareRefused: a computer's software inventory was not stored,
+	// its set would pass the server's cap (serve --max-packages).
+	EventSoftwareRefused = "software.refused"
+	EventPurged          = "data.purged"
+	EventTaskQueued      = "task.queued"
+	EventActCreated      = "activation.created"
+	EventActivated       = "activation.activated"
+	EventActReturned     = "activation.returned"
+	EventActRevoked      = "activation.revoked"
+	EventActDeactivate   = "activation.deactivated"
+	EventLeaseOut        = "lease.checkout"
+	EventLeaseIn         = "lease.checkin"
+	EventLeaseExpired    = "lease.expired"
+	EventLeaseDenied     = "lease.denied"
+	EventProductAdded    = "product.added"
+	EventProductRemove   = "product.removed"
 )
 
 // Actors that are not a node or a named admin.
@@ -448,6 +457,9 @@ type License struct {
 	Issuer       string     `json:"issuer"`
 	ImportedAt   time.Time  `json:"imported_at"`
 	Expired      bool       `json:"expired"`
+	// Problem says how the database row disagrees with the license's
+	// signed file, which counts; empty when they agree.
+	Problem string `json:"problem,omitempty"`
 	EndDates
 }
 
@@ -617,7 +629,9 @@ type MaintenanceReport struct {
 	Missing  []int64      `json:"missing"`  // computers set Missing by the stale-node policy
 	Freed    []SeatChange `json:"freed"`    // seats freed by setting Missing
 	Purged   int          `json:"purged"`   // computers whose freed product data was purged
-	Duration string       `json:"duration"`
+	// Errors names each step that failed and why; the other steps ran.
+	Errors   []string `json:"errors,omitempty"`
+	Duration string   `json:"duration"`
 	// Expiring lists the licenses, upgrade protections and Activation IDs
 	// that end within the warning window or have ended (filled by the
 	// admin API, in the server's time zone).

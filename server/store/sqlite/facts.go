@@ -72,7 +72,11 @@ func loadPool(tx *Tx, products []string) (engine.Pool, error) {
 	for i, p := range products {
 		args[i] = p
 	}
-	rows, err := tx.Query(`SELECT l.id, l.product, l.seats, l.held, l.expires_at, l.upgrade_until,
+	// Held is the number of seat rows, counted on the seats_license index
+	// in this transaction: the licenses.held counter is a copy that a
+	// damaged database may contradict, and a seat decided on it could be
+	// one above the grant.
+	rows, err := tx.Query(`SELECT l.id, l.product, l.seats, (SELECT COUNT(*) FROM seats s WHERE s.license_id = l.id), l.expires_at, l.upgrade_until,
 			(SELECT COUNT(*) FROM allocations a WHERE a.license_id = l.id),
 			(SELECT COUNT(*) FROM allocations a WHERE a.license_id = l.id
 				AND EXISTS (SELECT 1 FROM seats s WHERE s.computer_id = a.computer_id AND s.product = a.product AND s.license_id = a.license_id))
@@ -95,7 +99,18 @@ func loadPool(tx *Tx, products []string) (engine.Pool, error) {
 		}
 		pool[l.Product] = append(pool[l.Product], l)
 	}
-	return pool, rows.Err()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	rows.Close()
+	for _, ls := range pool {
+		for _, l := range ls {
+			if err := tx.lic.apply(tx, l); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return pool, nil
 }
 
 // productsOf lists the products a decision about c needs: those of its
@@ -188,11 +203,18 @@ func applyDecision(tx *Tx, d engine.Decision, actor, nodeID string) ([]store.Sea
 		}
 	}
 	for id := range touchedLicenses {
+		// The seat rows against the verified grant, not the counter
+		// against the row's seats column.
 		var seats, held, reserved int
-		if err := tx.QueryRow(`SELECT l.seats, l.held, (SELECT COUNT(*) FROM allocations a WHERE a.license_id = l.id
+		if err := tx.QueryRow(`SELECT l.seats, (SELECT COUNT(*) FROM seats s WHERE s.license_id = l.id), (SELECT COUNT(*) FROM allocations a WHERE a.license_id = l.id
 				AND NOT EXISTS (SELECT 1 FROM seats s WHERE s.computer_id = a.computer_id AND s.product = a.product AND s.license_id = a.license_id))
 			FROM licenses l WHERE l.id = ?`, id).Scan(&seats, &held, &reserved); err != nil {
 			return nil, fmt.Errorf("check license %s: %w", id, err)
+		}
+		if g, ok, err := tx.lic.grantOf(tx, id); err != nil {
+			return nil, err
+		} else if ok {
+			seats = g.seats
 		}
 		if held+reserved > seats {
 			return nil, fmt.Errorf("refusing to commit: license %s would hold %d seats and reserve %d of %d", id, held, reserved, seats)
@@ -205,7 +227,10 @@ func adjustHeld(tx *Tx, license string, delta int) error {
 	if license == "" {
 		return nil
 	}
-	if _, err := tx.Exec(`UPDATE licenses SET held = held + ? WHERE id = ?`, delta, license); err != nil {
+	// The counter is a report's copy of the seat rows, kept within its
+	// CHECK so that a damaged counter never fails the change that frees or
+	// takes a seat: decisions count the rows, and maintenance repairs it.
+	if _, err := tx.Exec(`UPDATE licenses SET held = MAX(0, MIN(seats, held + ?)) WHERE id = ?`, delta, license); err != nil {
 		return fmt.Errorf("count seats of license %s: %w", license, err)
 	}
 	return nil
@@ -263,7 +288,7 @@ func countRefusal(tx *Tx, pool string, computer int64, product string, v protoco
 // have expired by tx.Now. Posts call it for the products they touch, the
 // scheduler and maintenance for all.
 func (db *DB) sweepExpired(tx *Tx, products []string, actor string) ([]store.SeatChange, error) {
-	q := `SELECT id, product FROM licenses WHERE held > 0 AND expires_at IS NOT NULL AND expires_at <= ?`
+	q := `SELECT id, product FROM licenses l WHERE (held > 0 OR EXISTS (SELECT 1 FROM seats s WHERE s.license_id = l.id)) AND expires_at IS NOT NULL AND expires_at <= ?`
 	args := []any{ms(tx.Now)}
 	if products != nil {
 		if len(products) == 0 {

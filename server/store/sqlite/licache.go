@@ -3,65 +3,196 @@ package sqlite
 import (
 	"database/sql"
 	"fmt"
+	"sort"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/tallyhq/tally/server/engine"
+	"github.com/tallyhq/tally/server/license"
 )
 
 // licenseCache keeps the node licenses' identities and dates (not their
 // seat counts, which change with every consumption) so that a post that
-// takes no seat decides without reading them. It is filled by the writer
-// inside a transaction and emptied after any transaction that changes
-// licenses commits, or when a batch fails to commit.
+// takes no seat decides without reading them, and every license's grant as
+// its verified signed file says it. It is filled by the writer inside a
+// transaction and emptied after any transaction that changes licenses
+// commits, or when a batch fails to commit.
 type licenseCache struct {
+	verify func(file []byte) (license.Payload, error) // nil: trust the columns
+
 	mu        sync.Mutex
 	loaded    bool
 	byProduct map[string][]*engine.License
+	grants    map[string]grant
 	// swept holds expired licenses known to carry no seat: a license that
 	// no longer grants never gains one, so one sweep is enough.
 	swept map[string]bool
 }
 
+// grant is what a license grants, taken from its verified file: the row's
+// columns are a copy that a damaged or edited database may contradict.
+type grant struct {
+	product, kind    string
+	seats            int
+	expires, upgrade time.Time // zero: none
+	// problem says how the row disagrees with its file, or that the file
+	// does not verify (then the license grants no new seat).
+	problem  string
+	verified bool
+}
+
 func (c *licenseCache) reset() {
 	c.mu.Lock()
-	c.loaded, c.byProduct, c.swept = false, nil, nil
+	c.loaded, c.byProduct, c.grants, c.swept = false, nil, nil, nil
 	c.mu.Unlock()
 }
 
 // invalidate empties the cache once tx commits.
 func (c *licenseCache) invalidate(tx *Tx) { tx.OnCommit(c.reset) }
 
+// querier is a transaction or the read pool.
+type querier interface {
+	Query(query string, args ...any) (*sql.Rows, error)
+}
+
+// readGrants reads every license row and verifies its file: the grant of a
+// row whose columns disagree with its file is the file's, with a problem;
+// the grant of a row whose file does not verify is none.
+func readGrants(q querier, verify func([]byte) (license.Payload, error)) (map[string]grant, error) {
+	rows, err := q.Query(`SELECT id, product, kind, seats, expires_at, upgrade_until, file FROM licenses`)
+	if err != nil {
+		return nil, fmt.Errorf("read licenses: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]grant{}
+	for rows.Next() {
+		var id string
+		var g grant
+		var exp, up sql.NullInt64
+		var file []byte
+		if err := rows.Scan(&id, &g.product, &g.kind, &g.seats, &exp, &up, &file); err != nil {
+			return nil, fmt.Errorf("read licenses: %w", err)
+		}
+		if exp.Valid {
+			g.expires = fromMS(exp.Int64)
+		}
+		if up.Valid {
+			g.upgrade = fromMS(up.Int64)
+		}
+		if verify != nil {
+			g = checkGrant(id, g, file, verify)
+		}
+		out[id] = g
+	}
+	return out, rows.Err()
+}
+
+// checkGrant compares a row's columns (col) with its signed file.
+func checkGrant(id string, col grant, file []byte, verify func([]byte) (license.Payload, error)) grant {
+	p, err := verify(file)
+	if err != nil {
+		col.problem = fmt.Sprintf("license %s: its signed file does not verify (%v): it grants no new seat until it is imported again", id, err)
+		col.seats = 0
+		return col
+	}
+	if p.ID != id {
+		col.problem = fmt.Sprintf("license %s: its row holds the signed file of license %s: it grants no new seat until it is imported again", id, p.ID)
+		col.seats = 0
+		return col
+	}
+	g := grant{product: p.Product, kind: p.Kind, seats: int(p.Seats), expires: p.ExpiresAt(), upgrade: p.UpgradeUntilAt(), verified: true}
+	var diffs []string
+	if col.product != g.product {
+		diffs = append(diffs, fmt.Sprintf("product %q, the file %q", col.product, g.product))
+	}
+	if col.kind != g.kind {
+		diffs = append(diffs, fmt.Sprintf("kind %q, the file %q", col.kind, g.kind))
+	}
+	if col.seats != g.seats {
+		diffs = append(diffs, fmt.Sprintf("%d seats, the file %d", col.seats, g.seats))
+	}
+	if msOrZero(col.expires) != msOrZero(g.expires) || msOrZero(col.upgrade) != msOrZero(g.upgrade) {
+		diffs = append(diffs, "other end dates than the file")
+	}
+	if len(diffs) > 0 {
+		g.problem = fmt.Sprintf("license %s: the database row says %s: the signed file counts", id, joinSemi(diffs))
+	}
+	return g
+}
+
+func msOrZero(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return ms(t)
+}
+
+func joinSemi(s []string) string { return strings.Join(s, "; ") }
+
+// load fills the cache inside tx; the caller holds c.mu.
+func (c *licenseCache) load(tx *Tx) error {
+	if c.loaded {
+		return nil
+	}
+	grants, err := readGrants(tx, c.verify)
+	if err != nil {
+		return err
+	}
+	byProduct := map[string][]*engine.License{}
+	for id, g := range grants {
+		if g.kind != license.KindNode {
+			continue
+		}
+		l := &engine.License{ID: id, Product: g.product, Seats: g.seats, Expires: g.expires, UpgradeUntil: g.upgrade}
+		byProduct[l.Product] = append(byProduct[l.Product], l)
+	}
+	for _, ls := range byProduct {
+		sort.Slice(ls, func(i, j int) bool { return ls[i].ID < ls[j].ID })
+	}
+	c.byProduct, c.grants, c.swept, c.loaded = byProduct, grants, map[string]bool{}, true
+	return nil
+}
+
+// grantOf returns a license's verified grant, read inside tx.
+func (c *licenseCache) grantOf(tx *Tx, id string) (grant, bool, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err := c.load(tx); err != nil {
+		return grant{}, false, err
+	}
+	g, ok := c.grants[id]
+	return g, ok, nil
+}
+
+// seatsOf returns the seats a license grants by its verified file, or col
+// (its row's column) when it has no grant; the cache must be loaded
+// (grantOf, pool) earlier in the transaction, before rows are open.
+func (c *licenseCache) seatsOf(id string, col int) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if g, ok := c.grants[id]; ok && c.loaded {
+		return g.seats
+	}
+	return col
+}
+
+// apply sets a license read from its row to its verified grant.
+func (c *licenseCache) apply(tx *Tx, l *engine.License) error {
+	g, ok, err := c.grantOf(tx, l.ID)
+	if err != nil || !ok {
+		return err
+	}
+	l.Seats, l.Expires, l.UpgradeUntil = g.seats, g.expires, g.upgrade
+	return nil
+}
+
 // pool returns the cached licenses of products, without counts.
 func (c *licenseCache) pool(tx *Tx, products []string) (engine.Pool, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if !c.loaded {
-		rows, err := tx.Query(`SELECT id, product, seats, expires_at, upgrade_until FROM licenses WHERE kind = 'node'`)
-		if err != nil {
-			return nil, fmt.Errorf("read licenses: %w", err)
-		}
-		byProduct := map[string][]*engine.License{}
-		for rows.Next() {
-			l := &engine.License{}
-			var exp, up sql.NullInt64
-			if err := rows.Scan(&l.ID, &l.Product, &l.Seats, &exp, &up); err != nil {
-				rows.Close()
-				return nil, err
-			}
-			if exp.Valid {
-				l.Expires = fromMS(exp.Int64)
-			}
-			if up.Valid {
-				l.UpgradeUntil = fromMS(up.Int64)
-			}
-			byProduct[l.Product] = append(byProduct[l.Product], l)
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return nil, err
-		}
-		c.byProduct, c.swept, c.loaded = byProduct, map[string]bool{}, true
+	if err := c.load(tx); err != nil {
+		return nil, err
 	}
 	out := engine.Pool{}
 	for _, p := range products {

@@ -14,7 +14,12 @@ import (
 	"github.com/tallyhq/tally/server/store"
 )
 
-const licenseColumns = `l.id, l.product, l.kind, l.duration, l.seats, l.held,
+// licenseColumns reads a license with its seats held counted from the seat
+// rows (node) or the live bindings (node-locked), not from the counter.
+const licenseColumns = `l.id, l.product, l.kind, l.duration, l.seats,
+	CASE l.kind WHEN 'node' THEN (SELECT COUNT(*) FROM seats s WHERE s.license_id = l.id)
+		WHEN 'node-locked' THEN (SELECT COUNT(*) FROM activations b JOIN activation_ids i ON i.id = b.activation_id WHERE i.license_id = l.id AND b.ended_at IS NULL)
+		ELSE l.held END,
 	(SELECT COUNT(*) FROM allocations a WHERE a.license_id = l.id),
 	l.issued_at, l.expires_at, l.upgrade_until, l.customer, l.issuer, l.imported_at`
 
@@ -29,6 +34,21 @@ func scanLicense(sc interface{ Scan(...any) error }, now time.Time) (store.Licen
 	l.ExpiresAt, l.UpgradeUntil = fromNullMS(exp), fromNullMS(up)
 	l.Expired = l.ExpiresAt != nil && !now.Before(*l.ExpiresAt)
 	return l, nil
+}
+
+// applyGrant sets a license read from its row to its verified grant.
+func applyGrant(l *store.License, g grant, now time.Time) {
+	l.Product, l.Kind, l.Seats, l.Problem = g.product, g.kind, g.seats, g.problem
+	l.ExpiresAt, l.UpgradeUntil = nil, nil
+	if !g.expires.IsZero() {
+		e := g.expires
+		l.ExpiresAt = &e
+	}
+	if !g.upgrade.IsZero() {
+		u := g.upgrade
+		l.UpgradeUntil = &u
+	}
+	l.Expired = l.ExpiresAt != nil && !now.Before(*l.ExpiresAt)
 }
 
 // ImportLicenses implements store.Licensing: all the files or none. A file
@@ -105,6 +125,16 @@ func (db *DB) Licenses(ctx context.Context) ([]store.License, error) {
 		return nil, err
 	}
 	rows.Close()
+	// What a license grants is what its verified file says.
+	grants, err := readGrants(db.r, db.licenses.verify)
+	if err != nil {
+		return nil, err
+	}
+	for i := range out {
+		if g, ok := grants[out[i].ID]; ok {
+			applyGrant(&out[i], g, now)
+		}
+	}
 	// A concurrent license's seats are its live leases: counted, not kept.
 	for i := range out {
 		if out[i].Kind == "concurrent" {

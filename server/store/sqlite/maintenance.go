@@ -35,6 +35,11 @@ func snapshot(tx *Tx) (engine.Snapshot, error) {
 		s.Licenses = append(s.Licenses, l)
 	}
 	rows.Close()
+	for _, l := range s.Licenses {
+		if err := tx.lic.apply(tx, l); err != nil {
+			return s, err
+		}
+	}
 	rows, err = tx.Query(`SELECT computer_id, product, license_id FROM seats`)
 	if err != nil {
 		return s, err
@@ -97,76 +102,234 @@ func (db *DB) Check(ctx context.Context) ([]engine.Violation, error) {
 	return v, err
 }
 
-// RunMaintenance implements store.Maintenance: it does in one transaction
-// what the older product needed a nightly job and service restarts for,
-// except that no reclamation ever waits for it. It expires licenses,
-// applies the stale-node policy, reconciles seat counts with the seats
-// (reporting any drift it repairs; there should be none) and purges the
-// product data of freed computers after each product's retention.
+// RunMaintenance implements store.Maintenance: it does what the older
+// product needed a nightly job and service restarts for, except that no
+// reclamation ever waits for it. It expires licenses, applies the
+// stale-node policy, reconciles the licenses with their signed files and
+// the seat counters with the seats (reporting and repairing any drift: a
+// damaged or edited database) and purges the product data of freed
+// computers after each product's retention. Each step commits on its own:
+// one that fails is reported in the report's Errors and the others still
+// run.
 func (db *DB) RunMaintenance(ctx context.Context, o store.MaintenanceOptions) (store.MaintenanceReport, error) {
 	start := time.Now()
-	var r store.MaintenanceReport
 	actor := o.Actor
 	if actor == "" {
 		actor = store.ActorSystem
 	}
-	err := db.write(ctx, func(tx *Tx) error {
-		r = store.MaintenanceReport{At: tx.Now, Drift: []string{}, Repaired: []string{}, Expired: []store.SeatChange{}, Missing: []int64{}, Freed: []store.SeatChange{}}
-		var err error
-		if r.Expired, err = db.sweepExpired(tx, nil, actor); err != nil {
+	r := store.MaintenanceReport{At: db.clock.Now(), Drift: []string{}, Repaired: []string{}, Expired: []store.SeatChange{}, Missing: []int64{}, Freed: []store.SeatChange{}}
+	step := func(name string, fn func(tx *Tx) error) {
+		if err := db.write(ctx, fn); err != nil {
+			db.log.Error("maintenance step failed", "step", name, "err", err)
+			r.Errors = append(r.Errors, fmt.Sprintf("%s: %v", name, err))
+		}
+	}
+	step("expire licenses", func(tx *Tx) error {
+		expired, err := db.sweepExpired(tx, nil, actor)
+		if err != nil {
 			return err
 		}
 		acts, err := expireActivations(tx, actor)
 		if err != nil {
 			return err
 		}
-		r.Expired = append(r.Expired, acts...)
-		if r.Expired == nil {
-			r.Expired = []store.SeatChange{}
-		}
-		if o.StaleAfter > 0 {
-			if err := db.markStale(tx, o.StaleAfter, actor, &r); err != nil {
-				return err
-			}
-		}
-		if _, err := expireLeases(tx, actor); err != nil {
-			return err
-		}
-		s, err := snapshot(tx)
-		if err != nil {
-			return err
-		}
-		violations := db.engine.Check(s, tx.Now)
-		nl, err := checkNodeLocked(tx)
-		if err != nil {
-			return err
-		}
-		for _, v := range append(violations, nl...) {
-			r.Drift = append(r.Drift, v.String())
-			switch v.Kind {
-			case "counter":
-				if _, err := tx.Exec(`UPDATE licenses SET held = ? WHERE id = ?`, v.Held, v.License); err != nil {
-					return err
-				}
-				r.Repaired = append(r.Repaired, fmt.Sprintf("license %s: seat counter set to %d", v.License, v.Held))
-			}
-		}
-		if len(r.Repaired) > 0 {
-			if err := addEvent(tx, store.Event{Actor: actor, Kind: store.EventDriftRepaired, Reason: strings.Join(r.Repaired, "; ")}); err != nil {
-				return err
-			}
-		}
-		if r.Purged, err = db.purge(tx, actor); err != nil {
-			return err
-		}
-		hostnames(tx, r.Expired)
-		hostnames(tx, r.Freed)
-		summary := fmt.Sprintf("%d drift found, %d repaired, %d seats re-examined for expiry, %d computers set Missing, %d purged",
-			len(r.Drift), len(r.Repaired), len(r.Expired), len(r.Missing), r.Purged)
-		return addEvent(tx, store.Event{Actor: actor, Kind: store.EventMaintenance, Reason: summary})
+		expired = append(expired, acts...)
+		hostnames(tx, expired)
+		tx.OnCommit(func() { r.Expired = append(r.Expired, expired...) })
+		return nil
 	})
+	if o.StaleAfter > 0 {
+		step("stale-node policy", func(tx *Tx) error {
+			var part store.MaintenanceReport
+			if err := db.markStale(tx, o.StaleAfter, actor, &part); err != nil {
+				return err
+			}
+			hostnames(tx, part.Freed)
+			tx.OnCommit(func() {
+				r.Missing = append(r.Missing, part.Missing...)
+				r.Freed = append(r.Freed, part.Freed...)
+			})
+			return nil
+		})
+	}
+	step("expire leases", func(tx *Tx) error {
+		_, err := expireLeases(tx, actor)
+		return err
+	})
+	step("seat counts", func(tx *Tx) error {
+		drift, repaired, freed, err := db.repairDrift(tx, actor)
+		if err != nil {
+			return err
+		}
+		hostnames(tx, freed)
+		tx.OnCommit(func() {
+			r.Drift = append(r.Drift, drift...)
+			r.Repaired = append(r.Repaired, repaired...)
+			r.Freed = append(r.Freed, freed...)
+		})
+		return nil
+	})
+	step("purge", func(tx *Tx) error {
+		n, err := db.purge(tx, actor)
+		if err != nil {
+			return err
+		}
+		tx.OnCommit(func() { r.Purged = n })
+		return nil
+	})
+	summary := fmt.Sprintf("%d drift found, %d repaired, %d seats re-examined for expiry, %d computers set Missing, %d purged",
+		len(r.Drift), len(r.Repaired), len(r.Expired), len(r.Missing), r.Purged)
+	if len(r.Errors) > 0 {
+		summary += fmt.Sprintf("; %d steps failed: %s", len(r.Errors), strings.Join(r.Errors, "; "))
+	}
+	if err := db.write(ctx, func(tx *Tx) error {
+		return addEvent(tx, store.Event{Actor: actor, Kind: store.EventMaintenance, Reason: summary})
+	}); err != nil {
+		r.Errors = append(r.Errors, fmt.Sprintf("audit: %v", err))
+	}
 	r.Duration = time.Since(start).Round(time.Millisecond).String()
-	return r, err
+	return r, nil
+}
+
+// repairDrift reconciles every license with its verified signed file and
+// its seat counter with the seat rows. A license holding more seats than
+// its file grants gives up the newest ones (each freed seat audited); a
+// row whose columns disagree with its file takes the file's values; a
+// counter that disagrees with the rows is set to them. It returns what it
+// found (the invariants broken before the repair) and what it repaired.
+func (db *DB) repairDrift(tx *Tx, actor string) (drift, repaired []string, freed []store.SeatChange, err error) {
+	s, err := snapshot(tx)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	violations := db.engine.Check(s, tx.Now)
+	nl, err := checkNodeLocked(tx)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	for _, v := range append(violations, nl...) {
+		drift = append(drift, v.String())
+	}
+	grants, err := readGrants(tx, db.licenses.verify)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	type row struct {
+		id, kind    string
+		seats, held int
+		rows        int
+	}
+	rs, err := tx.Query(`SELECT l.id, l.kind, l.seats, l.held,
+			CASE l.kind WHEN 'node' THEN (SELECT COUNT(*) FROM seats s WHERE s.license_id = l.id)
+				WHEN 'node-locked' THEN (SELECT COUNT(*) FROM activations b JOIN activation_ids i ON i.id = b.activation_id WHERE i.license_id = l.id AND b.ended_at IS NULL)
+				ELSE l.held END
+		FROM licenses l ORDER BY l.id`)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	var ls []row
+	for rs.Next() {
+		var x row
+		if err := rs.Scan(&x.id, &x.kind, &x.seats, &x.held, &x.rows); err != nil {
+			rs.Close()
+			return nil, nil, nil, err
+		}
+		ls = append(ls, x)
+	}
+	rs.Close()
+	if err := rs.Err(); err != nil {
+		return nil, nil, nil, err
+	}
+	changed := false
+	for _, l := range ls {
+		g, ok := grants[l.id]
+		if !ok {
+			continue
+		}
+		if g.problem != "" {
+			drift = append(drift, g.problem)
+		}
+		if g.verified && l.kind == catalog.KindNode && l.rows > g.seats {
+			drift = append(drift, fmt.Sprintf("license %s holds %d seats; its signed file grants %d", l.id, l.rows, g.seats))
+			f, err := db.freeExcess(tx, l.id, l.rows-g.seats, g.seats, actor)
+			if err != nil {
+				return nil, nil, nil, err
+			}
+			freed = append(freed, f...)
+			l.rows -= len(f)
+			repaired = append(repaired, fmt.Sprintf("license %s: freed the %d newest seats above the %d its signed file grants", l.id, len(f), g.seats))
+		}
+		held := l.rows
+		if g.verified && g.problem != "" {
+			seats := g.seats
+			if held > seats {
+				held = seats // node-locked bindings above the grant: reported above, returned by the admin
+			}
+			var exp, up any
+			if !g.expires.IsZero() {
+				exp = ms(g.expires)
+			}
+			if !g.upgrade.IsZero() {
+				up = ms(g.upgrade)
+			}
+			if _, err := tx.Exec(`UPDATE licenses SET product = ?, kind = ?, seats = ?, expires_at = ?, upgrade_until = ?, held = ? WHERE id = ?`,
+				g.product, g.kind, seats, exp, up, held, l.id); err != nil {
+				return nil, nil, nil, fmt.Errorf("repair license %s: %w", l.id, err)
+			}
+			changed = true
+			repaired = append(repaired, fmt.Sprintf("license %s: the row now says what its signed file says (%d seats)", l.id, seats))
+			l.seats = seats
+		}
+		if held > l.seats {
+			held = l.seats
+		}
+		if held != l.held && l.kind != catalog.KindConcurrent {
+			if _, err := tx.Exec(`UPDATE licenses SET held = ? WHERE id = ?`, held, l.id); err != nil {
+				return nil, nil, nil, fmt.Errorf("repair the seat counter of license %s: %w", l.id, err)
+			}
+			changed = true
+			repaired = append(repaired, fmt.Sprintf("license %s: seat counter set to %d (was %d)", l.id, held, l.held))
+		}
+	}
+	if changed {
+		db.licenses.invalidate(tx)
+	}
+	if len(repaired) > 0 {
+		if err := addEvent(tx, store.Event{Actor: actor, Kind: store.EventDriftRepaired, Reason: strings.Join(repaired, "; ")}); err != nil {
+			return nil, nil, nil, err
+		}
+	}
+	if drift == nil {
+		drift = []string{}
+	}
+	if repaired == nil {
+		repaired = []string{}
+	}
+	return drift, repaired, freed, nil
+}
+
+// freeExcess frees the n newest seats of a license (a first come keeps its
+// seat), each audited.
+func (db *DB) freeExcess(tx *Tx, id string, n, granted int, actor string) ([]store.SeatChange, error) {
+	rows, err := tx.Query(`SELECT computer_id, product FROM seats WHERE license_id = ? ORDER BY since DESC, computer_id DESC LIMIT ?`, id, n)
+	if err != nil {
+		return nil, err
+	}
+	var d engine.Decision
+	for rows.Next() {
+		e := engine.Effect{Kind: engine.Free, From: id,
+			Reason: fmt.Sprintf("above the %d seats the signed file of license %s grants (the database said more): freed by maintenance", granted, id)}
+		if err := rows.Scan(&e.ComputerID, &e.Product); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		d.Effects = append(d.Effects, e)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return applyDecision(tx, d, actor, "")
 }
 
 func (db *DB) markStale(tx *Tx, after time.Duration, actor string, r *store.MaintenanceReport) error {

@@ -45,6 +45,9 @@ func (db *DB) CreateActivation(ctx context.Context, product string, quantity int
 		if expires != nil && !expires.After(tx.Now) {
 			return fmt.Errorf("%w: the expiry is in the past", store.ErrInvalid)
 		}
+		if _, _, err := tx.lic.grantOf(tx, ""); err != nil { // the grants, for seatsOf below
+			return err
+		}
 		rows, err := tx.Query(`SELECT l.id, l.seats, l.expires_at,
 				COALESCE((SELECT SUM(a.quantity) FROM activation_ids a WHERE a.license_id = l.id AND a.active = 1), 0)
 			FROM licenses l WHERE l.product = ? AND l.kind = ? AND (l.expires_at IS NULL OR l.expires_at > ?)
@@ -63,6 +66,7 @@ func (db *DB) CreateActivation(ctx context.Context, product string, quantity int
 				rows.Close()
 				return err
 			}
+			seats = tx.lic.seatsOf(lid, seats)
 			if lic == "" && seats-used >= quantity {
 				lic, licExp = lid, exp
 			}
@@ -188,10 +192,16 @@ func loadActivationID(tx *Tx, id string) (*engine.ActivationID, error) {
 	}
 	l := &engine.License{ID: lic}
 	var lexp sql.NullInt64
-	err = tx.QueryRow(`SELECT seats, held, expires_at FROM licenses WHERE id = ?`, lic).Scan(&l.Seats, &l.Held, &lexp)
+	// Held counts the live bindings, not the counter; seats are the
+	// verified grant (see loadPool).
+	err = tx.QueryRow(`SELECT seats, (SELECT COUNT(*) FROM activations b JOIN activation_ids i ON i.id = b.activation_id
+		WHERE i.license_id = l.id AND b.ended_at IS NULL), expires_at FROM licenses l WHERE id = ?`, lic).Scan(&l.Seats, &l.Held, &lexp)
 	if err == nil {
 		if lexp.Valid {
 			l.Expires = fromMS(lexp.Int64)
+		}
+		if err := tx.lic.apply(tx, l); err != nil {
+			return nil, err
 		}
 		a.License = l
 	} else if !errors.Is(err, sql.ErrNoRows) {
@@ -686,6 +696,11 @@ func leasePool(tx *Tx, product string) ([]*engine.License, []time.Time, error) {
 		out = append(out, l)
 	}
 	rows.Close()
+	for _, l := range out {
+		if err := tx.lic.apply(tx, l); err != nil {
+			return nil, nil, err
+		}
+	}
 	trows, err := tx.Query(`SELECT expires_at FROM leases WHERE product = ? AND expires_at > ?`, product, ms(tx.Now))
 	if err != nil {
 		return nil, nil, err
@@ -765,6 +780,9 @@ func expireLeases(tx *Tx, actor string) (int, error) {
 // leases than seats.
 func checkNodeLocked(tx *Tx) ([]engine.Violation, error) {
 	var out []engine.Violation
+	if _, _, err := tx.lic.grantOf(tx, ""); err != nil { // the grants, for seatsOf below
+		return nil, err
+	}
 	rows, err := tx.Query(`SELECT l.id, l.seats, l.held,
 			(SELECT COUNT(*) FROM activations b JOIN activation_ids a ON a.id = b.activation_id WHERE a.license_id = l.id AND b.ended_at IS NULL),
 			COALESCE((SELECT SUM(a.quantity) FROM activation_ids a WHERE a.license_id = l.id AND a.active = 1), 0)
@@ -779,6 +797,7 @@ func checkNodeLocked(tx *Tx) ([]engine.Violation, error) {
 			rows.Close()
 			return nil, err
 		}
+		seats = tx.lic.seatsOf(id, seats)
 		if held != live {
 			out = append(out, engine.Violation{Kind: "counter", License: id, Held: live, Detail: fmt.Sprintf("node-locked license %s counts %d seats, %d machines are bound", id, held, live)})
 		}
@@ -815,6 +834,7 @@ func checkNodeLocked(tx *Tx) ([]engine.Violation, error) {
 		if err := rows.Scan(&id, &seats, &live); err != nil {
 			return nil, err
 		}
+		seats = tx.lic.seatsOf(id, seats)
 		if live > seats {
 			out = append(out, engine.Violation{Kind: "oversubscribed", Detail: fmt.Sprintf("concurrent license %s grants %d seats; %d leases are live", id, seats, live)})
 		}

@@ -211,11 +211,24 @@ func (db *DB) PostInventory(ctx context.Context, r store.Request, body *protocol
 				}
 			}
 			if licensed {
-				ack, err := db.storeSoftware(tx, n, body.Software)
+				ack, refused, err := db.storeSoftware(tx, n, body.Software)
 				if err != nil {
 					return nil, err
 				}
 				resp.Software = ack
+				if refused != "" {
+					// The seat stands; the software part alone is refused,
+					// said in the software products' verdict reasons.
+					for i, v := range resp.Verdicts {
+						if p, ok := db.engine.Catalog().Product(v.Product); ok && p.Plugin == catalog.SoftwarePlugin && v.Verdict == protocol.VerdictLicensed {
+							resp.Verdicts[i].Reason = refused
+						}
+					}
+					if err := addEvent(tx, store.Event{Actor: store.NodeActor(n.id), Kind: store.EventSoftwareRefused, ComputerID: n.computerID, NodeID: n.id, Reason: refused}); err != nil {
+						return nil, err
+					}
+					db.log.Warn("software inventory refused: over the stored set's cap", "computer", n.computerID, "node", n.id, "reason", refused)
+				}
 			} else {
 				resp.Software = &protocol.SoftwareAck{}
 			}

@@ -3,6 +3,7 @@ package sqlite_test
 import (
 	"context"
 	"crypto/ed25519"
+	"database/sql"
 	"fmt"
 	"path/filepath"
 	"sort"
@@ -16,6 +17,7 @@ import (
 	"github.com/tallyhq/tally/common/identity"
 	"github.com/tallyhq/tally/protocol"
 	"github.com/tallyhq/tally/server/catalog"
+	"github.com/tallyhq/tally/server/license"
 	"github.com/tallyhq/tally/server/store"
 	"github.com/tallyhq/tally/server/store/sqlite"
 )
@@ -123,7 +125,11 @@ func checkLicenseInvariants(t *testing.T, dir string, runs *int, seen map[string
 		*runs++
 		run := *runs
 		clk := clock.NewManual(time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC))
-		db, err := sqlite.Open(filepath.Join(dir, fmt.Sprintf("p%d.db", run)), sqlite.Options{Clock: clk, NoSync: true})
+		// Licenses are signed and verified as the server does, so that
+		// the model can damage their rows and counters.
+		signed := newSigner(t)
+		file := filepath.Join(dir, fmt.Sprintf("p%d.db", run))
+		db, err := sqlite.Open(file, sqlite.Options{Clock: clk, NoSync: true, VerifyLicense: signed.verify})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -144,16 +150,86 @@ func checkLicenseInvariants(t *testing.T, dir string, runs *int, seen map[string
 			m.nodes = append(m.nodes, enroll(t, m))
 		}
 		allocated := map[string]map[int64]string{} // product → computer → license
+		grants := map[string]int{}                 // license → seats its signed file grants
+		damaged := false                           // a row edited since the last maintenance
+		// heldWithinGrants is the invariant a damaged counter or grant
+		// column must not break: seat rows never exceed the signed grant.
+		// One connection of the model's own reads the seat rows and
+		// damages rows, behind the store's back.
+		raw, err := sql.Open("sqlite3", "file:"+file+"?_busy_timeout=10000")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer raw.Close()
+		raw.SetMaxOpenConns(1)
+		if _, err := raw.Exec(`PRAGMA ignore_check_constraints = ON`); err != nil {
+			t.Fatal(err)
+		}
+		damage := func(t *rapid.T, query string, args ...any) {
+			if _, err := raw.Exec(query, args...); err != nil {
+				t.Fatalf("damage the database: %v", err)
+			}
+			damaged = true
+		}
+		heldWithinGrants := func(t *rapid.T) {
+			rows, err := raw.Query(`SELECT license_id, COUNT(*) FROM seats GROUP BY license_id`)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer rows.Close()
+			for rows.Next() {
+				var id string
+				var n int
+				if err := rows.Scan(&id, &n); err != nil {
+					t.Fatal(err)
+				}
+				if g, ok := grants[id]; ok && n > g {
+					t.Fatalf("license %s: %d seats held, its signed file grants %d", id, n, g)
+				}
+			}
+		}
 
 		actions := map[string]func(*rapid.T){
 			"": func(t *rapid.T) {
+				heldWithinGrants(t)
 				v, err := db.Check(m.ctx)
 				if err != nil {
 					t.Fatal(err)
 				}
-				if len(v) > 0 {
-					t.Fatalf("invariants broken: %v", v)
+				for _, x := range v {
+					if x.Kind != "counter" || !damaged { // a damaged counter, until maintenance
+						t.Fatalf("invariants broken: %v", v)
+					}
 				}
+			},
+			"corrupt counter": func(t *rapid.T) {
+				if len(m.licenses) == 0 {
+					t.Skip("no license")
+				}
+				id := rapid.SampledFrom(m.licenses).Draw(t, "license")
+				damage(t, `UPDATE licenses SET held = ? WHERE id = ?`, rapid.IntRange(0, 9).Draw(t, "held"), id)
+			},
+			"corrupt grant": func(t *rapid.T) {
+				if len(m.licenses) == 0 {
+					t.Skip("no license")
+				}
+				id := rapid.SampledFrom(m.licenses).Draw(t, "license")
+				damage(t, `UPDATE licenses SET seats = ? WHERE id = ?`, rapid.IntRange(1, 9).Draw(t, "seats"), id)
+			},
+			"maintenance": func(t *rapid.T) {
+				rep, err := db.RunMaintenance(m.ctx, store.MaintenanceOptions{})
+				if err != nil || len(rep.Errors) > 0 {
+					t.Fatalf("maintenance: %v %v", err, rep.Errors)
+				}
+				if !damaged && len(rep.Drift) > 0 {
+					t.Fatalf("maintenance found drift in an undamaged database: %v", rep.Drift)
+				}
+				damaged = false
+				v, err := db.Check(m.ctx)
+				if err != nil || len(v) > 0 {
+					t.Fatalf("after maintenance: %v %v", v, err)
+				}
+				heldWithinGrants(t)
 			},
 			"enroll": func(t *rapid.T) {
 				if len(m.nodes) < 8 {
@@ -242,20 +318,18 @@ func checkLicenseInvariants(t *testing.T, dir string, runs *int, seen map[string
 				product := rapid.SampledFrom(modelProducts).Draw(t, "product")
 				m.minted++
 				id := fmt.Sprintf("L%d", m.minted)
-				l := store.License{ID: id, Product: product, Kind: "node", Duration: "perpetual", Seats: rapid.IntRange(1, 3).Draw(t, "seats"),
-					IssuedAt: clk.Now(), Issuer: "test"}
+				p := license.Payload{ID: id, Product: product, Seats: uint32(rapid.IntRange(1, 3).Draw(t, "seats")), IssuedAt: clk.Now().Unix()}
 				if rapid.Bool().Draw(t, "expires") {
-					e := clk.Now().Add(time.Duration(rapid.IntRange(1, 72).Draw(t, "hours")) * time.Hour)
-					l.ExpiresAt, l.Duration = &e, "subscription"
+					p.Expires = clk.Now().Add(time.Duration(rapid.IntRange(1, 72).Draw(t, "hours")) * time.Hour).Unix()
 				}
 				if rapid.Bool().Draw(t, "aup") {
-					u := time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)
-					l.UpgradeUntil = &u
+					p.UpgradeUntil = time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC).Unix()
 				}
-				if _, err := db.ImportLicenses(m.ctx, []store.LicenseImport{{License: l, File: []byte(id)}}, "test"); err != nil {
+				if _, err := db.ImportLicenses(m.ctx, []store.LicenseImport{signed.issue(t, p)}, "test"); err != nil {
 					t.Fatalf("import: %v", err)
 				}
 				m.licenses = append(m.licenses, id)
+				grants[id] = int(p.Seats)
 			},
 			"remove license": func(t *rapid.T) {
 				if len(m.licenses) == 0 {
@@ -267,6 +341,7 @@ func checkLicenseInvariants(t *testing.T, dir string, runs *int, seen map[string
 					t.Fatalf("remove: %v", err)
 				}
 				m.licenses = append(m.licenses[:i], m.licenses[i+1:]...)
+				delete(grants, id)
 				for _, byC := range allocated {
 					for c, l := range byC {
 						if l == id {
@@ -309,15 +384,6 @@ func checkLicenseInvariants(t *testing.T, dir string, runs *int, seen map[string
 						delete(allocated[product], c)
 						return
 					}
-				}
-			},
-			"maintenance": func(t *rapid.T) {
-				r, err := db.RunMaintenance(m.ctx, store.MaintenanceOptions{})
-				if err != nil {
-					t.Fatal(err)
-				}
-				if len(r.Drift) > 0 {
-					t.Fatalf("maintenance found drift: %v", r.Drift)
 				}
 			},
 		}

@@ -99,49 +99,74 @@ type swScratch struct {
 	idBlob, dateBlob             []byte
 }
 
-// storeSoftware applies a full or delta software inventory.
-func (db *DB) storeSoftware(tx *Tx, n nodeState, sw *protocol.SoftwareInventory) (*protocol.SoftwareAck, error) {
+// storeSoftware applies a full or delta software inventory. A set that
+// would pass the cap (Options.MaxPackages) is not stored: refused says why,
+// and the ack says nothing was stored, so the agent keeps its state.
+func (db *DB) storeSoftware(tx *Tx, n nodeState, sw *protocol.SoftwareInventory) (ack *protocol.SoftwareAck, refused string, err error) {
+	ack, size, err := db.storeSoftwareUpTo(tx, n, sw)
+	if err != nil || size == 0 {
+		return ack, "", err
+	}
+	return &protocol.SoftwareAck{Generation: uint64(n.swGen)}, fmt.Sprintf("software inventory not stored: %d packages pass this server's limit of %d per computer (tally-server serve --max-packages)",
+		size, db.opts.MaxPackages), nil
+}
+
+// storeSoftwareUpTo is storeSoftware; over the cap it writes nothing and
+// returns the size the set would have had.
+func (db *DB) storeSoftwareUpTo(tx *Tx, n nodeState, sw *protocol.SoftwareInventory) (*protocol.SoftwareAck, int, error) {
 	computer, gen, hashText, count := n.computerID, n.swGen, n.swHash, n.swCount
 	ws := &db.ws
 	if sw.Full {
+		if len(sw.Packages) > db.opts.MaxPackages {
+			// Over the cap unless listed twice: count before interning
+			// anything, so that a refused post writes nothing.
+			distinct := make(map[string]struct{}, len(sw.Packages))
+			for i := range sw.Packages {
+				distinct[packageKey(&sw.Packages[i])] = struct{}{}
+			}
+			if len(distinct) > db.opts.MaxPackages {
+				return nil, len(distinct), nil
+			}
+		}
 		set := slices.Grow(ws.set[:0], len(sw.Packages))[:len(sw.Packages)]
 		ws.set = set
 		for i := range sw.Packages {
 			id, err := db.packageID(tx, &sw.Packages[i])
 			if err != nil {
-				return nil, err
+				return nil, 0, err
 			}
 			set[i] = swEntry{id: id, date: sw.Packages[i].InstallDate, at: i}
 		}
 		// A package listed twice counts once, with its first install date.
 		slices.SortStableFunc(set, compareSWEntries)
 		set = slices.CompactFunc(set, func(a, b swEntry) bool { return a.id == b.id })
+
 		var h protocol.SetHash
 		for _, e := range set {
 			h.Add(protocol.ItemHash(&sw.Packages[e.at]))
 		}
 		if err := ws.write(tx, computer, set); err != nil {
-			return nil, err
+			return nil, 0, err
 		}
 		gen++
 		if _, err := tx.Exec(`UPDATE computers SET sw_generation = ?, sw_hash = ?, sw_count = ? WHERE id = ?`, gen, h.String(), len(set), computer); err != nil {
-			return nil, fmt.Errorf("store software: %w", err)
+			return nil, 0, fmt.Errorf("store software: %w", err)
 		}
-		return &protocol.SoftwareAck{Generation: uint64(gen), Stored: true}, nil
+		return &protocol.SoftwareAck{Generation: uint64(gen), Stored: true}, 0, nil
 	}
 	// A delta applies only to the generation it was computed against.
 	if gen == 0 || uint64(gen) != sw.Base {
-		return &protocol.SoftwareAck{Generation: uint64(gen), SendFull: true}, nil
+		return &protocol.SoftwareAck{Generation: uint64(gen), SendFull: true}, 0, nil
 	}
 	h, err := protocol.ParseSetHash(hashText)
 	if err != nil {
-		return &protocol.SoftwareAck{Generation: uint64(gen), SendFull: true}, nil
+		return &protocol.SoftwareAck{Generation: uint64(gen), SendFull: true}, 0, nil
 	}
 	if len(sw.Added) == 0 && len(sw.Removed) == 0 {
 		if h.String() != sw.Hash || count != int(sw.Count) {
-			return &protocol.SoftwareAck{Generation: uint64(gen), SendFull: true}, nil
+			return &protocol.SoftwareAck{Generation: uint64(gen), SendFull: true}, 0, nil
 		}
-		return &protocol.SoftwareAck{Generation: uint64(gen), Stored: true}, nil
+		return &protocol.SoftwareAck{Generation: uint64(gen), Stored: true}, 0, nil
 	}
 	// Check the result before writing anything: a hash mismatch means the
 	// two copies drifted, and the answer is "send full", with nothing stored.
@@ -154,7 +179,12 @@ func (db *DB) storeSoftware(tx *Tx, n nodeState, sw *protocol.SoftwareInventory)
 	}
 	newCount := count - len(sw.Removed) + len(sw.Added)
 	if want.String() != sw.Hash || newCount != int(sw.Count) {
-		return &protocol.SoftwareAck{Generation: uint64(gen), SendFull: true}, nil
+		return &protocol.SoftwareAck{Generation: uint64(gen), SendFull: true}, 0, nil
+	}
+	// Deltas add up: each post is bounded, the set they grow is bounded
+	// here, before anything is read or written.
+	if newCount > db.opts.MaxPackages {
+		return nil, newCount, nil
 	}
 	// The hashes agree; should the packages not (a hash collision, or a
 	// set edited behind the store's back), nothing of the delta is written
@@ -166,24 +196,24 @@ func (db *DB) storeSoftware(tx *Tx, n nodeState, sw *protocol.SoftwareInventory)
 	if mismatch {
 		db.log.Warn("stored software set unreadable: asking for a full inventory", "computer", computer, "err", err)
 	} else if err != nil {
-		return nil, err
+		return nil, 0, err
 	} else if next, mismatch, err = db.applyDelta(tx, ids, dates, sw); err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	if mismatch {
 		if _, err := tx.Exec(`UPDATE computers SET sw_hash = '' WHERE id = ?`, computer); err != nil {
-			return nil, fmt.Errorf("store software: %w", err)
+			return nil, 0, fmt.Errorf("store software: %w", err)
 		}
-		return &protocol.SoftwareAck{Generation: uint64(gen), SendFull: true}, nil
+		return &protocol.SoftwareAck{Generation: uint64(gen), SendFull: true}, 0, nil
 	}
 	if err := ws.write(tx, computer, next); err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	gen++
 	if _, err := tx.Exec(`UPDATE computers SET sw_generation = ?, sw_hash = ?, sw_count = ? WHERE id = ?`, gen, want.String(), newCount, computer); err != nil {
-		return nil, fmt.Errorf("store software: %w", err)
+		return nil, 0, fmt.Errorf("store software: %w", err)
 	}
-	return &protocol.SoftwareAck{Generation: uint64(gen), Stored: true}, nil
+	return &protocol.SoftwareAck{Generation: uint64(gen), Stored: true}, 0, nil
 }
 
 // applyDelta returns the set (ids, dates) with the delta's removals, then

@@ -22,6 +22,7 @@ import (
 	"net/url"
 	"os"
 	"path"
+	"path/filepath"
 	"runtime"
 	"sort"
 	"strconv"
@@ -36,6 +37,7 @@ import (
 	"github.com/tallyhq/tally/protocol"
 	"github.com/tallyhq/tally/server/catalog"
 	"github.com/tallyhq/tally/server/engine"
+	"github.com/tallyhq/tally/server/license"
 	"github.com/tallyhq/tally/server/store"
 )
 
@@ -63,13 +65,30 @@ type Options struct {
 	// NoPostCache turns the writer's post cache off (hot.go): every post
 	// reads its node and computer. For tests that compare the two.
 	NoPostCache bool
+	// VerifyLicense verifies a license row's signed file and returns what
+	// it grants: seat decisions, usage and maintenance take the grant from
+	// it, never from the row's columns. Nil trusts the columns (tests of
+	// logic that import unsigned licenses).
+	VerifyLicense func(file []byte) (license.Payload, error)
+	// MaxPackages caps a computer's stored software set (default
+	// DefaultMaxPackages): a full inventory or a delta that would pass it
+	// is not stored, and the post says why.
+	MaxPackages int
+	// SkipQuickCheck skips PRAGMA quick_check at open, which reads every
+	// page of the file (see docs/PERFORMANCE.md for its cost).
+	SkipQuickCheck bool
 	// NoSync turns off fsync (synchronous=OFF). Only for tests of logic,
 	// never of durability: the server always runs with synchronous=FULL.
 	NoSync bool
 }
 
+// DefaultMaxPackages is the default cap of a computer's stored software
+// set: as many packages as one full inventory may carry.
+const DefaultMaxPackages = 65_536
+
 // DB is the SQLite store.
 type DB struct {
+	file   string
 	engine *engine.Engine
 	w      *sql.DB
 	r      *sql.DB
@@ -119,6 +138,8 @@ type Tx struct {
 	cache *hotCache
 	hot   *hotScope
 	wrote bool
+
+	lic *licenseCache
 }
 
 // noteWrite tells the post cache about a statement that may write.
@@ -185,6 +206,9 @@ func Open(file string, opts Options) (*DB, error) {
 	if opts.Readers <= 0 {
 		opts.Readers = 4
 	}
+	if opts.MaxPackages <= 0 {
+		opts.MaxPackages = DefaultMaxPackages
+	}
 	if opts.Engine == nil {
 		cat, err := catalog.Builtin()
 		if err != nil {
@@ -227,11 +251,29 @@ func Open(file string, opts Options) (*DB, error) {
 	w.SetConnMaxLifetime(0)
 	if err := w.Ping(); err != nil {
 		w.Close()
+		if damaged(err) {
+			return nil, DamagedError(file, []string{err.Error()})
+		}
 		return nil, fmt.Errorf("open database %s: %w", file, err)
 	}
-	db := &DB{engine: opts.Engine, pkgCache: map[string]int64{}, pluginSets: map[string]pluginSet{}, w: w, clock: opts.Clock, log: opts.Logger, opts: opts,
-		hot:  newHotCache(opts.NoPostCache),
-		jobs: make(chan *job, opts.MaxBatch*4), quit: make(chan struct{}), done: make(chan struct{})}
+	// A damaged file is refused before anything is served from it (or
+	// written to it): errors would otherwise appear only on the damaged
+	// path, as internal errors, long after.
+	if !opts.SkipQuickCheck {
+		findings, err := pageCheck(context.Background(), w, "quick_check")
+		if err != nil {
+			w.Close()
+			return nil, fmt.Errorf("check database %s: %w", file, err)
+		}
+		if len(findings) > 0 {
+			w.Close()
+			return nil, DamagedError(file, findings)
+		}
+	}
+	db := &DB{file: file, engine: opts.Engine, pkgCache: map[string]int64{}, pluginSets: map[string]pluginSet{}, w: w, clock: opts.Clock, log: opts.Logger, opts: opts,
+		hot:      newHotCache(opts.NoPostCache),
+		licenses: licenseCache{verify: opts.VerifyLicense},
+		jobs:     make(chan *job, opts.MaxBatch*4), quit: make(chan struct{}), done: make(chan struct{})}
 	// The writer checkpoints the WAL into the database file when the WAL
 	// passes this many pages, inside the commit that passes it. At the
 	// default (1,000), a busy server checkpointed every few batches,
@@ -246,6 +288,9 @@ func Open(file string, opts Options) (*DB, error) {
 	}
 	if err := db.migrate(math.MaxInt); err != nil {
 		w.Close()
+		if damaged(err) {
+			return nil, DamagedError(file, []string{err.Error()})
+		}
 		return nil, err
 	}
 	if err := db.loadApplications(); err != nil {
@@ -304,7 +349,12 @@ func (db *DB) write(ctx context.Context, fn func(*Tx) error) error {
 	}
 	// Once queued, the job will run: wait for its outcome even if ctx ends,
 	// so the caller never mistakes a committed change for a failed one.
-	return <-j.done
+	err := <-j.done
+	if diskFull(err) {
+		return fmt.Errorf("%w: the disk holding %s is full: nothing was changed; free space on it and try again (agents' posts wait in their spools and are sent again): %w",
+			store.ErrDiskFull, filepath.Dir(db.file), err)
+	}
+	return err
 }
 
 func (db *DB) writer() {
@@ -442,7 +492,7 @@ func (db *DB) runTogether(batch []*job, start time.Time) bool {
 }
 
 func (db *DB) runJob(j *job) (err error) {
-	t := &Tx{conn: db.wc, Now: db.clock.Now(), cache: db.hot, zone: db.engine.Zone()}
+	t := &Tx{conn: db.wc, Now: db.clock.Now(), cache: db.hot, zone: db.engine.Zone(), lic: &db.licenses}
 	j.hook = nil
 	defer func() {
 		if p := recover(); p != nil {
