@@ -310,8 +310,10 @@ func (e *chaosEnv) diskFullSpoolRounds(t *testing.T) {
 	}
 }
 
-// refusedRequests sums the server's answers to agents that were not "ok".
-func refusedRequests(t *testing.T, s *chaosServer) float64 {
+// requests sums the server's answers to agents whose kind and status
+// labels contain kind and status (empty: any); with refused, those whose
+// status is not "ok".
+func (s *chaosServer) requests(t *testing.T, kind string, refused bool) float64 {
 	t.Helper()
 	tok, err := (datadir.Dir{Path: s.data}).ReadToken()
 	if err != nil {
@@ -319,7 +321,7 @@ func refusedRequests(t *testing.T, s *chaosServer) float64 {
 	}
 	var n float64
 	for k, v := range scrapeMetricsAt(t, "http://"+s.admin, tok) {
-		if strings.HasPrefix(k, "tally_requests_total{") && !strings.Contains(k, `status="ok"`) {
+		if strings.HasPrefix(k, "tally_requests_total{") && strings.Contains(k, `kind="`+kind) && strings.Contains(k, `status="ok"`) != refused {
 			n += v
 		}
 	}
@@ -331,17 +333,18 @@ func refusedRequests(t *testing.T, s *chaosServer) float64 {
 // stays up, and every post it acknowledged is stored.
 func (e *chaosEnv) diskFullServerRound(t *testing.T) {
 	l := e.startLoad(t)
-	l.after(e.randomMoment())
-	before := refusedRequests(t, e.srv)
+	e.loadUnderway(t, l, "inventory")
+	l.after(e.randomMoment() / 2) // in the first half: the load still runs when the disk fills
+	before := e.srv.requests(t, "", true)
 	free := fillDisk(t, e.srv.data)
 	e.fig.add(func(f *chaosFigures) { f.diskFull++ })
 	deadline := time.Now().Add(10 * time.Second)
-	for refusedRequests(t, e.srv) == before && time.Now().Before(deadline) {
+	for e.srv.requests(t, "", true) == before && time.Now().Before(deadline) {
 		if !l.after(20 * time.Millisecond) {
 			break
 		}
 	}
-	refused := refusedRequests(t, e.srv) - before
+	refused := e.srv.requests(t, "", true) - before
 	running, healthy := e.srv.running(), e.srv.healthy()
 	free()
 	if !running || !healthy {

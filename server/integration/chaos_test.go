@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sync"
 	"syscall"
 	"testing"
@@ -292,7 +293,7 @@ func (s *chaosServer) healthy() bool {
 
 // loadRun is one tally-load steady run in its own process.
 type loadRun struct {
-	name             string
+	name, scenario   string
 	cmd              *exec.Cmd
 	out              *lockedBuffer
 	done             chan error
@@ -302,24 +303,34 @@ type loadRun struct {
 // startLoad starts tally-load against the server: agents enroll, post their
 // full software set, then a delta every 100 ms for the plan's duration;
 // every attempt a fault breaks is retried with the same sequence number.
-func (e *chaosEnv) startLoad(t *testing.T) *loadRun {
+func (e *chaosEnv) startLoad(t *testing.T) *loadRun { return e.startScenario(t, "steady") }
+
+// startScenario starts tally-load's scenario: steady (see startLoad) or
+// race, where every agent makes its first post of the monitor product at
+// once for a quarter as many fresh seats.
+func (e *chaosEnv) startScenario(t *testing.T, scenario string) *loadRun {
 	t.Helper()
 	e.round++
 	dir := t.TempDir()
-	l := &loadRun{name: fmt.Sprintf("chaos%d", e.round), out: new(lockedBuffer), done: make(chan error, 1),
+	l := &loadRun{name: fmt.Sprintf("chaos%d", e.round), scenario: scenario, out: new(lockedBuffer), done: make(chan error, 1),
 		report: filepath.Join(dir, "report.json"), ackedOut: filepath.Join(dir, "acked.json")}
-	l.cmd = exec.Command(e.loadBin, "steady", "--data", e.srv.data, "--agents", fmt.Sprint(e.plan.loadAgents),
-		"--duration", e.plan.loadFor.String(), "--interval", "100ms", "--packages-min", "10", "--packages-max", "40", "--pool", "300",
-		"--churn", "0.5", "--run", l.name, "--seed", fmt.Sprint(e.round), "--quiet", "--admin-probe", "-1s", "--check-sample", "0",
-		"--concurrency", "32", "--request-timeout", "3s", "--drain-timeout", "60s", "--prime-timeout", "90s",
-		"--json", l.report, "--acked", l.ackedOut)
+	args := []string{scenario, "--data", e.srv.data, "--agents", fmt.Sprint(e.plan.loadAgents),
+		"--packages-min", "10", "--packages-max", "40", "--pool", "300",
+		"--run", l.name, "--seed", fmt.Sprint(e.round), "--quiet", "--admin-probe", "-1s", "--check-sample", "0",
+		"--request-timeout", "3s", "--drain-timeout", "60s", "--json", l.report, "--acked", l.ackedOut}
+	if scenario == "race" {
+		args = append(args, "--product", "monitor", "--seats", fmt.Sprint(e.plan.loadAgents/4), "--duration", "60s")
+	} else {
+		args = append(args, "--duration", e.plan.loadFor.String(), "--interval", "100ms", "--churn", "0.5", "--concurrency", "32", "--prime-timeout", "90s")
+	}
+	l.cmd = exec.Command(e.loadBin, args...)
 	l.cmd.Stdout, l.cmd.Stderr = l.out, l.out
 	if err := l.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	go func() { l.done <- l.cmd.Wait() }()
 	t.Cleanup(func() {
-		if l.cmd.ProcessState == nil {
+		if l.after(0) {
 			l.cmd.Process.Kill()
 			<-l.done
 		}
@@ -355,11 +366,15 @@ func (e *chaosEnv) finish(t *testing.T, l *loadRun) {
 	}
 	var acked map[string][]uint64
 	readJSON(t, l.ackedOut, &acked)
-	stored := checkAckedStored(t, e.srv.dbPath(), acked)
-	if stored != rep.PostsAcked {
-		t.Errorf("tally-load %s: %d posts acknowledged, %d sequence numbers recorded", l.name, rep.PostsAcked, stored)
+	recorded := 0
+	for _, seqs := range acked {
+		recorded += len(seqs)
 	}
-	e.fig.add(func(f *chaosFigures) { f.rounds++; f.postsAcked += rep.PostsAcked; f.postsStored += stored })
+	if l.scenario == "steady" && recorded != rep.PostsAcked {
+		t.Errorf("tally-load %s: %d posts acknowledged, %d sequence numbers recorded", l.name, rep.PostsAcked, recorded)
+	}
+	stored := checkAckedStored(t, e.srv.dbPath(), acked)
+	e.fig.add(func(f *chaosFigures) { f.rounds++; f.postsAcked += recorded; f.postsStored += stored })
 }
 
 func readJSON(t *testing.T, path string, v any) {
@@ -409,6 +424,18 @@ func (l *loadRun) after(d time.Duration) bool {
 	}
 }
 
+// loadUnderway waits until the server has answered a request of kind
+// ("enroll", "inventory") of l: tally-load reads the admin API before
+// its first request and gives up if it cannot, which is no fault of the
+// server's.
+func (e *chaosEnv) loadUnderway(t *testing.T, l *loadRun, kind string) {
+	t.Helper()
+	before := e.srv.requests(t, kind, false)
+	waitFor(t, 30*time.Second, "tally-load's first "+kind+" request", func() bool {
+		return e.srv.requests(t, kind, false) > before || !l.after(0)
+	})
+}
+
 // randomMoment is a moment within the round's load: from its start (agents
 // enrolling) to its last posts.
 func (e *chaosEnv) randomMoment() time.Duration {
@@ -418,14 +445,29 @@ func (e *chaosEnv) randomMoment() time.Duration {
 // serverKillRound kills the server up to n times at random moments of one
 // load run, each time checking the stopped server's database (seats and
 // audit) and starting it again on the same data folder and ports. It
-// returns the kills: none after the load has ended.
+// returns the kills. Kills fall while the agents post: tally-load reads
+// the admin API for its checks once they are done, and gives up if it
+// cannot.
 func (e *chaosEnv) serverKillRound(t *testing.T, n int) (kills int) {
-	l := e.startLoad(t)
-	for ; kills < n; kills++ {
-		if !l.after(e.randomMoment()) {
+	scenario, window := "steady", e.plan.loadFor
+	if e.round%2 == 1 {
+		// The race's posts all leave within milliseconds of the first.
+		scenario, window, n = "race", 30*time.Millisecond, 1
+	}
+	l := e.startScenario(t, scenario)
+	e.loadUnderway(t, l, "inventory")
+	underway := time.Now()
+	moments := make([]time.Duration, n)
+	for i := range moments {
+		moments[i] = time.Duration(e.rng.Int64N(int64(window)))
+	}
+	slices.Sort(moments)
+	for _, m := range moments {
+		if time.Since(underway) > window*4/5 || !l.after(time.Until(underway.Add(m))) {
 			break
 		}
 		e.srv.kill()
+		kills++
 		e.fig.add(func(f *chaosFigures) { f.serverKills++ })
 		checkSeatsAndAudit(t, nil, e.srv.dbPath())
 		e.srv.start(t)
