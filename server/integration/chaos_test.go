@@ -293,7 +293,7 @@ func (s *chaosServer) healthy() bool {
 
 // loadRun is one tally-load steady run in its own process.
 type loadRun struct {
-	name, scenario   string
+	name             string
 	cmd              *exec.Cmd
 	out              *lockedBuffer
 	done             chan error
@@ -303,27 +303,21 @@ type loadRun struct {
 // startLoad starts tally-load against the server: agents enroll, post their
 // full software set, then a delta every 100 ms for the plan's duration;
 // every attempt a fault breaks is retried with the same sequence number.
-func (e *chaosEnv) startLoad(t *testing.T) *loadRun { return e.startScenario(t, "steady") }
-
-// startScenario starts tally-load's scenario: steady (see startLoad) or
-// race, where every agent makes its first post of the monitor product at
-// once for a quarter as many fresh seats.
-func (e *chaosEnv) startScenario(t *testing.T, scenario string) *loadRun {
+//
+// Each run brings seats of the inventory product for half of its agents:
+// the other half ask for one with every post, so that the seat limit is
+// raced for all the time.
+func (e *chaosEnv) startLoad(t *testing.T) *loadRun {
 	t.Helper()
 	e.round++
 	dir := t.TempDir()
-	l := &loadRun{name: fmt.Sprintf("chaos%d", e.round), scenario: scenario, out: new(lockedBuffer), done: make(chan error, 1),
+	l := &loadRun{name: fmt.Sprintf("chaos%d", e.round), out: new(lockedBuffer), done: make(chan error, 1),
 		report: filepath.Join(dir, "report.json"), ackedOut: filepath.Join(dir, "acked.json")}
-	args := []string{scenario, "--data", e.srv.data, "--agents", fmt.Sprint(e.plan.loadAgents),
-		"--packages-min", "10", "--packages-max", "40", "--pool", "300",
-		"--run", l.name, "--seed", fmt.Sprint(e.round), "--quiet", "--admin-probe", "-1s", "--check-sample", "0",
-		"--request-timeout", "3s", "--drain-timeout", "60s", "--json", l.report, "--acked", l.ackedOut}
-	if scenario == "race" {
-		args = append(args, "--product", "monitor", "--seats", fmt.Sprint(e.plan.loadAgents/4), "--duration", "60s")
-	} else {
-		args = append(args, "--duration", e.plan.loadFor.String(), "--interval", "100ms", "--churn", "0.5", "--concurrency", "32", "--prime-timeout", "90s")
-	}
-	l.cmd = exec.Command(e.loadBin, args...)
+	l.cmd = exec.Command(e.loadBin, "steady", "--data", e.srv.data, "--agents", fmt.Sprint(e.plan.loadAgents),
+		"--seats", fmt.Sprint(e.plan.loadAgents/2), "--duration", e.plan.loadFor.String(), "--interval", "100ms", "--churn", "0.5",
+		"--packages-min", "10", "--packages-max", "40", "--pool", "300", "--run", l.name, "--seed", fmt.Sprint(e.round),
+		"--quiet", "--admin-probe", "-1s", "--check-sample", "0", "--concurrency", "32", "--request-timeout", "3s",
+		"--drain-timeout", "60s", "--prime-timeout", "90s", "--json", l.report, "--acked", l.ackedOut)
 	l.cmd.Stdout, l.cmd.Stderr = l.out, l.out
 	if err := l.cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -370,7 +364,7 @@ func (e *chaosEnv) finish(t *testing.T, l *loadRun) {
 	for _, seqs := range acked {
 		recorded += len(seqs)
 	}
-	if l.scenario == "steady" && recorded != rep.PostsAcked {
+	if recorded != rep.PostsAcked {
 		t.Errorf("tally-load %s: %d posts acknowledged, %d sequence numbers recorded", l.name, rep.PostsAcked, recorded)
 	}
 	stored := checkAckedStored(t, e.srv.dbPath(), acked)
@@ -449,12 +443,8 @@ func (e *chaosEnv) randomMoment() time.Duration {
 // the admin API for its checks once they are done, and gives up if it
 // cannot.
 func (e *chaosEnv) serverKillRound(t *testing.T, n int) (kills int) {
-	scenario, window := "steady", e.plan.loadFor
-	if e.round%2 == 1 {
-		// The race's posts all leave within milliseconds of the first.
-		scenario, window, n = "race", 30*time.Millisecond, 1
-	}
-	l := e.startScenario(t, scenario)
+	window := e.plan.loadFor
+	l := e.startLoad(t)
 	e.loadUnderway(t, l, "inventory")
 	underway := time.Now()
 	moments := make([]time.Duration, n)
