@@ -54,10 +54,10 @@ func chaosPlanNow() chaosPlan {
 
 // chaosFigures are what a run did and found, for docs/RELIABILITY.md.
 type chaosFigures struct {
-	mu                                                         sync.Mutex
-	rounds, serverKills, agentKills, diskFull, clockJumps      int
-	damagedPages, damagedRefused, hostileConns, refusedWhenFul int
-	postsAcked, postsStored, agentPostsApplied                 int
+	mu                                                          sync.Mutex
+	rounds, serverKills, agentKills, diskFull, clockJumps       int
+	damagedPages, damagedRefused, hostileConns, refusedWhenFull int
+	postsAcked, postsStored, agentPostsApplied                  int
 }
 
 func (f *chaosFigures) add(fn func(f *chaosFigures)) {
@@ -144,7 +144,7 @@ func TestChaos(t *testing.T) {
 	t.Logf("chaos: %d rounds in %s; %d server SIGKILLs, %d agent SIGKILLs, %d full disks, %d clock jumps, %d damaged pages (%d refused at start), %d hostile connections; "+
 		"tally-load posts acknowledged %d, stored %d; real agents' posts applied %d; %d requests refused while a disk was full; lost: %d",
 		f.rounds, time.Since(start).Round(time.Second), f.serverKills, f.agentKills, f.diskFull, f.clockJumps, f.damagedPages, f.damagedRefused,
-		f.hostileConns, f.postsAcked, f.postsStored, f.agentPostsApplied, f.refusedWhenFul, f.postsAcked-f.postsStored)
+		f.hostileConns, f.postsAcked, f.postsStored, f.agentPostsApplied, f.refusedWhenFull, f.postsAcked-f.postsStored)
 }
 
 // loadBinary builds tally-load next to the other binaries, once.
