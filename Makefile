@@ -9,13 +9,14 @@ DEMO    ?= demo
 GOBUILDFLAGS ?=
 GOFILES  = $(shell find . -name '*.go' -not -path './.git/*' -not -path './demo/*')
 
-.PHONY: all build test check fmt-check vet staticcheck cross unit demo clean help
+.PHONY: all build test check fmt-check vet staticcheck cross unit chaos demo clean help
 
 all: build
 
 help:
 	@echo "make build   build bin/tally-server, bin/tally-agent and bin/tally-load"
 	@echo "make test    gofmt, go vet, staticcheck, cross-builds of the agent, and the tests with -race"
+	@echo "make chaos   the long fault suite (minutes): 100 server SIGKILLs under load, agent kills, full disks, a clock jump, a damaged page, hostile clients"
 	@echo "make demo    run a server on ./$(DEMO) with a demo license, enroll this machine's agent with the inventory plug-in, post once, keep serving until Ctrl-C"
 
 build:
@@ -46,6 +47,13 @@ cross:
 
 unit:
 	$(GO) test -race -timeout 14m ./...
+
+# The fault suite's long mode (server/integration TestChaos; make test runs
+# its short mode). Full disks need root to mount a tmpfs; without it those
+# faults are skipped and say so. CHAOS_FLAGS adds flags, e.g.
+# CHAOS_FLAGS='-chaos.kills 20 -chaos.seed 7'.
+chaos:
+	$(GO) test -count=1 -timeout 60m -run '^TestChaos$$' -v ./server/integration -chaos.long $(CHAOS_FLAGS)
 
 # The demo (.ci/demo): a real server on its embedded SQLite store in
 # ./$(DEMO)/server, this machine's agent in ./$(DEMO)/agent with the inventory

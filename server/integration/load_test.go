@@ -77,7 +77,13 @@ func runLoad(t *testing.T, cfg loadgen.Config) *loadgen.Report {
 // "acknowledged = stored" that the admin API cannot give (see loadgen).
 func appliedSeqs(t *testing.T, srv *servertest.Server) map[string]map[uint64]bool {
 	t.Helper()
-	db, err := sql.Open("sqlite3", "file:"+srv.Dir().File(datadir.DatabaseFile)+"?mode=ro&_query_only=1&_busy_timeout=5000")
+	return appliedSeqsIn(t, srv.Dir().File(datadir.DatabaseFile))
+}
+
+// appliedSeqsIn is appliedSeqs of the database file at path.
+func appliedSeqsIn(t *testing.T, path string) map[string]map[uint64]bool {
+	t.Helper()
+	db, err := sql.Open("sqlite3", "file:"+path+"?mode=ro&_query_only=1&_busy_timeout=5000")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -243,8 +249,14 @@ func TestLoadGenerator(t *testing.T) {
 // format into sample name (with labels) → value.
 func scrapeMetrics(t *testing.T, srv *servertest.Server) map[string]float64 {
 	t.Helper()
-	req, _ := http.NewRequest(http.MethodGet, srv.Addresses().AdminURL+"/metrics", nil)
-	req.Header.Set("Authorization", "Bearer "+srv.Identity().Token)
+	return scrapeMetricsAt(t, srv.Addresses().AdminURL, srv.Identity().Token)
+}
+
+// scrapeMetricsAt is scrapeMetrics of the admin API at adminURL.
+func scrapeMetricsAt(t *testing.T, adminURL, token string) map[string]float64 {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, adminURL+"/metrics", nil)
+	req.Header.Set("Authorization", "Bearer "+token)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)

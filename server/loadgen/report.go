@@ -211,6 +211,17 @@ func (r *Report) WriteJSON(w io.Writer) error {
 	return enc.Encode(r)
 }
 
+// WriteAcked writes, as JSON, each agent's node ID and the sequence numbers
+// of its acknowledged posts (recorded with Config.RecordSeqs): what a test
+// compares with the server's applied requests.
+func (r *Report) WriteAcked(w io.Writer) error {
+	acked := make(map[string][]uint64, len(r.Agent))
+	for _, a := range r.Agent {
+		acked[a.NodeID] = a.AckedSeqs
+	}
+	return json.NewEncoder(w).Encode(acked)
+}
+
 // Print writes the report for people.
 func (r *Report) Print(w io.Writer) {
 	over := "QUIC"
