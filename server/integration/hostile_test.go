@@ -368,3 +368,46 @@ func TestHugeListsOfAnEnrolledAgentAreRefused(t *testing.T) {
 	}
 	t.Logf("%d bytes: %s", len(body), resp.Message)
 }
+
+// A revoked key may send no more than an enrollment, but its larger
+// requests still get its refusal, which says what happened: the agent of a
+// deleted computer posting a full software inventory of 20 KB is told its
+// computer was deleted, over QUIC and over TCP.
+func TestLargeRequestOfARevokedKeyGetsItsRefusal(t *testing.T) {
+	srv := servertest.New(t)
+	a := agenttest.New(t, srv, agenttest.Options{Secret: srv.Secret})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	id := a.Enrollment().ComputerID
+	if _, err := srv.Admin.DeleteComputer(ctx, id, false); err != nil {
+		t.Fatal(err)
+	}
+	sw := &protocol.SoftwareInventory{Full: true}
+	for i := range 400 {
+		sw.Packages = append(sw.Packages, protocol.Package{Name: fmt.Sprintf("package-%04d", i), Version: "1.0.0-1", Source: "dpkg"})
+	}
+	sw.Count, sw.Hash = uint32(len(sw.Packages)), protocol.HashPackages(sw.Packages).String()
+	body, err := protocol.Marshal(&protocol.InventoryRequest{Software: sw, BasicHash: "0123"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(body) <= protocol.MaxUnauthenticatedSize {
+		t.Fatalf("a body of %d bytes proves nothing", len(body))
+	}
+	key, _, err := a.Dir.Key()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, transport := range []string{client.TransportQUIC, client.TransportTCP} {
+		c, err := client.New(client.Config{Server: srv.Addr(), Fingerprint: srv.Fingerprint(), Key: key, Transport: transport})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		resp, err := c.Do(ctx, protocol.KindInventory, a.NextSeq(t), body)
+		want := fmt.Sprintf("deleted computer %d", id)
+		if resp.Status != protocol.StatusRevoked || !strings.Contains(resp.Message, want) {
+			t.Fatalf("over %s, %d bytes from the key of a deleted computer: %+v %v, want revoked, %q", transport, len(body), resp, err, want)
+		}
+	}
+}
