@@ -5,7 +5,9 @@
 // same TLS configuration (mutual TLS 1.3, ALPN tally/1), bound what each
 // connection and each request may cost, shed load with a retry-after when
 // too many requests are in flight, and shut down gracefully: in-flight
-// requests finish, then connections close.
+// requests finish, then connections close. A request's key is looked up
+// before it takes anything (Config.Authenticate), so that clients that
+// never enrolled only ever spend a small budget of their own.
 package listener
 
 import (
