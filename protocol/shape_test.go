@@ -3,6 +3,7 @@ package protocol
 import (
 	"bytes"
 	"errors"
+	"math"
 	"runtime"
 	"strings"
 	"testing"
@@ -154,4 +155,32 @@ func FuzzShape(f *testing.F) {
 			}
 		}
 	})
+}
+
+// The largest valid enrollment, and the goodbye an uninstalled agent may
+// send again, fit in what a key the server does not know may send.
+func TestLargestEnrollmentFitsUnauthenticated(t *testing.T) {
+	long := strings.Repeat("x", maxShortString)
+	e := EnrollRequest{Secret: strings.Repeat("s", maxSecretLen), Hostname: long, AgentVersion: long, OS: long,
+		Hints: Hints{InstanceID: long, ProductUUID: long, Serial: long, MachineID: long}}
+	for range 64 {
+		e.Hints.MACs = append(e.Hints.MACs, "52:54:00:12:34:56:78:9a")
+	}
+	if err := e.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	g := GoodbyeRequest{Reason: strings.Repeat("r", maxLongString)}
+	if err := g.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	for kind, body := range map[Kind]any{KindEnroll: &e, KindGoodbye: &g} {
+		raw, err := NewRequest(kind, math.MaxInt64, body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(raw) > MaxUnauthenticatedSize {
+			t.Errorf("the largest %s is %d bytes, over MaxUnauthenticatedSize (%d)", kind, len(raw), MaxUnauthenticatedSize)
+		}
+		t.Logf("the largest %s: %d bytes", kind, len(raw))
+	}
 }
