@@ -6,6 +6,7 @@ import (
 	"crypto/ed25519"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -48,12 +49,17 @@ func (s *testServer) dialQUICAs(key ed25519.PrivateKey) *quic.Conn {
 // unread, on QUIC and on TCP (which then closes the connection).
 func TestUnknownKeysHaveTheirOwnSmallBudget(t *testing.T) {
 	h := newEcho()
-	var auth func(context.Context, ed25519.PublicKey) *protocol.Error
+	// Set once the server runs: atomic, since the race detector sees no
+	// order in what crosses a socket.
+	var knownKey atomic.Pointer[ed25519.PublicKey]
 	s := start(t, h, func(c *Config) {
 		c.MaxInFlight = 1
-		c.Authenticate = func(ctx context.Context, key ed25519.PublicKey) *protocol.Error { return auth(ctx, key) }
+		c.Authenticate = func(ctx context.Context, key ed25519.PublicKey) *protocol.Error {
+			return knowOnly(*knownKey.Load())(ctx, key)
+		}
 	})
-	auth = knowOnly(s.key.Public().(ed25519.PublicKey))
+	pub := s.key.Public().(ed25519.PublicKey)
+	knownKey.Store(&pub)
 	known := s.dialQUIC()
 	blocked := make(chan error, 1)
 	go func() {
