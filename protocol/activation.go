@@ -92,7 +92,7 @@ type DeactivateResponse struct {
 // ActivationStatusRequest lists the Activation IDs whose records the agent
 // holds, so the server can say which are still valid.
 type ActivationStatusRequest struct {
-	ActivationIDs []string `cbor:"1,keyasint,omitempty" json:"activation_ids,omitempty"`
+	ActivationIDs []string `cbor:"1,keyasint,omitempty" json:"activation_ids,omitempty" limit:"1024"`
 }
 
 // Validate checks the IDs.

@@ -61,7 +61,7 @@ type Hints struct {
 	ProductUUID string   `cbor:"2,keyasint,omitempty" json:"product_uuid,omitempty"`
 	Serial      string   `cbor:"3,keyasint,omitempty" json:"serial,omitempty"`
 	MachineID   string   `cbor:"4,keyasint,omitempty" json:"machine_id,omitempty"`
-	MACs        []string `cbor:"5,keyasint,omitempty" json:"macs,omitempty"`
+	MACs        []string `cbor:"5,keyasint,omitempty" json:"macs,omitempty" limit:"64"`
 }
 
 // Validate checks field sizes.
@@ -143,12 +143,12 @@ type BasicInventory struct {
 	CPUCores        uint32   `cbor:"11,keyasint,omitempty" json:"cpu_cores,omitempty"`
 	CPUThreads      uint32   `cbor:"12,keyasint,omitempty" json:"cpu_threads,omitempty"`
 	MemoryBytes     uint64   `cbor:"13,keyasint,omitempty" json:"memory_bytes,omitempty"`
-	Disks           []Disk   `cbor:"14,keyasint,omitempty" json:"disks,omitempty"`
-	NICs            []NIC    `cbor:"15,keyasint,omitempty" json:"nics,omitempty"`
+	Disks           []Disk   `cbor:"14,keyasint,omitempty" json:"disks,omitempty" limit:"1024"`
+	NICs            []NIC    `cbor:"15,keyasint,omitempty" json:"nics,omitempty" limit:"1024"`
 	Hints           Hints    `cbor:"16,keyasint" json:"hints"`
 	BootTime        int64    `cbor:"17,keyasint,omitempty" json:"boot_time,omitempty"` // unix seconds
 	AgentVersion    string   `cbor:"18,keyasint,omitempty" json:"agent_version,omitempty"`
-	Plugins         []Plugin `cbor:"19,keyasint,omitempty" json:"plugins"`
+	Plugins         []Plugin `cbor:"19,keyasint,omitempty" json:"plugins" limit:"1024"`
 }
 
 // Hash identifies a basic inventory's content for the "unchanged" check:
@@ -190,8 +190,12 @@ func (b *BasicInventory) Validate() error {
 			return fmt.Errorf("basic inventory: %w", err)
 		}
 	}
+	addrs := 0
 	for i := range b.NICs {
 		n := &b.NICs[i]
+		if addrs += len(n.Addrs); addrs > MaxAddressesPerPost {
+			return fmt.Errorf("basic inventory: more than %d interface addresses", MaxAddressesPerPost)
+		}
 		if err := checkStrings(maxShortString, "interface name", n.Name, "interface mac", n.MAC); err != nil {
 			return fmt.Errorf("basic inventory: %w", err)
 		}
@@ -231,7 +235,7 @@ type Disk struct {
 type NIC struct {
 	Name  string   `cbor:"1,keyasint" json:"name"`
 	MAC   string   `cbor:"2,keyasint,omitempty" json:"mac,omitempty"`
-	Addrs []string `cbor:"3,keyasint,omitempty" json:"addrs,omitempty"`
+	Addrs []string `cbor:"3,keyasint,omitempty" json:"addrs,omitempty" limit:"1024" group:"interface addresses"`
 }
 
 // Plugin is a licensed plug-in installed on the node.

@@ -17,9 +17,9 @@ import (
 type SoftwareInventory struct {
 	Full     bool      `cbor:"1,keyasint,omitempty" json:"full,omitempty"`
 	Base     uint64    `cbor:"2,keyasint,omitempty" json:"base,omitempty"`
-	Packages []Package `cbor:"3,keyasint,omitempty" json:"packages,omitempty"`
-	Added    []Package `cbor:"4,keyasint,omitempty" json:"added,omitempty"`
-	Removed  []Package `cbor:"5,keyasint,omitempty" json:"removed,omitempty"`
+	Packages []Package `cbor:"3,keyasint,omitempty" json:"packages,omitempty" limit:"65536" group:"packages"`
+	Added    []Package `cbor:"4,keyasint,omitempty" json:"added,omitempty" limit:"65536" group:"packages"`
+	Removed  []Package `cbor:"5,keyasint,omitempty" json:"removed,omitempty" limit:"65536" group:"packages"`
 	Hash     string    `cbor:"6,keyasint" json:"hash"`
 	Count    uint32    `cbor:"7,keyasint" json:"count"`
 }
@@ -37,6 +37,9 @@ func (s *SoftwareInventory) Validate() error {
 	}
 	if len(s.Hash) > 64 {
 		return errors.New("software: hash too long")
+	}
+	if len(s.Packages)+len(s.Added)+len(s.Removed) > MaxPackagesPerPost {
+		return fmt.Errorf("software: more than %d packages in one post", MaxPackagesPerPost)
 	}
 	for _, list := range [][]Package{s.Packages, s.Added, s.Removed} {
 		for i := range list {
@@ -136,8 +139,8 @@ type Metrics struct {
 	Load1         float64      `cbor:"2,keyasint,omitempty" json:"load1,omitempty"`
 	MemUsedBytes  uint64       `cbor:"3,keyasint" json:"mem_used_bytes"`
 	MemTotalBytes uint64       `cbor:"4,keyasint" json:"mem_total_bytes"`
-	Disks         []DiskUsage  `cbor:"5,keyasint,omitempty" json:"disks,omitempty"`
-	Net           []NetCounter `cbor:"6,keyasint,omitempty" json:"net,omitempty"`
+	Disks         []DiskUsage  `cbor:"5,keyasint,omitempty" json:"disks,omitempty" limit:"1024"`
+	Net           []NetCounter `cbor:"6,keyasint,omitempty" json:"net,omitempty" limit:"1024"`
 	Uptime        uint64       `cbor:"7,keyasint,omitempty" json:"uptime,omitempty"`
 }
 
@@ -161,7 +164,7 @@ type NetCounter struct {
 type PatchScan struct {
 	CatalogVersion string         `cbor:"1,keyasint,omitempty" json:"catalog_version,omitempty"`
 	Scanned        uint32         `cbor:"2,keyasint" json:"scanned"`
-	Missing        []PatchFinding `cbor:"3,keyasint,omitempty" json:"missing,omitempty"`
+	Missing        []PatchFinding `cbor:"3,keyasint,omitempty" json:"missing,omitempty" limit:"65536"`
 }
 
 // PatchFinding is one package below its minimum version.
@@ -283,7 +286,7 @@ type GoodbyeResponse struct {
 // PackageRequest asks for the update packages of the named packages.
 type PackageRequest struct {
 	Plugin Plugin   `cbor:"1,keyasint" json:"plugin"`
-	Names  []string `cbor:"2,keyasint,omitempty" json:"names,omitempty"`
+	Names  []string `cbor:"2,keyasint,omitempty" json:"names,omitempty" limit:"8192"`
 }
 
 // Validate checks the plug-in and names.

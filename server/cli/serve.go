@@ -26,6 +26,7 @@ func (m *Main) serveCommand() *cobra.Command {
 	var logFormat, logLevel string
 	var stopTimeout time.Duration
 	var memLimit, expiryWarning, diskWarn string
+	var bodyBudget, unauthBytes string
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the server",
@@ -54,6 +55,18 @@ database closes.`,
 			}
 			if cfg.MaxPackages < 1 {
 				return cliusage.Error(cmd, fmt.Errorf("--max-packages: %d is not a number of packages (at least 1)", cfg.MaxPackages))
+			}
+			if cfg.BodyBytes, err = parseSize(bodyBudget); err != nil || cfg.BodyBytes < 8<<20 {
+				return cliusage.Error(cmd, fmt.Errorf("--body-budget: %q is not a size of at least 8MiB (two requests of the largest size)", bodyBudget))
+			}
+			if cfg.UnauthenticatedBytes, err = parseSize(unauthBytes); err != nil || cfg.UnauthenticatedBytes < 16<<10 {
+				return cliusage.Error(cmd, fmt.Errorf("--unauthenticated-bytes: %q is not a size of at least 16KiB (two enrollments of the largest size)", unauthBytes))
+			}
+			if cfg.MaxUnauthenticated < 1 {
+				return cliusage.Error(cmd, fmt.Errorf("--max-unauthenticated: %d: at least 1, or no agent can enroll", cfg.MaxUnauthenticated))
+			}
+			if cfg.BodyTimeout <= 0 {
+				return cliusage.Error(cmd, fmt.Errorf("--body-timeout: %v: must be positive", cfg.BodyTimeout))
 			}
 			if err := daemon.CheckAddresses(cfg); err != nil {
 				return cliusage.Error(cmd, err)
@@ -121,6 +134,10 @@ database closes.`,
 	f.IntVar(&cfg.MaxHandshakes, "max-handshakes", 64, "handshakes in progress at most; past it new QUIC connections are refused at once (agents retry after a jittered wait) and TCP ones wait for a slot within --handshake-timeout")
 	f.DurationVar(&cfg.HandshakeTimeout, "handshake-timeout", 10*time.Second, "how long an agent's handshake may stay silent (QUIC gives up on one not done in twice this); shorter frees --max-handshakes slots sooner in a storm")
 	f.IntVar(&cfg.MaxInFlight, "max-in-flight", 2048, "requests in progress at most; past it they are answered busy with a retry-after")
+	f.IntVar(&cfg.MaxUnauthenticated, "max-unauthenticated", 32, "requests of keys that never enrolled (enrollments, at most 8 KiB each) handled at once, apart from --max-in-flight; past it they wait a second, then are answered busy")
+	f.StringVar(&unauthBytes, "unauthenticated-bytes", "2MiB", "bytes of requests of keys that never enrolled being read at once (at least 16KiB), apart from --body-budget; past it they are answered busy")
+	f.StringVar(&bodyBudget, "body-budget", "64MiB", "bytes of enrolled agents' requests being read and handled at once (at least 8MiB); a request that cannot get its bytes within a second is answered busy")
+	f.DurationVar(&cfg.BodyTimeout, "body-timeout", 5*time.Second, "how long a request's body may take to arrive after its first byte, plus one second per 64 KiB of it; slower ones are refused")
 	f.StringVar(&memLimit, "memory-limit", "896MiB", "soft memory limit for the garbage collector (e.g. 2GiB; 0 for none; GOMEMLIMIT wins); raise it for fleets past 10,000 connected agents")
 	f.BoolVar(&cfg.No0RTT, "no-0rtt", false, "refuse requests sent in 0-RTT data on resumed connections")
 	f.BoolVar(&cfg.NoTCP, "no-tcp", false, "do not listen for agents on TCP (TLS) at the QUIC port; agents behind UDP-blocking firewalls then cannot reach the server")

@@ -69,6 +69,15 @@ type Config struct {
 	MaxInFlight   int
 	// HandshakeTimeout bounds a silent agent handshake (0: 10 s).
 	HandshakeTimeout time.Duration
+	// MaxUnauthenticated and UnauthenticatedBytes bound the requests of
+	// keys that are not enrolled (enrollments) being handled and read (0:
+	// 32 and 2 MiB); BodyBytes bounds the bytes of enrolled agents'
+	// requests being read and handled (0: 64 MiB); BodyTimeout is the
+	// grace for a request's body to arrive (0: 5 s). See listener.Config.
+	MaxUnauthenticated   int
+	UnauthenticatedBytes int64
+	BodyBytes            int64
+	BodyTimeout          time.Duration
 	// No0RTT refuses requests in 0-RTT data. 0-RTT is safe for Tally's
 	// requests, each applied once by its sequence number, and saves a
 	// round trip on reconnect.
@@ -182,17 +191,22 @@ func Start(cfg Config) (_ *Daemon, err error) {
 	rk := quic.StatelessResetKey(d.id.ResetKey)
 	tk := quic.TokenGeneratorKey(d.id.TokenKey)
 	d.quic, d.tcp, err = listener.Listen(listener.Config{
-		Addr:              cfg.Listen,
-		TLS:               identity.ServerTLS(d.id.Cert, protocol.ALPN),
-		Handler:           handler,
-		Refuse:            nodeapi.Refuse,
-		Logger:            d.log,
-		StatelessResetKey: &rk,
-		TokenKey:          &tk,
-		MaxHandshakes:     cfg.MaxHandshakes,
-		MaxInFlight:       cfg.MaxInFlight,
-		HandshakeTimeout:  cfg.HandshakeTimeout,
-		Allow0RTT:         !cfg.No0RTT,
+		Addr:                 cfg.Listen,
+		TLS:                  identity.ServerTLS(d.id.Cert, protocol.ALPN),
+		Handler:              handler,
+		Refuse:               nodeapi.Refuse,
+		Logger:               d.log,
+		StatelessResetKey:    &rk,
+		TokenKey:             &tk,
+		MaxHandshakes:        cfg.MaxHandshakes,
+		MaxInFlight:          cfg.MaxInFlight,
+		HandshakeTimeout:     cfg.HandshakeTimeout,
+		Authenticate:         handler.Authenticate,
+		MaxUnauthenticated:   cfg.MaxUnauthenticated,
+		UnauthenticatedBytes: cfg.UnauthenticatedBytes,
+		BodyBytes:            cfg.BodyBytes,
+		BodyTimeout:          cfg.BodyTimeout,
+		Allow0RTT:            !cfg.No0RTT,
 	}, cfg.NoTCP)
 	if err != nil {
 		return nil, err

@@ -5,7 +5,9 @@
 // same TLS configuration (mutual TLS 1.3, ALPN tally/1), bound what each
 // connection and each request may cost, shed load with a retry-after when
 // too many requests are in flight, and shut down gracefully: in-flight
-// requests finish, then connections close.
+// requests finish, then connections close. A request's key is looked up
+// before it takes anything (Config.Authenticate), so that clients that
+// never enrolled only ever spend a small budget of their own.
 package listener
 
 import (
@@ -14,6 +16,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"sync"
@@ -65,6 +68,31 @@ type Config struct {
 	// connections; safe because every request is applied once per sequence
 	// number.
 	Allow0RTT bool
+	// Authenticate tells, cheaply (a cached lookup), whether key belongs to
+	// an enrolled node in good standing: nil, and its requests take one of
+	// MaxInFlight and their bodies bytes of BodyBytes. Otherwise it returns
+	// the answer to such a key (not enrolled, revoked), whose requests may
+	// then carry at most protocol.MaxUnauthenticatedSize bytes (an
+	// enrollment), read under UnauthenticatedBytes and handled under
+	// MaxUnauthenticated, so that clients that never enrolled cannot
+	// starve enrolled agents; or a retryable answer (busy) when it cannot
+	// tell. Nil takes every key as known, for tests of the transport alone.
+	Authenticate func(ctx context.Context, key ed25519.PublicKey) *protocol.Error
+	// MaxUnauthenticated bounds the requests of unknown keys being handled
+	// at once (default 32); a request waits for one at most a second.
+	MaxUnauthenticated int
+	// UnauthenticatedBytes bounds the bytes of unknown keys' requests
+	// being read (default 2 MiB).
+	UnauthenticatedBytes int64
+	// BodyBytes bounds the bytes of known keys' requests being read and
+	// handled (default 64 MiB; at least one request of the largest size).
+	// A request that cannot get its bytes within a second is answered busy.
+	BodyBytes int64
+	// BodyTimeout is the grace for a request's body to arrive, from its
+	// first byte, plus one second for every 64 KiB of it (default 5 s;
+	// never past RequestTimeout): a client that trickles holds nothing for
+	// long.
+	BodyTimeout time.Duration
 	// HandshakeTimeout bounds a silent TLS handshake on either transport
 	// (default 10 s). QUIC aborts a handshake that has not finished in twice
 	// this time, so it also bounds how long a stuck handshake holds one of
@@ -74,6 +102,13 @@ type Config struct {
 
 // busyRetryAfter is the retry-after, in seconds, of a busy answer.
 const busyRetryAfter = 2
+
+// The smallest byte budgets, room for one request of the largest size: a
+// buffer grows to one byte past it, to tell a request too large.
+const (
+	MinBodyBytes            = protocol.MaxRequestSize + 1
+	MinUnauthenticatedBytes = protocol.MaxUnauthenticatedSize + 1
+)
 
 // withDefaults fills in the defaults and checks what has none.
 func (cfg Config) withDefaults() (Config, error) {
@@ -101,6 +136,24 @@ func (cfg Config) withDefaults() (Config, error) {
 	if cfg.RequestTimeout <= 0 {
 		cfg.RequestTimeout = 30 * time.Second
 	}
+	if cfg.MaxUnauthenticated <= 0 {
+		cfg.MaxUnauthenticated = 32
+	}
+	if cfg.UnauthenticatedBytes <= 0 {
+		cfg.UnauthenticatedBytes = 2 << 20
+	}
+	if cfg.BodyBytes <= 0 {
+		cfg.BodyBytes = 64 << 20
+	}
+	if cfg.BodyTimeout <= 0 {
+		cfg.BodyTimeout = 5 * time.Second
+	}
+	if cfg.BodyBytes < MinBodyBytes {
+		return cfg, fmt.Errorf("listener: a byte budget for request bodies of %d bytes is below %d, one request of the largest size", cfg.BodyBytes, MinBodyBytes)
+	}
+	if cfg.UnauthenticatedBytes < MinUnauthenticatedBytes {
+		return cfg, fmt.Errorf("listener: a byte budget for unauthenticated requests of %d bytes is below %d, one enrollment of the largest size", cfg.UnauthenticatedBytes, MinUnauthenticatedBytes)
+	}
 	if cfg.Refuse == nil {
 		return cfg, errors.New("listener: Refuse is required")
 	}
@@ -114,14 +167,18 @@ func (cfg Config) withDefaults() (Config, error) {
 }
 
 // core is the request-handling both transports share: the handler, the
-// bound on requests in flight, and the bookkeeping that lets a shutdown
-// wait for the requests it did not refuse.
+// bounds on requests in flight and on the bytes of their bodies, and the
+// bookkeeping that lets a shutdown wait for the requests it did not
+// refuse.
 type core struct {
-	cfg      Config
-	log      *slog.Logger
-	inflight chan struct{}
-	work     context.Context // handlers' context, cancelled when a shutdown runs out of time
-	stopWork context.CancelFunc
+	cfg          Config
+	log          *slog.Logger
+	inflight     chan struct{}   // known keys' requests, up to MaxInFlight
+	unauth       chan struct{}   // unknown keys' requests being handled, up to MaxUnauthenticated
+	bodies       *byteBudget     // known keys' bodies, BodyBytes
+	unauthBodies *byteBudget     // unknown keys' bodies, UnauthenticatedBytes
+	work         context.Context // handlers' context, cancelled when a shutdown runs out of time
+	stopWork     context.CancelFunc
 
 	closeMu  sync.Mutex
 	closing  bool
@@ -129,7 +186,9 @@ type core struct {
 }
 
 func newCore(cfg Config) *core {
-	c := &core{cfg: cfg, log: cfg.Logger, inflight: make(chan struct{}, cfg.MaxInFlight)}
+	c := &core{cfg: cfg, log: cfg.Logger, inflight: make(chan struct{}, cfg.MaxInFlight),
+		unauth: make(chan struct{}, cfg.MaxUnauthenticated),
+		bodies: newByteBudget(cfg.BodyBytes), unauthBodies: newByteBudget(cfg.UnauthenticatedBytes)}
 	c.work, c.stopWork = context.WithCancel(context.Background())
 	return c
 }
@@ -150,24 +209,126 @@ func (c *core) begin() bool {
 
 func (c *core) end() { c.requests.Done() }
 
-// answer reads one request with read and returns the handler's answer, or
-// the refusal when read fails. When MaxInFlight requests are already in
-// hand it does not read: it calls skip, which must leave the transport
-// ready for the next request, and answers busy with a retry-after.
-func (c *core) answer(key ed25519.PublicKey, read func() ([]byte, error), skip func()) protocol.Response {
+// body is one request's body as a transport hands it to the core.
+type body struct {
+	r       io.Reader // to the body's end
+	size    int       // the announced size (a TCP frame's), or -1 (QUIC)
+	max     int       // bytes at most
+	start   time.Time // when its first byte arrived
+	setRead func(time.Time) error
+	// skip throws the body away unread (QUIC) or read (TCP, to stay in
+	// step) and reports whether the transport can carry another request.
+	skip func() bool
+	// abandon follows a body that could not be read whole.
+	abandon func()
+}
+
+// fate says what a request left of its transport.
+type fate int
+
+const (
+	consumed fate = iota // the body was read or thrown away: the transport carries on
+	broken               // the body could not be read whole: nothing more is in step
+	refused              // refused unread and too large to skip: answer, then close (TCP)
+)
+
+// answer looks the peer's key up, then reads one request and returns the
+// handler's answer, or the refusal when it cannot be read. A known key's
+// request takes one of MaxInFlight before it is read (past it, it is
+// answered busy unread); an unknown key's is read under its own small
+// bounds (answerUnknown).
+func (c *core) answer(key ed25519.PublicKey, b *body) (protocol.Response, fate) {
+	if c.cfg.Authenticate != nil {
+		if refusal := c.cfg.Authenticate(c.work, key); refusal != nil {
+			if refusal.Status.Retryable() { // the lookup failed: nothing is known of the key
+				return c.skipped(b, protocol.ErrorResponse(0, refusal))
+			}
+			return c.answerUnknown(key, b, refusal)
+		}
+	}
 	select {
 	case c.inflight <- struct{}{}:
 		defer func() { <-c.inflight }()
-		raw, err := read()
-		if err != nil {
-			return c.cfg.Refuse(err)
-		}
-		return c.cfg.Handler.Handle(c.work, key, raw)
 	default:
-		skip()
-		return protocol.ErrorResponse(0, &protocol.Error{Status: protocol.StatusBusy,
-			Message: "server busy: too many requests in flight", RetryAfter: busyRetryAfter})
+		return c.skipped(b, busy("too many requests in flight"))
 	}
+	raw, held, err := c.read(b, b.max, c.bodies)
+	defer c.bodies.give(held)
+	if err != nil {
+		return c.unread(b, err)
+	}
+	return c.cfg.Handler.Handle(c.work, key, raw), consumed
+}
+
+// answerUnknown serves a request of a key that is not an enrolled node's:
+// at most protocol.MaxUnauthenticatedSize bytes, read under the
+// unauthenticated byte budget, then handled under one of
+// MaxUnauthenticated, taken only once the body is whole so that clients
+// that send slowly hold none. A larger request gets the key's refusal
+// unread: it is no enrollment.
+func (c *core) answerUnknown(key ed25519.PublicKey, b *body, refusal *protocol.Error) (protocol.Response, fate) {
+	if b.size > protocol.MaxUnauthenticatedSize {
+		return protocol.ErrorResponse(0, refusal), refused
+	}
+	raw, held, err := c.read(b, min(b.max, protocol.MaxUnauthenticatedSize), c.unauthBodies)
+	defer c.unauthBodies.give(held)
+	if errors.Is(err, protocol.ErrTooLarge) {
+		b.abandon()
+		return protocol.ErrorResponse(0, refusal), broken
+	}
+	if err != nil {
+		return c.unread(b, err)
+	}
+	timer := time.NewTimer(budgetWait)
+	defer timer.Stop()
+	select {
+	case c.unauth <- struct{}{}:
+		defer func() { <-c.unauth }()
+	case <-timer.C:
+		return busy("too many enrollments in progress"), consumed
+	}
+	return c.cfg.Handler.Handle(c.work, key, raw), consumed
+}
+
+// read reads b, at most max bytes, under the body timeout, holding its
+// buffer's bytes of bb; the caller gives held back once done with raw.
+func (c *core) read(b *body, max int, bb *byteBudget) (raw []byte, held int64, err error) {
+	p := &paced{r: b.r, setRead: b.setRead, start: b.start, grace: c.cfg.BodyTimeout,
+		last: b.start.Add(c.cfg.RequestTimeout)}
+	raw, err = protocol.ReadMessageGrow(p, max, func(capacity int) error {
+		if !bb.take(int64(capacity)-held, budgetWait) {
+			return errNoBudget
+		}
+		held = int64(capacity)
+		return nil
+	})
+	if err == nil && b.size >= 0 && len(raw) < b.size {
+		err = io.ErrUnexpectedEOF
+	}
+	return raw, held, err
+}
+
+// unread answers a request whose body could not be read.
+func (c *core) unread(b *body, err error) (protocol.Response, fate) {
+	if errors.Is(err, errNoBudget) {
+		return c.skipped(b, busy("too many request bytes in flight"))
+	}
+	b.abandon()
+	return c.cfg.Refuse(err), broken
+}
+
+// skipped throws b away and answers resp.
+func (c *core) skipped(b *body, resp protocol.Response) (protocol.Response, fate) {
+	if !b.skip() {
+		return resp, broken
+	}
+	return resp, consumed
+}
+
+// busy is the answer of a request refused for want of room, with a retry-after.
+func busy(why string) protocol.Response {
+	return protocol.ErrorResponse(0, &protocol.Error{Status: protocol.StatusBusy,
+		Message: "server busy: " + why, RetryAfter: busyRetryAfter})
 }
 
 // encode marshals a response; a failure is a bug, logged here.

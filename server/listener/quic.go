@@ -358,14 +358,14 @@ func (q *QUIC) worker(j streamJob) {
 
 func (q *QUIC) serveStream(key ed25519.PublicKey, st *quic.Stream, cr *credits) {
 	defer q.end()
-	st.SetDeadline(time.Now().Add(q.cfg.RequestTimeout))
-	resp := q.answer(key, func() ([]byte, error) {
-		raw, err := protocol.ReadMessage(st, protocol.MaxRequestSize)
-		if err != nil {
-			st.CancelRead(codeTooLarge)
-		}
-		return raw, err
-	}, func() { st.CancelRead(0) })
+	// A stream is accepted when its first bytes arrive.
+	start := time.Now()
+	st.SetDeadline(start.Add(q.cfg.RequestTimeout))
+	resp, _ := q.answer(key, &body{r: st, size: -1, max: protocol.MaxRequestSize, start: start,
+		setRead: st.SetReadDeadline,
+		skip:    func() bool { st.CancelRead(0); return true },
+		abandon: func() { st.CancelRead(codeTooLarge) },
+	})
 	out, err := q.encode(resp)
 	if err != nil {
 		st.CancelWrite(0)

@@ -227,7 +227,8 @@ func (t *TCP) busy(c *tcpConn) bool {
 // serveRequest reads the rest of a request whose frame announced n bytes,
 // answers it, and reports whether the connection may carry another.
 func (t *TCP) serveRequest(c *tcpConn, key ed25519.PublicKey, n uint32) bool {
-	c.SetDeadline(time.Now().Add(t.cfg.RequestTimeout))
+	start := time.Now()
+	c.SetDeadline(start.Add(t.cfg.RequestTimeout))
 	if n > protocol.MaxRequestSize {
 		// Refused before a byte of it is read. Skipping it could take as
 		// long as reading it: answer, and close the connection.
@@ -236,19 +237,23 @@ func (t *TCP) serveRequest(c *tcpConn, key ed25519.PublicKey, n uint32) bool {
 		}
 		return false
 	}
-	intact := true
-	resp := t.answer(key, func() ([]byte, error) {
-		// Grows with what arrives, so a frame that announces much and
-		// sends little costs little.
-		raw, err := protocol.ReadFrameBody(c, n)
-		intact = err == nil
-		return raw, err
-	}, func() {
-		_, err := io.CopyN(io.Discard, c, int64(n))
-		intact = err == nil
+	lr := &io.LimitedReader{R: c, N: int64(n)}
+	resp, f := t.answer(key, &body{r: lr, size: int(n), max: int(n), start: start,
+		setRead: c.SetReadDeadline,
+		skip: func() bool {
+			_, err := io.Copy(io.Discard, lr)
+			return err == nil && lr.N == 0
+		},
+		abandon: func() {},
 	})
-	if !intact {
+	switch f {
+	case broken:
 		return false // the frame was cut short or timed out: nothing more can be read in step
+	case refused:
+		if t.reply(c, resp) {
+			t.linger(c, n)
+		}
+		return false
 	}
 	return t.reply(c, resp)
 }

@@ -28,6 +28,7 @@ type Handler struct {
 	observer Observer
 	leaseTTL time.Duration
 	live     sync.Map // node ID → unix nanoseconds until which it is known live
+	unknown  unknownKeys
 }
 
 // DefaultLeaseTTL is the time to live of a lease checked out without one.
@@ -82,6 +83,8 @@ func (h *Handler) dispatch(ctx context.Context, key ed25519.PublicKey, req proto
 			}
 			return h.fail(req, nodeID, err)
 		}
+		h.unknown.forget(nodeID)
+		h.rememberLive(nodeID)
 		h.log.Info("node enrolled", "node", nodeID, "computer", out.ComputerID, "hostname", body.Hostname,
 			"reenrolled", out.Reenrolled, "existing", out.Existing)
 		return h.respond(req, out)
@@ -120,6 +123,42 @@ func (h *Handler) dispatch(ctx context.Context, key ed25519.PublicKey, req proto
 		h.forget(nodeID)
 	}
 	return resp
+}
+
+// Authenticate tells, before the listener spends anything on a request
+// of key, whether key belongs to an enrolled node in good standing (nil),
+// or else the answer to its requests: not enrolled, revoked (such a key
+// may still enroll, or repeat the goodbye that retired it, which the
+// listener lets through under its small budget for unknown keys), or busy
+// when the store cannot tell. Live nodes are cached (liveFor) and so are,
+// briefly, unknown keys, so that a flood of requests from a key that never
+// enrolled costs one lookup every unknownFor. A superseded key is let
+// through: its requests split the clone off (dispatch).
+func (h *Handler) Authenticate(ctx context.Context, key ed25519.PublicKey) *protocol.Error {
+	id := identity.NodeID(key)
+	if h.liveNode(id) {
+		return nil
+	}
+	if pe := h.unknown.lookup(id); pe != nil {
+		return pe
+	}
+	node, err := h.store.Node(ctx, id)
+	switch {
+	case err == nil && node.Superseded:
+		return nil
+	case err == nil && node.Revoked:
+		err = &store.RevokedError{Reason: node.RevokedReason, ComputerID: node.ComputerID}
+	case err == nil:
+		h.rememberLive(id)
+		return nil
+	}
+	resp := h.fail(protocol.Request{}, id, err)
+	var pe *protocol.Error
+	errors.As(resp.Err(), &pe)
+	if !pe.Status.Retryable() {
+		h.unknown.remember(id, pe)
+	}
+	return pe
 }
 
 // Live nodes are remembered for a while, so that a request does not read
