@@ -363,12 +363,17 @@ func TestTCPShutdownCancelsHandlersWhenTimeRunsOut(t *testing.T) {
 // a connection past the bound waits for a slot, and is served once one
 // frees.
 func TestTCPHandshakesWaitForAFreeSlot(t *testing.T) {
-	s := start(t, newEcho(), func(c *Config) { c.MaxHandshakes = 1; c.HandshakeTimeout = 10 * time.Second })
-	holder, err := net.Dial("tcp", s.tcp.Addr().String()) // takes the only slot and says nothing
+	s := start(t, newEcho(), func(c *Config) { c.MaxHandshakes = 1; c.StartTimeout = 10 * time.Second })
+	holder, err := net.Dial("tcp", s.tcp.Addr().String())
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer holder.Close()
+	// Starts a ClientHello (a TLS handshake record's first byte), takes the
+	// only slot, and says no more.
+	if _, err := holder.Write([]byte{22}); err != nil {
+		t.Fatal(err)
+	}
 	time.Sleep(200 * time.Millisecond) // accepted and holding the slot
 	done := make(chan *tls.Conn, 1)
 	go func() { done <- s.dial() }()
