@@ -73,12 +73,12 @@ func TestIdleTCPConnectionsDoNotBlockTheTCPFallback(t *testing.T) {
 		NextProtos: []string{protocol.ALPN}, MinVersion: tls.VersionTLS13}
 
 	var (
-		stop     = make(chan struct{})
-		wg       sync.WaitGroup
-		open     atomic.Int64 // hostile connections open now
-		mu       sync.Mutex
-		longest  time.Duration // the longest an idle TLS connection stayed open
-		idleTLS  int           // idle TLS connections the server closed
+		stop      = make(chan struct{})
+		wg        sync.WaitGroup
+		open      atomic.Int64 // hostile connections open now
+		mu        sync.Mutex
+		longest   time.Duration // the longest an idle TLS connection stayed open
+		idleTLS   int           // idle TLS connections the server closed
 		idlePlain int           // plain ones the server closed
 	)
 	hold := func(from net.IP, useTLS bool) {
