@@ -188,14 +188,21 @@ func over(n, b int) bool { return b > 0 && n >= b }
 // handshakes queue up, or when this address already has its share of
 // handshakes or connections. It is called only for Initial packets without
 // a valid token, just before admit, on quic-go's one packet-handling
-// goroutine.
+// goroutine. Where admit would refuse even a validated address (every slot
+// taken, or the address's validated share used up), no Retry is asked for:
+// admit's refusal is as cheap and stateless, and spares an agent in a
+// storm a round trip and the server a second Initial.
 func (a *admission) verify(addr net.Addr) bool {
 	if a.retryAbove <= 0 {
 		return false
 	}
 	a.mu.Lock()
 	p := a.peers[peerOf(addr)]
-	retry := a.inflight >= a.retryAbove || (p != nil && (over(p.hs, a.perAddr) || over(p.conns, a.connsPerAddr)))
+	if p == nil {
+		p = &quicPeer{}
+	}
+	retry := !over(a.inflight, a.max) && !over(p.hsValid, a.perAddr) && !over(p.connsValid, a.connsPerAddr) &&
+		(over(a.inflight, a.retryAbove) || over(p.hs, a.perAddr) || over(p.conns, a.connsPerAddr))
 	a.mu.Unlock()
 	if retry {
 		a.retries.Add(1)
