@@ -2,6 +2,7 @@ package listener
 
 import (
 	"context"
+	"net"
 	"sync"
 	"testing"
 	"time"
@@ -172,5 +173,84 @@ func BenchmarkQuietConnectionPackets(b *testing.B) {
 			b.ReportMetric(float64(recv)/float64(b.N), "received/req")
 			b.ReportMetric(float64(sent+recv)/float64(b.N), "packets/req")
 		})
+	}
+}
+
+// QUIC admission: past RetryAbove handshakes, unvalidated addresses are
+// asked for a Retry; a validated address is held to its own share, which
+// Initial packets spoofing its address cannot use up; where even a
+// validated address would be refused, no Retry is asked for.
+func TestQUICAdmissionRetriesAndPerAddressShares(t *testing.T) {
+	a := newAdmission(Config{MaxHandshakes: 6, MaxHandshakesPerAddr: 2, RetryAbove: 2, MaxConnsPerAddr: 100})
+	victim := &net.UDPAddr{IP: net.IPv4(192, 0, 2, 1), Port: 4000}
+	other := &net.UDPAddr{IP: net.IPv4(192, 0, 2, 2), Port: 4000}
+	var cancels []context.CancelFunc
+	t.Cleanup(func() {
+		for _, c := range cancels {
+			c()
+		}
+	})
+	admit := func(addr net.Addr, verified bool) error {
+		ctx, cancel := context.WithCancel(context.Background())
+		cancels = append(cancels, cancel)
+		_, err := a.admit(ctx, &quic.ClientInfo{RemoteAddr: addr, AddrVerified: verified})
+		return err
+	}
+	// Spoofed Initials with the victim's address: two get in, then Retry.
+	for i := range 2 {
+		if a.verify(victim) {
+			t.Fatalf("spoofed %d: Retry with %d handshakes in progress", i, i)
+		}
+		if err := admit(victim, false); err != nil {
+			t.Fatalf("spoofed %d: %v", i, err)
+		}
+	}
+	if !a.verify(victim) || !a.verify(other) {
+		t.Fatal("no Retry with RetryAbove handshakes in progress")
+	}
+	// The victim, validated, still has its own share of two.
+	for i := range 2 {
+		if err := admit(victim, true); err != nil {
+			t.Fatalf("validated victim %d: %v", i, err)
+		}
+	}
+	if err := admit(victim, true); err == nil {
+		t.Fatal("a third validated handshake from one address with MaxHandshakesPerAddr 2")
+	}
+	if a.verify(victim) {
+		t.Fatal("Retry asked of an address whose validated share is used up: it would be refused anyway")
+	}
+	if err := admit(other, true); err != nil {
+		t.Fatalf("another validated address: %v", err)
+	}
+	if err := admit(other, true); err != nil {
+		t.Fatalf("another validated address, second: %v", err)
+	}
+	if a.verify(&net.UDPAddr{IP: net.IPv4(192, 0, 2, 3)}) {
+		t.Fatal("Retry asked with every handshake slot taken: it would be refused anyway")
+	}
+	if err := admit(&net.UDPAddr{IP: net.IPv4(192, 0, 2, 3)}, true); err == nil {
+		t.Fatal("admitted past MaxHandshakes")
+	}
+	if a.retries.Load() != 2 || a.refused.Load() != 2 {
+		t.Fatalf("%d retries, %d refused; want 2 and 2", a.retries.Load(), a.refused.Load())
+	}
+	// Closing releases every count.
+	for _, c := range cancels {
+		c()
+	}
+	cancels = nil
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		a.mu.Lock()
+		n, peers := a.inflight, len(a.peers)
+		a.mu.Unlock()
+		if n == 0 && peers == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after every connection closed: %d handshakes, %d addresses counted", n, peers)
+		}
+		time.Sleep(time.Millisecond)
 	}
 }
