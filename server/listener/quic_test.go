@@ -4,11 +4,13 @@ import (
 	"context"
 	"net"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/quic-go/quic-go"
 
+	"github.com/tallyhq/tally/common/identity"
 	"github.com/tallyhq/tally/protocol"
 )
 
@@ -253,4 +255,72 @@ func TestQUICAdmissionRetriesAndPerAddressShares(t *testing.T) {
 		}
 		time.Sleep(time.Millisecond)
 	}
+}
+
+// BenchmarkQUICHandshakeRetry measures what a Retry (address validation,
+// asked past RetryAbove handshakes in progress) adds to a full handshake:
+// two servers alike but for VerifySourceAddress (no, yes), dialled in
+// turn, so that both see the same load; it reports each one's mean
+// handshake time and their ratio. On loopback the difference is the
+// Retry's CPU (a token sealed and opened, one more Initial each way);
+// across a network one more round trip comes on top. docs/PERFORMANCE.md
+// has the figures:
+//
+//	go test -run XXX -bench QUICHandshakeRetry -benchtime 300x -count 8 ./server/listener
+func BenchmarkQUICHandshakeRetry(b *testing.B) {
+	s := start(b, newEcho(), nil) // for its identities
+	var asked atomic.Int64
+	serve := func(retry bool) string {
+		udp, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+		if err != nil {
+			b.Fatal(err)
+		}
+		tr := &quic.Transport{Conn: udp, VerifySourceAddress: func(net.Addr) bool {
+			if retry {
+				asked.Add(1)
+			}
+			return retry
+		}}
+		ln, err := tr.Listen(identity.ServerTLS(s.cert, protocol.ALPN), &quic.Config{DisablePathMTUDiscovery: true})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { ln.Close(); tr.Close(); udp.Close() })
+		go func() {
+			for {
+				c, err := ln.Accept(context.Background())
+				if err != nil {
+					return
+				}
+				c.CloseWithError(0, "")
+			}
+		}()
+		return udp.LocalAddr().String()
+	}
+	addrs := [2]string{serve(false), serve(true)}
+	ctls := s.clientTLS()
+	ctls.ClientSessionCache = nil // full handshakes
+	var took [2]time.Duration
+	b.ResetTimer()
+	for i := range b.N {
+		for k := range 2 {
+			k = (k + i) % 2 // each goes first every other time
+			began := time.Now()
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			c, err := quic.DialAddr(ctx, addrs[k], ctls, &quic.Config{DisablePathMTUDiscovery: true})
+			cancel()
+			if err != nil {
+				b.Fatal(err)
+			}
+			took[k] += time.Since(began)
+			c.CloseWithError(0, "")
+		}
+	}
+	b.StopTimer()
+	if asked.Load() < int64(b.N) {
+		b.Fatalf("%d Retry asked for %d handshakes", asked.Load(), b.N)
+	}
+	b.ReportMetric(float64(took[0].Microseconds())/float64(b.N), "µs/handshake-no-retry")
+	b.ReportMetric(float64(took[1].Microseconds())/float64(b.N), "µs/handshake-retry")
+	b.ReportMetric(float64(took[1])/float64(took[0]), "retry/no-retry")
 }
