@@ -116,7 +116,7 @@ database closes.`,
 	f.DurationVar(&cfg.HandshakeTimeout, "handshake-timeout", 10*time.Second, "how long an agent's QUIC handshake may stay silent (QUIC gives up on one not done in twice this); shorter frees --max-handshakes slots sooner in a storm")
 	f.IntVar(&cfg.MaxTCPConns, "max-tcp-conns", 1024, "TCP connections open at once; past it the oldest that has not yet sent a request is closed to make room, or the new one when every one serves an agent")
 	f.IntVar(&cfg.MaxConnsPerAddr, "max-conns-per-addr", 512, "connections from one client address (an IPv6 /64 counts as one) on each transport; agents behind one NAT address need one each")
-	f.IntVar(&cfg.MaxHandshakesPerAddr, "max-handshakes-per-addr", 16, "handshakes in progress from one client address on each transport; past it new ones are refused (agents retry after a jittered wait)")
+	f.IntVar(&cfg.MaxHandshakesPerAddr, "max-handshakes-per-addr", 0, "handshakes in progress from one client address on each transport; past it new QUIC ones are refused (agents retry after a jittered wait) and TCP ones wait their turn; 0: half of --max-handshakes; negative: no bound")
 	f.IntVar(&cfg.QUICRetryAbove, "quic-retry-above", 0, "QUIC handshakes in progress past which new connections must prove their address with a Retry (one more round trip); 0: a quarter of --max-handshakes; negative: never")
 	f.DurationVar(&cfg.TCPStartTimeout, "tcp-start-timeout", 5*time.Second, "how long a new TCP connection has to finish TLS and send its first request")
 	f.IntVar(&cfg.MaxInFlight, "max-in-flight", 2048, "requests in progress at most; past it they are answered busy with a retry-after")

@@ -71,8 +71,8 @@ type Config struct {
 	HandshakeTimeout time.Duration
 	// Connection limits against hostile clients; 0 takes the listener's
 	// default (see listener.Config): MaxTCPConns 1024, MaxConnsPerAddr
-	// 512, MaxHandshakesPerAddr 16, QUICRetryAbove a quarter of
-	// MaxHandshakes (negative: never), TCPStartTimeout 5 s.
+	// 512, MaxHandshakesPerAddr half of MaxHandshakes, QUICRetryAbove a
+	// quarter of MaxHandshakes (negative: never), TCPStartTimeout 5 s.
 	MaxTCPConns          int
 	MaxConnsPerAddr      int
 	MaxHandshakesPerAddr int

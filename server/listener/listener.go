@@ -64,10 +64,11 @@ type Config struct {
 	// within StartTimeout (default 64; negative: no bound).
 	MaxHandshakes int
 	// MaxHandshakesPerAddr bounds the handshakes in progress from one
-	// client address, on each transport (default 16; negative: no bound),
-	// so that one address cannot hold every MaxHandshakes slot. Past it a
-	// QUIC connection is refused (after a Retry, see RetryAbove) and a TCP
-	// one closed; agents retry after a jittered wait.
+	// client address, on each transport (default half of MaxHandshakes, at
+	// least 1; negative: no bound), so that one address cannot hold every
+	// MaxHandshakes slot. Past it a QUIC connection is refused and the
+	// agent retries after a jittered wait; a TCP one waits its turn within
+	// StartTimeout.
 	MaxHandshakesPerAddr int
 	// RetryAbove (QUIC) is the number of handshakes in progress past which
 	// a new connection must first prove its address with a QUIC Retry (one
@@ -123,7 +124,10 @@ func (cfg Config) withDefaults() (Config, error) {
 		cfg.MaxHandshakes = 64
 	}
 	if cfg.MaxHandshakesPerAddr == 0 {
-		cfg.MaxHandshakesPerAddr = 16
+		cfg.MaxHandshakesPerAddr = -1
+		if cfg.MaxHandshakes > 0 {
+			cfg.MaxHandshakesPerAddr = max(cfg.MaxHandshakes/2, 1)
+		}
 	}
 	if cfg.RetryAbove == 0 {
 		cfg.RetryAbove = -1

@@ -49,8 +49,12 @@ type TCP struct {
 	turned   atomic.Int64            // connections closed by the connection limits
 }
 
-// tcpPeer counts one client address's connections and handshakes.
-type tcpPeer struct{ conns, hs int }
+// tcpPeer counts one client address's connections, and holds its
+// handshake slots (nil: no bound).
+type tcpPeer struct {
+	conns int
+	hs    chan struct{}
+}
 
 type tcpConn struct {
 	*tls.Conn
@@ -140,6 +144,9 @@ func (t *TCP) track(c *tcpConn) (shed *tcpConn, why string) {
 	p := t.peers[c.peer]
 	if p == nil {
 		p = &tcpPeer{}
+		if t.cfg.MaxHandshakesPerAddr > 0 {
+			p.hs = make(chan struct{}, t.cfg.MaxHandshakesPerAddr)
+		}
 	}
 	if over(p.conns, t.cfg.MaxConnsPerAddr) {
 		return nil, "too many from one address"
@@ -194,8 +201,8 @@ func (t *TCP) untrack(c *tcpConn) {
 		t.open--
 	}
 	if p := t.peers[c.peer]; p != nil {
-		if p.conns--; p.conns == 0 && p.hs == 0 {
-			delete(t.peers, c.peer)
+		if p.conns--; p.conns == 0 {
+			delete(t.peers, c.peer) // its handshake slots went with its connections
 		}
 	}
 }
@@ -260,22 +267,22 @@ func (t *TCP) serveConn(c *tcpConn) {
 // together. Unlike QUIC's refusal, an accepted TCP connection waits for its
 // turn (it is already counted in MaxConns, and the kernel queues the rest),
 // until deadline; past it the connection is closed and the agent retries
-// after its back-off. One address may hold at most MaxHandshakesPerAddr
-// handshakes (waiting or running); past it the connection is closed at
-// once.
+// after its back-off. It first waits for one of its address's
+// MaxHandshakesPerAddr slots, so that one address cannot hold every
+// MaxHandshakes slot, while agents behind one NAT address take turns.
 func (t *TCP) handshake(c *tcpConn, deadline time.Time) bool {
-	if !t.takeHandshake(c) {
-		t.refused.Add(1)
-		t.log.Debug("TLS handshake over TCP: too many from one address", "remote", c.RemoteAddr().String())
-		return false
-	}
-	defer t.giveHandshake(c)
-	if t.hs != nil {
-		timer := time.NewTimer(time.Until(deadline))
+	t.mu.Lock()
+	perAddr := t.peers[c.peer].hs
+	t.mu.Unlock()
+	timer := time.NewTimer(time.Until(deadline))
+	defer timer.Stop()
+	for _, slots := range []chan struct{}{perAddr, t.hs} {
+		if slots == nil {
+			continue
+		}
 		select {
-		case t.hs <- struct{}{}:
-			timer.Stop()
-			defer func() { <-t.hs }()
+		case slots <- struct{}{}:
+			defer func() { <-slots }()
 		case <-timer.C:
 			t.refused.Add(1)
 			t.log.Debug("TLS handshake over TCP: no free handshake slot in time", "remote", c.RemoteAddr().String())
@@ -289,26 +296,8 @@ func (t *TCP) handshake(c *tcpConn, deadline time.Time) bool {
 	return true
 }
 
-func (t *TCP) takeHandshake(c *tcpConn) bool {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	p := t.peers[c.peer]
-	if over(p.hs, t.cfg.MaxHandshakesPerAddr) {
-		return false
-	}
-	p.hs++
-	return true
-}
-
-func (t *TCP) giveHandshake(c *tcpConn) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.peers[c.peer].hs--
-}
-
 // HandshakesRefused counts connections closed because no handshake slot
-// came free before the start timeout, or because their address had too
-// many handshakes in progress.
+// (of their address's, or of all) came free before the start timeout.
 func (t *TCP) HandshakesRefused() int64 { return t.refused.Load() }
 
 // ConnsTurnedAway counts connections closed by the connection limits:
