@@ -2,9 +2,9 @@
 // mutual TLS, pinning the server's fingerprint so that nothing is sent to
 // any other server, keeps one connection open for later requests, and
 // sends each request on it. It speaks QUIC (one request per stream) and,
-// where UDP to the server gets no answer, falls back to TLS 1.3 over TCP on
-// the same port (one request per length-prefixed frame), trying QUIC again
-// later.
+// where UDP to the server gets no answer or the server keeps refusing QUIC
+// handshakes, falls back to TLS 1.3 over TCP on the same port (one request
+// per length-prefixed frame), trying QUIC again later.
 package client
 
 import (
@@ -72,6 +72,7 @@ type Client struct {
 	mu        sync.Mutex
 	cur       link      // nil until connected
 	quicAgain time.Time // auto mode: dial TCP directly until then
+	refusals  int       // QUIC handshakes refused in a row (see race)
 }
 
 // link is one connection to the server, over either transport.
@@ -141,6 +142,10 @@ func New(cfg Config) (*Client, error) {
 			// a rare full inventory would fill the larger packets (12%
 			// fewer of them).
 			DisablePathMTUDiscovery: true,
+			// The server's tokens (NEW_TOKEN) prove the agent's address
+			// on its next connection, which then skips the Retry a server
+			// under load asks of unproven addresses (a round trip).
+			TokenStore: quic.NewLRUTokenStore(1, 4),
 		},
 		log: cfg.Logger,
 	}

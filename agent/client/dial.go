@@ -20,6 +20,13 @@ import (
 // ends the dial with nothing sent, since requests go out only on the winner.
 // After a fallback, TCP is dialled directly until RetryQUICAfter has passed
 // or TCP fails.
+//
+// A QUIC handshake the server refuses (busy) is not a reason to fall back
+// at first: the server answered, and the caller retries after a jittered
+// wait. After refusalsBeforeTCP refusals in a row, though, the server may
+// be refusing because a flood of half-open handshakes holds its QUIC side,
+// while its TCP side serves: TCP is then tried alongside QUIC, from the
+// start of the dial, and the first to connect wins.
 func (c *Client) dial(ctx context.Context) (link, error) {
 	switch {
 	case c.cfg.Transport == TransportQUIC:
@@ -63,6 +70,11 @@ func (c *Client) race(ctx context.Context) (link, error) {
 		pending++
 		tcpStarted = true
 	}
+	why := "QUIC (UDP) to the server got no answer"
+	if c.refusals >= refusalsBeforeTCP {
+		why = "the server refused QUIC handshakes repeatedly (busy)"
+		startTCP(why)
+	}
 	timer := time.NewTimer(c.cfg.FallbackDelay)
 	defer timer.Stop()
 	var quicErr, tcpErr error
@@ -83,7 +95,7 @@ func (c *Client) race(ctx context.Context) (link, error) {
 				if r.err != nil {
 					return nil, r.err
 				}
-				c.won(r.l, time.Since(began))
+				c.won(r.l, time.Since(began), why)
 				return r.l, nil
 			}
 			if r.tcp {
@@ -93,8 +105,11 @@ func (c *Client) race(ctx context.Context) (link, error) {
 				if Refused(r.err) && !tcpStarted {
 					// The server answered over UDP: it is busy, not
 					// unreachable. Another transport would only hand it
-					// another handshake to do.
-					return nil, r.err
+					// another handshake to do, unless it keeps refusing.
+					if c.refusals++; c.refusals < refusalsBeforeTCP {
+						return nil, r.err
+					}
+					why = "the server refused QUIC handshakes repeatedly (busy)"
 				}
 			}
 			if !tcpStarted && ctx.Err() == nil {
@@ -122,13 +137,19 @@ func abandon(results <-chan dialResult, n int) {
 	}()
 }
 
-// won records which transport a race chose. Called with c.mu held.
-func (c *Client) won(l link, took time.Duration) {
+// refusalsBeforeTCP is how many QUIC handshakes refused in a row make the
+// client try TCP too.
+const refusalsBeforeTCP = 3
+
+// won records which transport a race chose, and why TCP when it did.
+// Called with c.mu held.
+func (c *Client) won(l link, took time.Duration, why string) {
 	prev := c.Transport()
+	c.refusals = 0
 	if l.transport() == TransportTCP {
 		c.quicAgain = time.Now().Add(c.cfg.RetryQUICAfter)
 		if prev != TransportTCP {
-			c.log.Warn("QUIC (UDP) to the server got no answer: using TLS over TCP", "server", c.cfg.Server,
+			c.log.Warn(why+": using TLS over TCP", "server", c.cfg.Server,
 				"after", took.Round(time.Millisecond), "retry_quic_in", c.cfg.RetryQUICAfter)
 		}
 		return

@@ -78,6 +78,15 @@ type Config struct {
 	UnauthenticatedBytes int64
 	BodyBytes            int64
 	BodyTimeout          time.Duration
+	// Connection limits against hostile clients; 0 takes the listener's
+	// default (see listener.Config): MaxTCPConns 1024, MaxConnsPerAddr
+	// 512, MaxHandshakesPerAddr half of MaxHandshakes, QUICRetryAbove a
+	// quarter of MaxHandshakes (negative: never), TCPStartTimeout 5 s.
+	MaxTCPConns          int
+	MaxConnsPerAddr      int
+	MaxHandshakesPerAddr int
+	QUICRetryAbove       int
+	TCPStartTimeout      time.Duration
 	// No0RTT refuses requests in 0-RTT data. 0-RTT is safe for Tally's
 	// requests, each applied once by its sequence number, and saves a
 	// round trip on reconnect.
@@ -207,6 +216,12 @@ func Start(cfg Config) (_ *Daemon, err error) {
 		BodyBytes:            cfg.BodyBytes,
 		BodyTimeout:          cfg.BodyTimeout,
 		Allow0RTT:            !cfg.No0RTT,
+
+		MaxConns:             cfg.MaxTCPConns,
+		MaxConnsPerAddr:      cfg.MaxConnsPerAddr,
+		MaxHandshakesPerAddr: cfg.MaxHandshakesPerAddr,
+		RetryAbove:           cfg.QUICRetryAbove,
+		StartTimeout:         cfg.TCPStartTimeout,
 	}, cfg.NoTCP)
 	if err != nil {
 		return nil, err
@@ -219,6 +234,10 @@ func Start(cfg Config) (_ *Daemon, err error) {
 		return n
 	})
 	d.metrics.CountHandshakes(d.quic.Handshakes)
+	d.metrics.CountRetries(d.quic.Retries)
+	if d.tcp != nil {
+		d.metrics.CountTurnedAway(d.tcp.ConnsTurnedAway)
+	}
 
 	d.adminLn, err = net.Listen("tcp", cfg.Admin)
 	if err != nil {

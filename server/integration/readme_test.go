@@ -22,7 +22,7 @@ var readmeSkip = map[string]string{
 	"make demo":       "runs the demo until Ctrl-C; TestDemoShowsASeatAndRunsAgainOnItsPorts runs its script",
 	"make test":       "runs every test, this one included",
 	"tally-agent run": "posts forever; 'tally-agent run --once' is run",
-	"bin/tally-server serve --data /tmp/t --listen 127.0.0.1:0 --admin 127.0.0.1:0 &": "the load test's server, started by the load tests (server/integration/load_test.go)",
+	"bin/tally-server serve --data /tmp/t --listen 127.0.0.1:0 --admin 127.0.0.1:0 --max-conns-per-addr -1 --max-handshakes-per-addr -1 &": "the load test's server, started by the load tests (server/integration/load_test.go)",
 }
 
 // readmeSkipPrefix is for families of commands: load runs of minutes,

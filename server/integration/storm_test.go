@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/tallyhq/tally/agent/agenttest"
+	"github.com/tallyhq/tally/server/daemon"
 	"github.com/tallyhq/tally/server/servertest"
 )
 
@@ -17,8 +18,11 @@ import (
 // When the same fleet reconnects after its connections closed (as agents
 // close theirs after each cycle, or after an outage), a refused attempt
 // does not cost an agent its session ticket: every reconnect resumes.
+// The TCP listener is off: agents refused again and again also try TCP
+// (TestAgentTriesTCPWhenQUICHandshakesAreRefused), and this test is about
+// QUIC's shedding and the session a refused attempt keeps.
 func TestHandshakeStormIsShedThenServed(t *testing.T) {
-	srv := servertest.New(t, servertest.WithMaxHandshakes(2))
+	srv := servertest.New(t, servertest.WithMaxHandshakes(2), func(c *daemon.Config) { c.NoTCP = true })
 	const n = 60
 	agents := make([]*agenttest.Agent, n)
 	storm := func(round string, post func(i int) error) {

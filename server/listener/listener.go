@@ -50,13 +50,41 @@ type Config struct {
 	// MaxStreamsPerConn (QUIC) bounds concurrent requests on one
 	// connection (default 8). A TCP connection carries one at a time.
 	MaxStreamsPerConn int64
-	// MaxConns (TCP) bounds open connections (default 1024); past it a new
-	// connection is closed at once and the agent retries later.
+	// MaxConns (TCP) bounds open connections (default 1024). Past it the
+	// oldest connection that has not yet sent its first request is closed
+	// to make room (an agent sends its request as soon as TLS is up, so
+	// such a connection is an attacker's or a stuck one); when there is
+	// none, the new connection is closed at once and the agent retries
+	// later.
 	MaxConns int
+	// MaxConnsPerAddr bounds the connections from one client address (an
+	// IPv6 /64 counts as one), on each transport (default 512; negative:
+	// no bound). A site whose agents share one NAT address needs one per
+	// agent connected at once.
+	MaxConnsPerAddr int
 	// MaxHandshakes bounds the handshakes in progress: past it new QUIC
 	// connections are refused at once, and TCP ones wait for a free slot
-	// within HandshakeTimeout (default 64; negative: no bound).
+	// within StartTimeout (default 64; negative: no bound).
 	MaxHandshakes int
+	// MaxHandshakesPerAddr bounds the handshakes in progress from one
+	// client address, on each transport (default half of MaxHandshakes, at
+	// least 1; negative: no bound), so that one address cannot hold every
+	// MaxHandshakes slot. Past it a QUIC connection is refused and the
+	// agent retries after a jittered wait; a TCP one waits its turn within
+	// StartTimeout.
+	MaxHandshakesPerAddr int
+	// RetryAbove (QUIC) is the number of handshakes in progress past which
+	// a new connection must first prove its address with a QUIC Retry (one
+	// more round trip) unless it holds a token from an earlier connection
+	// (default a quarter of MaxHandshakes; negative: never). A flood of
+	// Initial packets from spoofed addresses then gets Retry packets and
+	// holds at most RetryAbove handshake slots.
+	RetryAbove int
+	// StartTimeout (TCP) bounds how long a new connection may take to
+	// start and finish TLS and send its first request, waiting for a
+	// handshake slot included (default 5 s): connections that never start
+	// TLS, or never send a request, are closed within it.
+	StartTimeout time.Duration
 	// MaxInFlight bounds concurrent requests on the listener; past it
 	// requests are answered busy with a retry-after (default 2048).
 	MaxInFlight int
@@ -93,10 +121,10 @@ type Config struct {
 	// never past RequestTimeout): a client that trickles holds nothing for
 	// long.
 	BodyTimeout time.Duration
-	// HandshakeTimeout bounds a silent TLS handshake on either transport
-	// (default 10 s). QUIC aborts a handshake that has not finished in twice
-	// this time, so it also bounds how long a stuck handshake holds one of
-	// MaxHandshakes.
+	// HandshakeTimeout bounds a silent QUIC handshake (default 10 s).
+	// QUIC aborts a handshake that has not finished in twice this time, so
+	// it also bounds how long a stuck handshake holds one of MaxHandshakes.
+	// TCP has StartTimeout.
 	HandshakeTimeout time.Duration
 }
 
@@ -124,8 +152,26 @@ func (cfg Config) withDefaults() (Config, error) {
 	if cfg.MaxInFlight <= 0 {
 		cfg.MaxInFlight = 2048
 	}
+	if cfg.MaxConnsPerAddr == 0 {
+		cfg.MaxConnsPerAddr = 512
+	}
 	if cfg.MaxHandshakes == 0 {
 		cfg.MaxHandshakes = 64
+	}
+	if cfg.MaxHandshakesPerAddr == 0 {
+		cfg.MaxHandshakesPerAddr = -1
+		if cfg.MaxHandshakes > 0 {
+			cfg.MaxHandshakesPerAddr = max(cfg.MaxHandshakes/2, 1)
+		}
+	}
+	if cfg.RetryAbove == 0 {
+		cfg.RetryAbove = -1
+		if cfg.MaxHandshakes > 0 {
+			cfg.RetryAbove = max(cfg.MaxHandshakes/4, 1)
+		}
+	}
+	if cfg.StartTimeout <= 0 {
+		cfg.StartTimeout = 5 * time.Second
 	}
 	if cfg.HandshakeTimeout <= 0 {
 		cfg.HandshakeTimeout = 10 * time.Second

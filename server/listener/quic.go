@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -149,38 +150,162 @@ const workerIdle = 10 * time.Second
 // retransmissions, the admin API) and most time out. Past the bound a new
 // connection is refused at once, before any cryptography, and the agent
 // retries after a jittered back-off: the server works at the rate it can.
+//
+// Half-open handshakes (Initial packets that never complete) would hold the
+// slots until they time out, so admission also keeps per-address counts and
+// asks quic-go for address validation (a Retry, see verify) once handshakes
+// queue up: a flood from spoofed addresses then holds at most retryAbove
+// slots, and one from real addresses at most perAddr per address. The
+// counts of validated connections are kept apart, so that spoofing a
+// victim's address cannot use up the victim's own limits.
 type admission struct {
-	max      int64
-	inflight atomic.Int64
-	refused  atomic.Int64
+	max, perAddr, retryAbove, connsPerAddr int // 0 or less: no bound
+
+	mu         sync.Mutex
+	inflight   int // handshakes in progress
+	unverified int // of which from addresses not validated
+	peers      map[netip.Addr]*quicPeer
+
+	refused atomic.Int64
+	retries atomic.Int64
+}
+
+// quicPeer counts one client address's handshakes and connections (from
+// admission to close), all and validated.
+type quicPeer struct {
+	hs, hsValid, conns, connsValid int
+}
+
+func newAdmission(cfg Config) *admission {
+	return &admission{max: cfg.MaxHandshakes, perAddr: cfg.MaxHandshakesPerAddr, retryAbove: cfg.RetryAbove,
+		connsPerAddr: cfg.MaxConnsPerAddr, peers: map[netip.Addr]*quicPeer{}}
+}
+
+// over reports whether n has reached the bound b (b <= 0: no bound).
+func over(n, b int) bool { return b > 0 && n >= b }
+
+// verify is the Transport's VerifySourceAddress: it asks for a Retry when
+// handshakes queue up, or when this address already has its share of
+// handshakes or connections. It is called only for Initial packets without
+// a valid token, just before admit, on quic-go's one packet-handling
+// goroutine. Where admit would refuse even a validated address (every slot
+// taken, or the address's validated share used up), no Retry is asked for:
+// admit's refusal is as cheap and stateless, and spares an agent in a
+// storm a round trip and the server a second Initial.
+func (a *admission) verify(addr net.Addr) bool {
+	if a.retryAbove <= 0 {
+		return false
+	}
+	a.mu.Lock()
+	p := a.peers[peerOf(addr)]
+	if p == nil {
+		p = &quicPeer{}
+	}
+	retry := !over(a.inflight, a.max) && !over(p.hsValid, a.perAddr) && !over(p.connsValid, a.connsPerAddr) &&
+		(over(a.inflight, a.retryAbove) || over(p.hs, a.perAddr) || over(p.conns, a.connsPerAddr))
+	a.mu.Unlock()
+	if retry {
+		a.retries.Add(1)
+	}
+	return retry
 }
 
 type ticketKey struct{}
 
-// ticket is one admitted handshake; released once, on completion or failure.
+// ticket is one admitted connection; its handshake slot is released once,
+// on completion or failure, and its per-address count when it closes.
 type ticket struct {
-	once sync.Once
-	adm  *admission
+	adm      *admission
+	peer     netip.Addr
+	verified bool
+	hsOnce   sync.Once
 }
 
-func (t *ticket) release() { t.once.Do(func() { t.adm.inflight.Add(-1) }) }
+func (t *ticket) release() {
+	t.hsOnce.Do(func() {
+		a := t.adm
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		a.inflight--
+		if !t.verified {
+			a.unverified--
+		}
+		p := a.peers[t.peer]
+		p.hs--
+		if t.verified {
+			p.hsValid--
+		}
+	})
+}
 
-func (a *admission) admit(ctx context.Context, _ *quic.ClientInfo) (context.Context, error) {
-	if a.max > 0 && a.inflight.Add(1) > a.max {
-		a.inflight.Add(-1)
+// closed ends the connection's count, and its handshake's if still held.
+func (t *ticket) closed() {
+	t.release()
+	a := t.adm
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	p := a.peers[t.peer]
+	p.conns--
+	if t.verified {
+		p.connsValid--
+	}
+	if p.conns == 0 {
+		delete(a.peers, t.peer)
+	}
+}
+
+// admit is the Transport's ConnContext. A client whose address was not
+// validated is held to the limits of all connections from its address; a
+// validated one only to those of the validated ones.
+func (a *admission) admit(ctx context.Context, info *quic.ClientInfo) (context.Context, error) {
+	key := peerOf(info.RemoteAddr)
+	a.mu.Lock()
+	p := a.peers[key]
+	if p == nil {
+		p = &quicPeer{}
+	}
+	hs, conns := p.hs, p.conns
+	if info.AddrVerified {
+		hs, conns = p.hsValid, p.connsValid
+	}
+	var err error
+	switch {
+	case over(a.inflight, a.max):
+		err = errTooManyHandshakes
+	case !info.AddrVerified && over(a.inflight, a.retryAbove):
+		err = errTooManyHandshakes // a Retry was due: only when verify raced a release
+	case over(hs, a.perAddr):
+		err = errTooManyFromAddr
+	case over(conns, a.connsPerAddr):
+		err = errTooManyConnsFromAddr
+	}
+	if err != nil {
+		a.mu.Unlock()
 		a.refused.Add(1)
-		return nil, errTooManyHandshakes
+		return nil, err
 	}
-	if a.max <= 0 {
-		return ctx, nil
+	a.peers[key] = p
+	a.inflight++
+	p.hs++
+	p.conns++
+	if info.AddrVerified {
+		p.hsValid++
+		p.connsValid++
+	} else {
+		a.unverified++
 	}
-	t := &ticket{adm: a}
+	a.mu.Unlock()
+	t := &ticket{adm: a, peer: key, verified: info.AddrVerified}
 	ctx = context.WithValue(ctx, ticketKey{}, t)
-	context.AfterFunc(ctx, t.release) // a handshake that fails or times out
+	context.AfterFunc(ctx, t.closed) // closed, or a handshake that failed or timed out
 	return ctx, nil
 }
 
-var errTooManyHandshakes = errors.New("too many handshakes in progress")
+var (
+	errTooManyHandshakes    = errors.New("too many handshakes in progress")
+	errTooManyFromAddr      = errors.New("too many handshakes in progress from one address")
+	errTooManyConnsFromAddr = errors.New("too many connections from one address")
+)
 
 func releaseHandshake(ctx context.Context) {
 	if t, ok := ctx.Value(ticketKey{}).(*ticket); ok {
@@ -188,8 +313,13 @@ func releaseHandshake(ctx context.Context) {
 	}
 }
 
+// Retries counts the Retry packets asked for (address validation under
+// load).
+func (q *QUIC) Retries() int64 { return q.adm.retries.Load() }
+
 // HandshakesRefused counts connections refused because too many
-// handshakes were in progress.
+// handshakes were in progress, or too many handshakes or connections from
+// one address.
 func (q *QUIC) HandshakesRefused() int64 { return q.adm.refused.Load() }
 
 // Handshakes counts the QUIC handshakes completed, full and resumed (a
@@ -212,9 +342,9 @@ func ListenQUIC(cfg Config) (*QUIC, error) {
 	if err != nil {
 		return nil, fmt.Errorf("listen on UDP %s: %w", cfg.Addr, err)
 	}
-	adm := &admission{max: int64(cfg.MaxHandshakes)}
+	adm := newAdmission(cfg)
 	tr := &quic.Transport{Conn: pc, StatelessResetKey: cfg.StatelessResetKey, TokenGeneratorKey: cfg.TokenKey,
-		ConnContext: adm.admit}
+		ConnContext: adm.admit, VerifySourceAddress: adm.verify}
 	qc := &quic.Config{
 		HandshakeIdleTimeout:           cfg.HandshakeTimeout,
 		MaxIdleTimeout:                 cfg.IdleTimeout,

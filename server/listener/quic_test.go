@@ -2,12 +2,15 @@ package listener
 
 import (
 	"context"
+	"net"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/quic-go/quic-go"
 
+	"github.com/tallyhq/tally/common/identity"
 	"github.com/tallyhq/tally/protocol"
 )
 
@@ -173,4 +176,151 @@ func BenchmarkQuietConnectionPackets(b *testing.B) {
 			b.ReportMetric(float64(sent+recv)/float64(b.N), "packets/req")
 		})
 	}
+}
+
+// QUIC admission: past RetryAbove handshakes, unvalidated addresses are
+// asked for a Retry; a validated address is held to its own share, which
+// Initial packets spoofing its address cannot use up; where even a
+// validated address would be refused, no Retry is asked for.
+func TestQUICAdmissionRetriesAndPerAddressShares(t *testing.T) {
+	a := newAdmission(Config{MaxHandshakes: 6, MaxHandshakesPerAddr: 2, RetryAbove: 2, MaxConnsPerAddr: 100})
+	victim := &net.UDPAddr{IP: net.IPv4(192, 0, 2, 1), Port: 4000}
+	other := &net.UDPAddr{IP: net.IPv4(192, 0, 2, 2), Port: 4000}
+	var cancels []context.CancelFunc
+	t.Cleanup(func() {
+		for _, c := range cancels {
+			c()
+		}
+	})
+	admit := func(addr net.Addr, verified bool) error {
+		ctx, cancel := context.WithCancel(context.Background())
+		cancels = append(cancels, cancel)
+		_, err := a.admit(ctx, &quic.ClientInfo{RemoteAddr: addr, AddrVerified: verified})
+		return err
+	}
+	// Spoofed Initials with the victim's address: two get in, then Retry.
+	for i := range 2 {
+		if a.verify(victim) {
+			t.Fatalf("spoofed %d: Retry with %d handshakes in progress", i, i)
+		}
+		if err := admit(victim, false); err != nil {
+			t.Fatalf("spoofed %d: %v", i, err)
+		}
+	}
+	if !a.verify(victim) || !a.verify(other) {
+		t.Fatal("no Retry with RetryAbove handshakes in progress")
+	}
+	// The victim, validated, still has its own share of two.
+	for i := range 2 {
+		if err := admit(victim, true); err != nil {
+			t.Fatalf("validated victim %d: %v", i, err)
+		}
+	}
+	if err := admit(victim, true); err == nil {
+		t.Fatal("a third validated handshake from one address with MaxHandshakesPerAddr 2")
+	}
+	if a.verify(victim) {
+		t.Fatal("Retry asked of an address whose validated share is used up: it would be refused anyway")
+	}
+	if err := admit(other, true); err != nil {
+		t.Fatalf("another validated address: %v", err)
+	}
+	if err := admit(other, true); err != nil {
+		t.Fatalf("another validated address, second: %v", err)
+	}
+	if a.verify(&net.UDPAddr{IP: net.IPv4(192, 0, 2, 3)}) {
+		t.Fatal("Retry asked with every handshake slot taken: it would be refused anyway")
+	}
+	if err := admit(&net.UDPAddr{IP: net.IPv4(192, 0, 2, 3)}, true); err == nil {
+		t.Fatal("admitted past MaxHandshakes")
+	}
+	if a.retries.Load() != 2 || a.refused.Load() != 2 {
+		t.Fatalf("%d retries, %d refused; want 2 and 2", a.retries.Load(), a.refused.Load())
+	}
+	// Closing releases every count.
+	for _, c := range cancels {
+		c()
+	}
+	cancels = nil
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		a.mu.Lock()
+		n, peers := a.inflight, len(a.peers)
+		a.mu.Unlock()
+		if n == 0 && peers == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after every connection closed: %d handshakes, %d addresses counted", n, peers)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// BenchmarkQUICHandshakeRetry measures what a Retry (address validation,
+// asked past RetryAbove handshakes in progress) adds to a full handshake:
+// two servers alike but for VerifySourceAddress (no, yes), dialled in
+// turn, so that both see the same load; it reports each one's mean
+// handshake time and their ratio. On loopback the difference is the
+// Retry's CPU (a token sealed and opened, one more Initial each way);
+// across a network one more round trip comes on top. docs/PERFORMANCE.md
+// has the figures:
+//
+//	go test -run XXX -bench QUICHandshakeRetry -benchtime 300x -count 8 ./server/listener
+func BenchmarkQUICHandshakeRetry(b *testing.B) {
+	s := start(b, newEcho(), nil) // for its identities
+	var asked atomic.Int64
+	serve := func(retry bool) string {
+		udp, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+		if err != nil {
+			b.Fatal(err)
+		}
+		tr := &quic.Transport{Conn: udp, VerifySourceAddress: func(net.Addr) bool {
+			if retry {
+				asked.Add(1)
+			}
+			return retry
+		}}
+		ln, err := tr.Listen(identity.ServerTLS(s.cert, protocol.ALPN), &quic.Config{DisablePathMTUDiscovery: true})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { ln.Close(); tr.Close(); udp.Close() })
+		go func() {
+			for {
+				c, err := ln.Accept(context.Background())
+				if err != nil {
+					return
+				}
+				c.CloseWithError(0, "")
+			}
+		}()
+		return udp.LocalAddr().String()
+	}
+	addrs := [2]string{serve(false), serve(true)}
+	ctls := s.clientTLS()
+	ctls.ClientSessionCache = nil // full handshakes
+	var took [2]time.Duration
+	b.ResetTimer()
+	for i := range b.N {
+		for k := range 2 {
+			k = (k + i) % 2 // each goes first every other time
+			began := time.Now()
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			c, err := quic.DialAddr(ctx, addrs[k], ctls, &quic.Config{DisablePathMTUDiscovery: true})
+			cancel()
+			if err != nil {
+				b.Fatal(err)
+			}
+			took[k] += time.Since(began)
+			c.CloseWithError(0, "")
+		}
+	}
+	b.StopTimer()
+	if asked.Load() < int64(b.N) {
+		b.Fatalf("%d Retry asked for %d handshakes", asked.Load(), b.N)
+	}
+	b.ReportMetric(float64(took[0].Microseconds())/float64(b.N), "µs/handshake-no-retry")
+	b.ReportMetric(float64(took[1].Microseconds())/float64(b.N), "µs/handshake-retry")
+	b.ReportMetric(float64(took[1])/float64(took[0]), "retry/no-retry")
 }

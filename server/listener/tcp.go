@@ -1,6 +1,7 @@
 package listener
 
 import (
+	"container/list"
 	"context"
 	"crypto/ed25519"
 	"crypto/tls"
@@ -8,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -33,20 +35,33 @@ const (
 type TCP struct {
 	*core
 	ln     net.Listener
-	slots  chan struct{} // one per open connection, up to MaxConns
 	hs     chan struct{} // one per TLS handshake in progress, up to MaxHandshakes (nil: no bound)
 	connWG sync.WaitGroup
 
 	mu       sync.Mutex
 	stopping bool
 	conns    map[*tcpConn]struct{}
-	lastFull time.Time // when a turned-away connection was last logged
-	refused  atomic.Int64
+	open     int                     // connections counted against MaxConns
+	starting list.List               // of *tcpConn yet to send their first request, oldest first
+	peers    map[netip.Addr]*tcpPeer // per client address
+	lastFull time.Time               // when a turned-away connection was last logged
+	refused  atomic.Int64            // handshakes refused
+	turned   atomic.Int64            // connections closed by the connection limits
+}
+
+// tcpPeer counts one client address's connections, and holds its
+// handshake slots (nil: no bound).
+type tcpPeer struct {
+	conns int
+	hs    chan struct{}
 }
 
 type tcpConn struct {
 	*tls.Conn
-	busy bool // a request is being read or answered; guarded by TCP.mu
+	peer  netip.Addr
+	busy  bool          // a request is being read or answered; guarded by TCP.mu
+	start *list.Element // in TCP.starting until the first request; guarded by TCP.mu
+	shed  bool          // closed to make room: its MaxConns slot went to another; guarded by TCP.mu
 }
 
 // ListenTCP binds the TCP socket; Serve starts accepting.
@@ -59,7 +74,7 @@ func ListenTCP(cfg Config) (*TCP, error) {
 	if err != nil {
 		return nil, fmt.Errorf("listen on TCP %s: %w", cfg.Addr, err)
 	}
-	t := &TCP{core: newCore(cfg), ln: ln, slots: make(chan struct{}, cfg.MaxConns), conns: map[*tcpConn]struct{}{}}
+	t := &TCP{core: newCore(cfg), ln: ln, conns: map[*tcpConn]struct{}{}, peers: map[netip.Addr]*tcpPeer{}}
 	if cfg.MaxHandshakes > 0 {
 		t.hs = make(chan struct{}, cfg.MaxHandshakes)
 	}
@@ -85,26 +100,24 @@ func (t *TCP) Serve() error {
 			continue
 		}
 		delay = 0
-		select {
-		case t.slots <- struct{}{}:
-		default:
-			t.turnAway(nc)
-			continue
+		c := &tcpConn{Conn: tls.Server(nc, t.cfg.TLS), peer: peerOf(nc.RemoteAddr())}
+		shed, why := t.track(c)
+		if shed != nil {
+			shed.NetConn().Close() // wakes it; its goroutine cleans up
 		}
-		c := &tcpConn{Conn: tls.Server(nc, t.cfg.TLS)}
-		if !t.track(c) {
-			nc.Close()
-			<-t.slots
+		if why != "" {
+			t.turnAway(nc, why)
 			continue
 		}
 		go t.serveConn(c)
 	}
 }
 
-// turnAway closes a connection over MaxConns at once: the agent sees a
+// turnAway closes a connection over a limit at once: the agent sees a
 // transport error and tries again after its back-off.
-func (t *TCP) turnAway(nc net.Conn) {
+func (t *TCP) turnAway(nc net.Conn, why string) {
 	nc.Close()
+	t.turned.Add(1)
 	t.mu.Lock()
 	now := time.Now()
 	logIt := now.Sub(t.lastFull) >= time.Minute
@@ -113,34 +126,111 @@ func (t *TCP) turnAway(nc net.Conn) {
 	}
 	t.mu.Unlock()
 	if logIt {
-		t.log.Warn("too many TCP connections: new ones are closed until some end", "max", t.cfg.MaxConns)
+		t.log.Warn("TCP connections closed at once: "+why, "remote", nc.RemoteAddr().String(),
+			"max_conns", t.cfg.MaxConns, "max_conns_per_addr", t.cfg.MaxConnsPerAddr)
 	}
 }
 
-func (t *TCP) track(c *tcpConn) bool {
+// track counts c against the connection limits. Past MaxConns the oldest
+// connection yet to send its first request is shed to make room, and
+// returned for the caller to close. why says why c must be turned away
+// instead, when it must.
+func (t *TCP) track(c *tcpConn) (shed *tcpConn, why string) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.stopping {
-		return false
+		return nil, "the server is stopping"
 	}
+	p := t.peers[c.peer]
+	if p == nil {
+		p = &tcpPeer{}
+		if t.cfg.MaxHandshakesPerAddr > 0 {
+			p.hs = make(chan struct{}, t.cfg.MaxHandshakesPerAddr)
+		}
+	}
+	if over(p.conns, t.cfg.MaxConnsPerAddr) {
+		return nil, "too many from one address"
+	}
+	if t.open >= t.cfg.MaxConns {
+		victim := t.victim()
+		if victim == nil {
+			return nil, "too many TCP connections, every one of them serving an agent"
+		}
+		shed = t.starting.Remove(victim).(*tcpConn)
+		shed.start = nil
+		shed.shed = true
+		t.open-- // its slot is given to c
+		t.turned.Add(1)
+	}
+	t.open++
+	t.peers[c.peer] = p
+	p.conns++
+	c.start = t.starting.PushBack(c)
 	t.conns[c] = struct{}{}
 	t.connWG.Add(1)
-	return true
+	return shed, ""
+}
+
+// victim picks the connection to shed: of those yet to send their first
+// request, the oldest from the address that holds the most connections. A
+// flood from a few addresses then churns through its own connections, and
+// an agent's new connection, alone from its address, is not cut while its
+// handshake runs however fast the flood dials. Called with t.mu held; the
+// scan (at most MaxConns) runs only when the bound is reached.
+func (t *TCP) victim() *list.Element {
+	var best *list.Element
+	most := 0
+	for e := t.starting.Front(); e != nil; e = e.Next() {
+		if n := t.peers[e.Value.(*tcpConn).peer].conns; n > most {
+			best, most = e, n
+		}
+	}
+	return best
+}
+
+// untrack forgets c when it ends.
+func (t *TCP) untrack(c *tcpConn) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	delete(t.conns, c)
+	if c.start != nil {
+		t.starting.Remove(c.start)
+		c.start = nil
+	}
+	if !c.shed {
+		t.open--
+	}
+	if p := t.peers[c.peer]; p != nil {
+		if p.conns--; p.conns == 0 {
+			delete(t.peers, c.peer) // its handshake slots went with its connections
+		}
+	}
+}
+
+// served marks c as past its first request: an agent's, kept between
+// requests for IdleTimeout and never shed.
+func (t *TCP) served(c *tcpConn) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if c.start != nil {
+		t.starting.Remove(c.start)
+		c.start = nil
+	}
 }
 
 func (t *TCP) serveConn(c *tcpConn) {
 	defer func() {
 		c.Close()
-		t.mu.Lock()
-		delete(t.conns, c)
-		t.mu.Unlock()
-		<-t.slots
+		t.untrack(c)
 		t.connWG.Done()
 	}()
-	if !t.idle(c, t.cfg.HandshakeTimeout) {
+	// Until its first request, a connection has StartTimeout in all: an
+	// agent sends it as soon as TLS is up.
+	deadline := time.Now().Add(t.cfg.StartTimeout)
+	if !t.idleUntil(c, deadline) || !started(c.NetConn()) {
 		return
 	}
-	if !t.handshake(c) {
+	if !t.handshake(c, deadline) {
 		return
 	}
 	cs := c.ConnectionState()
@@ -150,13 +240,16 @@ func (t *TCP) serveConn(c *tcpConn) {
 		// application protocol does not speak ours.
 		return
 	}
-	for {
-		if !t.idle(c, t.cfg.IdleTimeout) {
+	for first := true; ; first = false {
+		if !first && !t.idle(c, t.cfg.IdleTimeout) {
 			return
 		}
 		var hdr [protocol.FrameHeader]byte
 		if _, err := io.ReadFull(c, hdr[:]); err != nil {
 			return // the agent closed, went silent, or the server is stopping
+		}
+		if first {
+			t.served(c)
 		}
 		if !t.busy(c) || !t.begin() {
 			return // the server is stopping: the agent sends it again later
@@ -173,15 +266,23 @@ func (t *TCP) serveConn(c *tcpConn) {
 // over QUIC, a fleet connecting at once must not start every key exchange
 // together. Unlike QUIC's refusal, an accepted TCP connection waits for its
 // turn (it is already counted in MaxConns, and the kernel queues the rest),
-// within the handshake timeout; past it the connection is closed and the
-// agent retries after its back-off.
-func (t *TCP) handshake(c *tcpConn) bool {
-	if t.hs != nil {
-		timer := time.NewTimer(t.cfg.HandshakeTimeout)
+// until deadline; past it the connection is closed and the agent retries
+// after its back-off. It first waits for one of its address's
+// MaxHandshakesPerAddr slots, so that one address cannot hold every
+// MaxHandshakes slot, while agents behind one NAT address take turns.
+func (t *TCP) handshake(c *tcpConn, deadline time.Time) bool {
+	t.mu.Lock()
+	perAddr := t.peers[c.peer].hs
+	t.mu.Unlock()
+	timer := time.NewTimer(time.Until(deadline))
+	defer timer.Stop()
+	for _, slots := range []chan struct{}{perAddr, t.hs} {
+		if slots == nil {
+			continue
+		}
 		select {
-		case t.hs <- struct{}{}:
-			timer.Stop()
-			defer func() { <-t.hs }()
+		case slots <- struct{}{}:
+			defer func() { <-slots }()
 		case <-timer.C:
 			t.refused.Add(1)
 			t.log.Debug("TLS handshake over TCP: no free handshake slot in time", "remote", c.RemoteAddr().String())
@@ -196,20 +297,30 @@ func (t *TCP) handshake(c *tcpConn) bool {
 }
 
 // HandshakesRefused counts connections closed because no handshake slot
-// came free within the handshake timeout.
+// (of their address's, or of all) came free before the start timeout.
 func (t *TCP) HandshakesRefused() int64 { return t.refused.Load() }
 
-// idle marks c as waiting for its next request (or its handshake), for at
-// most d. It returns false once the server is stopping. The deadline is
-// set under the lock so that Shutdown's wake-up cannot be overwritten.
-func (t *TCP) idle(c *tcpConn, d time.Duration) bool {
+// ConnsTurnedAway counts connections closed by the connection limits:
+// turned away at once, or shed (the oldest yet to send a request) to make
+// room for a new one.
+func (t *TCP) ConnsTurnedAway() int64 { return t.turned.Load() }
+
+// idle marks c as waiting for its next request, for at most d. It returns
+// false once the server is stopping.
+func (t *TCP) idle(c *tcpConn, d time.Duration) bool { return t.idleUntil(c, time.Now().Add(d)) }
+
+// idleUntil marks c as waiting for its next request (or its handshake)
+// until deadline. It returns false once the server is stopping. The
+// deadline is set under the lock so that Shutdown's wake-up cannot be
+// overwritten.
+func (t *TCP) idleUntil(c *tcpConn, deadline time.Time) bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.stopping {
 		return false
 	}
 	c.busy = false
-	c.SetDeadline(time.Now().Add(d))
+	c.SetDeadline(deadline)
 	return true
 }
 

@@ -363,12 +363,17 @@ func TestTCPShutdownCancelsHandlersWhenTimeRunsOut(t *testing.T) {
 // a connection past the bound waits for a slot, and is served once one
 // frees.
 func TestTCPHandshakesWaitForAFreeSlot(t *testing.T) {
-	s := start(t, newEcho(), func(c *Config) { c.MaxHandshakes = 1; c.HandshakeTimeout = 10 * time.Second })
-	holder, err := net.Dial("tcp", s.tcp.Addr().String()) // takes the only slot and says nothing
+	s := start(t, newEcho(), func(c *Config) { c.MaxHandshakes = 1; c.StartTimeout = 10 * time.Second })
+	holder, err := net.Dial("tcp", s.tcp.Addr().String())
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer holder.Close()
+	// Starts a ClientHello (a TLS handshake record's first byte), takes the
+	// only slot, and says no more.
+	if _, err := holder.Write([]byte{22}); err != nil {
+		t.Fatal(err)
+	}
 	time.Sleep(200 * time.Millisecond) // accepted and holding the slot
 	done := make(chan *tls.Conn, 1)
 	go func() { done <- s.dial() }()
@@ -388,5 +393,96 @@ func TestTCPHandshakesWaitForAFreeSlot(t *testing.T) {
 	}
 	if n := s.tcp.HandshakesRefused(); n != 0 {
 		t.Fatalf("%d handshakes refused; the waiting one was served", n)
+	}
+}
+
+// A connection that never starts TLS holds no handshake slot, and it and a
+// TLS connection that never sends a request are closed within
+// StartTimeout; an agent's connection, once it has sent a request, stays
+// open between requests.
+func TestTCPStartTimeoutClosesSilentConnections(t *testing.T) {
+	const startTimeout = 300 * time.Millisecond
+	s := start(t, newEcho(), func(c *Config) { c.MaxHandshakes = 1; c.StartTimeout = startTimeout })
+	began := time.Now()
+	plain, err := net.Dial("tcp", s.tcp.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer plain.Close()
+	idle := s.dial() // TLS done, no request
+	agent := s.dial()
+	if took := time.Since(began); took > startTimeout/2 {
+		t.Fatalf("two handshakes took %v with a silent plain connection open: it held the only handshake slot", took)
+	}
+	s.ask(agent, []byte("x"))
+	for name, c := range map[string]net.Conn{"plain": plain, "idle TLS": idle} {
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if _, err := c.Read(make([]byte, 1)); err == nil {
+			t.Fatalf("%s connection: got data", name)
+		}
+		if lived := time.Since(began); lived > startTimeout+time.Second {
+			t.Fatalf("%s connection closed after %v, start timeout %v", name, lived, startTimeout)
+		}
+	}
+	time.Sleep(startTimeout) // past the start timeout, within the idle timeout
+	if resp := s.ask(agent, []byte("again")); resp.Status != protocol.StatusOK {
+		t.Fatalf("an agent's connection between requests: %+v", resp)
+	}
+}
+
+// Past MaxConnsPerAddr a new connection from that address is closed at
+// once; past MaxConns the oldest connection yet to send a request, from
+// the address with the most, is closed to make room for the new one.
+func TestTCPConnectionLimits(t *testing.T) {
+	s := start(t, newEcho(), func(c *Config) { c.MaxConns = 3; c.MaxConnsPerAddr = 2; c.StartTimeout = 10 * time.Second })
+	dialFrom := func(ip string) (*tls.Conn, error) {
+		d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}, Timeout: 5 * time.Second}
+		c, err := tls.DialWithDialer(&d, "tcp", s.tcp.Addr().String(), s.clientTLS())
+		if err != nil {
+			return nil, err
+		}
+		t.Cleanup(func() { c.Close() })
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		return c, nil
+	}
+	from := func(ip string) *tls.Conn {
+		t.Helper()
+		c, err := dialFrom(ip)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	closed := func(c *tls.Conn) bool {
+		writeFrame(t, c, []byte("x"))
+		_, err := readResponse(c)
+		return err != nil
+	}
+	a1, a2 := from("127.0.0.2"), from("127.0.0.2")
+	if a3, err := dialFrom("127.0.0.2"); err == nil && !closed(a3) {
+		t.Fatal("a third connection from one address was served with MaxConnsPerAddr 2")
+	}
+	waitTurned(t, s.tcp, 1)
+	agent := from("127.0.0.1") // the third connection: fits
+	s.ask(agent, []byte("x"))
+	newcomer := from("127.0.0.3") // the fourth: the oldest of 127.0.0.2 makes room
+	s.ask(newcomer, []byte("x"))
+	if !closed(a1) {
+		t.Fatal("the oldest silent connection of the busiest address was kept past MaxConns")
+	}
+	s.ask(a2, []byte("x")) // not shed
+	if resp := s.ask(agent, []byte("y")); resp.Status != protocol.StatusOK {
+		t.Fatalf("the agent's connection: %+v", resp)
+	}
+}
+
+func waitTurned(t *testing.T, tc *TCP, n int64) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for tc.ConnsTurnedAway() < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d connections turned away, want %d", tc.ConnsTurnedAway(), n)
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }

@@ -146,7 +146,23 @@ func (c *diskCollector) Collect(ch chan<- prometheus.Metric) {
 // turned away because too many handshakes were in progress.
 func (m *Metrics) CountRefusedHandshakes(f func() int64) {
 	m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
-		Name: "tally_handshakes_refused_total", Help: "Connections turned away because too many handshakes were in progress (load shedding): QUIC ones refused at once, TCP ones closed after waiting the handshake timeout.",
+		Name: "tally_handshakes_refused_total", Help: "Connections turned away because too many handshakes were in progress, in all or from one address (load shedding): QUIC ones refused at once, TCP ones closed at once (one address) or after waiting the start timeout.",
+	}, func() float64 { return float64(f()) }))
+}
+
+// CountRetries exposes the QUIC listener's count of Retry packets asked
+// for.
+func (m *Metrics) CountRetries(f func() int64) {
+	m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "tally_quic_retries_total", Help: "QUIC connection attempts answered with a Retry (address validation) because handshakes were queuing up or their address had its share.",
+	}, func() float64 { return float64(f()) }))
+}
+
+// CountTurnedAway exposes the TCP listener's count of connections closed
+// by its connection limits.
+func (m *Metrics) CountTurnedAway(f func() int64) {
+	m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "tally_tcp_connections_turned_away_total", Help: "TCP connections closed by the connection limits: over --max-tcp-conns or --max-conns-per-addr, or shed (the oldest yet to send a request) to make room.",
 	}, func() float64 { return float64(f()) }))
 }
 
