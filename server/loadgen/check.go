@@ -2,12 +2,34 @@ package loadgen
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
 	"github.com/tallyhq/tally/protocol"
+	"github.com/tallyhq/tally/server/adminapi"
 	"github.com/tallyhq/tally/server/store"
 )
+
+// whenReachable calls read again, for up to 30 s, while the admin API
+// cannot be reached: the checks of a run that outlived a server restart
+// (the fault suite kills the server while agents post) read it once it is
+// back, instead of failing on the restart.
+func whenReachable[T any](ctx context.Context, read func(context.Context) (T, error)) (T, error) {
+	giveUp := time.Now().Add(30 * time.Second)
+	for {
+		v, err := read(ctx)
+		var ue *adminapi.UnreachableError
+		if err == nil || !errors.As(err, &ue) || time.Now().After(giveUp) {
+			return v, err
+		}
+		select {
+		case <-ctx.Done():
+			return v, err
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
 
 // The counts checks compare what the agents were told with what the admin
 // API shows. The admin API has no per-computer count of applied posts, so
@@ -24,7 +46,7 @@ import (
 
 // checkEnrolled compares the computers list with the agents.
 func (r *runner) checkEnrolled(ctx context.Context) {
-	cs, err := r.admin.Computers(ctx)
+	cs, err := whenReachable(ctx, r.admin.Computers)
 	if err != nil {
 		r.rep.check("computers listed", false, err.Error())
 		return
@@ -88,7 +110,7 @@ func (r *runner) checkStored(ctx context.Context) {
 	}
 	r.rep.check("no anomaly in the answers (send-full, generation gaps, repeats)", anomalies == 0, fmt.Sprintf("%d anomalies", anomalies))
 
-	cs, err := r.admin.Computers(ctx)
+	cs, err := whenReachable(ctx, r.admin.Computers)
 	if err != nil {
 		r.rep.check("computers listed", false, err.Error())
 		return
@@ -153,7 +175,7 @@ func (r *runner) checkSoftware(ctx context.Context, want func(*agent) (int, bool
 	var example string
 	for _, a := range sample {
 		n, _ := want(a)
-		pkgs, err := r.admin.Software(ctx, a.computerID)
+		pkgs, err := whenReachable(ctx, func(ctx context.Context) ([]protocol.Package, error) { return r.admin.Software(ctx, a.computerID) })
 		if err != nil {
 			r.rep.check("software sets readable", false, err.Error())
 			return
