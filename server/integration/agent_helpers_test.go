@@ -94,9 +94,16 @@ func refuseQUIC(t *testing.T, addr string) (stop func()) {
 // startServerBinaryAt is startServerBinary with QUIC on a chosen address.
 func startServerBinaryAt(t *testing.T, bin, data, listen string) *serverProc {
 	t.Helper()
+	return startServerBinaryWith(t, bin, data, listen)
+}
+
+// startServerBinaryWith is startServerBinaryAt with more serve flags.
+func startServerBinaryWith(t *testing.T, bin, data, listen string, flags ...string) *serverProc {
+	t.Helper()
 	os.Remove(filepath.Join(data, datadir.AddressesFile))
 	p := &serverProc{data: data, stdout: new(bytes.Buffer), stderr: new(bytes.Buffer), done: make(chan error, 1)}
-	p.cmd = exec.Command(bin, "serve", "--data", data, "--listen", listen, "--admin", "127.0.0.1:0", "--log-format", "json")
+	args := append([]string{"serve", "--data", data, "--listen", listen, "--admin", "127.0.0.1:0", "--log-format", "json"}, flags...)
+	p.cmd = exec.Command(bin, args...)
 	p.cmd.Stdout, p.cmd.Stderr = p.stdout, p.stderr
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -16,7 +16,9 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
+	"os"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -253,63 +255,7 @@ func TestTricklingTCPFramesOfAnUnknownKeyDoNotStarveAgents(t *testing.T) {
 func TestBodyFloodOfAnUnknownKeyStaysInTheBudget(t *testing.T) {
 	const budget = 16 << 20
 	srv := servertest.New(t, func(cfg *daemon.Config) { cfg.BodyBytes = budget })
-	big := make([]byte, protocol.MaxRequestSize-64)
-	big[0] = 0xa5 // a map of 5 pairs: a start as good as any
-
-	var answered, sent atomic.Int64
-	tc := hostileTLS(t)
-	var cs []*quic.Conn
-	for range 4 {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		c, err := quic.DialAddr(ctx, srv.Addr(), tc, nil)
-		cancel()
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.CloseWithError(0, "")
-		cs = append(cs, c)
-	}
-	stopQUIC := attack(32, func(ctx context.Context, i int) {
-		c := cs[i/8]
-		for ctx.Err() == nil {
-			st, err := c.OpenStreamSync(ctx)
-			if err != nil {
-				return
-			}
-			n, _ := st.Write(big)
-			sent.Add(int64(n))
-			st.Close()
-			if _, err := io.Copy(io.Discard, st); err == nil {
-				answered.Add(1)
-			}
-			st.CancelRead(0)
-			pause(ctx, 200*time.Millisecond) // a flood of memory, not of packets
-		}
-	})
-	stopTCP := attack(4, func(ctx context.Context, _ int) {
-		for ctx.Err() == nil {
-			d := tls.Dialer{Config: tc}
-			nc, err := d.DialContext(ctx, "tcp", srv.Addresses().TCP)
-			if err != nil {
-				pause(ctx, 20*time.Millisecond)
-				continue
-			}
-			stopClose := context.AfterFunc(ctx, func() { nc.Close() })
-			var hdr [protocol.FrameHeader]byte
-			binary.BigEndian.PutUint32(hdr[:], uint32(len(big)))
-			if _, err := nc.Write(hdr[:]); err == nil {
-				n, _ := nc.Write(big)
-				sent.Add(int64(n))
-			}
-			if _, _, err := protocol.ReadFrame(nc, protocol.MaxResponseSize); err == nil {
-				answered.Add(1)
-			}
-			stopClose()
-			nc.Close()
-			pause(ctx, 200*time.Millisecond)
-		}
-	})
-
+	answered, sent, big, stop := startBodyFlood(t, srv.Addr(), srv.Addresses().TCP)
 	runtime.GC()
 	var peak atomic.Uint64
 	sampled := make(chan struct{})
@@ -334,8 +280,7 @@ func TestBodyFloodOfAnUnknownKeyStaysInTheBudget(t *testing.T) {
 	waitFor(t, 10*time.Second, "more of the flood", func() bool { return answered.Load() >= 108 })
 	close(done)
 	<-sampled
-	stopQUIC()
-	stopTCP()
+	stop()
 	limit := uint64(budget + 100<<20)
 	t.Logf("%d hostile requests of %d bytes answered, %d MB sent; heap in use at most %d MB (limit %d MB); the agent enrolled and posted in %v",
 		answered.Load(), len(big), sent.Load()>>20, peak.Load()>>20, limit>>20, took)
@@ -415,5 +360,114 @@ func TestLargeRequestOfARevokedKeyGetsItsRefusal(t *testing.T) {
 		if resp.Status != protocol.StatusRevoked || !strings.Contains(resp.Message, want) {
 			t.Fatalf("over %s, %d bytes from the key of a deleted computer: %+v %v, want revoked, %q", transport, len(body), resp, err, want)
 		}
+	}
+}
+
+// startBodyFlood floods the server at quicAddr and tcpAddr with 4 MB
+// request bodies from a key that never enrolled: 4 QUIC connections of 8
+// streams and 4 TLS-over-TCP connections, each request 200 ms after the
+// last answer. It returns the requests answered, the bytes sent, the body
+// and the function that stops the flood.
+func startBodyFlood(t *testing.T, quicAddr, tcpAddr string) (answered, sent *atomic.Int64, big []byte, stop func()) {
+	t.Helper()
+	big = make([]byte, protocol.MaxRequestSize-64)
+	big[0] = 0xa5 // a map of 5 pairs: a start as good as any
+
+	answered, sent = new(atomic.Int64), new(atomic.Int64)
+	tc := hostileTLS(t)
+	var cs []*quic.Conn
+	for range 4 {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		c, err := quic.DialAddr(ctx, quicAddr, tc, nil)
+		cancel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.CloseWithError(0, "") })
+		cs = append(cs, c)
+	}
+	stopQUIC := attack(32, func(ctx context.Context, i int) {
+		c := cs[i/8]
+		for ctx.Err() == nil {
+			st, err := c.OpenStreamSync(ctx)
+			if err != nil {
+				return
+			}
+			n, _ := st.Write(big)
+			sent.Add(int64(n))
+			st.Close()
+			if _, err := io.Copy(io.Discard, st); err == nil {
+				answered.Add(1)
+			}
+			st.CancelRead(0)
+			pause(ctx, 200*time.Millisecond) // a flood of memory, not of packets
+		}
+	})
+	stopTCP := attack(4, func(ctx context.Context, _ int) {
+		for ctx.Err() == nil {
+			d := tls.Dialer{Config: tc}
+			nc, err := d.DialContext(ctx, "tcp", tcpAddr)
+			if err != nil {
+				pause(ctx, 20*time.Millisecond)
+				continue
+			}
+			stopClose := context.AfterFunc(ctx, func() { nc.Close() })
+			var hdr [protocol.FrameHeader]byte
+			binary.BigEndian.PutUint32(hdr[:], uint32(len(big)))
+			if _, err := nc.Write(hdr[:]); err == nil {
+				n, _ := nc.Write(big)
+				sent.Add(int64(n))
+			}
+			if _, _, err := protocol.ReadFrame(nc, protocol.MaxResponseSize); err == nil {
+				answered.Add(1)
+			}
+			stopClose()
+			nc.Close()
+			pause(ctx, 200*time.Millisecond)
+		}
+	})
+
+	return answered, sent, big, func() { stopQUIC(); stopTCP() }
+}
+
+// The same flood against the built server binary, whose resident memory
+// (VmRSS, sampled every 20 ms) stays below its byte budget plus 100 MB.
+func TestBodyFloodRSSOfTheBuiltServer(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("reads the server's resident memory from /proc")
+	}
+	const budget = 16 << 20
+	serverBin, _ := binaries(t)
+	p := startServerBinaryWith(t, serverBin, t.TempDir(), "127.0.0.1:0", "--body-budget", "16MiB")
+	rss := func() uint64 {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+				kb, err := strconv.ParseUint(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+				if err != nil {
+					t.Fatalf("VmRSS %q: %v", v, err)
+				}
+				return kb << 10
+			}
+		}
+		t.Fatal("no VmRSS in /proc/PID/status")
+		return 0
+	}
+	before := rss()
+	answered, sent, big, stop := startBodyFlood(t, p.addrs.QUIC, p.addrs.TCP)
+	defer stop()
+	var peak uint64
+	waitFor(t, 30*time.Second, "108 hostile requests answered", func() bool {
+		peak = max(peak, rss())
+		return answered.Load() >= 108
+	})
+	limit := uint64(budget + 100<<20)
+	t.Logf("%d hostile requests of %d bytes answered, %d MB sent; server RSS %d MB before, at most %d MB (limit %d MB)",
+		answered.Load(), len(big), sent.Load()>>20, before>>20, peak>>20, limit>>20)
+	if peak > limit {
+		t.Fatalf("the server's RSS reached %d MB under the flood, over the byte budget plus 100 MB (%d MB)", peak>>20, limit>>20)
 	}
 }
