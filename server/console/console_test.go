@@ -119,28 +119,7 @@ func TestConsoleShowsAgentUninstalled(t *testing.T) {
 			}
 		}
 	}
-	c, err := console.New(console.Config{Store: db, Token: "secret-token", Info: adminapi.ServerInfo{Version: "test"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(c)
-	defer srv.Close()
-	jar, _ := cookiejar.New(nil)
-	cl := &http.Client{Jar: jar}
-	resp, err := cl.PostForm(srv.URL+"/login", url.Values{"token": {"secret-token"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	get := func(path string) (int, string) {
-		resp, err := cl.Get(srv.URL + path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(b)
-	}
+	get := signedIn(t, console.Config{Store: db, Token: "secret-token", Info: adminapi.ServerInfo{Version: "test"}})
 	flag := `<span class="flag">agent-uninstalled</span>`
 	if code, body := get("/computers"); code != 200 || strings.Count(body, flag) != 1 {
 		t.Errorf("/computers: %d, want the flag once in\n%s", code, body)
@@ -176,26 +155,36 @@ func TestConsoleShowsTimesInTheServersZone(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := console.New(console.Config{Store: db, Token: "secret-token", Dates: adminapi.Dates{Zone: tokyo}})
+	get := signedIn(t, console.Config{Store: db, Token: "secret-token", Dates: adminapi.Dates{Zone: tokyo}})
+	if _, b := get("/events"); !strings.Contains(b, "2026-12-06 21:00:00") {
+		t.Fatalf("the secret created at 12:00 UTC is not shown at 21:00 in Tokyo:\n%s", b)
+	}
+}
+
+// signedIn serves a console made of cfg, signs in with its token, and
+// returns a function that gets a page: its status and body.
+func signedIn(t *testing.T, cfg console.Config) func(path string) (int, string) {
+	t.Helper()
+	c, err := console.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	srv := httptest.NewServer(c)
-	defer srv.Close()
+	t.Cleanup(srv.Close)
 	jar, _ := cookiejar.New(nil)
 	cl := &http.Client{Jar: jar}
-	resp, err := cl.PostForm(srv.URL+"/login", url.Values{"token": {"secret-token"}})
+	resp, err := cl.PostForm(srv.URL+"/login", url.Values{"token": {cfg.Token}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
-	resp, err = cl.Get(srv.URL + "/events")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	if !strings.Contains(string(b), "2026-12-06 21:00:00") {
-		t.Fatalf("the secret created at 12:00 UTC is not shown at 21:00 in Tokyo:\n%s", b)
+	return func(path string) (int, string) {
+		resp, err := cl.Get(srv.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
 	}
 }
