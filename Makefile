@@ -22,7 +22,7 @@ help:
 build:
 	$(GO) build $(GOBUILDFLAGS) -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/tally-server ./server/cmd/tally-server
 	CGO_ENABLED=0 $(GO) build $(GOBUILDFLAGS) -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/tally-agent ./agent/cmd/tally-agent
-	$(GO) build $(GOBUILDFLAGS) -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/tally-load ./server/cmd/tally-load
+	$(GO) build $(GOBUILDFLAGS) -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/tally-load ./loadtest/cmd/tally-load
 
 test: check unit
 
