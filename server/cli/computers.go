@@ -12,6 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/tallyhq/tally/common/bytesize"
 	"github.com/tallyhq/tally/common/exitcode"
 	"github.com/tallyhq/tally/server/adminapi"
 	"github.com/tallyhq/tally/server/store"
@@ -168,7 +169,7 @@ func (m *Main) printComputer(w io.Writer, x store.Computer) {
 	}
 	fmt.Fprintf(w, "  os:           %s %s (%s, kernel %s, %s)\n", b.Platform, b.PlatformVersion, b.OS, b.KernelVersion, b.Arch)
 	fmt.Fprintf(w, "  cpu:          %s, %d cores, %d threads\n", b.CPUModel, b.CPUCores, b.CPUThreads)
-	fmt.Fprintf(w, "  memory:       %s\n", humanBytes(b.MemoryBytes))
+	fmt.Fprintf(w, "  memory:       %s\n", bytesize.Format(b.MemoryBytes))
 	if b.Virtualization != "" {
 		fmt.Fprintf(w, "  virtual:      %s\n", b.Virtualization)
 	}
@@ -178,7 +179,7 @@ func (m *Main) printComputer(w io.Writer, x store.Computer) {
 	fmt.Fprintf(w, "  agent:        %s\n", b.AgentVersion)
 	fmt.Fprintf(w, "  machine id:   %s\n  product uuid: %s\n  serial:       %s\n", b.Hints.MachineID, b.Hints.ProductUUID, b.Hints.Serial)
 	for _, d := range b.Disks {
-		fmt.Fprintf(w, "  disk:         %s on %s (%s), %s, %s free\n", d.Device, d.Mountpoint, d.FSType, humanBytes(d.TotalBytes), humanBytes(d.FreeBytes))
+		fmt.Fprintf(w, "  disk:         %s on %s (%s), %s, %s free\n", d.Device, d.Mountpoint, d.FSType, bytesize.Format(d.TotalBytes), bytesize.Format(d.FreeBytes))
 	}
 	for _, n := range b.NICs {
 		fmt.Fprintf(w, "  interface:    %s %s %s\n", n.Name, n.MAC, strings.Join(n.Addrs, " "))
@@ -650,17 +651,4 @@ func (m *Main) fmtTime(t time.Time) string {
 		zone = m.api.Zone()
 	}
 	return t.In(zone).Format("2006-01-02 15:04:05")
-}
-
-func humanBytes(n uint64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := uint64(unit), 0
-	for x := n / unit; x >= unit; x /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }
