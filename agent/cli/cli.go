@@ -506,7 +506,11 @@ func (m *Main) statusCmd() *cobra.Command {
 			if o.Status, err = dir.LoadStatus(); err != nil {
 				return err
 			}
-			sp, err := spoolStats(dir)
+			outbox, err := spool.Open(dir.File(state.SpoolDir), spool.Options{})
+			if err != nil {
+				return err
+			}
+			sp, err := outbox.Stats()
 			if err != nil {
 				return err
 			}

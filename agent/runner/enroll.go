@@ -75,12 +75,8 @@ func Enroll(ctx context.Context, dir state.Dir, o EnrollOptions) (state.Enrollme
 		return state.Enrollment{}, resp, err
 	}
 	defer c.Close()
-	var seq uint64
-	if err := dir.WithLock(func() error {
-		var err error
-		seq, err = dir.NextSeq()
-		return err
-	}); err != nil {
+	seq, err := dir.AllocateSeq()
+	if err != nil {
 		return state.Enrollment{}, resp, err
 	}
 	req := protocol.EnrollRequest{Secret: o.Secret, Hostname: basic.Hostname, Hints: basic.Hints, AgentVersion: o.Version, OS: basic.OS}
