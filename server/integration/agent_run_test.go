@@ -10,6 +10,7 @@ import (
 
 	"github.com/tallyhq/tally/agent/agenttest"
 	"github.com/tallyhq/tally/agent/runner"
+	"github.com/tallyhq/tally/agent/state"
 	"github.com/tallyhq/tally/common/clock"
 	"github.com/tallyhq/tally/common/logging"
 	"github.com/tallyhq/tally/protocol"
@@ -196,5 +197,26 @@ func TestAgentRunSchedulesByItsClock(t *testing.T) {
 	waitFor(t, 10*time.Second, "the post after the clock moved one interval", func() bool { return posts.Load() == 2 })
 	if st := a.Status(t); !st.LastSuccess.Equal(clk.Now()) {
 		t.Errorf("last success %v, want the agent's clock %v", st.LastSuccess, clk.Now())
+	}
+}
+
+// Enrollment stamps the enrollment it records with the clock it is given.
+func TestEnrollStampsWithItsClock(t *testing.T) {
+	srv := servertest.New(t)
+	dir, err := state.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := time.Date(2031, 5, 4, 3, 2, 1, 0, time.UTC)
+	e, _, err := runner.Enroll(ctx(t), dir, runner.EnrollOptions{Server: srv.Addr(), Fingerprint: srv.Fingerprint(), Secret: srv.Secret,
+		MachineID: "enroll-clock-1", Version: "test", Logger: logging.Discard(), Clock: clock.NewManual(at)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !e.EnrolledAt.Equal(at) {
+		t.Errorf("enrolled at %v, want the given clock's %v", e.EnrolledAt, at)
+	}
+	if saved, err := dir.Enrollment(); err != nil || !saved.EnrolledAt.Equal(at) {
+		t.Errorf("saved enrollment %+v %v, want enrolled at %v", saved, err, at)
 	}
 }
