@@ -9,27 +9,32 @@ DEMO    ?= demo
 GOBUILDFLAGS ?=
 GOFILES  = $(shell find . -name '*.go' -not -path './.git/*' -not -path './demo/*')
 
-.PHONY: all build test check fmt-check vet staticcheck cross unit chaos demo clean help
+.PHONY: all build test check fmt-check tidy-check vet staticcheck cross unit chaos demo clean help
 
 all: build
 
 help:
 	@echo "make build   build bin/tally-server, bin/tally-agent and bin/tally-load"
-	@echo "make test    gofmt, go vet, staticcheck, cross-builds of the agent, and the tests with -race"
+	@echo "make test    gofmt, go.mod tidy, go vet, staticcheck, cross-builds of the agent, and the tests with -race"
 	@echo "make chaos   the long fault suite (minutes): 100 server SIGKILLs under load, agent kills, full disks, a clock jump, a damaged page, hostile clients"
 	@echo "make demo    run a server on ./$(DEMO) with a demo license, enroll this machine's agent with the inventory plug-in, post once, keep serving until Ctrl-C"
 
 build:
 	$(GO) build $(GOBUILDFLAGS) -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/tally-server ./server/cmd/tally-server
 	CGO_ENABLED=0 $(GO) build $(GOBUILDFLAGS) -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/tally-agent ./agent/cmd/tally-agent
-	$(GO) build $(GOBUILDFLAGS) -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/tally-load ./server/cmd/tally-load
+	$(GO) build $(GOBUILDFLAGS) -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/tally-load ./loadtest/cmd/tally-load
 
 test: check unit
 
-check: fmt-check vet staticcheck cross
+check: fmt-check tidy-check vet staticcheck cross
 
 fmt-check:
 	@out="$$(gofmt -l $(GOFILES))"; if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+
+# go.mod and go.sum must be what `go mod tidy` writes, so that a requirement's
+# direct or indirect mark tells the truth; -diff prints what it would change.
+tidy-check:
+	@$(GO) mod tidy -diff || { echo "go.mod or go.sum is not tidy: run go mod tidy"; exit 1; }
 
 vet:
 	$(GO) vet ./...

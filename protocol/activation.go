@@ -173,7 +173,7 @@ func LeaseTTLSeconds(ttl time.Duration) (uint32, error) {
 
 // Validate checks the fields.
 func (r *LeaseCheckoutRequest) Validate() error {
-	if !pluginName.MatchString(r.Product) {
+	if !ValidName(r.Product) {
 		return fmt.Errorf("%q is not a product name", truncate(r.Product))
 	}
 	if time.Duration(r.TTL)*time.Second > MaxLeaseTTL {
@@ -189,7 +189,7 @@ type LeaseRequest struct {
 
 // Validate checks the product name.
 func (r *LeaseRequest) Validate() error {
-	if !pluginName.MatchString(r.Product) {
+	if !ValidName(r.Product) {
 		return fmt.Errorf("%q is not a product name", truncate(r.Product))
 	}
 	return nil

@@ -188,10 +188,10 @@ func ErrorResponse(seq uint64, err error) Response {
 // ReadMessage reads r to its end, failing with ErrTooLarge past max bytes.
 // It never holds more than max+1 bytes.
 //
-// The buffer starts at readStart bytes and doubles when full: a delta
-// post (about 100 bytes) costs one allocation of 512 bytes, where
-// bytes.Buffer.ReadFrom, which keeps MinRead bytes free before every
-// read, allocated 1,584 bytes in four allocations (BenchmarkReadMessage).
+// The buffer starts at readStart bytes and doubles when full, so that a
+// delta post (about 100 bytes) costs one small allocation, where
+// bytes.Buffer.ReadFrom keeps MinRead bytes free before every read
+// (BenchmarkReadMessage; the figures are in docs/PERFORMANCE.md).
 func ReadMessage(r io.Reader, max int) ([]byte, error) {
 	return ReadMessageGrow(r, max, nil)
 }

@@ -245,18 +245,15 @@ type Plugin struct {
 	BuildDate string `cbor:"3,keyasint,omitempty" json:"build_date,omitempty"` // YYYY-MM-DD
 }
 
-var pluginName = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
-var datePattern = regexp.MustCompile(`^\d{4}-\d{2}-\d{2}$`)
-
 // Validate checks the plug-in's name, version and build date.
 func (p *Plugin) Validate() error {
-	if !pluginName.MatchString(p.Name) {
+	if !ValidName(p.Name) {
 		return fmt.Errorf("plug-in name %q is not valid (lower-case letters, digits and dashes)", truncate(p.Name))
 	}
 	if err := checkStrings(maxShortString, "plug-in version", p.Version); err != nil {
 		return err
 	}
-	if p.BuildDate != "" && !datePattern.MatchString(p.BuildDate) {
+	if p.BuildDate != "" && !ValidDate(p.BuildDate) {
 		return fmt.Errorf("plug-in %s: build date %q is not YYYY-MM-DD", p.Name, truncate(p.BuildDate))
 	}
 	return nil

@@ -272,7 +272,7 @@ type GoodbyeRequest struct {
 
 // Validate checks the plug-in name.
 func (r *GoodbyeRequest) Validate() error {
-	if r.Plugin != "" && !pluginName.MatchString(r.Plugin) {
+	if r.Plugin != "" && !ValidName(r.Plugin) {
 		return fmt.Errorf("goodbye: %q is not a plug-in name", truncate(r.Plugin))
 	}
 	return checkStrings(maxLongString, "reason", r.Reason)

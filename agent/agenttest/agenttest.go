@@ -153,12 +153,8 @@ func (a *Agent) RawClientTo(t testing.TB, addr string) *client.Client {
 
 // NextSeq allocates a sequence number as the agent would.
 func (a *Agent) NextSeq(t testing.TB) uint64 {
-	var seq uint64
-	if err := a.Dir.WithLock(func() error {
-		var err error
-		seq, err = a.Dir.NextSeq()
-		return err
-	}); err != nil {
+	seq, err := a.Dir.AllocateSeq()
+	if err != nil {
 		t.Fatal(err)
 	}
 	return seq

@@ -36,7 +36,7 @@ func (m *Main) openAgent(cmd *cobra.Command) (*runner.Agent, error) {
 	}
 	log, err := logging.New(m.Stderr, cfg.LogFormat, "warn")
 	if err != nil {
-		return nil, &exitError{ExitUsage, err}
+		return nil, exitcode.New(ExitUsage, err)
 	}
 	dir, err := state.Open(cfg.Data)
 	if err != nil {
@@ -49,15 +49,15 @@ func (m *Main) openAgent(cmd *cobra.Command) (*runner.Agent, error) {
 func activationExit(r protocol.ActivationResult, msg string) error {
 	switch r {
 	case protocol.ActivationNoSeat:
-		return &exitError{ExitNoFreeSeat, errors.New(msg)}
+		return exitcode.New(ExitNoFreeSeat, errors.New(msg))
 	case protocol.ActivationInactive:
-		return &exitError{ExitInactiveID, errors.New(msg)}
+		return exitcode.New(ExitInactiveID, errors.New(msg))
 	case protocol.ActivationExpired:
-		return &exitError{ExitExpiredID, errors.New(msg)}
+		return exitcode.New(ExitExpiredID, errors.New(msg))
 	case protocol.ActivationUnknown:
-		return &exitError{ExitUnknownID, errors.New(msg)}
+		return exitcode.New(ExitUnknownID, errors.New(msg))
 	case protocol.ActivationRefused:
-		return &exitError{ExitNotActive, errors.New(msg)}
+		return exitcode.New(ExitNotActive, errors.New(msg))
 	}
 	return nil
 }
@@ -68,7 +68,7 @@ func leaseExit(resp protocol.LeaseResponse) error {
 	if err := activationExit(resp.Result, resp.Message); err != nil {
 		return err
 	}
-	return &exitError{ExitNoFreeSeat, errors.New(resp.Message)}
+	return exitcode.New(ExitNoFreeSeat, errors.New(resp.Message))
 }
 
 // knownID refuses, before anything is sent, a value that cannot be an
@@ -77,7 +77,7 @@ func knownID(id string) error {
 	if protocol.ValidActivationID(id) {
 		return nil
 	}
-	return &exitError{ExitUnknownID, fmt.Errorf("%q is not an Activation ID (they look like ACT-XXXX-…): check it, or ask the administrator for the output of 'tally-server activation list'", id)}
+	return exitcode.New(ExitUnknownID, fmt.Errorf("%q is not an Activation ID (they look like ACT-XXXX-…): check it, or ask the administrator for the output of 'tally-server activation list'", id))
 }
 
 // knownProduct refuses, before anything is sent, a value that cannot be a
@@ -86,7 +86,7 @@ func knownProduct(product string) error {
 	if (&protocol.LeaseRequest{Product: product}).Validate() == nil {
 		return nil
 	}
-	return &exitError{ExitUnknownID, fmt.Errorf("%q is not a product name: check it, or ask the administrator for the output of 'tally-server products list'", product)}
+	return exitcode.New(ExitUnknownID, fmt.Errorf("%q is not a product name: check it, or ask the administrator for the output of 'tally-server products list'", product))
 }
 
 // agentCall opens the agent for a command that talks to the server, with
@@ -225,7 +225,7 @@ licensed, 20 when not, with the reason on stderr. No network is used.`,
 			la, err := a.Check(cmd.Context(), args[0])
 			if err != nil {
 				if errors.Is(err, runner.ErrNotLicensed) {
-					return &exitError{ExitNotLicensed, err}
+					return exitcode.New(ExitNotLicensed, err)
 				}
 				return err
 			}
@@ -258,7 +258,7 @@ license of PRODUCT has expired, 13 no such product, 14 this computer is not Acti
 				return err
 			}
 			if _, err := protocol.LeaseTTLSeconds(ttl); err != nil {
-				return &exitError{ExitUsage, fmt.Errorf("--ttl: %w; give one such as 10m, or leave --ttl out for the server's default (5m)", err)}
+				return exitcode.New(ExitUsage, fmt.Errorf("--ttl: %w; give one such as 10m, or leave --ttl out for the server's default (5m)", err))
 			}
 			a, ctx, done, err := m.agentCall(cmd)
 			if err != nil {
@@ -302,7 +302,7 @@ queued (and the lease runs out by itself meanwhile). Exit code 13 for no such pr
 				return nil
 			}
 			if resp.Result == protocol.ActivationUnknown {
-				return &exitError{ExitUnknownID, errors.New(resp.Message)}
+				return exitcode.New(ExitUnknownID, errors.New(resp.Message))
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "%s: %s\n", args[0], resp.Message)
 			return nil
@@ -353,7 +353,7 @@ func suffixMsg(s string) string {
 func exactArgs(n int, usage string) cobra.PositionalArgs {
 	return func(cmd *cobra.Command, args []string) error {
 		if len(args) != n {
-			return &exitError{ExitUsage, fmt.Errorf("usage: tally-agent %s", usage)}
+			return exitcode.New(ExitUsage, fmt.Errorf("usage: tally-agent %s", usage))
 		}
 		return nil
 	}

@@ -57,14 +57,6 @@ type Main struct {
 	ConfigFile string
 }
 
-type exitError struct {
-	code int
-	err  error
-}
-
-func (e *exitError) Error() string { return e.err.Error() }
-func (e *exitError) Unwrap() error { return e.err }
-
 // Run executes args and returns the exit code.
 func (m *Main) Run(ctx context.Context, args []string) int {
 	if m.Getenv == nil {
@@ -84,10 +76,6 @@ func (m *Main) Run(ctx context.Context, args []string) int {
 }
 
 func exitCode(err error) int {
-	var ee *exitError
-	if errors.As(err, &ee) {
-		return ee.code
-	}
 	if code, ok := exitcode.Of(err); ok {
 		return code
 	}
@@ -154,7 +142,7 @@ func (m *Main) settings(cmd *cobra.Command) (config.Agent, error) {
 	}
 	a, err := config.Load(path, explicit, defaults)
 	if err != nil {
-		return a, &exitError{ExitUsage, err}
+		return a, exitcode.New(ExitUsage, err)
 	}
 	for _, k := range config.Keys() {
 		f := cmd.Flags().Lookup(k)
@@ -179,12 +167,12 @@ func (m *Main) settings(cmd *cobra.Command) (config.Agent, error) {
 			a.LogLevel = v
 		default:
 			if err := a.Set(k, v); err != nil {
-				return a, &exitError{ExitUsage, fmt.Errorf("--%s: %w (see 'tally-agent %s --help')", k, err, cmd.Name())}
+				return a, exitcode.New(ExitUsage, fmt.Errorf("--%s: %w (see 'tally-agent %s --help')", k, err, cmd.Name()))
 			}
 		}
 	}
 	if a.Data == "" {
-		return a, &exitError{ExitUsage, errors.New("no data folder given: pass --data DIR")}
+		return a, exitcode.New(ExitUsage, errors.New("no data folder given: pass --data DIR"))
 	}
 	return a, nil
 }
@@ -196,7 +184,7 @@ func dataFlag(cmd *cobra.Command) {
 
 func noArgs(cmd *cobra.Command, args []string) error {
 	if len(args) > 0 {
-		return &exitError{ExitUsage, fmt.Errorf("unexpected argument %q (see 'tally-agent %s --help')", args[0], cmd.Name())}
+		return exitcode.New(ExitUsage, fmt.Errorf("unexpected argument %q (see 'tally-agent %s --help')", args[0], cmd.Name()))
 	}
 	return nil
 }
@@ -227,7 +215,7 @@ Exit codes: 3 the secret was refused, 4 the server could not be reached,
 			}
 			o.Server, o.Fingerprint, o.MachineID = cfg.Server, cfg.Fingerprint, cfg.MachineID
 			if err := checkEnrollArgs(o); err != nil {
-				return &exitError{ExitUsage, err}
+				return exitcode.New(ExitUsage, err)
 			}
 			// A data folder this enroll creates is removed again if it
 			// fails, so that a failed enroll leaves nothing half-made.
@@ -394,7 +382,7 @@ override; the flags' defaults below apply when neither sets them.`,
 			}
 			log, err := logging.New(m.Stderr, cfg.LogFormat, cfg.LogLevel)
 			if err != nil {
-				return &exitError{ExitUsage, err}
+				return exitcode.New(ExitUsage, err)
 			}
 			dir, err := state.Open(cfg.Data)
 			if err != nil {
@@ -484,7 +472,7 @@ func (m *Main) statusCmd() *cobra.Command {
 			}
 			// Asking is no reason to create a data folder.
 			if _, err := os.Stat(cfg.Data); errors.Is(err, os.ErrNotExist) {
-				return &exitError{ExitRefused, fmt.Errorf("%w (no data folder %s)", state.ErrNotEnrolled, cfg.Data)}
+				return exitcode.New(ExitRefused, fmt.Errorf("%w (no data folder %s)", state.ErrNotEnrolled, cfg.Data))
 			}
 			dir, err := state.Open(cfg.Data)
 			if err != nil {
@@ -506,7 +494,11 @@ func (m *Main) statusCmd() *cobra.Command {
 			if o.Status, err = dir.LoadStatus(); err != nil {
 				return err
 			}
-			sp, err := spoolStats(dir)
+			outbox, err := spool.Open(dir.File(state.SpoolDir), spool.Options{})
+			if err != nil {
+				return err
+			}
+			sp, err := outbox.Stats()
 			if err != nil {
 				return err
 			}
@@ -525,7 +517,7 @@ func (m *Main) statusCmd() *cobra.Command {
 			if !o.Enrolled {
 				// A script asking whether this machine is enrolled gets
 				// its answer from the exit code.
-				return &exitError{ExitRefused, state.ErrNotEnrolled}
+				return exitcode.New(ExitRefused, state.ErrNotEnrolled)
 			}
 			if asJSON {
 				return nil

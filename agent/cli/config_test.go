@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/tallyhq/tally/agent/config"
+	"github.com/tallyhq/tally/common/exitcode"
 )
 
 func writeConf(t *testing.T, text string) string {
@@ -111,8 +112,7 @@ func TestSettingsMistakesAreUsageErrors(t *testing.T) {
 	}
 	for _, c := range cases {
 		_, err := settingsFor(t, m, "run", c.args...)
-		var ee *exitError
-		if !errors.As(err, &ee) || ee.code != ExitUsage || !strings.Contains(err.Error(), c.want) {
+		if code, ok := exitcode.Of(err); !ok || code != ExitUsage || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%v: %v; want exit %d and %q", c.args, err, ExitUsage, c.want)
 		}
 	}

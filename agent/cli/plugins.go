@@ -14,6 +14,7 @@ import (
 	"github.com/tallyhq/tally/agent/runner"
 	"github.com/tallyhq/tally/agent/state"
 	"github.com/tallyhq/tally/common/buildinfo"
+	"github.com/tallyhq/tally/common/exitcode"
 	"github.com/tallyhq/tally/common/logging"
 	"github.com/tallyhq/tally/protocol"
 )
@@ -178,7 +179,7 @@ generation by version, e.g. inventory 6.2 is product inventory-6, 7.1 is invento
 and upgrade protection by build date). The plug-in's code is the same.`,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if len(args) != 1 {
-				return &exitError{ExitUsage, fmt.Errorf("plugin install takes one plug-in name (one of: %s)", strings.Join(plugins.Default.Names(), ", "))}
+				return exitcode.New(ExitUsage, fmt.Errorf("plugin install takes one plug-in name (one of: %s)", strings.Join(plugins.Default.Names(), ", ")))
 			}
 			return nil
 		},
@@ -190,7 +191,7 @@ and upgrade protection by build date). The plug-in's code is the same.`,
 			name := args[0]
 			reg, ok := plugins.Lookup(name)
 			if !ok {
-				return &exitError{ExitUsage, fmt.Errorf("no plug-in %q in this build (one of: %s)", name, strings.Join(plugins.Default.Names(), ", "))}
+				return exitcode.New(ExitUsage, fmt.Errorf("no plug-in %q in this build (one of: %s)", name, strings.Join(plugins.Default.Names(), ", ")))
 			}
 			ip := state.InstalledPlugin{Name: name, Version: reg.Info.Version, BuildDate: reg.Info.BuildDate, InstalledAt: time.Now().UTC()}
 			if version != "" {
@@ -200,7 +201,7 @@ and upgrade protection by build date). The plug-in's code is the same.`,
 				ip.BuildDate = built
 			}
 			if err := (&protocol.Plugin{Name: ip.Name, Version: ip.Version, BuildDate: ip.BuildDate}).Validate(); err != nil {
-				return &exitError{ExitUsage, err}
+				return exitcode.New(ExitUsage, err)
 			}
 			dir, err := state.Open(cfg.Data)
 			if err != nil {
@@ -239,7 +240,7 @@ the goodbye waits in the spool (it is never dropped) and goes with the next post
 next basic inventory no longer lists the plug-in.`,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if len(args) != 1 {
-				return &exitError{ExitUsage, errors.New("plugin remove takes one plug-in name")}
+				return exitcode.New(ExitUsage, errors.New("plugin remove takes one plug-in name"))
 			}
 			return nil
 		},

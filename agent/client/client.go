@@ -137,10 +137,9 @@ func New(cfg Config) (*Client, error) {
 			KeepAlivePeriod:      25 * time.Second,
 			MaxIncomingStreams:   -1,
 			// A connection carries a few small posts: probing for a path
-			// MTU above 1,280 bytes cost each of them two packets of
-			// ~1,400 bytes and an acknowledgement of its own, while only
-			// a rare full inventory would fill the larger packets (12%
-			// fewer of them).
+			// MTU above 1,280 bytes costs each of them two large packets
+			// and an acknowledgement of its own, while only a rare full
+			// inventory would fill the larger packets (docs/PERFORMANCE.md).
 			DisablePathMTUDiscovery: true,
 			// The server's tokens (NEW_TOKEN) prove the agent's address
 			// on its next connection, which then skips the Retry a server

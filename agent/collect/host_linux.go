@@ -15,8 +15,8 @@ import (
 )
 
 // hostInfo fills the host fields from /etc/os-release and /proc. It does
-// not use host.Info, whose platform detection runs /usr/bin/lsb_release (a
-// Python script costing ~45 ms of CPU) on systems without /etc/lsb-release.
+// not use host.Info, whose platform detection starts /usr/bin/lsb_release
+// (a Python script, slow to start) on systems without /etc/lsb-release.
 func hostInfo(ctx context.Context, b *protocol.BasicInventory) error {
 	b.Hostname, _ = os.Hostname()
 	b.OS = runtime.GOOS

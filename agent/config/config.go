@@ -20,6 +20,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/tallyhq/tally/agent/spool"
+	"github.com/tallyhq/tally/common/bytesize"
 	"github.com/tallyhq/tally/common/identity"
 )
 
@@ -317,7 +318,7 @@ var setters = map[string]func(a *Agent, v string) error{
 		return err
 	},
 	KeySpoolMaxBytes: func(a *Agent, v string) error {
-		n, err := ParseSize(v)
+		n, err := bytesize.Parse(v)
 		if err != nil {
 			return err
 		}
@@ -401,36 +402,4 @@ func duration(v, example string, least time.Duration) (time.Duration, error) {
 		return 0, fmt.Errorf("%q is shorter than %s", v, least)
 	}
 	return d, nil
-}
-
-var units = []struct {
-	suffix string
-	factor int64
-}{ // longest first, so that "KiB" is not read as "B"
-	{"kib", 1 << 10}, {"mib", 1 << 20}, {"gib", 1 << 30}, {"tib", 1 << 40},
-	{"kb", 1e3}, {"mb", 1e6}, {"gb", 1e9}, {"tb", 1e12},
-	{"b", 1},
-}
-
-// ParseSize reads a byte count: a whole number, optionally followed by B,
-// KB, MB, GB, TB (powers of 1000) or KiB, MiB, GiB, TiB (powers of 1024),
-// in any case, with or without a space.
-func ParseSize(s string) (int64, error) {
-	bad := fmt.Errorf("%q is not a size like 64MiB or 1GiB", s)
-	num, factor := strings.TrimSpace(s), int64(1)
-	lower := strings.ToLower(num)
-	for _, u := range units {
-		if strings.HasSuffix(lower, u.suffix) {
-			num, factor = strings.TrimSpace(num[:len(num)-len(u.suffix)]), u.factor
-			break
-		}
-	}
-	n, err := strconv.ParseInt(num, 10, 64)
-	if err != nil || n < 0 || num[0] == '+' {
-		return 0, bad
-	}
-	if n > math.MaxInt64/factor {
-		return 0, fmt.Errorf("%q is too large", s)
-	}
-	return n * factor, nil
 }

@@ -132,23 +132,6 @@ func TestParseDuration(t *testing.T) {
 	}
 }
 
-func TestParseSize(t *testing.T) {
-	good := map[string]int64{
-		"0": 0, "1024": 1024, "64MiB": 64 << 20, "64 mib": 64 << 20, "1GiB": 1 << 30, "1gb": 1e9,
-		"512KiB": 512 << 10, "5kB": 5000, "3TiB": 3 << 40, "7B": 7, "10 MB": 10e6,
-	}
-	for in, want := range good {
-		if got, err := ParseSize(in); err != nil || got != want {
-			t.Errorf("ParseSize(%q) = %v, %v; want %v", in, got, err, want)
-		}
-	}
-	for _, in := range []string{"", "MiB", "-1", "+1", "1.5MiB", "1 2", "1XB", "9223372036854775807KiB"} {
-		if got, err := ParseSize(in); err == nil {
-			t.Errorf("ParseSize(%q) = %v, want an error", in, got)
-		}
-	}
-}
-
 func TestLoad(t *testing.T) {
 	dir := t.TempDir()
 	missing := filepath.Join(dir, "nope.conf")

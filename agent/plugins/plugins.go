@@ -11,7 +11,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"regexp"
 	"sort"
 	"strings"
 	"sync"
@@ -112,9 +111,6 @@ type Registry struct {
 	m  map[string]Registration
 }
 
-var namePattern = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
-var datePattern = regexp.MustCompile(`^\d{4}-\d{2}-\d{2}$`)
-
 // Errors of Add.
 var (
 	ErrEmptyName = errors.New("plug-in name is empty")
@@ -129,13 +125,13 @@ func (r *Registry) Add(reg Registration) error {
 	switch {
 	case name == "":
 		return ErrEmptyName
-	case !namePattern.MatchString(name):
+	case !protocol.ValidName(name):
 		return fmt.Errorf("plug-in name %q: lower-case letters, digits and dashes only", name)
 	case reg.New == nil:
 		return fmt.Errorf("plug-in %s: no constructor", name)
 	case reg.Info.Version == "":
 		return fmt.Errorf("plug-in %s: no version", name)
-	case !datePattern.MatchString(reg.Info.BuildDate):
+	case !protocol.ValidDate(reg.Info.BuildDate):
 		return fmt.Errorf("plug-in %s: build date %q is not YYYY-MM-DD", name, reg.Info.BuildDate)
 	}
 	if got := reg.New().Info().Name; got != name {

@@ -22,21 +22,10 @@ func (a *Agent) MachineFingerprint(ctx context.Context) string {
 	return machineid.Fingerprint(collect.Hints(ctx, collect.Options{InstanceID: a.instanceID, MachineID: a.enr.MachineID}))
 }
 
-// nextSeq allocates the next sequence number.
-func (a *Agent) nextSeq() (uint64, error) {
-	var seq uint64
-	err := a.dir.WithLock(func() error {
-		var err error
-		seq, err = a.dir.NextSeq()
-		return err
-	})
-	return seq, err
-}
-
 // call sends one interactive request (not spooled) with a fresh sequence
 // number. A definitive refusal drops the agent's records and leases.
 func (a *Agent) call(ctx context.Context, kind protocol.Kind, in, out any) (protocol.Response, error) {
-	seq, err := a.nextSeq()
+	seq, err := a.dir.AllocateSeq()
 	if err != nil {
 		return protocol.Response{}, err
 	}
@@ -269,7 +258,7 @@ func (a *Agent) SyncActivations(ctx context.Context) ([]protocol.ActivationState
 		return nil, err
 	}
 	var resp protocol.ActivationStatusResponse
-	seq, err := a.nextSeq()
+	seq, err := a.dir.AllocateSeq()
 	if err != nil {
 		return nil, err
 	}

@@ -6,11 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"time"
 
 	"github.com/tallyhq/tally/agent/client"
 	"github.com/tallyhq/tally/agent/collect"
 	"github.com/tallyhq/tally/agent/state"
+	"github.com/tallyhq/tally/common/clock"
 	"github.com/tallyhq/tally/common/identity"
 	"github.com/tallyhq/tally/protocol"
 )
@@ -23,6 +23,7 @@ type EnrollOptions struct {
 	MachineID   string
 	Version     string
 	Logger      *slog.Logger
+	Clock       clock.Clock // stamps the enrollment; default: the system clock
 	// Force enrolls with another server than the recorded one: the old key
 	// is replaced by a new one.
 	Force bool
@@ -39,6 +40,9 @@ func Enroll(ctx context.Context, dir state.Dir, o EnrollOptions) (state.Enrollme
 	pin, err := identity.ParseFingerprint(o.Fingerprint)
 	if err != nil {
 		return state.Enrollment{}, resp, err
+	}
+	if o.Clock == nil {
+		o.Clock = clock.System{}
 	}
 	if o.Secret == "" {
 		return state.Enrollment{}, resp, errors.New("no enrollment secret: pass --secret (from 'tally-server enroll-info')")
@@ -69,18 +73,14 @@ func Enroll(ctx context.Context, dir state.Dir, o EnrollOptions) (state.Enrollme
 	if err != nil {
 		return state.Enrollment{}, resp, err
 	}
-	basic, _ := collect.Basic(ctx, collect.Options{InstanceID: instance, MachineID: o.MachineID, AgentVersion: o.Version})
+	basic, _ := collect.Basic(ctx, collect.Options{InstanceID: instance, MachineID: o.MachineID, AgentVersion: o.Version, Now: o.Clock.Now()})
 	c, err := client.New(client.Config{Server: o.Server, Fingerprint: pin, Key: key, Logger: o.Logger})
 	if err != nil {
 		return state.Enrollment{}, resp, err
 	}
 	defer c.Close()
-	var seq uint64
-	if err := dir.WithLock(func() error {
-		var err error
-		seq, err = dir.NextSeq()
-		return err
-	}); err != nil {
+	seq, err := dir.AllocateSeq()
+	if err != nil {
 		return state.Enrollment{}, resp, err
 	}
 	req := protocol.EnrollRequest{Secret: o.Secret, Hostname: basic.Hostname, Hints: basic.Hints, AgentVersion: o.Version, OS: basic.OS}
@@ -89,7 +89,7 @@ func Enroll(ctx context.Context, dir state.Dir, o EnrollOptions) (state.Enrollme
 		return state.Enrollment{}, resp, refusal(err, EnrollLine(o.Server, pin, dir))
 	}
 	e := state.Enrollment{Server: o.Server, Fingerprint: pin, NodeID: resp.NodeID, ComputerID: resp.ComputerID,
-		EnrolledAt: time.Now().UTC(), MachineID: o.MachineID}
+		EnrolledAt: o.Clock.Now().UTC(), MachineID: o.MachineID}
 	if switching {
 		return e, resp, dir.SwitchEnrollment(e)
 	}

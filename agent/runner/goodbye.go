@@ -49,12 +49,9 @@ func (a *Agent) Goodbye(ctx context.Context) (GoodbyeResult, error) {
 		if seqs, err = a.queuedGoodbyes(); err != nil || len(seqs) > 0 {
 			return err
 		}
-		seq, err := a.dir.NextSeq()
-		if err != nil {
-			return err
-		}
+		seq, err := a.put(protocol.KindGoodbye, spool.Event, goodbyeKey, body)
 		seqs = []uint64{seq}
-		return a.spool.Put(spool.Record{Seq: seq, Kind: protocol.KindGoodbye, Class: spool.Event, Key: goodbyeKey, Created: a.clock.Now(), Body: body})
+		return err
 	})
 	if err != nil {
 		return res, fmt.Errorf("queue the goodbye: %w", err)

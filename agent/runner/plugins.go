@@ -201,32 +201,21 @@ func (e *env) Call(ctx context.Context, kind protocol.Kind, in, out any) error {
 // answer is wanted now, and a stale one is worthless) and records the
 // verdicts of its answer for plugin.
 func (a *Agent) pluginCall(ctx context.Context, kind protocol.Kind, plugin string, in, out any) error {
-	var seq uint64
-	if err := a.dir.WithLock(func() error {
-		var err error
-		seq, err = a.dir.NextSeq()
-		return err
-	}); err != nil {
+	seq, err := a.dir.AllocateSeq()
+	if err != nil {
 		return err
 	}
 	return a.dir.WithNamedLock(state.SendLockFile, func() error {
-		st, _ := a.dir.LoadStatus()
+		st, save := a.loadStatus()
+		defer save()
 		st.LastAttempt = a.clock.Now()
 		_, err := a.client.Call(ctx, kind, seq, in, out)
-		err = a.refusal(err)
-		st.Transport = a.client.Transport()
-		if err != nil {
+		if err = a.refusal(err); err != nil {
 			st.LastError = err.Error()
-		} else {
-			st.LastSuccess, st.LastError = a.clock.Now(), ""
-			a.recordVerdicts(&st, nil, verdictsOf(out), plugin)
-		}
-		if serr := a.dir.SaveStatus(st); serr != nil {
-			a.log.Warn("could not save status", "err", serr)
-		}
-		if err != nil {
 			return fmt.Errorf("%s: %w", kind, err)
 		}
+		st.LastSuccess, st.LastError = a.clock.Now(), ""
+		a.recordVerdicts(st, nil, verdictsOf(out), plugin)
 		return nil
 	})
 }

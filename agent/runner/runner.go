@@ -122,14 +122,22 @@ func (a *Agent) Spool() *spool.Spool { return a.spool }
 
 // CollectBasic gathers the basic inventory, listing the installed plug-ins.
 func (a *Agent) CollectBasic(ctx context.Context) (protocol.BasicInventory, []string) {
-	installed, err := a.Installed()
-	b, problems := collect.Basic(ctx, collect.Options{
+	return BasicOf(ctx, a.dir, collect.Options{
 		InstanceID:   a.instanceID,
 		AgentVersion: a.cfg.Version,
 		MachineID:    a.enr.MachineID,
-		Plugins:      installed,
 		Now:          a.clock.Now(),
 	})
+}
+
+// BasicOf gathers the basic inventory of this machine with the plug-ins
+// installed in dir, so that an enrolled agent and 'tally-agent collect'
+// (which needs no enrollment) report the same thing; a plug-in list that
+// cannot be read is one more problem, not a failure.
+func BasicOf(ctx context.Context, dir state.Dir, o collect.Options) (protocol.BasicInventory, []string) {
+	installed, err := PluginsOf(dir)
+	o.Plugins = installed
+	b, problems := collect.Basic(ctx, o)
 	if err != nil {
 		problems = append(problems, "plug-ins: "+err.Error())
 	}
@@ -145,16 +153,24 @@ func (a *Agent) Enqueue(kind protocol.Kind, class spool.Class, key string, body 
 	}
 	var seq uint64
 	err = a.dir.WithLock(func() error {
-		var err error
-		if seq, err = a.dir.NextSeq(); err != nil {
-			return err
-		}
-		return a.spool.Put(spool.Record{Seq: seq, Kind: kind, Class: class, Key: key, Created: a.clock.Now(), Body: enc})
+		seq, err = a.put(kind, class, key, enc)
+		return err
 	})
 	if err != nil {
 		return 0, fmt.Errorf("queue %s: %w", kind, err)
 	}
 	return seq, nil
+}
+
+// put allocates the next sequence number and spools the record under it;
+// the caller holds the data folder's lock, so that no number is lost or
+// used twice between the two writes.
+func (a *Agent) put(kind protocol.Kind, class spool.Class, key string, body []byte) (uint64, error) {
+	seq, err := a.dir.NextSeq()
+	if err != nil {
+		return 0, err
+	}
+	return seq, a.spool.Put(spool.Record{Seq: seq, Kind: kind, Class: class, Key: key, Created: a.clock.Now(), Body: body})
 }
 
 // QueueInventory starts a cycle: it collects the basic inventory (listing
@@ -255,17 +271,12 @@ func (a *Agent) Flush(ctx context.Context) (FlushResult, error) {
 			return err
 		}
 		res.Pending = len(recs)
-		st, _ := a.dir.LoadStatus()
 		ack, err := a.dir.LoadAck()
 		if err != nil {
 			return err
 		}
-		defer func() {
-			st.Transport = a.client.Transport()
-			if serr := a.dir.SaveStatus(st); serr != nil {
-				a.log.Warn("could not save status", "err", serr)
-			}
-		}()
+		st, save := a.loadStatus()
+		defer save()
 		for _, r := range recs {
 			if err := ctx.Err(); err != nil {
 				return err
@@ -294,7 +305,7 @@ func (a *Agent) Flush(ctx context.Context) (FlushResult, error) {
 				if a.cfg.OnSend != nil {
 					a.cfg.OnSend(sent)
 				}
-				if a.applyResponse(&st, &res, r, resp, &ack, plan) {
+				if a.applyResponse(st, &res, r, resp, &ack, plan) {
 					// The state must be durable before the record that
 					// advanced it leaves the spool: a crash in between
 					// re-sends the record, the server answers it as a
@@ -335,6 +346,20 @@ func (a *Agent) Flush(ctx context.Context) (FlushResult, error) {
 	return res, err
 }
 
+// loadStatus reads the agent's status for an exchange with the server,
+// under the send lock; save writes it back with the transport used, even
+// when the exchange failed, so that 'tally-agent status' shows the last
+// attempt and its error.
+func (a *Agent) loadStatus() (st *state.Status, save func()) {
+	s, _ := a.dir.LoadStatus()
+	return &s, func() {
+		s.Transport = a.client.Transport()
+		if err := a.dir.SaveStatus(s); err != nil {
+			a.log.Warn("could not save status", "err", err)
+		}
+	}
+}
+
 // RunOptions schedule the agent.
 type RunOptions struct {
 	Interval time.Duration // between inventory posts
@@ -360,9 +385,9 @@ func (a *Agent) Run(ctx context.Context, o RunOptions) error {
 		o.MaxBackoff = 10 * time.Minute
 	}
 	bo := backoff{max: o.MaxBackoff, rnd: rand.Float64}
-	nextCollect := time.Now() // post at once on start
-	var nextFlush time.Time   // zero: no flush scheduled
-	var beatRetry time.Time   // after a failed heartbeat, the next try
+	nextCollect := a.clock.Now() // post at once on start
+	var nextFlush time.Time      // zero: no flush scheduled
+	var beatRetry time.Time      // after a failed heartbeat, the next try
 	for {
 		due := nextCollect
 		if !nextFlush.IsZero() && nextFlush.Before(due) {
@@ -379,7 +404,8 @@ func (a *Agent) Run(ctx context.Context, o RunOptions) error {
 				due = beat
 			}
 		}
-		if d := min(time.Until(due), wakeEvery); d > 0 && !reached(time.Now(), due) {
+		if now := a.clock.Now(); !reached(now, due) {
+			d := min(due.Sub(now), wakeEvery)
 			t := time.NewTimer(d)
 			select {
 			case <-ctx.Done():
@@ -392,13 +418,13 @@ func (a *Agent) Run(ctx context.Context, o RunOptions) error {
 		if ctx.Err() != nil {
 			return nil
 		}
-		if beat := a.NextHeartbeat(); !beat.IsZero() && reached(time.Now(), beat) && reached(time.Now(), beatRetry) {
+		if beat := a.NextHeartbeat(); !beat.IsZero() && reached(a.clock.Now(), beat) && reached(a.clock.Now(), beatRetry) {
 			if err := a.Heartbeat(ctx); err != nil && ctx.Err() == nil {
-				beatRetry = time.Now().Add(2 * time.Second)
+				beatRetry = a.clock.Now().Add(2 * time.Second)
 				a.log.Warn("lease heartbeat failed; retrying", "err", err)
 			}
 		}
-		now := time.Now()
+		now := a.clock.Now()
 		flush := !nextFlush.IsZero() && reached(now, nextFlush)
 		collected := false
 		if reached(now, nextCollect) {
@@ -447,7 +473,7 @@ func (a *Agent) Run(ctx context.Context, o RunOptions) error {
 			if a.TakeCollectNow() || res.Repost {
 				// A task asked for it, or the server asked for what a
 				// post left out: collect again at once.
-				nextCollect = time.Now()
+				nextCollect = a.clock.Now()
 			}
 		case errors.Is(err, ErrRefused):
 			// Nothing to retry until an admin or the user acts: try again
@@ -456,7 +482,7 @@ func (a *Agent) Run(ctx context.Context, o RunOptions) error {
 			a.log.Error("refused; posts stay queued", "pending", res.Pending, "err", err)
 		default:
 			wait := max(bo.fail(), res.RetryAfter)
-			nextFlush = time.Now().Add(wait)
+			nextFlush = a.clock.Now().Add(wait)
 			a.log.Warn("could not post; posts stay queued", "pending", res.Pending, "retry_in", wait.Round(time.Second), "err", err)
 		}
 		if collected {

@@ -155,6 +155,19 @@ func (d Dir) WithNamedLock(name string, fn func() error) error {
 	return fn()
 }
 
+// AllocateSeq takes the lock and durably allocates the next sequence
+// number, for a request sent at once; a request queued in the spool takes
+// NextSeq under the same lock as the write of its record instead.
+func (d Dir) AllocateSeq() (uint64, error) {
+	var seq uint64
+	err := d.WithLock(func() error {
+		var err error
+		seq, err = d.NextSeq()
+		return err
+	})
+	return seq, err
+}
+
 // NextSeq durably allocates the next sequence number. The caller must hold
 // the lock (WithLock): allocation is a read-modify-write of one file.
 //

@@ -9,7 +9,6 @@ import (
 	_ "embed"
 	"errors"
 	"fmt"
-	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -17,6 +16,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/BurntSushi/toml"
+
+	"github.com/tallyhq/tally/protocol"
 )
 
 //go:embed builtin.toml
@@ -137,7 +138,7 @@ func NewApplication(name, title string, kinds []string, source string) (*Product
 	if name == "" {
 		return nil, errors.New("give the product a name: lower-case letters, digits and dashes, such as cad")
 	}
-	if !namePattern.MatchString(name) {
+	if !protocol.ValidName(name) {
 		return nil, fmt.Errorf("product name %q: use 1 to 63 lower-case letters, digits and dashes, starting with a letter or digit, such as cad", name)
 	}
 	title = strings.TrimSpace(title)
@@ -427,8 +428,6 @@ type file struct {
 	Application map[string]fileApplication `toml:"application"`
 }
 
-var namePattern = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
-
 func (c *Catalog) add(fileName string, data []byte, replace bool) error {
 	var f file
 	md, err := toml.Decode(string(data), &f)
@@ -494,7 +493,7 @@ func (fp fileProduct) product(source string) (*Product, error) {
 	if source == "builtin.toml" {
 		p.Source = "builtin"
 	}
-	if !namePattern.MatchString(fp.Name) {
+	if !protocol.ValidName(fp.Name) {
 		return nil, fmt.Errorf("name %q: use lower-case letters, digits and dashes", fp.Name)
 	}
 	if p.Title == "" {
@@ -503,7 +502,7 @@ func (fp fileProduct) product(source string) (*Product, error) {
 	if fp.Plugin == "" {
 		return nil, fmt.Errorf("plugin is missing: give the plug-in whose posts consume the seat; a product licensed only by Activation IDs or leases is an application product, two lines: [application.%s] and kinds = [\"node-locked\", \"concurrent\"]", fp.Name)
 	}
-	if !namePattern.MatchString(fp.Plugin) {
+	if !protocol.ValidName(fp.Plugin) {
 		return nil, fmt.Errorf("plugin %q: use the plug-in's name (lower-case letters, digits and dashes)", fp.Plugin)
 	}
 	var err error

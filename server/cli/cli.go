@@ -203,3 +203,26 @@ func (t *table) row(cols ...string) {
 }
 
 func (t *table) flush() error { return t.tw.Flush() }
+
+func exactArgs(n int, usage string) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if len(args) != n {
+			return fmt.Errorf("usage: tally-server %s", usage)
+		}
+		return nil
+	}
+}
+
+// fmtTime shows a time in the server's time zone (serve --timezone), as
+// its answers name it, so that every admin reads the times the server
+// reads dates in; before any answer, in this host's zone.
+func (m *Main) fmtTime(t time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	zone := time.Local
+	if m.api != nil && m.api.Zone() != nil {
+		zone = m.api.Zone()
+	}
+	return t.In(zone).Format("2006-01-02 15:04:05")
+}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/tallyhq/tally/common/bytesize"
 	"github.com/tallyhq/tally/common/exitcode"
 	"github.com/tallyhq/tally/server/adminapi"
 	"github.com/tallyhq/tally/server/store"
@@ -168,7 +169,7 @@ func (m *Main) printComputer(w io.Writer, x store.Computer) {
 	}
 	fmt.Fprintf(w, "  os:           %s %s (%s, kernel %s, %s)\n", b.Platform, b.PlatformVersion, b.OS, b.KernelVersion, b.Arch)
 	fmt.Fprintf(w, "  cpu:          %s, %d cores, %d threads\n", b.CPUModel, b.CPUCores, b.CPUThreads)
-	fmt.Fprintf(w, "  memory:       %s\n", humanBytes(b.MemoryBytes))
+	fmt.Fprintf(w, "  memory:       %s\n", bytesize.Format(b.MemoryBytes))
 	if b.Virtualization != "" {
 		fmt.Fprintf(w, "  virtual:      %s\n", b.Virtualization)
 	}
@@ -178,7 +179,7 @@ func (m *Main) printComputer(w io.Writer, x store.Computer) {
 	fmt.Fprintf(w, "  agent:        %s\n", b.AgentVersion)
 	fmt.Fprintf(w, "  machine id:   %s\n  product uuid: %s\n  serial:       %s\n", b.Hints.MachineID, b.Hints.ProductUUID, b.Hints.Serial)
 	for _, d := range b.Disks {
-		fmt.Fprintf(w, "  disk:         %s on %s (%s), %s, %s free\n", d.Device, d.Mountpoint, d.FSType, humanBytes(d.TotalBytes), humanBytes(d.FreeBytes))
+		fmt.Fprintf(w, "  disk:         %s on %s (%s), %s, %s free\n", d.Device, d.Mountpoint, d.FSType, bytesize.Format(d.TotalBytes), bytesize.Format(d.FreeBytes))
 	}
 	for _, n := range b.NICs {
 		fmt.Fprintf(w, "  interface:    %s %s %s\n", n.Name, n.MAC, strings.Join(n.Addrs, " "))
@@ -420,247 +421,10 @@ func (m *Main) computerAdminCommands() []*cobra.Command {
 	return []*cobra.Command{setStatus, retire, del, why, software, task}
 }
 
-func (m *Main) enrollInfoCommand() *cobra.Command {
-	var c conn
-	var onlyCommand bool
-	var secret string
-	cmd := &cobra.Command{
-		Use:   "enroll-info [--secret NAME]",
-		Short: "Print the server address, fingerprint, secret and the tally-agent enroll line to paste",
-		Long: `Print the server address, fingerprint, an enrollment secret and the tally-agent enroll
-line to paste on each machine. The secret is the newest active one, or the one
---secret names (by ID or name; a revoked or expired secret is refused).`,
-		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			cl, err := m.client(&c)
-			if err != nil {
-				return err
-			}
-			info, err := cl.EnrollInfoFor(cmd.Context(), secret)
-			if err != nil {
-				return err
-			}
-			if c.json {
-				return printJSON(cmd.OutOrStdout(), info)
-			}
-			w := cmd.OutOrStdout()
-			if onlyCommand {
-				fmt.Fprintln(w, info.Command)
-				return nil
-			}
-			fmt.Fprintf(w, "server:       %s\nfingerprint:  %s\nsecret:       %s (id %s)\n\nOn each machine, run:\n\n  %s\n",
-				info.Server, info.Fingerprint, info.Secret, info.SecretID, info.Command)
-			return nil
-		},
-	}
-	cmd.Flags().BoolVar(&onlyCommand, "command", false, "print only the tally-agent enroll line (for scripts)")
-	cmd.Flags().StringVar(&secret, "secret", "", "the enrollment secret to print, by ID or name (default: the newest active one)")
-	m.addConnFlags(cmd, &c, true)
-	return cmd
-}
-
-func (m *Main) secretsCommand() *cobra.Command {
-	cmd := &cobra.Command{Use: "secrets", Aliases: []string{"secret"}, Short: "Manage enrollment secrets (list, create, revoke)"}
-	var lc conn
-	list := &cobra.Command{
-		Use:   "list",
-		Short: "List enrollment secrets with their use counts",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := m.client(&lc)
-			if err != nil {
-				return err
-			}
-			ss, err := c.Secrets(cmd.Context())
-			if err != nil {
-				return err
-			}
-			if lc.json {
-				return printJSON(cmd.OutOrStdout(), ss)
-			}
-			t := newTable(cmd.OutOrStdout(), "ID", "NAME", "STATE", "CREATED", "EXPIRES", "USES", "SECRET")
-			now := time.Now()
-			for _, s := range ss {
-				state := "active"
-				if s.RevokedAt != nil {
-					state = "revoked " + m.fmtTime(*s.RevokedAt)
-				} else if !s.Active(now) {
-					state = "expired"
-				}
-				exp := "never"
-				if s.ExpiresAt != nil {
-					exp = m.fmtTime(*s.ExpiresAt)
-				}
-				t.row(s.ID, s.Name, state, m.fmtTime(s.CreatedAt), exp, strconv.FormatInt(s.Uses, 10), s.Value)
-			}
-			return t.flush()
-		},
-	}
-	m.addConnFlags(list, &lc, true)
-
-	var cc conn
-	var name, value, expires string
-	create := &cobra.Command{
-		Use:   "create",
-		Short: "Create an enrollment secret (random unless --value is given)",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			// The server reads --expires in its time zone and by its clock.
-			req := adminapi.CreateSecretRequest{Name: name, Value: value, Expires: expires}
-			c, err := m.client(&cc)
-			if err != nil {
-				return err
-			}
-			s, err := c.CreateSecret(cmd.Context(), req)
-			if err != nil {
-				return err
-			}
-			if cc.json {
-				return printJSON(cmd.OutOrStdout(), s)
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "Created enrollment secret %s: %s\n", s.ID, s.Value)
-			return nil
-		},
-	}
-	create.Flags().StringVar(&name, "name", "", "a name to recognise the secret by (e.g. the site or team)")
-	create.Flags().StringVar(&value, "value", "", "use this value instead of a random one (16 to 128 characters)")
-	create.Flags().StringVar(&expires, "expires", "", "expiry: a date (2027-01-31: through the end of that day in the server's time zone), a time (RFC 3339) or a duration from now (72h, 30d)")
-	m.addConnFlags(create, &cc, true)
-
-	var rc conn
-	revoke := &cobra.Command{
-		Use:   "revoke ID",
-		Short: "Revoke an enrollment secret: it can enroll no more machines (enrolled ones are unaffected)",
-		Args:  exactArgs(1, "secrets revoke ID (the id 'secrets list' shows)"),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := m.client(&rc)
-			if err != nil {
-				return err
-			}
-			s, err := c.RevokeSecret(cmd.Context(), args[0])
-			if err != nil {
-				return err
-			}
-			if rc.json {
-				return printJSON(cmd.OutOrStdout(), s)
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "Revoked enrollment secret %s (%s); it had enrolled %d machines, which stay enrolled.\n", s.ID, s.Name, s.Uses)
-			return nil
-		},
-	}
-	m.addConnFlags(revoke, &rc, true)
-	cmd.AddCommand(list, create, revoke)
-	return cmd
-}
-
-func (m *Main) eventsCommand() *cobra.Command {
-	var c conn
-	var since, computer, product, kind string
-	var limit int
-	cmd := &cobra.Command{
-		Use:   "events",
-		Short: "Show the audit log: enrollments, seats consumed and freed, status changes, …",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			q := url.Values{}
-			if since != "" {
-				if _, err := adminapi.ParseSince(since, m.now()); err != nil {
-					return err
-				}
-				q.Set("since", since)
-			}
-			if computer != "" {
-				id, err := parseComputerID(computer)
-				if err != nil {
-					return err
-				}
-				q.Set("computer", strconv.FormatInt(id, 10))
-			}
-			if product != "" {
-				q.Set("product", product)
-			}
-			if kind != "" {
-				q.Set("kind", kind)
-			}
-			if limit > 0 {
-				q.Set("limit", strconv.Itoa(limit))
-			}
-			cl, err := m.client(&c)
-			if err != nil {
-				return err
-			}
-			ev, err := cl.Events(cmd.Context(), q)
-			if err != nil {
-				return err
-			}
-			if c.json {
-				return printJSON(cmd.OutOrStdout(), ev)
-			}
-			t := newTable(cmd.OutOrStdout(), "TIME", "KIND", "COMPUTER", "PRODUCT", "ACTOR", "REASON")
-			for _, e := range ev {
-				comp := ""
-				if e.ComputerID != 0 {
-					comp = strconv.FormatInt(e.ComputerID, 10)
-				}
-				reason := e.Reason
-				if e.Count > 1 {
-					reason += fmt.Sprintf(" (×%d)", e.Count)
-				}
-				t.row(m.fmtTime(e.At), e.Kind, comp, e.Product, e.Actor, reason)
-			}
-			return t.flush()
-		},
-	}
-	f := cmd.Flags()
-	f.StringVar(&since, "since", "", "only events since a time (2026-11-25, RFC 3339) or a duration ago (24h, 7d)")
-	f.StringVar(&computer, "computer", "", "only events of this computer ID")
-	f.StringVar(&product, "product", "", "only events of this product")
-	f.StringVar(&kind, "kind", "", "only events of this kind (e.g. seat.consumed)")
-	f.IntVar(&limit, "limit", 1000, "at most this many (the newest)")
-	m.addConnFlags(cmd, &c, true)
-	return cmd
-}
-
 func parseComputerID(s string) (int64, error) {
 	id, err := strconv.ParseInt(s, 10, 64)
 	if err != nil || id <= 0 {
 		return 0, exitcode.Newf(exitcode.Usage, "%q is not a computer ID: use the number in the ID column of 'tally-server computers list'", s)
 	}
 	return id, nil
-}
-
-func exactArgs(n int, usage string) cobra.PositionalArgs {
-	return func(cmd *cobra.Command, args []string) error {
-		if len(args) != n {
-			return fmt.Errorf("usage: tally-server %s", usage)
-		}
-		return nil
-	}
-}
-
-// fmtTime shows a time in the server's time zone (serve --timezone), as
-// its answers name it, so that every admin reads the times the server
-// reads dates in; before any answer, in this host's zone.
-func (m *Main) fmtTime(t time.Time) string {
-	if t.IsZero() {
-		return "-"
-	}
-	zone := time.Local
-	if m.api != nil && m.api.Zone() != nil {
-		zone = m.api.Zone()
-	}
-	return t.In(zone).Format("2006-01-02 15:04:05")
-}
-
-func humanBytes(n uint64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := uint64(unit), 0
-	for x := n / unit; x >= unit; x /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }

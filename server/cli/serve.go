@@ -3,7 +3,6 @@ package cli
 import (
 	"context"
 	"fmt"
-	"math"
 	"os"
 	"os/signal"
 	"runtime/debug"
@@ -15,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/tallyhq/tally/common/buildinfo"
+	"github.com/tallyhq/tally/common/bytesize"
 	"github.com/tallyhq/tally/common/cliusage"
 	"github.com/tallyhq/tally/common/logging"
 	"github.com/tallyhq/tally/server/daemon"
@@ -56,10 +56,10 @@ database closes.`,
 			if cfg.MaxPackages < 1 {
 				return cliusage.Error(cmd, fmt.Errorf("--max-packages: %d is not a number of packages (at least 1)", cfg.MaxPackages))
 			}
-			if cfg.BodyBytes, err = parseSize(bodyBudget); err != nil || cfg.BodyBytes < 8<<20 {
+			if cfg.BodyBytes, err = bytesize.Parse(bodyBudget); err != nil || cfg.BodyBytes < 8<<20 {
 				return cliusage.Error(cmd, fmt.Errorf("--body-budget: %q is not a size of at least 8MiB (two requests of the largest size)", bodyBudget))
 			}
-			if cfg.UnauthenticatedBytes, err = parseSize(unauthBytes); err != nil || cfg.UnauthenticatedBytes < 16<<10 {
+			if cfg.UnauthenticatedBytes, err = bytesize.Parse(unauthBytes); err != nil || cfg.UnauthenticatedBytes < 16<<10 {
 				return cliusage.Error(cmd, fmt.Errorf("--unauthenticated-bytes: %q is not a size of at least 16KiB (two enrollments of the largest size)", unauthBytes))
 			}
 			if cfg.MaxUnauthenticated < 1 {
@@ -79,7 +79,7 @@ database closes.`,
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			if memLimit != "" && memLimit != "0" && os.Getenv("GOMEMLIMIT") == "" {
-				n, err := parseSize(memLimit)
+				n, err := bytesize.Parse(memLimit)
 				if err != nil {
 					return cliusage.Error(cmd, fmt.Errorf("--memory-limit: %w", err))
 				}
@@ -165,7 +165,7 @@ func parseDiskWarn(s string) (daemon.DiskThreshold, error) {
 		}
 		return daemon.DiskThreshold{Percent: v}, nil
 	}
-	n, err := parseSize(s)
+	n, err := bytesize.Parse(s)
 	if err != nil || n <= 0 {
 		return daemon.DiskThreshold{}, fmt.Errorf("%q is not a size like 1GiB or a share like 5%%", s)
 	}
@@ -190,29 +190,4 @@ func parseWindow(s string) (time.Duration, error) {
 		return d, nil
 	}
 	return 0, fmt.Errorf("%q is not a window like 30d or 720h (1 day to 10 years)", s)
-}
-
-// parseSize reads a byte count with an optional unit: 512MiB, 2GiB, 1GB.
-func parseSize(s string) (int64, error) {
-	units := []struct {
-		suffix string
-		mult   int64
-	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"B", 1}}
-	for _, u := range units {
-		if v, ok := strings.CutSuffix(s, u.suffix); ok {
-			n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
-			if err != nil || n < 0 {
-				break
-			}
-			if n > math.MaxInt64/u.mult { // would wrap into another size
-				return 0, fmt.Errorf("%q is larger than any memory (at most 8 EiB)", s)
-			}
-			return n * u.mult, nil
-		}
-	}
-	n, err := strconv.ParseInt(s, 10, 64)
-	if err != nil || n < 0 {
-		return 0, fmt.Errorf("%q is not a size like 768MiB or 2GiB", s)
-	}
-	return n, nil
 }

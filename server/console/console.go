@@ -19,6 +19,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/tallyhq/tally/common/bytesize"
 	"github.com/tallyhq/tally/server/adminapi"
 	"github.com/tallyhq/tally/server/dates"
 	"github.com/tallyhq/tally/server/store"
@@ -74,7 +75,7 @@ func New(cfg Config) (*Console, error) {
 			}
 			return time.Unix(s, 0).In(zone).Format("2006-01-02 15:04:05")
 		},
-		"bytes": humanBytes,
+		"bytes": bytesize.Format,
 		// endDate shows an end date in the zone the page carries it in
 		// (the server's), without the time when it is the end of the day.
 		"endDate": func(t *time.Time) string {
@@ -266,17 +267,4 @@ func (c *Console) events(w http.ResponseWriter, r *http.Request) {
 func (c *Console) serverError(w http.ResponseWriter, err error) {
 	c.log.Error("console page failed", "err", err)
 	http.Error(w, "internal error: see the server's log", http.StatusInternalServerError)
-}
-
-func humanBytes(n uint64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := uint64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }

@@ -196,7 +196,7 @@ func Start(cfg Config) (_ *Daemon, err error) {
 		every = time.Minute
 	}
 	d.disk = d.watchDisk(every)
-	handler := nodeapi.New(d.db, d.log, d.metrics.Request)
+	handler := nodeapi.New(d.db, d.log, d.metrics.Request, nodeapi.WithClock(cfg.Clock))
 	rk := quic.StatelessResetKey(d.id.ResetKey)
 	tk := quic.TokenGeneratorKey(d.id.TokenKey)
 	d.quic, d.tcp, err = listener.Listen(listener.Config{

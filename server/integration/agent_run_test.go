@@ -4,12 +4,16 @@ import (
 	"context"
 	"errors"
 	"net"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/tallyhq/tally/agent/agenttest"
 	"github.com/tallyhq/tally/agent/runner"
+	"github.com/tallyhq/tally/agent/state"
+	"github.com/tallyhq/tally/common/clock"
 	"github.com/tallyhq/tally/common/logging"
+	"github.com/tallyhq/tally/protocol"
 	"github.com/tallyhq/tally/server/servertest"
 )
 
@@ -157,5 +161,62 @@ func TestAgentRunRefusedKeepsRunningAndQueued(t *testing.T) {
 	_, err := a.Flush(ctx(t))
 	if !errors.Is(err, runner.ErrRefused) {
 		t.Fatalf("flush after the refusal: %v, want ErrRefused", err)
+	}
+}
+
+// Run schedules its posts by the agent's clock, not the wall clock behind
+// it: while the injected clock stands still no second post is made, however
+// long the interval has passed in real time, and one is made soon after the
+// clock moves past the interval.
+func TestAgentRunSchedulesByItsClock(t *testing.T) {
+	srv := servertest.New(t)
+	enrolled := agenttest.New(t, srv, agenttest.Options{Secret: srv.Secret})
+	enrolled.Close()
+	clk := clock.NewManual(time.Now())
+	var posts atomic.Int32
+	ra, err := runner.Open(runner.Config{Dir: enrolled.Dir, Logger: logging.Discard(), Version: "test", Clock: clk,
+		OnSend: func(s runner.Sent) {
+			if s.Kind == protocol.KindInventory {
+				posts.Add(1)
+			}
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ra.Close() })
+	a := &agenttest.Agent{Agent: ra, T: t, Dir: enrolled.Dir, MachineID: enrolled.MachineID}
+
+	const interval = 50 * time.Millisecond
+	runAgent(t, a, runner.RunOptions{Interval: interval})
+	waitFor(t, 10*time.Second, "the first post", func() bool { return posts.Load() == 1 })
+	time.Sleep(20 * interval) // twenty intervals of real time, none of the agent's
+	if n := posts.Load(); n != 1 {
+		t.Fatalf("%d posts while the agent's clock stood still, want 1", n)
+	}
+	clk.Advance(interval)
+	waitFor(t, 10*time.Second, "the post after the clock moved one interval", func() bool { return posts.Load() == 2 })
+	if st := a.Status(t); !st.LastSuccess.Equal(clk.Now()) {
+		t.Errorf("last success %v, want the agent's clock %v", st.LastSuccess, clk.Now())
+	}
+}
+
+// Enrollment stamps the enrollment it records with the clock it is given.
+func TestEnrollStampsWithItsClock(t *testing.T) {
+	srv := servertest.New(t)
+	dir, err := state.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := time.Date(2031, 5, 4, 3, 2, 1, 0, time.UTC)
+	e, _, err := runner.Enroll(ctx(t), dir, runner.EnrollOptions{Server: srv.Addr(), Fingerprint: srv.Fingerprint(), Secret: srv.Secret,
+		MachineID: "enroll-clock-1", Version: "test", Logger: logging.Discard(), Clock: clock.NewManual(at)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !e.EnrolledAt.Equal(at) {
+		t.Errorf("enrolled at %v, want the given clock's %v", e.EnrolledAt, at)
+	}
+	if saved, err := dir.Enrollment(); err != nil || !saved.EnrolledAt.Equal(at) {
+		t.Errorf("saved enrollment %+v %v, want enrolled at %v", saved, err, at)
 	}
 }

@@ -18,10 +18,10 @@ import (
 	_ "github.com/mattn/go-sqlite3"
 
 	"github.com/tallyhq/tally/agent/agenttest"
+	"github.com/tallyhq/tally/loadtest/loadgen"
 	"github.com/tallyhq/tally/protocol"
 	"github.com/tallyhq/tally/server/adminapi"
 	"github.com/tallyhq/tally/server/datadir"
-	"github.com/tallyhq/tally/server/loadgen"
 )
 
 var (

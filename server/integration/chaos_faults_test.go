@@ -21,10 +21,10 @@ import (
 	"github.com/quic-go/quic-go"
 
 	"github.com/tallyhq/tally/common/identity"
+	"github.com/tallyhq/tally/loadtest/loadgen"
 	"github.com/tallyhq/tally/protocol"
 	"github.com/tallyhq/tally/server/adminapi"
 	"github.com/tallyhq/tally/server/datadir"
-	"github.com/tallyhq/tally/server/loadgen"
 	"github.com/tallyhq/tally/server/servertest"
 	"github.com/tallyhq/tally/server/store"
 )

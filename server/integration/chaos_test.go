@@ -158,7 +158,7 @@ func loadBinary(t *testing.T) string {
 	t.Helper()
 	binaries(t) // makes binDir
 	loadBuild.once.Do(func() {
-		cmd := exec.Command("go", "build", "-o", binDir, "./server/cmd/tally-load")
+		cmd := exec.Command("go", "build", "-o", binDir, "./loadtest/cmd/tally-load")
 		cmd.Dir = "../.."
 		if out, err := cmd.CombinedOutput(); err != nil {
 			loadBuild.err = fmt.Errorf("go build tally-load: %v\n%s", err, out)

@@ -56,37 +56,5 @@ func TestEveryPackageHasADocComment(t *testing.T) {
 	}
 }
 
-// protocol/ is the wire contract: it imports nothing of either side, and
-// no storage or network policy.
-func TestProtocolImportsNeitherSide(t *testing.T) {
-	for _, p := range listPackages(t) {
-		if !strings.HasPrefix(p.ImportPath, "github.com/tallyhq/tally/protocol") {
-			continue
-		}
-		for _, imp := range p.Imports {
-			if strings.HasPrefix(imp, "github.com/tallyhq/tally/agent") || strings.HasPrefix(imp, "github.com/tallyhq/tally/server") ||
-				strings.HasPrefix(imp, "github.com/tallyhq/tally/common") ||
-				imp == "database/sql" || imp == "net" || imp == "os" || strings.HasPrefix(imp, "github.com/quic-go") {
-				t.Errorf("%s imports %s", p.ImportPath, imp)
-			}
-		}
-	}
-}
-
-// The agent must cross-compile without a C compiler: it never links SQLite.
-func TestAgentDoesNotLinkSQLite(t *testing.T) {
-	cmd := exec.Command("go", "list", "-deps", "./agent/cmd/tally-agent")
-	cmd.Dir = "../.."
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, l := range strings.Fields(string(out)) {
-		if strings.Contains(l, "sqlite") && !strings.HasPrefix(l, "github.com/tallyhq/tally/agent/software") {
-			t.Errorf("tally-agent depends on %s", l)
-		}
-		if strings.HasPrefix(l, "github.com/tallyhq/tally/server") {
-			t.Errorf("tally-agent depends on server package %s", l)
-		}
-	}
-}
+// The import arrows the design forbids (protocol → either side, the agent
+// → SQLite, …) are checked by package internal/importrules.

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tallyhq/tally/server/loadgen"
+	"github.com/tallyhq/tally/loadtest/loadgen"
 	"github.com/tallyhq/tally/server/servertest"
 )
 

@@ -6,8 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tallyhq/tally/loadtest/loadgen"
 	"github.com/tallyhq/tally/server/daemon"
-	"github.com/tallyhq/tally/server/loadgen"
 	"github.com/tallyhq/tally/server/servertest"
 )
 

@@ -11,9 +11,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tallyhq/tally/loadtest/loadgen"
 	"github.com/tallyhq/tally/protocol"
 	"github.com/tallyhq/tally/server/datadir"
-	"github.com/tallyhq/tally/server/loadgen"
 	"github.com/tallyhq/tally/server/servertest"
 )
 

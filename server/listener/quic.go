@@ -52,23 +52,21 @@ type streamJob struct {
 // the connection's next answer. quic-go grants the peer a new stream (a
 // MAX_STREAMS frame) the moment one completes, which is when the agent's
 // acknowledgement of the answer arrives: on a connection that is
-// otherwise quiet, as an agent's is between posts, that frame went alone
-// in a packet of its own, which the agent acknowledged in another one.
-// Granted with the next answer instead, it rides in the packet that
-// carries it: 5.3 packets a request became 3.3
-// (BenchmarkQuietConnectionPackets). At most half of the connection's
-// streams are deferred, so the peer always has credit left to open the
-// stream that releases them.
+// otherwise quiet, as an agent's is between posts, that frame would go
+// alone in a packet of its own, which the agent acknowledges in another
+// one; granted with the next answer instead, it rides in the packet that
+// carries it (BenchmarkQuietConnectionPackets; the counts are in
+// docs/PERFORMANCE.md). At most half of the connection's streams are
+// deferred, so the peer always has credit left to open the stream that
+// releases them.
 //
 // Only when the peer has no credit left (its streams in flight and the
 // held credits fill the connection's bound) are the held credits granted
 // creditWait after, without waiting for an answer, so that a slow answer
 // never keeps the peer from opening its whole bound. An agent has one
-// request in flight at a time and never gets there. Granting them after
-// creditWait whenever a stream was in flight (c5fb0c6) cost an answer
-// slower than that two more packets, the MAX_STREAMS frame's and the
-// agent's acknowledgement of it: with 10,000 agents past the server's
-// capacity, 6.0-6.2 datagrams a request against 4.6-4.8 now.
+// request in flight at a time and never gets there; granting them after
+// creditWait whenever a stream is in flight would cost every answer
+// slower than that two more packets, which past capacity is every answer.
 type credits struct {
 	mu     sync.Mutex
 	max    int // credits held at most: half the bound
@@ -454,10 +452,10 @@ func (q *QUIC) serveConn(conn *quic.Conn) {
 }
 
 // dispatch serves a stream on an idle worker, or on a new one when none
-// is idle. A goroutine per stream grew its stack again for every request
-// (decoding, the store call): 5.7% of the server's CPU went to copying
-// stacks in a closed-loop run. A worker keeps its grown stack from one
-// request to the next (until the collector shrinks it), and the number of
+// is idle. A goroutine per stream would grow its stack again for every
+// request (decoding, the store call), a cost a worker pays once: it keeps
+// its grown stack from one request to the next (until the collector
+// shrinks it; docs/PERFORMANCE.md has the profile), and the number of
 // workers follows the requests in flight, which --max-in-flight bounds.
 func (q *QUIC) dispatch(j streamJob) {
 	select {

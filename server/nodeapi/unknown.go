@@ -27,25 +27,24 @@ type unknownEntry struct {
 	until   time.Time
 }
 
-// lookup returns the remembered refusal of id, or nil.
-func (u *unknownKeys) lookup(id string) *protocol.Error {
+// lookup returns the remembered refusal of id at now, or nil.
+func (u *unknownKeys) lookup(id string, now time.Time) *protocol.Error {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	k, ok := u.m[id]
 	if !ok {
 		return nil
 	}
-	if time.Now().After(k.until) {
+	if now.After(k.until) {
 		delete(u.m, id)
 		return nil
 	}
 	return k.refusal
 }
 
-// remember keeps id's refusal for unknownFor; when maxUnknown are kept,
-// the expired ones go, and if none has, id is not kept.
-func (u *unknownKeys) remember(id string, refusal *protocol.Error) {
-	now := time.Now()
+// remember keeps id's refusal for unknownFor from now; when maxUnknown are
+// kept, the expired ones go, and if none has, id is not kept.
+func (u *unknownKeys) remember(id string, refusal *protocol.Error, now time.Time) {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	if u.m == nil {

@@ -4,7 +4,7 @@
 // server's fallback transport) to a running server; measures throughput,
 // latency, errors, verdicts, bytes and the server's CPU and memory; and
 // checks through the admin API that what the server acknowledged is what
-// it stored. tally-load (server/cmd/tally-load) is its command line; the
+// it stored. tally-load (loadtest/cmd/tally-load) is its command line; the
 // baseline measurements (a bare QUIC echo, the disk's durable commit rate,
 // handshakes) are in baseline.go.
 package loadgen

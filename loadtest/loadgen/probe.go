@@ -19,9 +19,9 @@ import (
 // The admin API's latency is measured from a process of its own when
 // Config.ProbeCommand names one. A probe inside the generator measures the
 // generator too: with thousands of simulated agents saturating the host,
-// its goroutine waits behind theirs, and a storm's admin p99 of 2-3 s
-// (measured in-process) was 72 ms from a separate curl loop in the same
-// run. An administrator's browser or CLI is such a separate process.
+// its goroutine waits behind theirs, and its latencies are many times
+// those a separate process sees in the same run (docs/PERFORMANCE.md).
+// An administrator's browser or CLI is such a separate process.
 //
 // The prober reads one admin API path per line on its standard input,
 // GETs it, and writes one line per path: the milliseconds it took, then

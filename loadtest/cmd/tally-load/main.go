@@ -5,7 +5,7 @@ import (
 	"context"
 	"os"
 
-	"github.com/tallyhq/tally/server/loadgen/loadcli"
+	"github.com/tallyhq/tally/loadtest/loadcli"
 )
 
 func main() {

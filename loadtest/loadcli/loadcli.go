@@ -19,7 +19,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/tallyhq/tally/common/buildinfo"
-	"github.com/tallyhq/tally/server/loadgen"
+	"github.com/tallyhq/tally/loadtest/loadgen"
 )
 
 // Main is one invocation of tally-load.

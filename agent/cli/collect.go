@@ -10,7 +10,6 @@ import (
 	"github.com/tallyhq/tally/agent/runner"
 	"github.com/tallyhq/tally/agent/runner/delta"
 	"github.com/tallyhq/tally/agent/software"
-	"github.com/tallyhq/tally/agent/spool"
 	"github.com/tallyhq/tally/agent/state"
 	"github.com/tallyhq/tally/common/buildinfo"
 	"github.com/tallyhq/tally/protocol"
@@ -22,19 +21,10 @@ type collectOnly struct {
 	dir                 state.Dir
 }
 
-func (c collectOnly) basic(ctx context.Context) (protocol.BasicInventory, []string) {
-	installed, err := runner.PluginsOf(c.dir)
-	b, problems := collect.Basic(ctx, collect.Options{InstanceID: c.instance, MachineID: c.machineID, AgentVersion: buildinfo.Version(), Plugins: installed})
-	if err != nil {
-		problems = append(problems, "plug-ins: "+err.Error())
-	}
-	return b, problems
-}
-
 // post is the whole inventory post, the software of the system at root
 // included, as the agent spools it (software whole, normalized).
 func (c collectOnly) post(ctx context.Context, root string) (protocol.InventoryRequest, []string, error) {
-	b, problems := c.basic(ctx)
+	b, problems := runner.BasicOf(ctx, c.dir, collect.Options{InstanceID: c.instance, MachineID: c.machineID, AgentVersion: buildinfo.Version()})
 	res, err := software.Collect(ctx, root)
 	if err != nil {
 		return protocol.InventoryRequest{}, nil, err
@@ -62,12 +52,4 @@ func softwareSummary(sw *protocol.SoftwareInventory) string {
 	}
 	sort.Strings(parts)
 	return fmt.Sprintf("%d packages (%s)", len(sw.Packages), strings.Join(parts, ", "))
-}
-
-func spoolStats(dir state.Dir) (spool.Stats, error) {
-	sp, err := spool.Open(dir.File(state.SpoolDir), spool.Options{})
-	if err != nil {
-		return spool.Stats{}, err
-	}
-	return sp.Stats()
 }
