@@ -13,6 +13,12 @@ import (
 	"github.com/tallyhq/tally/server/store"
 )
 
+// TB is what the helpers need of a test: a testing.TB, or a rapid.T.
+type TB interface {
+	Helper()
+	Fatal(args ...any)
+}
+
 // Issuer is a license issuer key.
 type Issuer struct {
 	Key ed25519.PrivateKey
@@ -48,7 +54,7 @@ func (i *Issuer) Verify(file []byte) (license.Payload, error) {
 
 // Mint signs a license file. A zero IssuedAt is now, a zero Kind is a node
 // license, and a zero Duration is perpetual (subscription with Expires).
-func (i *Issuer) Mint(t testing.TB, p license.Payload) []byte {
+func (i *Issuer) Mint(t TB, p license.Payload) []byte {
 	t.Helper()
 	if p.IssuedAt == 0 {
 		p.IssuedAt = time.Now().Unix()
@@ -71,7 +77,7 @@ func (i *Issuer) Mint(t testing.TB, p license.Payload) []byte {
 
 // Import mints p and returns it verified, as a server hands it to its
 // store's ImportLicenses.
-func (i *Issuer) Import(t testing.TB, p license.Payload) store.LicenseImport {
+func (i *Issuer) Import(t TB, p license.Payload) store.LicenseImport {
 	t.Helper()
 	f, err := license.Parse(i.Mint(t, p), i.Trusted())
 	if err != nil {
