@@ -81,6 +81,7 @@ func Run(t *testing.T, newBackend NewBackend) {
 		{"Allocations", testAllocations},
 		{"LicenseExpiryAndUpgradeProtection", testExpiry},
 		{"RemoveLicenseMovesSeats", testRemoveLicense},
+		{"LicenseImport", testLicenseImport},
 		{"SoftwareSets", testSoftwareSets},
 		{"Activations", testActivations},
 		{"ActivationExpiryReturnsSeats", testActivationExpiry},
