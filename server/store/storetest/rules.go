@@ -212,10 +212,11 @@ func testOverTheCount(t *testing.T, e *env) {
 
 // A status change frees, in the same call, exactly the seats whose rule
 // names it (seed 000): any non-Active status frees inventory 7, only
-// Retired frees monitor and patch 7, none frees software delivery 6; an
+// Retired frees monitor and patch 7, none frees software delivery 6,
+// Retired, Return to Lessor and Disposed free inventory before 6.1 SP2; an
 // administrator's own status counts as non-Active.
 func testStatuses(t *testing.T, e *env) {
-	e.licenseEach(t, 5, "monitor", "inventory", "patch", "software-delivery-6")
+	e.licenseEach(t, 5, "monitor", "inventory", "patch", "software-delivery-6", "inventory-6-early")
 	n := e.enroll(t)
 	e.inventory(t, n, monitor, inventory7, patch7, swm6)
 	ok(e.taskRequest(n, swm6))(t)
@@ -239,6 +240,20 @@ func testStatuses(t *testing.T, e *env) {
 		t.Fatalf("Retired freed %v, want [monitor patch]", got)
 	}
 	e.wantSeats(t, n, "software-delivery-6")
+
+	// Inventory before 6.1 SP2: only Retired, Return to Lessor and
+	// Disposed free it (seed 001).
+	early := e.enroll(t)
+	inventory60 := protocol.Plugin{Name: "inventory", Version: "6.0", BuildDate: "2024-01-01"}
+	pk := []protocol.Package{{Name: "bash", Version: "5.2", Source: "dpkg"}}
+	ok(e.postInventory(early, protocol.InventoryRequest{Basic: early.basic(inventory60), Software: fullSet(pk...)}))(t)
+	e.wantSeats(t, early, "inventory-6-early")
+	if got := freed(e.setStatus(t, early, "Missing")); len(got) != 0 {
+		t.Fatalf("Missing freed %v of inventory 6.0", got)
+	}
+	if got := freed(e.setStatus(t, early, "Return to Lessor")); !slices.Equal(got, []string{"inventory-6-early"}) {
+		t.Fatalf("Return to Lessor freed %v, want [inventory-6-early]", got)
+	}
 
 	if _, err := e.s.AddStatus(e.ctx, "Loaned", "lent to a partner"); err != nil {
 		t.Fatal(err)
