@@ -2,59 +2,31 @@ package servertest
 
 import (
 	"context"
-	"crypto/ed25519"
 	"fmt"
 	"testing"
-	"time"
 
 	"github.com/tallyhq/tally/server/adminapi"
 	"github.com/tallyhq/tally/server/daemon"
 	"github.com/tallyhq/tally/server/license"
+	"github.com/tallyhq/tally/server/license/licensetest"
 	"github.com/tallyhq/tally/server/store"
 )
 
 // Issuer is a license issuer trusted by a test server.
-type Issuer struct {
-	Key ed25519.PrivateKey
-}
+type Issuer = licensetest.Issuer
 
 // TrustNewIssuer makes an issuer key and trusts it on the server.
 func (s *Server) TrustNewIssuer(t testing.TB) *Issuer {
 	t.Helper()
-	key, err := license.NewIssuerKey()
-	if err != nil {
-		t.Fatal(err)
-	}
-	pub, err := license.EncodePublicKey(key.Public().(ed25519.PublicKey))
+	i := licensetest.NewIssuer(t)
+	pub, err := license.EncodePublicKey(i.Public())
 	if err != nil {
 		t.Fatal(err)
 	}
 	if _, err := daemon.TrustIssuer(s.Dir(), pub); err != nil {
 		t.Fatal(err)
 	}
-	return &Issuer{Key: key}
-}
-
-// Mint signs a license file.
-func (i *Issuer) Mint(t testing.TB, p license.Payload) []byte {
-	t.Helper()
-	if p.IssuedAt == 0 {
-		p.IssuedAt = time.Now().Unix()
-	}
-	if p.Kind == "" {
-		p.Kind = license.KindNode
-	}
-	if p.Duration == "" {
-		p.Duration = license.Perpetual
-		if p.Expires != 0 {
-			p.Duration = license.Subscription
-		}
-	}
-	f, err := license.Issue(i.Key, p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return f
+	return i
 }
 
 // ImportLicense mints and imports a license, returning it as stored.
