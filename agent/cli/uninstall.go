@@ -19,7 +19,7 @@ const agentComponent = "tally-agent"
 
 // agentAllowed lists every path 'tally-agent install' may write: an
 // uninstall removes nothing else, whatever its manifest says.
-var agentAllowed = []string{installer.AgentBinary, installer.AgentConfig, installer.AgentUnit, installer.AgentWants}
+var agentAllowed = []string{installer.AgentBinary, installer.AgentConfig, installer.AgentUnit, installer.AgentWants, installer.AgentData}
 
 func (m *Main) uninstallCmd() *cobra.Command {
 	var keep, force, pkg, purgeData bool
