@@ -127,8 +127,8 @@ func (w *Writer) has(p string) bool {
 	return slices.ContainsFunc(w.M.Files, func(e Entry) bool { return e.Path == p })
 }
 
-// MkdirAll creates the folder p and its missing parents with perm,
-// recording each it created.
+// MkdirAll creates the folder p with perm and its missing parents with
+// 0755, recording each it created.
 func (w *Writer) MkdirAll(p string, perm fs.FileMode) error {
 	var missing []string
 	for d := p; d != "/"; d = filepath.Dir(d) {
@@ -143,12 +143,16 @@ func (w *Writer) MkdirAll(p string, perm fs.FileMode) error {
 	}
 	for i := len(missing) - 1; i >= 0; i-- {
 		d := missing[i]
-		if err := os.Mkdir(w.T.Path(d), perm); err != nil && !errors.Is(err, fs.ErrExist) {
+		mode := fs.FileMode(0o755) // a parent: /var, /var/lib under a new root
+		if d == p {
+			mode = perm
+		}
+		if err := os.Mkdir(w.T.Path(d), mode); err != nil && !errors.Is(err, fs.ErrExist) {
 			return fmt.Errorf("create %s: %w", w.T.Path(d), err)
 		}
 		// Mkdir's mode is masked by the umask; a data folder must be
 		// exactly what was asked.
-		if err := os.Chmod(w.T.Path(d), perm); err != nil {
+		if err := os.Chmod(w.T.Path(d), mode); err != nil {
 			return err
 		}
 		if !slices.Contains(w.M.Dirs, d) {
