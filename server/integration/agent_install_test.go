@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -387,4 +388,51 @@ func TestAgentInstallBadInputLeavesNothing(t *testing.T) {
 	if now := treeOf(t, root); !sameMap(tree, now) {
 		t.Fatalf("an edited manifest changed the root:\nbefore %v\nafter  %v", tree, now)
 	}
+}
+
+// The plugins key of agent.conf is honoured by 'run': the plug-ins it
+// lists are installed at start (their seats consumed by the post), those
+// this build lacks are skipped with a warning, and removing a name removes
+// nothing.
+func TestAgentRunInstallsTheConfiguredPlugins(t *testing.T) {
+	_, agentBin := binaries(t)
+	srv := servertest.New(t)
+	iss := srv.TrustNewIssuer(t)
+	srv.ImportLicense(t, iss, license.Payload{Product: "monitor", Seats: 1})
+	dir := filepath.Join(t.TempDir(), "agent")
+	conf := filepath.Join(t.TempDir(), "agent.conf")
+	if err := os.WriteFile(conf, []byte("plugins = monitor, teleport\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, code := runBin(t, agentBin, "enroll", "--server", srv.Addr(), "--fingerprint", srv.Fingerprint(), "--secret", srv.Secret,
+		"--machine-id", "conf-plugins", "--data", dir, "--config", conf); code != 0 {
+		t.Fatalf("enroll: %s", out)
+	}
+	out, code := runBin(t, agentBin, "run", "--once", "--data", dir, "--config", conf)
+	if code != 0 || !strings.Contains(out, "teleport") {
+		t.Fatalf("run --once: exit %d\n%s", code, out)
+	}
+	if u := usageOf(t, srv, "monitor"); u.Consumed != 1 {
+		t.Fatalf("monitor consumed %d", u.Consumed)
+	}
+	os.WriteFile(conf, []byte("# no plug-ins listed\n"), 0o644)
+	if out, code := runBin(t, agentBin, "run", "--once", "--data", dir, "--config", conf); code != 0 {
+		t.Fatalf("run --once: %s", out)
+	}
+	out, _ = runBin(t, agentBin, "plugin", "list", "--data", dir, "--config", conf)
+	if !regexpLine(out, `^monitor\s+\S+\s+\S+\s+yes`) {
+		t.Fatalf("monitor was removed with its name:\n%s", out)
+	}
+	if u := usageOf(t, srv, "monitor"); u.Consumed != 1 {
+		t.Fatalf("monitor consumed %d after its name left the file", u.Consumed)
+	}
+}
+
+func regexpLine(out, re string) bool {
+	for _, l := range strings.Split(out, "\n") {
+		if ok, _ := regexp.MatchString(re, l); ok {
+			return true
+		}
+	}
+	return false
 }
