@@ -104,7 +104,9 @@ configuration file); the data folder goes only with --purge-data.`,
 				if purgeData {
 					return removeData(w, cfg.Data)
 				}
-				fmt.Fprintf(w, "Kept the data folder %s (removed by the package's purge, or 'tally-agent uninstall --package --purge-data').\n", cfg.Data)
+				if _, err := os.Stat(cfg.Data); err == nil {
+					fmt.Fprintf(w, "Kept the data folder %s (removed by the package's purge, or 'tally-agent uninstall --package --purge-data').\n", cfg.Data)
+				}
 				return nil
 			}
 			if merr != nil {
