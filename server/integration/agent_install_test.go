@@ -436,3 +436,34 @@ func regexpLine(out, re string) bool {
 	}
 	return false
 }
+
+// uninstall --force with the server gone removes everything install wrote
+// and says the seats are left to the stale-node policy; the uninstall
+// flags that do not go together are usage errors that remove nothing.
+func TestAgentUninstallForceAndFlagMistakes(t *testing.T) {
+	_, agentBin := binaries(t)
+	addr := freeUDPAddr(t)
+	srv := servertest.New(t, listenOn(addr))
+	root := t.TempDir()
+	in, _ := installAgent(t, agentBin, root, "--server", srv.Addr(), "--fingerprint", srv.Fingerprint(), "--secret", srv.Secret,
+		"--machine-id", "force")
+	tree := treeOf(t, root)
+	for _, bad := range [][]string{{"--purge-data"}, {"--package", "--keep-data"}, {"--config", in.conf}, {"extra"}} {
+		out, code := runBin(t, in.bin, append([]string{"uninstall", "--root", root}, bad...)...)
+		if code != 2 {
+			t.Errorf("uninstall %v: exit %d\n%s", bad, code, out)
+		}
+		if now := treeOf(t, root); !sameMap(tree, now) {
+			t.Fatalf("uninstall %v changed the root", bad)
+		}
+	}
+	srv.Stop()
+	defer refuseQUIC(t, addr)()
+	out, code := runBin(t, in.bin, "uninstall", "--force", "--root", root)
+	if code != 0 || !strings.Contains(out, "stale-node policy") {
+		t.Fatalf("uninstall --force: exit %d\n%s", code, out)
+	}
+	if left := treeOf(t, root); len(left) > 0 {
+		t.Fatalf("left under the root: %v", left)
+	}
+}
