@@ -110,7 +110,7 @@ configuration file); the data folder goes only with --purge-data.`,
 				return nil
 			}
 			if merr != nil {
-				fmt.Fprintf(w, "No install manifest in %s: this agent was not installed with 'tally-agent install', so only its data folder is removed; remove its binary and service definition yourself.\n", cfg.Data)
+				fmt.Fprintf(w, "No install manifest in %s: this agent was not installed with 'tally-agent install', so only its data folder is removed; remove its binary and service definition yourself (or its package: apt-get remove tally-agent, dnf remove tally-agent).\n", cfg.Data)
 			} else if err := removeInstalled(w, t, man, cfg.Data); err != nil {
 				return err
 			}

@@ -467,3 +467,47 @@ func TestAgentUninstallForceAndFlagMistakes(t *testing.T) {
 		t.Fatalf("left under the root: %v", left)
 	}
 }
+
+// Installing again with the server up is an upgrade the server sees as
+// the same computer; after an uninstall that could not reach the server,
+// it cancels the queued goodbye, so the agent keeps its key and its seats.
+func TestAgentInstallAgainCancelsAnAbandonedUninstall(t *testing.T) {
+	_, agentBin := binaries(t)
+	addr := freeUDPAddr(t)
+	srvData := t.TempDir()
+	srv := servertest.New(t, servertest.WithDataDir(srvData), listenOn(addr))
+	iss := srv.TrustNewIssuer(t)
+	srv.ImportLicense(t, iss, license.Payload{Product: "monitor", Seats: 2})
+	root := t.TempDir()
+	line := []string{"--server", srv.Addr(), "--fingerprint", srv.Fingerprint(), "--secret", srv.Secret, "--plugins", "monitor",
+		"--machine-id", "install-again"}
+	in, _ := installAgent(t, agentBin, root, line...)
+	if out, code := in.run(t, "run", "--once"); code != 0 {
+		t.Fatalf("run --once: %s", out)
+	}
+	cs, _ := srv.Admin.Computers(context.Background())
+	if len(cs) != 1 {
+		t.Fatalf("computers %+v", cs)
+	}
+	srv.Stop()
+	stop := refuseQUIC(t, addr)
+	if out, code := runBin(t, in.bin, "uninstall", "--root", root); code != 4 {
+		t.Fatalf("uninstall with the server down: exit %d\n%s", code, out)
+	}
+	stop()
+	srv = servertest.New(t, servertest.WithDataDir(srvData), listenOn(addr))
+	out, code := runBin(t, agentBin, append([]string{"install", "--root", root}, line...)...)
+	if code != 0 || !strings.Contains(out, fmt.Sprintf("Enrolled already with %s as computer %d", srv.Addr(), cs[0].ID)) ||
+		!strings.Contains(out, "cancels it") {
+		t.Fatalf("install again: exit %d\n%s", code, out)
+	}
+	if out, code := in.run(t, "run", "--once"); code != 0 {
+		t.Fatalf("run --once after the install: %s", out)
+	}
+	if now, _ := srv.Admin.Computers(context.Background()); len(now) != 1 || now[0].NodeID != cs[0].NodeID {
+		t.Fatalf("computers after the upgrade: %+v, were %+v", now, cs)
+	}
+	if u := usageOf(t, srv, "monitor"); u.Consumed != 1 {
+		t.Fatalf("monitor consumed %d after the upgrade", u.Consumed)
+	}
+}
