@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime"
 
 	"github.com/spf13/cobra"
 
@@ -97,7 +98,9 @@ configuration file); the data folder goes only with --purge-data.`,
 				} else {
 					fmt.Fprintln(w, "Stopped and disabled the tally-agent service.")
 				}
-			} else if merr == nil || pkg {
+			} else if (merr == nil || pkg) && runtime.GOOS == "linux" {
+				// Elsewhere the service manager is the package's (the MSI's
+				// ServiceControl, launchd) and stops the service itself.
 				fmt.Fprintln(w, noSystemd(t))
 			}
 			if pkg {
