@@ -24,6 +24,7 @@ import (
 	"github.com/tallyhq/tally/common/identity"
 	"github.com/tallyhq/tally/protocol"
 	"github.com/tallyhq/tally/server/adminapi"
+	"github.com/tallyhq/tally/server/admins"
 	"github.com/tallyhq/tally/server/catalog"
 	"github.com/tallyhq/tally/server/console"
 	"github.com/tallyhq/tally/server/datadir"
@@ -107,6 +108,8 @@ type Config struct {
 	DiskCheckEvery time.Duration
 	// SkipQuickCheck skips PRAGMA quick_check of the database at start.
 	SkipQuickCheck bool
+	// Sessions say when a console session expires (zero: the defaults).
+	Sessions admins.SessionRules
 	// Getenv reads the environment (TZ); nil is os.Getenv.
 	Getenv func(string) string
 }
@@ -185,6 +188,13 @@ func Start(cfg Config) (_ *Daemon, err error) {
 	if err := d.ensureSecret(); err != nil {
 		return nil, err
 	}
+	// The data folder's token is the first admin's: on first start, and on
+	// the first start after an upgrade from before named admins.
+	if made, err := d.db.EnsureFirstAdmin(context.Background(), admins.HashSecret(d.id.Token)); err != nil {
+		return nil, err
+	} else if made {
+		d.log.Info("made the first admin, holding the data folder's admin-token", "admin", store.FirstAdmin)
+	}
 
 	d.metrics.Watch(d.db)
 	d.metrics.WatchDisk(func() (uint64, uint64, error) { return diskSpace(d.dir.Path) })
@@ -248,7 +258,7 @@ func Start(cfg Config) (_ *Daemon, err error) {
 		advertise = advertiseAddr(d.quic.Addr())
 	}
 	info := adminapi.ServerInfo{Advertise: advertise, Fingerprint: d.id.Fingerprint, Version: buildinfo.Version()}
-	con, err := console.New(console.Config{Store: d.db, Token: d.id.Token, Info: info, Logger: d.log, Dates: d.dates})
+	con, err := console.New(console.Config{Store: d.db, Token: d.id.Token, Info: info, Logger: d.log, Dates: d.dates, Sessions: cfg.Sessions})
 	if err != nil {
 		return nil, err
 	}
