@@ -29,6 +29,11 @@ type sessionAuth struct {
 	dummy string
 }
 
+// sessionTouchEvery is how often a session's last use is written: often
+// enough for the idle timeout, rarely enough that browsing costs no commit
+// per page.
+const sessionTouchEvery = 30 * time.Second
+
 func newSessionAuth(cfg Config) (*sessionAuth, error) {
 	as := cfg.Admins
 	if as == nil {
@@ -70,13 +75,19 @@ func (s *sessionAuth) session(r *http.Request) (adminapi.Principal, string, bool
 		return adminapi.Principal{}, "", false
 	}
 	hash := admins.HashSecret(ck.Value)
-	ss, err := s.admins.Session(r.Context(), hash, true)
+	ss, err := s.admins.Session(r.Context(), hash)
 	if err != nil {
 		return adminapi.Principal{}, "", false
 	}
-	if !s.rules.Live(ss.CreatedAt, ss.LastSeen, s.now()) {
+	now := s.now()
+	if !s.rules.Live(ss.CreatedAt, ss.LastSeen, now) {
 		_ = s.admins.DeleteSession(r.Context(), hash)
 		return adminapi.Principal{}, "", false
+	}
+	if now.Sub(ss.LastSeen) >= sessionTouchEvery {
+		if err := s.admins.TouchSession(r.Context(), hash); err != nil {
+			return adminapi.Principal{}, "", false
+		}
 	}
 	role, err := admins.ParseRole(ss.Role)
 	if err != nil {
@@ -126,7 +137,10 @@ func (c *Console) login(w http.ResponseWriter, r *http.Request) {
 	}
 	var who string
 	switch {
-	case token != "" && len(token) <= 512:
+	case token != "":
+		if len(token) > 512 {
+			break
+		}
 		if acc, _, err := s.admins.TokenAdmin(r.Context(), admins.HashSecret(token)); err == nil {
 			who = acc.Name
 		}

@@ -134,6 +134,8 @@ type Daemon struct {
 	unlock   func()
 	disk     *diskWatch
 	serveErr chan error
+
+	api *adminapi.API
 }
 
 // Start opens everything and begins serving. On error, whatever was opened
@@ -262,11 +264,11 @@ func Start(cfg Config) (_ *Daemon, err error) {
 	if err != nil {
 		return nil, err
 	}
-	api := adminapi.New(adminapi.Config{Store: d.db, Token: d.id.Token, Info: info, Logger: d.log,
+	d.api = adminapi.New(adminapi.Config{Store: d.db, Token: d.id.Token, Info: info, Logger: d.log,
 		Extra:  map[string]http.Handler{"GET /metrics": d.metrics.Handler()},
 		Public: map[string]http.Handler{"/": con}, Catalog: d.catalog, VerifyLicense: d.verifyLicense, Maintenance: d.maintenance,
 		Dates: d.dates, SecretRevoked: d.secretRevoked})
-	d.admin = &http.Server{Handler: api, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(d.log.Handler(), slog.LevelWarn)}
+	d.admin = &http.Server{Handler: d.api, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(d.log.Handler(), slog.LevelWarn)}
 
 	if cfg.Pprof != "" {
 		if err := d.startPprof(cfg.Pprof); err != nil {
@@ -480,6 +482,9 @@ func (d *Daemon) Dates() adminapi.Dates { return d.dates }
 
 // Dir returns the data folder.
 func (d *Daemon) Dir() datadir.Dir { return d.dir }
+
+// AdminRoutes lists every route of the admin API with the least role it needs.
+func (d *Daemon) AdminRoutes() []adminapi.Route { return d.api.Routes() }
 
 // Store returns the store (for tests and embedded use).
 func (d *Daemon) Store() *sqlite.DB { return d.db }

@@ -79,9 +79,10 @@ type Admins interface {
 	TokenAdmin(ctx context.Context, tokenHash string) (AdminAccount, AdminToken, error)
 	// CreateSession stores a console session for an admin.
 	CreateSession(ctx context.Context, sessionHash, admin string) (AdminSession, error)
-	// Session returns the session of that hash, ErrNotFound if none, and
-	// notes its use (at most once every few seconds) when touch is true.
-	Session(ctx context.Context, sessionHash string, touch bool) (AdminSession, error)
+	// Session returns the session of that hash, ErrNotFound if none.
+	Session(ctx context.Context, sessionHash string) (AdminSession, error)
+	// TouchSession notes a session's use now (for the idle timeout).
+	TouchSession(ctx context.Context, sessionHash string) error
 	// DeleteSession ends a session; ending an ended one is not an error.
 	DeleteSession(ctx context.Context, sessionHash string) error
 	// DeleteSessionsBefore removes sessions created before created or idle

@@ -13,13 +13,9 @@ import (
 
 var _ store.Admins = (*DB)(nil)
 
-// How often the last use of a token or session is written: often enough
-// for the idle timeout and the admins list, rarely enough that reading
-// pages costs no commit each.
-const (
-	tokenTouchEvery   = time.Minute
-	sessionTouchEvery = 30 * time.Second
-)
+// How often the last use of a token is written: often enough for the
+// admins list, rarely enough that a script's requests cost no commit each.
+const tokenTouchEvery = time.Minute
 
 // EnsureFirstAdmin implements store.Admins.
 func (db *DB) EnsureFirstAdmin(ctx context.Context, tokenHash string) (bool, error) {
@@ -279,7 +275,7 @@ func (db *DB) CreateSession(ctx context.Context, sessionHash, admin string) (sto
 }
 
 // Session implements store.Admins.
-func (db *DB) Session(ctx context.Context, sessionHash string, touch bool) (store.AdminSession, error) {
+func (db *DB) Session(ctx context.Context, sessionHash string) (store.AdminSession, error) {
 	var s store.AdminSession
 	var created, seen int64
 	err := db.r.QueryRowContext(ctx, `SELECT s.admin, a.role, s.created_at, s.last_seen FROM admin_sessions s JOIN admins a ON a.name = s.admin WHERE s.hash = ?`,
@@ -291,20 +287,20 @@ func (db *DB) Session(ctx context.Context, sessionHash string, touch bool) (stor
 		return s, fmt.Errorf("read session: %w", err)
 	}
 	s.CreatedAt, s.LastSeen = fromMS(created), fromMS(seen)
-	if now := db.clock.Now(); touch && now.Sub(s.LastSeen) >= sessionTouchEvery {
-		err := db.write(ctx, func(tx *Tx) error {
-			if _, err := tx.Exec(`UPDATE admin_sessions SET last_seen = ? WHERE hash = ?`, ms(tx.Now), sessionHash); err != nil {
-				return err
-			}
-			_, err := tx.Exec(`UPDATE admins SET last_seen = ? WHERE name = ?`, ms(tx.Now), s.Admin)
-			return err
-		})
-		if err != nil {
-			return s, fmt.Errorf("note session use: %w", err)
-		}
-		s.LastSeen = fromMS(ms(now))
-	}
 	return s, nil
+}
+
+// TouchSession implements store.Admins.
+func (db *DB) TouchSession(ctx context.Context, sessionHash string) error {
+	return db.write(ctx, func(tx *Tx) error {
+		if _, err := tx.Exec(`UPDATE admin_sessions SET last_seen = ? WHERE hash = ?`, ms(tx.Now), sessionHash); err != nil {
+			return fmt.Errorf("note session use: %w", err)
+		}
+		if _, err := tx.Exec(`UPDATE admins SET last_seen = ? WHERE name = (SELECT admin FROM admin_sessions WHERE hash = ?)`, ms(tx.Now), sessionHash); err != nil {
+			return fmt.Errorf("note session use: %w", err)
+		}
+		return nil
+	})
 }
 
 // DeleteSession implements store.Admins.
