@@ -56,7 +56,7 @@ func (a *api) activationsList(w http.ResponseWriter, r *http.Request) {
 func (a *api) activationsCreate(w http.ResponseWriter, r *http.Request) {
 	var req CreateActivationRequest
 	if err := decodeJSON(r, &req); err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
+		badBody(w, err)
 		return
 	}
 	now := a.cfg.Dates.Now()

@@ -160,7 +160,7 @@ func (r Route) Mutating() bool { return r.Method != http.MethodGet && r.Method !
 // limitBody bounds every request body: the API takes small JSON documents.
 func limitBody(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		r.Body = http.MaxBytesReader(w, r.Body, 1<<20)
+		r.Body = http.MaxBytesReader(w, r.Body, MaxBody)
 		h.ServeHTTP(w, r)
 	})
 }
@@ -187,6 +187,17 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 
 func writeError(w http.ResponseWriter, code int, msg string) {
 	writeJSON(w, code, ErrorBody{Error: msg, Code: ErrorCode(code)})
+}
+
+// badBody answers a request whose body could not be read: 413 when it
+// is over MaxBody, else 400 with what is wrong.
+func badBody(w http.ResponseWriter, err error) {
+	var mb *http.MaxBytesError
+	if errors.As(err, &mb) {
+		writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body over %d bytes: the API takes small JSON documents (import large license sets in several requests)", mb.Limit))
+		return
+	}
+	writeError(w, http.StatusBadRequest, err.Error())
 }
 
 // ErrorCode is the code of an error body for an HTTP status: one code per
@@ -460,7 +471,7 @@ type CreateSecretRequest struct {
 func (a *api) secretsCreate(w http.ResponseWriter, r *http.Request) {
 	var req CreateSecretRequest
 	if err := decodeJSON(r, &req); err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
+		badBody(w, err)
 		return
 	}
 	var expires *time.Time
@@ -576,11 +587,14 @@ func ParseSince(s string, now time.Time) (time.Time, error) {
 	return time.Time{}, fmt.Errorf("since %q: use a time (2026-11-25T10:00:00Z), a day (2026-11-25, from its start in the server's time zone) or a duration up to %d days (90m, 24h, 7d)", s, MaxSinceDays)
 }
 
+// MaxBody bounds a request body: the API takes small JSON documents.
+const MaxBody = 1 << 20
+
 func decodeJSON(r *http.Request, v any) error {
 	dec := json.NewDecoder(r.Body)
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		return fmt.Errorf("request body is not valid JSON for this route: %v", err)
+		return fmt.Errorf("request body is not valid JSON for this route: %w", err)
 	}
 	if dec.More() {
 		return errors.New("request body has more than one JSON document")

@@ -97,7 +97,7 @@ func (a *api) adminsAdd(w http.ResponseWriter, r *http.Request) {
 	}
 	var req AddAdminRequest
 	if err := decodeJSON(r, &req); err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
+		badBody(w, err)
 		return
 	}
 	if err := admins.CheckName(req.Name); err != nil {
@@ -141,7 +141,7 @@ func (a *api) adminsPassword(w http.ResponseWriter, r *http.Request) {
 	}
 	var req PasswordRequest
 	if err := decodeJSON(r, &req); err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
+		badBody(w, err)
 		return
 	}
 	hash, err := admins.HashPassword(req.Password)
@@ -162,7 +162,7 @@ func (a *api) tokensIssue(w http.ResponseWriter, r *http.Request) {
 	}
 	var req IssueTokenRequest
 	if err := decodeJSON(r, &req); err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
+		badBody(w, err)
 		return
 	}
 	if len(req.Label) > MaxTokenLabel {

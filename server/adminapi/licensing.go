@@ -160,7 +160,7 @@ func (a *api) licensesList(w http.ResponseWriter, r *http.Request) {
 func (a *api) licensesImport(w http.ResponseWriter, r *http.Request) {
 	var req ImportRequest
 	if err := decodeJSON(r, &req); err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
+		badBody(w, err)
 		return
 	}
 	if len(req.Files) == 0 {
@@ -216,7 +216,7 @@ func (a *api) licensesRemove(w http.ResponseWriter, r *http.Request) {
 func (a *api) allocate(w http.ResponseWriter, r *http.Request) {
 	var req AllocateRequest
 	if err := decodeJSON(r, &req); err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
+		badBody(w, err)
 		return
 	}
 	ch, err := a.cfg.Store.Allocate(r.Context(), r.PathValue("id"), req.Computer, actor(r))
@@ -241,7 +241,7 @@ func (a *api) setStatus(w http.ResponseWriter, r *http.Request) {
 	}
 	var req StatusRequest
 	if err := decodeJSON(r, &req); err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
+		badBody(w, err)
 		return
 	}
 	ch, err := a.cfg.Store.SetStatus(r.Context(), id, req.Status, actor(r))
@@ -310,7 +310,7 @@ func (a *api) addTask(w http.ResponseWriter, r *http.Request) {
 	}
 	var req TaskRequest
 	if err := decodeJSON(r, &req); err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
+		badBody(w, err)
 		return
 	}
 	tid, err := a.cfg.Store.AddTask(r.Context(), id, req.Action, req.Force)
@@ -333,7 +333,7 @@ func (a *api) statusesList(w http.ResponseWriter, r *http.Request) {
 func (a *api) statusesAdd(w http.ResponseWriter, r *http.Request) {
 	var req AddStatusRequest
 	if err := decodeJSON(r, &req); err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
+		badBody(w, err)
 		return
 	}
 	s, err := a.cfg.Store.AddStatus(r.Context(), req.Name, req.Description)

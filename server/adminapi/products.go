@@ -14,7 +14,7 @@ import (
 func (a *api) productsAdd(w http.ResponseWriter, r *http.Request) {
 	var req store.ApplicationProduct
 	if err := decodeJSON(r, &req); err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
+		badBody(w, err)
 		return
 	}
 	added, err := a.cfg.Store.AddProduct(r.Context(), req, actor(r))
