@@ -118,8 +118,12 @@ func TestSessionsEndAtLogoutAndRemoval(t *testing.T) {
 	c := newSessionConsole(t, admins.SessionRules{})
 	c.addAdmin("olga", "operator", "olga's long password")
 	c.addAdmin("vic", "viewer", "vic's long password")
-	if code, _ := c.get("/computers", ""); code != http.StatusUnauthorized {
-		t.Fatalf("no session: %d", code)
+	for _, page := range []string{"/", "/computers", "/computers/1", "/events", "/usage"} {
+		for _, cookie := range []string{"", "forged", strings.Repeat("x", 43), strings.Repeat("y", 4000)} {
+			if code, _ := c.get(page, cookie); code != http.StatusUnauthorized && !(page == "/" && code == http.StatusFound) {
+				t.Errorf("%s with session %.10q: %d, want the login page", page, cookie, code)
+			}
+		}
 	}
 	code, s1, _ := c.login(url.Values{"name": {"olga"}, "password": {"olga's long password"}})
 	if code != http.StatusSeeOther || s1 == "" {
