@@ -157,4 +157,20 @@ func TestUpgradeMakesTheTokenTheFirstAdmins(t *testing.T) {
 	if out, _ := runData(t, srv, "admins", "list"); !regexp.MustCompile(`(?m)^admin\s+admin\s+no\s+1\s`).MatchString(out) {
 		t.Fatalf("admins list:\n%s", out)
 	}
+	// Deleting the token file and restarting rotates the token, as it
+	// did before named admins: the old one stops working.
+	srv.Stop()
+	if err := os.Remove(filepath.Join(dir, datadir.TokenFile)); err != nil {
+		t.Fatal(err)
+	}
+	srv = servertest.New(t, servertest.WithDataDir(dir))
+	if srv.Identity().Token == token {
+		t.Fatal("no new token made")
+	}
+	if out, code := runData(t, srv, "computers", "list"); code != 0 {
+		t.Fatalf("computers list with the new token: %d %s", code, out)
+	}
+	if out, code := runToken(t, srv, token, "computers", "list"); code != exitcode.Refused {
+		t.Fatalf("the old token still works: %d %s", code, out)
+	}
 }

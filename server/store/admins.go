@@ -56,7 +56,9 @@ type Admins interface {
 	// EnsureFirstAdmin makes, when no admin exists yet, the admin
 	// FirstAdmin with role admin holding the token of hash tokenHash: on
 	// first start, and on the first start of a server upgraded from
-	// before named admins. It reports whether it made it.
+	// before named admins. It reports whether it made it. Later, a
+	// different tokenHash (the token file replaced) replaces that token,
+	// unless an admin revoked it.
 	EnsureFirstAdmin(ctx context.Context, tokenHash string) (bool, error)
 	// AddAdmin adds an admin; an existing name is ErrConflict.
 	AddAdmin(ctx context.Context, name, role, passwordHash, actor string) (AdminAccount, error)

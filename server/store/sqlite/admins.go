@@ -27,6 +27,11 @@ func (db *DB) EnsureFirstAdmin(ctx context.Context, tokenHash string) (bool, err
 			return fmt.Errorf("count admins: %w", err)
 		}
 		if n > 0 {
+			// A new token file (the old one deleted to rotate it) replaces
+			// the first admin's token, unless an admin revoked that token.
+			if _, err := tx.Exec(`UPDATE admin_tokens SET hash = ?, last_used = NULL WHERE id = 't-first' AND revoked_at IS NULL AND hash <> ?`, tokenHash, tokenHash); err != nil {
+				return fmt.Errorf("rotate the first admin's token: %w", err)
+			}
 			return nil
 		}
 		if _, err := tx.Exec(`INSERT INTO admins (name, role, created_at) VALUES (?, 'admin', ?)`, store.FirstAdmin, ms(tx.Now)); err != nil {
