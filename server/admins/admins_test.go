@@ -42,11 +42,15 @@ func TestPasswords(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h2, _ := HashPassword("correct horse battery")
-	if h == h2 || !strings.HasPrefix(h, "$argon2id$v=19$m=19456,t=2,p=1$") {
-		t.Fatalf("hashes %q %q: want salted argon2id", h, h2)
+	h2, _ := HashPasswordParams("correct horse battery", Params{Memory: 64, Time: 1, Threads: 1})
+	if h == h2 || !strings.HasPrefix(h, "$argon2id$v=19$m=19456,t=2,p=1$") || !strings.HasPrefix(h2, "$argon2id$v=19$m=64,t=1,p=1$") {
+		t.Fatalf("hashes %q %q: want salted argon2id with their costs", h, h2)
 	}
-	if !VerifyPassword(h, "correct horse battery") || VerifyPassword(h, "correct horse batterY") || VerifyPassword(h, "") {
+	// Hashes made with other costs verify: the costs are read from the hash.
+	if !VerifyPassword(h2, "correct horse battery") {
+		t.Fatal("verify with other costs")
+	}
+	if !VerifyPassword(h, "correct horse battery") || VerifyPassword(h2, "correct horse batterY") || VerifyPassword(h2, "") {
 		t.Fatal("verify")
 	}
 	for _, pw := range []string{"", "short", strings.Repeat("x", MaxPasswordLen+1)} {
@@ -66,6 +70,15 @@ func TestPasswords(t *testing.T) {
 	} {
 		if VerifyPassword(bad, "correct horse battery") {
 			t.Errorf("%q verifies", bad)
+		}
+	}
+}
+
+// BenchmarkHashPassword measures a sign-in's cost at DefaultParams.
+func BenchmarkHashPassword(b *testing.B) {
+	for b.Loop() {
+		if _, err := HashPassword("correct horse battery"); err != nil {
+			b.Fatal(err)
 		}
 	}
 }
