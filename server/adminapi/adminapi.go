@@ -1,7 +1,8 @@
 // Package adminapi is the server's administration API: JSON over HTTP,
-// every route behind the bearer token created at first start. The same
-// package holds the Client the admin commands use, so both sides share one
-// definition of every route and payload.
+// every route behind a named admin's bearer token and the least role it
+// needs (auth.go), described by the OpenAPI document it serves
+// (openapi.go). The same package holds the Client the admin commands use,
+// so both sides share one definition of every route and payload.
 package adminapi
 
 import (
