@@ -174,3 +174,25 @@ func TestUpgradeMakesTheTokenTheFirstAdmins(t *testing.T) {
 		t.Fatalf("the old token still works: %d %s", code, out)
 	}
 }
+
+// Session flags out of range stop serve with a usage error before the data
+// folder is made.
+func TestServeRefusesBadSessionFlags(t *testing.T) {
+	for _, args := range [][]string{
+		{"--session-idle", "0s"},
+		{"--session-max", "-1h"},
+		{"--session-idle", "2h", "--session-max", "1h"},
+		{"--session-idle", "soon"},
+	} {
+		data := filepath.Join(t.TempDir(), "data")
+		var out bytes.Buffer
+		m := &cli.Main{Stdout: &out, Stderr: &out, Getenv: func(string) string { return "" }}
+		code := m.Run(context.Background(), append([]string{"serve", "--data", data, "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0"}, args...))
+		if code != exitcode.Usage || !strings.Contains(out.String(), "--session-") {
+			t.Errorf("%v: exit %d\n%s", args, code, out.String())
+		}
+		if _, err := os.Stat(data); !os.IsNotExist(err) {
+			t.Errorf("%v: the data folder was made", args)
+		}
+	}
+}
