@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/tallyhq/tally/server/admins"
 	"github.com/tallyhq/tally/server/store"
 )
 
@@ -20,13 +21,13 @@ type CreateActivationRequest struct {
 	Expires string `json:"expires,omitempty"`
 }
 
-func (a *api) activationRoutes(mux *http.ServeMux, auth func(http.HandlerFunc) http.Handler) {
-	mux.Handle("GET /api/v1/activations", auth(a.activationsList))
-	mux.Handle("POST /api/v1/activations", auth(a.activationsCreate))
-	mux.Handle("GET /api/v1/activations/{id}", auth(a.activationsShow))
-	mux.Handle("POST /api/v1/activations/{id}/deactivate", auth(a.activationsDeactivate))
-	mux.Handle("POST /api/v1/activations/{id}/return/{computer}", auth(a.activationsReturn))
-	mux.Handle("GET /api/v1/leases", auth(a.leasesList))
+func (a *api) activationRoutes(reg registrar) {
+	reg("GET /api/v1/activations", admins.Viewer, a.activationsList)
+	reg("POST /api/v1/activations", admins.Operator, a.activationsCreate)
+	reg("GET /api/v1/activations/{id}", admins.Viewer, a.activationsShow)
+	reg("POST /api/v1/activations/{id}/deactivate", admins.Operator, a.activationsDeactivate)
+	reg("POST /api/v1/activations/{id}/return/{computer}", admins.Operator, a.activationsReturn)
+	reg("GET /api/v1/leases", admins.Viewer, a.leasesList)
 }
 
 func (a *api) activationsList(w http.ResponseWriter, r *http.Request) {
@@ -35,17 +36,27 @@ func (a *api) activationsList(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	now := a.cfg.Dates.Now()
-	for i := range as {
-		a.cfg.Dates.Activation(&as[i], now)
+	q := r.URL.Query()
+	if err := checkParams(q, "after", "limit"); err != nil {
+		a.fail(w, r, err)
+		return
 	}
-	writeJSON(w, http.StatusOK, as)
+	page, next, err := pageOf(as, func(x store.Activation) string { return x.ID }, q)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	now := a.cfg.Dates.Now()
+	for i := range page {
+		a.cfg.Dates.Activation(&page[i], now)
+	}
+	writeJSON(w, http.StatusOK, ActivationPage{Activations: page, Next: next})
 }
 
 func (a *api) activationsCreate(w http.ResponseWriter, r *http.Request) {
 	var req CreateActivationRequest
 	if err := decodeJSON(r, &req); err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
+		badBody(w, err)
 		return
 	}
 	now := a.cfg.Dates.Now()
@@ -63,7 +74,7 @@ func (a *api) activationsCreate(w http.ResponseWriter, r *http.Request) {
 		}
 		expires = &t
 	}
-	act, err := a.cfg.Store.CreateActivation(r.Context(), req.Product, req.Quantity, expires, store.ActorAdmin)
+	act, err := a.cfg.Store.CreateActivation(r.Context(), req.Product, req.Quantity, expires, actor(r))
 	if err != nil {
 		a.fail(w, r, err)
 		return
@@ -83,7 +94,7 @@ func (a *api) activationsShow(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *api) activationsDeactivate(w http.ResponseWriter, r *http.Request) {
-	ch, err := a.cfg.Store.DeactivateActivation(r.Context(), r.PathValue("id"), store.ActorAdmin)
+	ch, err := a.cfg.Store.DeactivateActivation(r.Context(), r.PathValue("id"), actor(r))
 	a.change(w, r, ch, err)
 }
 
@@ -93,7 +104,7 @@ func (a *api) activationsReturn(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "computer must be a computer ID")
 		return
 	}
-	ch, err := a.cfg.Store.ReturnActivation(r.Context(), r.PathValue("id"), c, store.ActorAdmin)
+	ch, err := a.cfg.Store.ReturnActivation(r.Context(), r.PathValue("id"), c, actor(r))
 	a.change(w, r, ch, err)
 }
 
@@ -103,13 +114,22 @@ func (a *api) leasesList(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, ls)
+	q := r.URL.Query()
+	if err := checkParams(q, "after", "limit"); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	page, next, err := pageOf(ls, leaseKey, q)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, LeasePage{Leases: page, Next: next})
 }
 
-// Activations lists Activation IDs.
+// Activations lists Activation IDs, page after page.
 func (c *Client) Activations(ctx context.Context) ([]store.Activation, error) {
-	var out []store.Activation
-	return out, c.Do(ctx, http.MethodGet, "/api/v1/activations", nil, &out)
+	return allPages(ctx, c, "/api/v1/activations", func(p *ActivationPage) ([]store.Activation, string) { return p.Activations, p.Next })
 }
 
 // Activation shows one Activation ID.
@@ -136,8 +156,7 @@ func (c *Client) ReturnActivation(ctx context.Context, id string, computer int64
 	return out, c.Do(ctx, http.MethodPost, fmt.Sprintf("/api/v1/activations/%s/return/%d", url.PathEscape(id), computer), nil, &out)
 }
 
-// Leases lists live leases.
+// Leases lists live leases, page after page.
 func (c *Client) Leases(ctx context.Context) ([]store.Lease, error) {
-	var out []store.Lease
-	return out, c.Do(ctx, http.MethodGet, "/api/v1/leases", nil, &out)
+	return allPages(ctx, c, "/api/v1/leases", func(p *LeasePage) ([]store.Lease, string) { return p.Leases, p.Next })
 }

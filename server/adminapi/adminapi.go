@@ -1,7 +1,8 @@
 // Package adminapi is the server's administration API: JSON over HTTP,
-// every route behind the bearer token created at first start. The same
-// package holds the Client the admin commands use, so both sides share one
-// definition of every route and payload.
+// every route behind a named admin's bearer token and the least role it
+// needs (auth.go), described by the OpenAPI document it serves
+// (openapi.go). The same package holds the Client the admin commands use,
+// so both sides share one definition of every route and payload.
 package adminapi
 
 import (
@@ -18,6 +19,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tallyhq/tally/server/admins"
 	"github.com/tallyhq/tally/server/catalog"
 	"github.com/tallyhq/tally/server/dates"
 	"github.com/tallyhq/tally/server/store"
@@ -45,14 +47,20 @@ type ServerInfo struct {
 	Version     string
 }
 
-// ErrorBody is the JSON body of every error response.
+// ErrorBody is the JSON body of every error response: a sentence for
+// people and a stable code for programs (see ErrorCode).
 type ErrorBody struct {
 	Error string `json:"error"`
+	Code  string `json:"code"`
 }
 
 // Config configures the API.
 type Config struct {
-	Store  store.Store
+	Store store.Store
+	// Admins keeps named admins and their tokens; nil takes Store's when
+	// it implements store.Admins.
+	Admins store.Admins
+	// Token is the data folder's admin token: the first admin's.
 	Token  string
 	Info   ServerInfo
 	Logger *slog.Logger
@@ -75,48 +83,91 @@ type Config struct {
 }
 
 type api struct {
-	cfg Config
-	log *slog.Logger
+	cfg    Config
+	log    *slog.Logger
+	admins store.Admins
+	routes []Route
+	guess  *admins.Limiter // wrong tokens per client address
 }
 
-// New returns the API's handler.
-func New(cfg Config) http.Handler {
+// API is the admin API's handler, with the table of its routes.
+type API struct {
+	http.Handler
+	a *api
+}
+
+// Routes returns every route the API registered, with the least role each
+// needs: the table the role middleware enforces and the OpenAPI document
+// describes.
+func (h *API) Routes() []Route { return slices.Clone(h.a.routes) }
+
+// New returns the API's handler. When cfg.Token is set and no admin exists
+// yet, it becomes the token of the first admin (see store.Admins).
+func New(cfg Config) *API {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	a := &api{cfg: cfg, log: cfg.Logger}
+	a := &api{cfg: cfg, log: cfg.Logger, admins: cfg.Admins, guess: admins.NewLimiter(maxTokenGuesses, admins.DefaultLoginWindow)}
+	if a.admins == nil {
+		a.admins, _ = cfg.Store.(store.Admins)
+	}
+	if a.admins != nil && cfg.Token != "" {
+		if _, err := a.admins.EnsureFirstAdmin(context.Background(), admins.HashSecret(cfg.Token)); err != nil {
+			a.log.Error("cannot make the first admin from the data folder's token", "err", err)
+		}
+	}
 	mux := http.NewServeMux()
-	auth := a.requireToken
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok", "version": cfg.Info.Version})
 	})
-	mux.Handle("GET /api/v1/computers", auth(a.computersList))
-	mux.Handle("GET /api/v1/computers/{id}", auth(a.computersShow))
-	mux.Handle("GET /api/v1/blocked", auth(a.blockedList))
-	mux.Handle("POST /api/v1/blocked/{id}/unblock", auth(a.unblock))
-	mux.Handle("GET /api/v1/enroll-info", auth(a.enrollInfo))
-	mux.Handle("GET /api/v1/secrets", auth(a.secretsList))
-	mux.Handle("POST /api/v1/secrets", auth(a.secretsCreate))
-	mux.Handle("POST /api/v1/secrets/{id}/revoke", auth(a.secretsRevoke))
-	mux.Handle("GET /api/v1/events", auth(a.events))
-	a.licensingRoutes(mux, auth)
-	a.activationRoutes(mux, auth)
-	mux.Handle("/api/", auth(func(w http.ResponseWriter, r *http.Request) {
+	mux.HandleFunc("GET /api/openapi.json", a.openAPI)
+	reg := func(pattern string, role admins.Role, h http.HandlerFunc) {
+		method, path, _ := strings.Cut(pattern, " ")
+		a.routes = append(a.routes, Route{Method: method, Path: path, Role: role})
+		mux.Handle(pattern, a.auth(role, h))
+	}
+	reg("GET /api/v1/whoami", admins.Viewer, a.whoami)
+	reg("GET /api/v1/computers", admins.Viewer, a.computersList)
+	reg("GET /api/v1/computers/{id}", admins.Viewer, a.computersShow)
+	reg("GET /api/v1/blocked", admins.Viewer, a.blockedList)
+	reg("POST /api/v1/blocked/{id}/unblock", admins.Operator, a.unblock)
+	reg("GET /api/v1/enroll-info", admins.Operator, a.enrollInfo)
+	reg("GET /api/v1/secrets", admins.Admin, a.secretsList)
+	reg("POST /api/v1/secrets", admins.Admin, a.secretsCreate)
+	reg("POST /api/v1/secrets/{id}/revoke", admins.Admin, a.secretsRevoke)
+	reg("GET /api/v1/events", admins.Viewer, a.events)
+	a.licensingRoutes(reg)
+	a.activationRoutes(reg)
+	a.adminRoutes(reg)
+	mux.Handle("/api/", a.auth(admins.Viewer, func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no such API route: %s %s", r.Method, r.URL.Path))
 	}))
 	for p, h := range cfg.Extra {
-		mux.Handle(p, auth(h.ServeHTTP))
+		reg(p, admins.Viewer, h.ServeHTTP)
 	}
 	for p, h := range cfg.Public {
 		mux.Handle(p, h)
 	}
-	return limitBody(mux)
+	return &API{Handler: limitBody(mux), a: a}
 }
+
+// Route is one route of the API and the least role that may call it.
+type Route struct {
+	Method string
+	Path   string
+	Role   admins.Role
+}
+
+// Pattern is the route as the mux knows it ("GET /api/v1/computers").
+func (r Route) Pattern() string { return r.Method + " " + r.Path }
+
+// Mutating reports whether the route changes something.
+func (r Route) Mutating() bool { return r.Method != http.MethodGet && r.Method != http.MethodHead }
 
 // limitBody bounds every request body: the API takes small JSON documents.
 func limitBody(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		r.Body = http.MaxBytesReader(w, r.Body, 1<<20)
+		r.Body = http.MaxBytesReader(w, r.Body, MaxBody)
 		h.ServeHTTP(w, r)
 	})
 }
@@ -124,22 +175,6 @@ func limitBody(h http.Handler) http.Handler {
 // CheckToken compares a presented token with the expected one in constant time.
 func CheckToken(presented, want string) bool {
 	return want != "" && subtle.ConstantTimeCompare([]byte(presented), []byte(want)) == 1
-}
-
-func (a *api) requireToken(next http.HandlerFunc) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		h := r.Header.Get("Authorization")
-		tok, ok := strings.CutPrefix(h, "Bearer ")
-		if !ok || !CheckToken(strings.TrimSpace(tok), a.cfg.Token) {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="tally"`)
-			writeError(w, http.StatusUnauthorized, "missing or wrong admin token: pass the token from the server's data folder (file admin-token) as 'Authorization: Bearer TOKEN'")
-			return
-		}
-		if name := a.cfg.Dates.zone().String(); name != "Local" {
-			w.Header().Set(ZoneHeader, name)
-		}
-		next(w, r)
-	})
 }
 
 // ZoneHeader names the server's time zone (serve --timezone) on every
@@ -158,7 +193,49 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 }
 
 func writeError(w http.ResponseWriter, code int, msg string) {
-	writeJSON(w, code, ErrorBody{Error: msg})
+	writeJSON(w, code, ErrorBody{Error: msg, Code: ErrorCode(code)})
+}
+
+// badBody answers a request whose body could not be read: 413 when it
+// is over MaxBody, else 400 with what is wrong.
+func badBody(w http.ResponseWriter, err error) {
+	var mb *http.MaxBytesError
+	if errors.As(err, &mb) {
+		writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body over %d bytes: the API takes small JSON documents (import large license sets in several requests)", mb.Limit))
+		return
+	}
+	writeError(w, http.StatusBadRequest, err.Error())
+}
+
+// ErrorCode is the code of an error body for an HTTP status: one code per
+// status, so a program may switch on either.
+func ErrorCode(status int) string {
+	switch status {
+	case http.StatusBadRequest:
+		return "invalid"
+	case http.StatusUnauthorized:
+		return "unauthorized"
+	case http.StatusForbidden:
+		return "forbidden"
+	case http.StatusNotFound:
+		return "not_found"
+	case http.StatusConflict:
+		return "conflict"
+	case http.StatusRequestEntityTooLarge:
+		return "too_large"
+	case http.StatusUnprocessableEntity:
+		return "rejected"
+	case http.StatusTooManyRequests:
+		return "rate_limited"
+	case http.StatusServiceUnavailable:
+		return "unavailable"
+	case http.StatusInsufficientStorage:
+		return "disk_full"
+	}
+	if status >= 500 {
+		return "internal"
+	}
+	return "error"
 }
 
 // fail maps a store error to an HTTP status and a sentence.
@@ -310,7 +387,7 @@ func (a *api) unblock(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	b, err := a.cfg.Store.Unblock(r.Context(), id, store.ActorAdmin)
+	b, err := a.cfg.Store.Unblock(r.Context(), id, actor(r))
 	if err != nil {
 		a.fail(w, r, err)
 		return
@@ -378,7 +455,17 @@ func (a *api) secretsList(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, s)
+	q := r.URL.Query()
+	if err := checkParams(q, "after", "limit"); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	page, next, err := pageOf(s, func(x store.Secret) string { return x.ID }, q)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, SecretPage{Secrets: page, Next: next})
 }
 
 // CreateSecretRequest is the body of POST /api/v1/secrets.
@@ -393,7 +480,7 @@ type CreateSecretRequest struct {
 func (a *api) secretsCreate(w http.ResponseWriter, r *http.Request) {
 	var req CreateSecretRequest
 	if err := decodeJSON(r, &req); err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
+		badBody(w, err)
 		return
 	}
 	var expires *time.Time
@@ -430,6 +517,10 @@ func (a *api) secretsRevoke(w http.ResponseWriter, r *http.Request) {
 
 func (a *api) events(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
+	if err := checkParams(q, "since", "computer", "product", "kind", "before", "limit"); err != nil {
+		a.fail(w, r, err)
+		return
+	}
 	var f store.EventFilter
 	if s := q.Get("since"); s != "" {
 		t, err := ParseSince(s, a.cfg.Dates.Now())
@@ -447,21 +538,42 @@ func (a *api) events(w http.ResponseWriter, r *http.Request) {
 		}
 		f.ComputerID = id
 	}
-	f.Product, f.Kind = q.Get("product"), q.Get("kind")
-	if s := q.Get("limit"); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil || n <= 0 {
-			writeError(w, http.StatusBadRequest, fmt.Sprintf("limit %q is not a positive number", s))
+	var before int64
+	if s := q.Get("before"); s != "" {
+		n, err := strconv.ParseInt(s, 10, 64)
+		if err != nil || n < 1 {
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("before %q: pass the next_before of the previous page", s))
 			return
 		}
-		f.Limit = n
+		before = n
 	}
-	ev, err := a.cfg.Store.Events(r.Context(), f)
+	f.Product, f.Kind = q.Get("product"), q.Get("kind")
+	limit, err := pageLimit(q)
 	if err != nil {
 		a.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, ev)
+	f.Limit = limit
+	var ev []store.Event
+	pages, paged := a.cfg.Store.(store.AuditPages)
+	if paged {
+		ev, err = pages.EventPage(r.Context(), f, before)
+	} else if before == 0 {
+		// A backend without pages: the newest page only.
+		ev, err = a.cfg.Store.Events(r.Context(), f)
+	} else {
+		writeError(w, http.StatusServiceUnavailable, "this server's store cannot page the audit log: narrow the events asked for (since, kind, computer)")
+		return
+	}
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	out := EventPage{Events: ev}
+	if paged && len(ev) == limit {
+		out.NextBefore = ev[0].ID
+	}
+	writeJSON(w, http.StatusOK, out)
 }
 
 // MaxSinceDays bounds a "since" given in days: 100 years back is the
@@ -489,11 +601,14 @@ func ParseSince(s string, now time.Time) (time.Time, error) {
 	return time.Time{}, fmt.Errorf("since %q: use a time (2026-11-25T10:00:00Z), a day (2026-11-25, from its start in the server's time zone) or a duration up to %d days (90m, 24h, 7d)", s, MaxSinceDays)
 }
 
+// MaxBody bounds a request body: the API takes small JSON documents.
+const MaxBody = 1 << 20
+
 func decodeJSON(r *http.Request, v any) error {
 	dec := json.NewDecoder(r.Body)
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		return fmt.Errorf("request body is not valid JSON for this route: %v", err)
+		return fmt.Errorf("request body is not valid JSON for this route: %w", err)
 	}
 	if dec.More() {
 		return errors.New("request body has more than one JSON document")

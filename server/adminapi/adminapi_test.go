@@ -66,7 +66,19 @@ func TestBadInputIsAClearErrorAndChangesNothing(t *testing.T) {
 		{"POST", "/api/v1/secrets", `{"name": 5}`, 400, "not valid JSON"},
 		{"POST", "/api/v1/secrets", `{"name": "x", "evil": 1}`, 400, "not valid JSON"},
 		{"POST", "/api/v1/secrets", `{"value": "short"}`, 400, "16 to 128"},
-		{"POST", "/api/v1/secrets", strings.Repeat("x", 2<<20), 400, "not valid JSON"},
+		{"POST", "/api/v1/secrets", `{"name": "` + strings.Repeat("x", 2<<20) + `"}`, 413, "request body over 1048576 bytes"},
+		{"POST", "/api/v1/admins", `{"name": "Eve Admin", "role": "admin"}`, 400, "lower-case letters"},
+		{"POST", "/api/v1/admins", `{"name": "eve", "role": "root"}`, 400, "use viewer"},
+		{"POST", "/api/v1/admins", `{"name": "eve", "role": "admin", "password": "short"}`, 400, "12 to 256 characters"},
+		{"POST", "/api/v1/admins", `{"name": "system", "role": "admin"}`, 400, "the server itself"},
+		{"POST", "/api/v1/admins/nobody/tokens", `{}`, 404, "no admin named"},
+		{"POST", "/api/v1/admins/admin/tokens", `{"label": "` + strings.Repeat("l", 201) + `"}`, 400, "at most 200"},
+		{"POST", "/api/v1/tokens/t-none/revoke", ``, 404, "no token"},
+		{"DELETE", "/api/v1/admins/admin", ``, 409, "last admin of role admin"},
+		{"GET", "/api/v1/events?limit=1001", "", 400, "1 to 1000"},
+		{"GET", "/api/v1/events?bogus=1", "", 400, "unknown parameter"},
+		{"GET", "/api/v1/licenses?after=L-gone", "", 400, "start again"},
+		{"GET", "/api/v1/secrets?limit=0", "", 400, "1 to 1000"},
 		{"POST", "/api/v1/statuses", `{"name": ""}`, 400, "1 to 64 characters"},
 		{"POST", "/api/v1/statuses", `{"name": "a,b"}`, 400, "no commas"},
 		{"POST", "/api/v1/computers/abc/status", `{"status": "Retired"}`, 400, "not a computer ID"},
@@ -86,15 +98,16 @@ func TestBadInputIsAClearErrorAndChangesNothing(t *testing.T) {
 		}
 		b, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
-		if resp.StatusCode != tc.code || !strings.Contains(string(b), tc.want) {
+		if resp.StatusCode != tc.code || !strings.Contains(string(b), tc.want) || !strings.Contains(string(b), `"code": "`+adminapi.ErrorCode(tc.code)+`"`) {
 			t.Errorf("%s %s: %d %s; want %d and %q", tc.method, tc.path, resp.StatusCode, b, tc.code, tc.want)
 		}
 	}
 	ss, _ := c.Secrets(ctx)
 	st, _ := c.Statuses(ctx)
 	ev, _ := c.Events(ctx, nil)
-	if len(ss) != 0 || len(st) != 6 || len(ev) != 0 {
-		t.Fatalf("bad input changed something: %d secrets, %d statuses, %d events", len(ss), len(st), len(ev))
+	as, _ := c.Admins(ctx)
+	if len(ss) != 0 || len(st) != 6 || len(ev) != 0 || len(as) != 1 {
+		t.Fatalf("bad input changed something: %d secrets, %d statuses, %d events, %d admins", len(ss), len(st), len(ev), len(as))
 	}
 	var ae *adminapi.APIError
 	if _, err := c.Computer(ctx, 42); !errors.As(err, &ae) || !adminapi.IsNotFound(err) {

@@ -9,6 +9,8 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"sort"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -41,10 +43,14 @@ func NewClient(baseURL, token string) (*Client, error) {
 	return &Client{BaseURL: strings.TrimRight(baseURL, "/"), Token: token, HTTP: &http.Client{Timeout: 60 * time.Second}}, nil
 }
 
-// APIError is an error answered by the server.
+// APIError is an error answered by the server: its HTTP status, sentence
+// and code (ErrorCode's).
 type APIError struct {
 	Code    int
 	Message string
+	Kind    string
+	// RetryAfter is the server's Retry-After, zero if none.
+	RetryAfter time.Duration
 }
 
 func (e *APIError) Error() string { return e.Message }
@@ -102,10 +108,17 @@ func (c *Client) Do(ctx context.Context, method, path string, in, out any) error
 	}
 	if resp.StatusCode >= 300 {
 		var eb ErrorBody
+		ae := &APIError{Code: resp.StatusCode, Message: fmt.Sprintf("server answered %s", resp.Status), Kind: ErrorCode(resp.StatusCode)}
 		if json.Unmarshal(data, &eb) == nil && eb.Error != "" {
-			return &APIError{Code: resp.StatusCode, Message: eb.Error}
+			ae.Message = eb.Error
+			if eb.Code != "" {
+				ae.Kind = eb.Code
+			}
 		}
-		return &APIError{Code: resp.StatusCode, Message: fmt.Sprintf("server answered %s", resp.Status)}
+		if n, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && n > 0 {
+			ae.RetryAfter = time.Duration(n) * time.Second
+		}
+		return ae
 	}
 	if out == nil {
 		return nil
@@ -187,10 +200,32 @@ func (c *Client) EnrollInfoFor(ctx context.Context, secret string) (EnrollInfo, 
 	return out, c.Do(ctx, http.MethodGet, path, nil, &out)
 }
 
-// Secrets lists enrollment secrets.
+// Secrets lists enrollment secrets, page after page.
 func (c *Client) Secrets(ctx context.Context) ([]store.Secret, error) {
-	var out []store.Secret
-	return out, c.Do(ctx, http.MethodGet, "/api/v1/secrets", nil, &out)
+	return allPages(ctx, c, "/api/v1/secrets", func(p *SecretPage) ([]store.Secret, string) { return p.Secrets, p.Next })
+}
+
+// allPages reads a list page after page, following next_after.
+func allPages[P any, T any](ctx context.Context, c *Client, path string, items func(*P) ([]T, string)) ([]T, error) {
+	out := []T{}
+	path, raw, _ := strings.Cut(path, "?")
+	q, err := url.ParseQuery(raw)
+	if err != nil {
+		return nil, err
+	}
+	q.Set("limit", fmt.Sprint(store.MaxPageLimit))
+	for {
+		var p P
+		if err := c.Do(ctx, http.MethodGet, path+"?"+q.Encode(), nil, &p); err != nil {
+			return nil, err
+		}
+		its, next := items(&p)
+		out = append(out, its...)
+		if next == "" {
+			return out, nil
+		}
+		q.Set("after", next)
+	}
 }
 
 // CreateSecret creates an enrollment secret.
@@ -205,12 +240,51 @@ func (c *Client) RevokeSecret(ctx context.Context, id string) (store.Secret, err
 	return out, c.Do(ctx, http.MethodPost, "/api/v1/secrets/"+url.PathEscape(id)+"/revoke", nil, &out)
 }
 
-// Events reads the audit log.
+// Events reads the audit log: the newest q's "limit" events (all without
+// one), oldest first, page after page.
 func (c *Client) Events(ctx context.Context, q url.Values) ([]store.Event, error) {
-	var out []store.Event
-	path := "/api/v1/events"
-	if len(q) > 0 {
-		path += "?" + q.Encode()
+	q2 := url.Values{}
+	for k, v := range q {
+		q2[k] = v
 	}
-	return out, c.Do(ctx, http.MethodGet, path, nil, &out)
+	want := 0
+	if s := q2.Get("limit"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 {
+			return nil, fmt.Errorf("limit %q is not a positive number", s)
+		}
+		want = n
+	}
+	var pages [][]store.Event
+	got := 0
+	for {
+		page := store.MaxPageLimit
+		if want > 0 {
+			page = min(page, want-got)
+		}
+		q2.Set("limit", strconv.Itoa(page))
+		var p EventPage
+		if err := c.Do(ctx, http.MethodGet, "/api/v1/events?"+q2.Encode(), nil, &p); err != nil {
+			return nil, err
+		}
+		pages = append(pages, p.Events)
+		got += len(p.Events)
+		if p.NextBefore == 0 || (want > 0 && got >= want) {
+			break
+		}
+		q2.Set("before", strconv.FormatInt(p.NextBefore, 10))
+	}
+	out := make([]store.Event, 0, got)
+	for i := len(pages) - 1; i >= 0; i-- {
+		out = append(out, pages[i]...)
+	}
+	// In time order, as the log reads: an aggregated discard is stamped
+	// with its latest discard, after events of higher IDs.
+	sort.SliceStable(out, func(i, j int) bool {
+		if !out[i].At.Equal(out[j].At) {
+			return out[i].At.Before(out[j].At)
+		}
+		return out[i].ID < out[j].ID
+	})
+	return out, nil
 }

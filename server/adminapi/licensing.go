@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/tallyhq/tally/protocol"
+	"github.com/tallyhq/tally/server/admins"
 	"github.com/tallyhq/tally/server/catalog"
 	"github.com/tallyhq/tally/server/store"
 )
@@ -93,25 +94,25 @@ type TaskResponse struct {
 	ID string `json:"id"`
 }
 
-func (a *api) licensingRoutes(mux *http.ServeMux, auth func(http.HandlerFunc) http.Handler) {
-	mux.Handle("GET /api/v1/products", auth(a.productsList))
-	mux.Handle("GET /api/v1/products/{name}", auth(a.productsShow))
-	mux.Handle("POST /api/v1/products", auth(a.productsAdd))
-	mux.Handle("DELETE /api/v1/products/{name}", auth(a.productsRemove))
-	mux.Handle("GET /api/v1/licenses", auth(a.licensesList))
-	mux.Handle("POST /api/v1/licenses", auth(a.licensesImport))
-	mux.Handle("DELETE /api/v1/licenses/{id}", auth(a.licensesRemove))
-	mux.Handle("POST /api/v1/licenses/{id}/allocations", auth(a.allocate))
-	mux.Handle("DELETE /api/v1/licenses/{id}/allocations/{computer}", auth(a.deallocate))
-	mux.Handle("POST /api/v1/computers/{id}/status", auth(a.setStatus))
-	mux.Handle("DELETE /api/v1/computers/{id}", auth(a.deleteComputer))
-	mux.Handle("GET /api/v1/computers/{id}/why/{product}", auth(a.why))
-	mux.Handle("GET /api/v1/computers/{id}/software", auth(a.software))
-	mux.Handle("POST /api/v1/computers/{id}/tasks", auth(a.addTask))
-	mux.Handle("GET /api/v1/statuses", auth(a.statusesList))
-	mux.Handle("POST /api/v1/statuses", auth(a.statusesAdd))
-	mux.Handle("POST /api/v1/maintenance", auth(a.maintenance))
-	mux.Handle("GET /api/v1/usage", auth(a.usage))
+func (a *api) licensingRoutes(reg registrar) {
+	reg("GET /api/v1/products", admins.Viewer, a.productsList)
+	reg("GET /api/v1/products/{name}", admins.Viewer, a.productsShow)
+	reg("POST /api/v1/products", admins.Admin, a.productsAdd)
+	reg("DELETE /api/v1/products/{name}", admins.Admin, a.productsRemove)
+	reg("GET /api/v1/licenses", admins.Viewer, a.licensesList)
+	reg("POST /api/v1/licenses", admins.Admin, a.licensesImport)
+	reg("DELETE /api/v1/licenses/{id}", admins.Admin, a.licensesRemove)
+	reg("POST /api/v1/licenses/{id}/allocations", admins.Admin, a.allocate)
+	reg("DELETE /api/v1/licenses/{id}/allocations/{computer}", admins.Admin, a.deallocate)
+	reg("POST /api/v1/computers/{id}/status", admins.Operator, a.setStatus)
+	reg("DELETE /api/v1/computers/{id}", admins.Operator, a.deleteComputer)
+	reg("GET /api/v1/computers/{id}/why/{product}", admins.Viewer, a.why)
+	reg("GET /api/v1/computers/{id}/software", admins.Viewer, a.software)
+	reg("POST /api/v1/computers/{id}/tasks", admins.Operator, a.addTask)
+	reg("GET /api/v1/statuses", admins.Viewer, a.statusesList)
+	reg("POST /api/v1/statuses", admins.Operator, a.statusesAdd)
+	reg("POST /api/v1/maintenance", admins.Operator, a.maintenance)
+	reg("GET /api/v1/usage", admins.Viewer, a.usage)
 }
 
 func (a *api) productsList(w http.ResponseWriter, r *http.Request) {
@@ -137,11 +138,21 @@ func (a *api) licensesList(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	now := a.cfg.Dates.Now()
-	for i := range ls {
-		a.cfg.Dates.License(&ls[i], now)
+	q := r.URL.Query()
+	if err := checkParams(q, "after", "limit"); err != nil {
+		a.fail(w, r, err)
+		return
 	}
-	writeJSON(w, http.StatusOK, ls)
+	page, next, err := pageOf(ls, func(l store.License) string { return l.ID }, q)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	now := a.cfg.Dates.Now()
+	for i := range page {
+		a.cfg.Dates.License(&page[i], now)
+	}
+	writeJSON(w, http.StatusOK, LicensePage{Licenses: page, Next: next})
 }
 
 // licensesImport verifies every file first: one bad file rejects the whole
@@ -149,7 +160,7 @@ func (a *api) licensesList(w http.ResponseWriter, r *http.Request) {
 func (a *api) licensesImport(w http.ResponseWriter, r *http.Request) {
 	var req ImportRequest
 	if err := decodeJSON(r, &req); err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
+		badBody(w, err)
 		return
 	}
 	if len(req.Files) == 0 {
@@ -175,7 +186,7 @@ func (a *api) licensesImport(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusUnprocessableEntity, msg)
 		return
 	}
-	imported, err := a.cfg.Store.ImportLicenses(r.Context(), imports, store.ActorAdmin)
+	imported, err := a.cfg.Store.ImportLicenses(r.Context(), imports, actor(r))
 	if err != nil {
 		a.fail(w, r, err)
 		return
@@ -198,17 +209,17 @@ func (a *api) licensesImport(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *api) licensesRemove(w http.ResponseWriter, r *http.Request) {
-	ch, err := a.cfg.Store.RemoveLicense(r.Context(), r.PathValue("id"), store.ActorAdmin)
+	ch, err := a.cfg.Store.RemoveLicense(r.Context(), r.PathValue("id"), actor(r))
 	a.change(w, r, ch, err)
 }
 
 func (a *api) allocate(w http.ResponseWriter, r *http.Request) {
 	var req AllocateRequest
 	if err := decodeJSON(r, &req); err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
+		badBody(w, err)
 		return
 	}
-	ch, err := a.cfg.Store.Allocate(r.Context(), r.PathValue("id"), req.Computer, store.ActorAdmin)
+	ch, err := a.cfg.Store.Allocate(r.Context(), r.PathValue("id"), req.Computer, actor(r))
 	a.change(w, r, ch, err)
 }
 
@@ -218,7 +229,7 @@ func (a *api) deallocate(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "computer must be a computer ID")
 		return
 	}
-	ch, err := a.cfg.Store.Deallocate(r.Context(), r.PathValue("id"), id, store.ActorAdmin)
+	ch, err := a.cfg.Store.Deallocate(r.Context(), r.PathValue("id"), id, actor(r))
 	a.change(w, r, ch, err)
 }
 
@@ -230,10 +241,10 @@ func (a *api) setStatus(w http.ResponseWriter, r *http.Request) {
 	}
 	var req StatusRequest
 	if err := decodeJSON(r, &req); err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
+		badBody(w, err)
 		return
 	}
-	ch, err := a.cfg.Store.SetStatus(r.Context(), id, req.Status, store.ActorAdmin)
+	ch, err := a.cfg.Store.SetStatus(r.Context(), id, req.Status, actor(r))
 	a.change(w, r, ch, err)
 }
 
@@ -244,7 +255,7 @@ func (a *api) deleteComputer(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	block := r.URL.Query().Get("block") == "true" || r.URL.Query().Get("block") == "1"
-	ch, err := a.cfg.Store.DeleteComputer(r.Context(), id, block, store.ActorAdmin)
+	ch, err := a.cfg.Store.DeleteComputer(r.Context(), id, block, actor(r))
 	a.change(w, r, ch, err)
 }
 
@@ -299,7 +310,7 @@ func (a *api) addTask(w http.ResponseWriter, r *http.Request) {
 	}
 	var req TaskRequest
 	if err := decodeJSON(r, &req); err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
+		badBody(w, err)
 		return
 	}
 	tid, err := a.cfg.Store.AddTask(r.Context(), id, req.Action, req.Force)
@@ -322,7 +333,7 @@ func (a *api) statusesList(w http.ResponseWriter, r *http.Request) {
 func (a *api) statusesAdd(w http.ResponseWriter, r *http.Request) {
 	var req AddStatusRequest
 	if err := decodeJSON(r, &req); err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
+		badBody(w, err)
 		return
 	}
 	s, err := a.cfg.Store.AddStatus(r.Context(), req.Name, req.Description)
@@ -379,10 +390,9 @@ func (c *Client) Product(ctx context.Context, name string) (Product, error) {
 	return out, c.Do(ctx, http.MethodGet, "/api/v1/products/"+url.PathEscape(name), nil, &out)
 }
 
-// Licenses lists licenses.
+// Licenses lists licenses, page after page.
 func (c *Client) Licenses(ctx context.Context) ([]store.License, error) {
-	var out []store.License
-	return out, c.Do(ctx, http.MethodGet, "/api/v1/licenses", nil, &out)
+	return allPages(ctx, c, "/api/v1/licenses", func(p *LicensePage) ([]store.License, string) { return p.Licenses, p.Next })
 }
 
 // ImportLicenses imports license files, all or none.

@@ -14,10 +14,10 @@ import (
 func (a *api) productsAdd(w http.ResponseWriter, r *http.Request) {
 	var req store.ApplicationProduct
 	if err := decodeJSON(r, &req); err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
+		badBody(w, err)
 		return
 	}
-	added, err := a.cfg.Store.AddProduct(r.Context(), req, store.ActorAdmin)
+	added, err := a.cfg.Store.AddProduct(r.Context(), req, actor(r))
 	if err != nil {
 		a.fail(w, r, err)
 		return
@@ -42,7 +42,7 @@ type AddedProduct struct {
 }
 
 func (a *api) productsRemove(w http.ResponseWriter, r *http.Request) {
-	if err := a.cfg.Store.RemoveProduct(r.Context(), r.PathValue("name"), store.ActorAdmin); err != nil {
+	if err := a.cfg.Store.RemoveProduct(r.Context(), r.PathValue("name"), actor(r)); err != nil {
 		a.fail(w, r, err)
 		return
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/tallyhq/tally/common/bytesize"
 	"github.com/tallyhq/tally/common/cliusage"
 	"github.com/tallyhq/tally/common/logging"
+	"github.com/tallyhq/tally/server/admins"
 	"github.com/tallyhq/tally/server/daemon"
 	"github.com/tallyhq/tally/server/datadir"
 )
@@ -52,6 +53,9 @@ database closes.`,
 			cfg.ExpiryWarning, cfg.Getenv = w, m.Getenv
 			if cfg.DiskWarn, err = parseDiskWarn(diskWarn); err != nil {
 				return cliusage.Error(cmd, fmt.Errorf("--disk-warn: %w", err))
+			}
+			if cfg.Sessions.Idle <= 0 || cfg.Sessions.Absolute <= 0 || cfg.Sessions.Idle > cfg.Sessions.Absolute {
+				return cliusage.Error(cmd, fmt.Errorf("--session-idle %s, --session-max %s: give positive durations, the idle one no longer than the other", cfg.Sessions.Idle, cfg.Sessions.Absolute))
 			}
 			if cfg.MaxPackages < 1 {
 				return cliusage.Error(cmd, fmt.Errorf("--max-packages: %d is not a number of packages (at least 1)", cfg.MaxPackages))
@@ -152,6 +156,8 @@ database closes.`,
 	f.IntVar(&cfg.MaxPackages, "max-packages", 65536, "packages one computer's stored software set may hold; a post whose software would pass it is not stored (the verdict says why, the audit log has it)")
 	f.StringVar(&diskWarn, "disk-warn", "1GiB", "warn in the log while the file system holding the data folder has less free than this: a size (1GiB) or a share of its size (5%); /metrics shows the free bytes")
 	f.BoolVar(&cfg.SkipQuickCheck, "skip-quick-check", false, "do not check the database's pages (PRAGMA quick_check) at start; see docs/PERFORMANCE.md for what it costs on a big database")
+	f.DurationVar(&cfg.Sessions.Idle, "session-idle", admins.DefaultSessionIdle, "a console session ends after this long without a request")
+	f.DurationVar(&cfg.Sessions.Absolute, "session-max", admins.DefaultSessionAbsolute, "a console session ends this long after sign-in, however busy")
 	f.StringVar(&expiryWarning, "expiry-warning", "30d", "warn this long before a license, its upgrade protection or an Activation ID ends (days like 30d, or a duration like 720h)")
 	return cmd
 }

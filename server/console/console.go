@@ -1,16 +1,12 @@
 // Package console is the server's web console: server-rendered pages over
-// the same store the admin API reads, signed in with the admin token. The
-// session cookie holds an HMAC of the token, never the token itself, and is
-// HttpOnly and SameSite=Strict. Templates are embedded and parsed at start,
+// the same store the admin API reads, signed in by named admins (session.go).
+// Templates are embedded and parsed at start,
 // so a missing or broken view stops the server from starting rather than
 // failing on a click.
 package console
 
 import (
-	"crypto/hmac"
-	"crypto/sha256"
 	"embed"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"html/template"
@@ -21,6 +17,7 @@ import (
 
 	"github.com/tallyhq/tally/common/bytesize"
 	"github.com/tallyhq/tally/server/adminapi"
+	"github.com/tallyhq/tally/server/admins"
 	"github.com/tallyhq/tally/server/dates"
 	"github.com/tallyhq/tally/server/store"
 )
@@ -40,15 +37,22 @@ type Config struct {
 	Logger *slog.Logger
 	// Dates is the server's time zone and expiry warning window.
 	Dates adminapi.Dates
+
+	// Admins keeps admins and sessions; nil takes Store's. Token, the
+	// data folder's admin token, is the first admin's.
+	Admins store.Admins
+	// Sessions say when a console session expires.
+	Sessions admins.SessionRules
 }
 
 // Console serves the pages.
 type Console struct {
-	cfg   Config
-	tmpl  map[string]*template.Template
-	mux   *http.ServeMux
-	log   *slog.Logger
-	proof string
+	cfg  Config
+	tmpl map[string]*template.Template
+	mux  *http.ServeMux
+	log  *slog.Logger
+
+	auth *sessionAuth // sign-in and sessions (session.go)
 }
 
 // New parses every view and returns the console.
@@ -93,9 +97,10 @@ func New(cfg Config) (*Console, error) {
 		}
 		c.tmpl[p] = t
 	}
-	mac := hmac.New(sha256.New, []byte(cfg.Token))
-	mac.Write([]byte("tally console session v1"))
-	c.proof = hex.EncodeToString(mac.Sum(nil))
+	var err error
+	if c.auth, err = newSessionAuth(cfg); err != nil {
+		return nil, err
+	}
 
 	m := http.NewServeMux()
 	m.HandleFunc("GET /login", c.loginForm)
@@ -138,36 +143,6 @@ func (c *Console) render(w http.ResponseWriter, name string, code int, p page) {
 	if err := c.tmpl[name].ExecuteTemplate(w, "layout", p); err != nil {
 		c.log.Error("render console page", "page", name, "err", err)
 	}
-}
-
-func (c *Console) signedIn(h http.HandlerFunc) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ck, err := r.Cookie(cookieName)
-		if err != nil || !hmac.Equal([]byte(ck.Value), []byte(c.proof)) {
-			http.Redirect(w, r, "/login", http.StatusFound)
-			return
-		}
-		h(w, r)
-	})
-}
-
-func (c *Console) loginForm(w http.ResponseWriter, r *http.Request) {
-	c.render(w, "login", http.StatusOK, page{Title: "Sign in"})
-}
-
-func (c *Console) login(w http.ResponseWriter, r *http.Request) {
-	r.Body = http.MaxBytesReader(w, r.Body, 4096)
-	if err := r.ParseForm(); err != nil || !adminapi.CheckToken(r.PostForm.Get("token"), c.cfg.Token) {
-		c.render(w, "login", http.StatusUnauthorized, page{Title: "Sign in", Error: "That is not the admin token."})
-		return
-	}
-	http.SetCookie(w, &http.Cookie{Name: cookieName, Value: c.proof, Path: "/", HttpOnly: true, SameSite: http.SameSiteStrictMode})
-	http.Redirect(w, r, "/computers", http.StatusSeeOther)
-}
-
-func (c *Console) logout(w http.ResponseWriter, r *http.Request) {
-	http.SetCookie(w, &http.Cookie{Name: cookieName, Value: "", Path: "/", MaxAge: -1, HttpOnly: true, SameSite: http.SameSiteStrictMode})
-	http.Redirect(w, r, "/login", http.StatusSeeOther)
 }
 
 func (c *Console) computers(w http.ResponseWriter, r *http.Request) {

@@ -24,6 +24,7 @@ import (
 	"github.com/tallyhq/tally/common/identity"
 	"github.com/tallyhq/tally/protocol"
 	"github.com/tallyhq/tally/server/adminapi"
+	"github.com/tallyhq/tally/server/admins"
 	"github.com/tallyhq/tally/server/catalog"
 	"github.com/tallyhq/tally/server/console"
 	"github.com/tallyhq/tally/server/datadir"
@@ -107,6 +108,8 @@ type Config struct {
 	DiskCheckEvery time.Duration
 	// SkipQuickCheck skips PRAGMA quick_check of the database at start.
 	SkipQuickCheck bool
+	// Sessions say when a console session expires (zero: the defaults).
+	Sessions admins.SessionRules
 	// Getenv reads the environment (TZ); nil is os.Getenv.
 	Getenv func(string) string
 }
@@ -131,6 +134,8 @@ type Daemon struct {
 	unlock   func()
 	disk     *diskWatch
 	serveErr chan error
+
+	api *adminapi.API
 }
 
 // Start opens everything and begins serving. On error, whatever was opened
@@ -184,6 +189,13 @@ func Start(cfg Config) (_ *Daemon, err error) {
 	d.warnLicenseProblems()
 	if err := d.ensureSecret(); err != nil {
 		return nil, err
+	}
+	// The data folder's token is the first admin's: on first start, and on
+	// the first start after an upgrade from before named admins.
+	if made, err := d.db.EnsureFirstAdmin(context.Background(), admins.HashSecret(d.id.Token)); err != nil {
+		return nil, err
+	} else if made {
+		d.log.Info("made the first admin, holding the data folder's admin-token", "admin", store.FirstAdmin)
 	}
 
 	d.metrics.Watch(d.db)
@@ -248,15 +260,15 @@ func Start(cfg Config) (_ *Daemon, err error) {
 		advertise = advertiseAddr(d.quic.Addr())
 	}
 	info := adminapi.ServerInfo{Advertise: advertise, Fingerprint: d.id.Fingerprint, Version: buildinfo.Version()}
-	con, err := console.New(console.Config{Store: d.db, Token: d.id.Token, Info: info, Logger: d.log, Dates: d.dates})
+	con, err := console.New(console.Config{Store: d.db, Token: d.id.Token, Info: info, Logger: d.log, Dates: d.dates, Sessions: cfg.Sessions})
 	if err != nil {
 		return nil, err
 	}
-	api := adminapi.New(adminapi.Config{Store: d.db, Token: d.id.Token, Info: info, Logger: d.log,
+	d.api = adminapi.New(adminapi.Config{Store: d.db, Token: d.id.Token, Info: info, Logger: d.log,
 		Extra:  map[string]http.Handler{"GET /metrics": d.metrics.Handler()},
 		Public: map[string]http.Handler{"/": con}, Catalog: d.catalog, VerifyLicense: d.verifyLicense, Maintenance: d.maintenance,
 		Dates: d.dates, SecretRevoked: d.secretRevoked})
-	d.admin = &http.Server{Handler: api, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(d.log.Handler(), slog.LevelWarn)}
+	d.admin = &http.Server{Handler: d.api, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(d.log.Handler(), slog.LevelWarn)}
 
 	if cfg.Pprof != "" {
 		if err := d.startPprof(cfg.Pprof); err != nil {
@@ -470,6 +482,9 @@ func (d *Daemon) Dates() adminapi.Dates { return d.dates }
 
 // Dir returns the data folder.
 func (d *Daemon) Dir() datadir.Dir { return d.dir }
+
+// AdminRoutes lists every route of the admin API with the least role it needs.
+func (d *Daemon) AdminRoutes() []adminapi.Route { return d.api.Routes() }
 
 // Store returns the store (for tests and embedded use).
 func (d *Daemon) Store() *sqlite.DB { return d.db }

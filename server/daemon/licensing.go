@@ -161,7 +161,11 @@ func (d *Daemon) warnLicenseProblems() {
 // maintenance runs the job and lists what ends soon, also in the log, so
 // the scheduled run warns as the on-demand one does.
 func (d *Daemon) maintenance(ctx context.Context) (store.MaintenanceReport, error) {
-	rep, err := d.db.RunMaintenance(ctx, store.MaintenanceOptions{StaleAfter: d.cfg.StaleAfter})
+	who := store.ActorSystem
+	if p, ok := adminapi.PrincipalOf(ctx); ok {
+		who = p.Name // run on demand: the admin who asked
+	}
+	rep, err := d.db.RunMaintenance(ctx, store.MaintenanceOptions{StaleAfter: d.cfg.StaleAfter, Actor: who})
 	if err != nil {
 		return rep, err
 	}

@@ -230,6 +230,7 @@ type readmeEnv struct {
 	activation, spareAct   string
 	secretID               string
 	installRoot            string // where the README's install and uninstall lines install
+	tokenID                string
 }
 
 func (e *readmeEnv) exec(words []string) (string, int) {
@@ -298,6 +299,8 @@ func (e *readmeEnv) substitute(cmd string, words []string) (out []string) {
 			}
 		case "s-kk52x35d":
 			w = e.secretID
+		case "t-uzmirq2g":
+			w = e.tokenID
 		case "tally.example.com:4433":
 			w = e.server.addrs.Advertise
 		case "8c7b…f69e":
@@ -367,6 +370,10 @@ func (e *readmeEnv) before(cmd string) {
 		if out, code := e.exec([]string{"tally-agent", "activate", e.activation, "--data", e.lostData}); code != 0 {
 			e.t.Logf("the lost machine could not activate %s: %d %s", e.activation, code, out)
 		}
+	case strings.HasPrefix(cmd, "tally-server admins ") && strings.Contains(cmd, "--password-file olga.pw"):
+		if err := os.WriteFile(filepath.Join(e.work, "olga.pw"), []byte("a console password of the README test\n"), 0o600); err != nil {
+			e.t.Fatal(err)
+		}
 	case strings.HasPrefix(cmd, "tally-server activation deactivate ") && e.spareAct == "":
 		out, code := e.exec([]string{"tally-server", "activation", "create", "--product", "cad", "--quantity", "1"})
 		if m := regexp.MustCompile(`ACT-[A-Z0-9-]+`).FindString(out); code == 0 && m != "" {
@@ -385,6 +392,10 @@ func (e *readmeEnv) after(cmd, out string) {
 	case strings.HasPrefix(cmd, "tally-server activation create "):
 		if m := regexp.MustCompile(`ACT-[A-Z0-9-]+`).FindString(out); m != "" {
 			e.activation = m
+		}
+	case strings.HasPrefix(cmd, "tally-server admins token issue "):
+		if m := regexp.MustCompile(`\bt-[a-z0-9]+\b`).FindString(out); m != "" {
+			e.tokenID = m
 		}
 	case strings.HasPrefix(cmd, "tally-server secrets create "):
 		if m := regexp.MustCompile(`\bs-[a-z0-9]+\b`).FindString(out); m != "" {

@@ -152,7 +152,7 @@ func (db *DB) AddStatus(ctx context.Context, name, description string) (store.St
 		if _, err := tx.Exec(`INSERT INTO statuses (name, builtin, description) VALUES (?, 0, ?)`, name, description); err != nil {
 			return fmt.Errorf("add status: %w", err)
 		}
-		return addEvent(tx, store.Event{Actor: store.ActorAdmin, Kind: store.EventStatusAdded, Reason: name})
+		return addEvent(tx, store.Event{Actor: store.ActorOf(ctx), Kind: store.EventStatusAdded, Reason: name})
 	})
 	return store.Status{Name: name, Description: description}, err
 }

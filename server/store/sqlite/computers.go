@@ -389,7 +389,7 @@ func (db *DB) CreateSecret(ctx context.Context, name, value string, expires *tim
 			}
 			return fmt.Errorf("create secret: %w", err)
 		}
-		return addEvent(tx, store.Event{Actor: store.ActorAdmin, Kind: store.EventSecretCreated, Reason: "secret " + s.ID + " " + name})
+		return addEvent(tx, store.Event{Actor: store.ActorOf(ctx), Kind: store.EventSecretCreated, Reason: "secret " + s.ID + " " + name})
 	})
 	if err != nil {
 		return store.Secret{}, err
@@ -441,7 +441,7 @@ func (db *DB) RevokeSecret(ctx context.Context, id string) (store.Secret, error)
 		if s, err = scanSecret(tx.QueryRow(`SELECT id, name, value, created_at, expires_at, revoked_at, uses, last_used FROM secrets WHERE id = ?`, id)); err != nil {
 			return err
 		}
-		return addEvent(tx, store.Event{Actor: store.ActorAdmin, Kind: store.EventSecretRevoked, Reason: "secret " + id})
+		return addEvent(tx, store.Event{Actor: store.ActorOf(ctx), Kind: store.EventSecretRevoked, Reason: "secret " + id})
 	})
 	return s, err
 }

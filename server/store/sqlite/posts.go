@@ -474,7 +474,7 @@ func (db *DB) AddTask(ctx context.Context, id int64, action string, force bool) 
 		if _, err := tx.Exec(`INSERT INTO tasks (id, computer_id, action, created_at) VALUES (?, ?, ?, ?)`, tid, id, action, ms(tx.Now)); err != nil {
 			return fmt.Errorf("queue task: %w", err)
 		}
-		return addEvent(tx, store.Event{Actor: store.ActorAdmin, Kind: store.EventTaskQueued, ComputerID: id, Reason: action + " (" + tid + ")"})
+		return addEvent(tx, store.Event{Actor: store.ActorOf(ctx), Kind: store.EventTaskQueued, ComputerID: id, Reason: action + " (" + tid + ")"})
 	})
 	return tid, err
 }
