@@ -27,12 +27,12 @@ type usageBar struct {
 }
 
 type chart struct {
-	Points       string // the polyline
-	Area         string // the polygon under it
-	Max, Now     int
-	First, Last  string // the dates at both ends
+	Points        string // the polyline
+	Area          string // the polygon under it
+	Max, Now      int
+	First, Last   string // the dates at both ends
 	Width, Height int
-	Days         []chartDay
+	Days          []chartDay
 }
 
 type chartDay struct {
