@@ -91,7 +91,7 @@ func (c *Console) done(w http.ResponseWriter, r *http.Request, nav string, res r
 // refuse answers a refused or failed action with the reason and changes
 // nothing.
 func (c *Console) refuse(w http.ResponseWriter, r *http.Request, code int, msg string) {
-	c.view(w, r, "result", code, page{Title: "Not done", Error: msg, Data: result{Back: "/"}})
+	c.view(w, r, "result", code, page{Title: "Not done", Nav: "-", Error: msg, Data: result{Back: "/"}})
 }
 
 // fail answers an action the store refused: bad input and conflicts are
