@@ -61,6 +61,10 @@ func TestBrowserRetireFreesSeatOnDashboard(t *testing.T) {
 	do(t, ctx, "dashboard again", chromedp.Navigate(base+"/"))
 	mustContain(t, "seats on the dashboard after retiring", text(t, ctx, used), "0 / 5")
 	shot(t, ctx, "dashboard-after-retire")
+
+	do(t, ctx, "events", chromedp.Navigate(base+"/events?computer="+fmt.Sprint(id)))
+	mustContain(t, "the computer's events", text(t, ctx, "#events tbody tr:first-child"), "computer.status")
+	shot(t, ctx, "events")
 }
 
 // Must hold (issue 20): importing a license by upload in the browser

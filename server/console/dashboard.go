@@ -67,7 +67,7 @@ func (c *Console) dashboard(w http.ResponseWriter, r *http.Request) {
 		}
 		d.StaleDays = n
 	}
-	us, err := c.cfg.Store.Usage(ctx, "")
+	us, err := c.cfg.Store.UsageTotals(ctx, "")
 	if err != nil {
 		c.serverError(w, err)
 		return

@@ -14,15 +14,20 @@ import (
 // maxLicenseFiles bounds one upload.
 const maxLicenseFiles = 50
 
-type licenseRow struct {
-	store.License
-	Holders []store.Holder
+// holdersShown bounds the holders listed on a license's page; the rest
+// are one link away, on the computers page filtered by the product.
+const holdersShown = 1000
+
+type licenseData struct {
+	License     store.License
+	Holders     []store.Holder
+	MoreHolders int
 }
 
 type licensesData struct {
 	Products  []adminapi.Product
 	Bars      []usageBar
-	Licenses  []licenseRow
+	Licenses  []store.License
 	CanImport bool
 }
 
@@ -30,30 +35,24 @@ func (c *Console) licenses(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	now := c.cfg.Dates.Now()
 	d := licensesData{CanImport: c.cfg.VerifyLicense != nil}
-	us, err := c.cfg.Store.Usage(ctx, "")
+	us, err := c.cfg.Store.UsageTotals(ctx, "")
 	if err != nil {
 		c.serverError(w, err)
 		return
 	}
-	holders := map[string][]store.Holder{}
 	for _, u := range us {
-		for _, h := range u.Holders {
-			holders[h.License] = append(holders[h.License], h)
-		}
 		if u.Granted == 0 && u.Consumed == 0 && u.Waiting == 0 && len(u.Discards) == 0 {
 			continue
 		}
 		c.cfg.Dates.Usage(&u, now)
 		d.Bars = append(d.Bars, bar(u))
 	}
-	ls, err := c.cfg.Store.Licenses(ctx)
-	if err != nil {
+	if d.Licenses, err = c.cfg.Store.Licenses(ctx); err != nil {
 		c.serverError(w, err)
 		return
 	}
-	for _, l := range ls {
-		c.cfg.Dates.License(&l, now)
-		d.Licenses = append(d.Licenses, licenseRow{License: l, Holders: holders[l.ID]})
+	for i := range d.Licenses {
+		c.cfg.Dates.License(&d.Licenses[i], now)
 	}
 	if c.cfg.Catalog != nil {
 		for _, p := range c.cfg.Catalog.Products() {
@@ -61,6 +60,47 @@ func (c *Console) licenses(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	c.view(w, r, "licenses", http.StatusOK, page{Title: "Products and licenses", Nav: "licenses", Data: d})
+}
+
+// license shows one license and the computers holding its seats.
+func (c *Console) license(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	id := r.PathValue("id")
+	ls, err := c.cfg.Store.Licenses(ctx)
+	if err != nil {
+		c.serverError(w, err)
+		return
+	}
+	var d licenseData
+	found := false
+	for _, l := range ls {
+		if l.ID == id {
+			d.License, found = l, true
+		}
+	}
+	if !found {
+		http.NotFound(w, r)
+		return
+	}
+	c.cfg.Dates.License(&d.License, c.cfg.Dates.Now())
+	us, err := c.cfg.Store.Usage(ctx, d.License.Product)
+	if err != nil {
+		c.serverError(w, err)
+		return
+	}
+	for _, u := range us {
+		for _, h := range u.Holders {
+			if h.License != id {
+				continue
+			}
+			if len(d.Holders) == holdersShown {
+				d.MoreHolders++
+				continue
+			}
+			d.Holders = append(d.Holders, h)
+		}
+	}
+	c.view(w, r, "license", http.StatusOK, page{Title: "License " + id, Nav: "licenses", Data: d})
 }
 
 // importLicenses verifies every uploaded file first: one bad file refuses

@@ -45,7 +45,7 @@ func (c *Console) reportInput(q url.Values) (product string, days int, err error
 
 func (c *Console) reportRows(r *http.Request, product string, days int) ([]store.Usage, []store.Expiring, error) {
 	now := c.cfg.Dates.Now()
-	us, err := c.cfg.Store.Usage(r.Context(), product)
+	us, err := c.cfg.Store.UsageTotals(r.Context(), product)
 	if err != nil {
 		return nil, nil, err
 	}

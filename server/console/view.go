@@ -13,7 +13,7 @@ import (
 )
 
 // pages are the views, each parsed with the layout.
-var pages = []string{"login", "dashboard", "computers", "computer", "events", "licenses", "activations", "leases", "reports", "settings", "result"}
+var pages = []string{"login", "dashboard", "computers", "computer", "events", "licenses", "license", "activations", "leases", "reports", "settings", "result"}
 
 func (c *Console) routes(m *http.ServeMux) {
 	static, _ := fs.Sub(staticFS, "static")
@@ -27,6 +27,7 @@ func (c *Console) routes(m *http.ServeMux) {
 	m.Handle("POST /computers/{id}/allocate", c.action(changeLicenses, c.allocate))
 	m.Handle("POST /blocked/{id}/unblock", c.action(changeComputers, c.unblock))
 	m.Handle("GET /licenses", c.signedIn(c.licenses))
+	m.Handle("GET /licenses/{id}", c.signedIn(c.license))
 	m.Handle("GET /usage", http.RedirectHandler("/licenses", http.StatusMovedPermanently))
 	m.Handle("POST /licenses/import", c.action(changeLicenses, c.importLicenses))
 	m.Handle("POST /licenses/{id}/remove", c.action(changeLicenses, c.removeLicense))

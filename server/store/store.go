@@ -368,6 +368,9 @@ type Licensing interface {
 	Allocate(ctx context.Context, licenseID string, computerID int64, actor string) (Change, error)
 	Deallocate(ctx context.Context, licenseID string, computerID int64, actor string) (Change, error)
 	Usage(ctx context.Context, product string) ([]Usage, error)
+	// UsageTotals is Usage without the holders (their Holders are empty):
+	// the counts a dashboard shows, without a row per seat held.
+	UsageTotals(ctx context.Context, product string) ([]Usage, error)
 	// ExpireLicenses moves or frees the seats of licenses expired by now.
 	ExpireLicenses(ctx context.Context) (Change, error)
 	// NextExpiry returns the soonest future expiry of a license holding

@@ -316,6 +316,15 @@ var poolKinds = []string{catalog.KindNode, catalog.KindNodeLocked, catalog.KindC
 // license, and the holders. Pools never add up: a machine refused a lease
 // is short of a concurrent seat whatever node-locked seats are free.
 func (db *DB) Usage(ctx context.Context, product string) ([]store.Usage, error) {
+	return db.usage(ctx, product, true)
+}
+
+// UsageTotals implements store.Licensing.
+func (db *DB) UsageTotals(ctx context.Context, product string) ([]store.Usage, error) {
+	return db.usage(ctx, product, false)
+}
+
+func (db *DB) usage(ctx context.Context, product string, holders bool) ([]store.Usage, error) {
 	if err := db.settleExpiredActivations(ctx); err != nil {
 		return nil, err
 	}
@@ -352,7 +361,7 @@ func (db *DB) Usage(ctx context.Context, product string) ([]store.Usage, error) 
 			if !pools[kind] {
 				continue
 			}
-			u, err := db.poolUsage(ctx, p, kind, lics, now)
+			u, err := db.poolUsage(ctx, p, kind, lics, now, holders)
 			if err != nil {
 				return nil, err
 			}
@@ -363,7 +372,7 @@ func (db *DB) Usage(ctx context.Context, product string) ([]store.Usage, error) 
 }
 
 // poolUsage reports one pool of a product.
-func (db *DB) poolUsage(ctx context.Context, p *catalog.Product, kind string, lics []store.License, now time.Time) (store.Usage, error) {
+func (db *DB) poolUsage(ctx context.Context, p *catalog.Product, kind string, lics []store.License, now time.Time, holders bool) (store.Usage, error) {
 	u := store.Usage{Product: p.Name, Title: p.Title, Kind: kind, Discards: map[string]int64{}, Licenses: []store.LicenseUsage{}, Holders: []store.Holder{}}
 	for _, l := range lics {
 		if l.Product != p.Name || l.Kind != kind {
@@ -426,8 +435,10 @@ func (db *DB) poolUsage(ctx context.Context, p *catalog.Product, kind string, li
 	if err != nil {
 		return u, fmt.Errorf("count waiting computers: %w", err)
 	}
-	if u.Holders, err = db.poolHolders(ctx, p.Name, kind, now); err != nil {
-		return u, err
+	if holders {
+		if u.Holders, err = db.poolHolders(ctx, p.Name, kind, now); err != nil {
+			return u, err
+		}
 	}
 	u.Available = u.Granted - u.Consumed - u.Reserved - u.Waiting
 	u.Compliant = u.Available >= 0
