@@ -154,7 +154,8 @@ func bigStore(tb testing.TB) (*sqlite.DB, *catalog.Catalog) {
 
 // BenchmarkConsolePages serves each page of the console from the big
 // store and reports its median and 95th percentile (issue 20: under
-// 200 ms at p95).
+// 200 ms at p95), and the 95th percentile of the process CPU time a page
+// takes, which other work on the machine disturbs less.
 func BenchmarkConsolePages(b *testing.B) {
 	db, cat := bigStore(b)
 	c, err := console.New(console.Config{Store: db, Token: "bench-token", Catalog: cat, Info: adminapi.ServerInfo{Version: "bench"},
@@ -178,23 +179,25 @@ func BenchmarkConsolePages(b *testing.B) {
 		"/events", "/events?kind=seat.freed", "/events?computer=4242", "/events?actor=admin", "/events?product=app-010&since=7d", "/settings",
 	} {
 		b.Run(strings.TrimPrefix(page, "/"), func(b *testing.B) {
-			var took []time.Duration
+			var took, cpu []time.Duration
 			for b.Loop() {
 				w := httptest.NewRecorder()
 				r := httptest.NewRequest(http.MethodGet, page, nil)
 				for _, ck := range cookies {
 					r.AddCookie(ck)
 				}
-				t0 := time.Now()
+				t0, c0 := time.Now(), processCPU()
 				c.ServeHTTP(w, r)
-				took = append(took, time.Since(t0))
+				took, cpu = append(took, time.Since(t0)), append(cpu, processCPU()-c0)
 				if w.Code != http.StatusOK {
 					b.Fatalf("%s: %d\n%.500s", page, w.Code, w.Body.String())
 				}
 			}
 			slices.Sort(took)
+			slices.Sort(cpu)
 			b.ReportMetric(float64(took[len(took)/2].Microseconds())/1000, "p50-ms")
 			b.ReportMetric(float64(took[(len(took)*95)/100].Microseconds())/1000, "p95-ms")
+			b.ReportMetric(float64(cpu[(len(cpu)*95)/100].Microseconds())/1000, "cpu-p95-ms")
 		})
 	}
 }

@@ -388,16 +388,17 @@ type usageCounts struct {
 }
 
 // The waiting computers of each pool, as poolUsage counts them for one
-// product, grouped by product.
+// product, grouped by product. CROSS JOIN keeps SQLite reading the few
+// discards first rather than walking every live computer.
 const (
-	waitingNodeByProduct = `SELECT d.product, COUNT(DISTINCT d.computer_id) FROM discards d JOIN computers c ON c.id = d.computer_id
+	waitingNodeByProduct = `SELECT d.product, COUNT(DISTINCT d.computer_id) FROM discards d CROSS JOIN computers c ON c.id = d.computer_id
 		WHERE d.pool = 'node' AND d.reason IN ('discarded:no-seat', 'denied:no-seat') AND c.deleted_at IS NULL AND c.status = 'Active'
 		AND NOT EXISTS (SELECT 1 FROM seats s WHERE s.computer_id = d.computer_id AND s.product = d.product) GROUP BY d.product`
-	waitingConcurrentByProduct = `SELECT d.product, COUNT(DISTINCT d.computer_id) FROM discards d JOIN computers c ON c.id = d.computer_id
+	waitingConcurrentByProduct = `SELECT d.product, COUNT(DISTINCT d.computer_id) FROM discards d CROSS JOIN computers c ON c.id = d.computer_id
 		WHERE d.pool = 'concurrent' AND c.deleted_at IS NULL AND c.status = 'Active'
 		AND NOT EXISTS (SELECT 1 FROM leases l WHERE l.computer_id = d.computer_id AND l.product = d.product AND l.expires_at > ?)
 		AND NOT EXISTS (SELECT 1 FROM events e WHERE e.computer_id = d.computer_id AND e.product = d.product AND e.kind = ? AND e.at >= d.last_at) GROUP BY d.product`
-	waitingNodeLockedByProduct = `SELECT d.product, COUNT(DISTINCT d.computer_id) FROM discards d JOIN computers c ON c.id = d.computer_id
+	waitingNodeLockedByProduct = `SELECT d.product, COUNT(DISTINCT d.computer_id) FROM discards d CROSS JOIN computers c ON c.id = d.computer_id
 		WHERE d.pool = 'node-locked' AND c.deleted_at IS NULL AND c.status = 'Active'
 		AND NOT EXISTS (SELECT 1 FROM activations b JOIN activation_ids a ON a.id = b.activation_id
 			WHERE b.computer_id = d.computer_id AND a.product = d.product AND b.ended_at IS NULL)

@@ -6,4 +6,4 @@ CREATE INDEX events_kind_at ON events (kind, at, count);
 
 -- The status filters of the console count the live computers of each
 -- status; this index counts them without reading a row.
-CREATE INDEX computers_live_status ON computers (status) WHERE deleted_at IS NULL;
+CREATE INDEX computers_live_status ON computers (status, deleted_at) WHERE deleted_at IS NULL;
