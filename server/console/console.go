@@ -17,6 +17,7 @@ import (
 	"html/template"
 	"log/slog"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/tallyhq/tally/server/adminapi"
@@ -63,6 +64,10 @@ type Console struct {
 	// csrfKey signs each session's form token; it is new at each start.
 	csrfKey []byte
 	cross   *http.CrossOriginProtection
+	// chartPast holds the dashboard's hourly seat counts before chartUntil.
+	chartMu    sync.Mutex
+	chartPast  []store.HourCount
+	chartUntil time.Time
 }
 
 // New parses every view and returns the console.

@@ -1,8 +1,10 @@
 package console
 
 import (
+	"context"
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -86,7 +88,7 @@ func (c *Console) dashboard(w http.ResponseWriter, r *http.Request) {
 			d.Shortfalls = append(d.Shortfalls, u)
 		}
 	}
-	hours, err := c.cfg.Store.HourlyCounts(ctx, []string{store.EventSeatConsumed, store.EventSeatFreed}, now.AddDate(0, 0, -chartDays))
+	hours, err := c.seatHours(ctx, now)
 	if err != nil {
 		c.serverError(w, err)
 		return
@@ -131,6 +133,34 @@ func (c *Console) dashboard(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	c.view(w, r, "dashboard", http.StatusOK, page{Title: "Dashboard", Nav: "dashboard", Data: d})
+}
+
+// seatHours returns the hourly counts of seats consumed and freed over the
+// chart's days. The hours before the current one are kept until the hour
+// turns: seat events are recorded at the time they happen, so a past
+// hour's count does not change, and reading 90 days of them is most of
+// the dashboard's work.
+func (c *Console) seatHours(ctx context.Context, now time.Time) ([]store.HourCount, error) {
+	kinds := []string{store.EventSeatConsumed, store.EventSeatFreed}
+	hour := now.Truncate(time.Hour)
+	c.chartMu.Lock()
+	past, until := c.chartPast, c.chartUntil
+	c.chartMu.Unlock()
+	if !until.Equal(hour) {
+		var err error
+		if past, err = c.cfg.Store.HourlyCounts(ctx, kinds, hour.AddDate(0, 0, -chartDays-1)); err != nil {
+			return nil, err
+		}
+		past = slices.DeleteFunc(past, func(h store.HourCount) bool { return !h.Hour.Before(hour) })
+		c.chartMu.Lock()
+		c.chartPast, c.chartUntil = past, hour
+		c.chartMu.Unlock()
+	}
+	recent, err := c.cfg.Store.HourlyCounts(ctx, kinds, hour)
+	if err != nil {
+		return nil, err
+	}
+	return append(slices.Clip(past), recent...), nil
 }
 
 func bar(u store.Usage) usageBar {
