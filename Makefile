@@ -9,7 +9,7 @@ DEMO    ?= demo
 GOBUILDFLAGS ?=
 GOFILES  = $(shell find . -name '*.go' -not -path './.git/*' -not -path './demo/*')
 
-.PHONY: all build test check fmt-check tidy-check vet staticcheck cross unit chaos demo clean help
+.PHONY: all build test check fmt-check tidy-check vet staticcheck cross unit chaos demo screenshots clean help
 
 all: build
 
@@ -17,6 +17,7 @@ help:
 	@echo "make build   build bin/tally-server, bin/tally-agent and bin/tally-load"
 	@echo "make test    gofmt, go.mod tidy, go vet, staticcheck, cross-builds of the agent, and the tests with -race"
 	@echo "make chaos   the long fault suite (minutes): 100 server SIGKILLs under load, agent kills, full disks, a clock jump, a damaged page, hostile clients"
+	@echo "make screenshots  run the console's browser tests (headless Chromium) and write their screenshots to docs/screenshots/"
 	@echo "make demo    run a server on ./$(DEMO) with a demo license, enroll this machine's agent with the inventory plug-in, post once, keep serving until Ctrl-C"
 
 build:
@@ -70,6 +71,12 @@ demo:
 	@echo "== Building bin/ (the first time takes a few minutes; each package compiled is listed)"
 	@$(MAKE) --no-print-directory build GOBUILDFLAGS=-v
 	@DEMO='$(DEMO)' BIN='$(BIN)' DEMO_ONCE='$(DEMO_ONCE)' .ci/demo
+
+# The console's browser tests drive headless Chromium against a real server
+# and real agents; each saves screenshots, here also to docs/screenshots/.
+screenshots:
+	mkdir -p docs/screenshots
+	TALLY_SCREENSHOTS=$(CURDIR)/docs/screenshots $(GO) test -count=1 -run '^TestBrowser' ./server/console/
 
 clean:
 	rm -rf $(BIN)

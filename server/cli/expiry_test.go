@@ -125,7 +125,7 @@ func TestExpiryIsShownToAdmins(t *testing.T) {
 		t.Errorf("maintenance run lists a license ending in six months:\n%s", maint)
 	}
 
-	page := consolePage(t, srv, "/usage")
+	page := consolePage(t, srv, "/licenses") + consolePage(t, srv, "/activations")
 	for _, want := range []string{"expires in 14 days", "expires today", "upgrade protection ends in 10 days", "expires in 15 days", "Europe/Paris"} {
 		if !strings.Contains(page, want) {
 			t.Errorf("the console's license page does not say %q", want)

@@ -6,18 +6,20 @@
 package console
 
 import (
+	"context"
+	"crypto/rand"
 	"embed"
-	"errors"
 	"fmt"
 	"html/template"
 	"log/slog"
 	"net/http"
-	"strconv"
+	"sync"
 	"time"
 
 	"github.com/tallyhq/tally/common/bytesize"
 	"github.com/tallyhq/tally/server/adminapi"
 	"github.com/tallyhq/tally/server/admins"
+	"github.com/tallyhq/tally/server/catalog"
 	"github.com/tallyhq/tally/server/dates"
 	"github.com/tallyhq/tally/server/store"
 )
@@ -25,7 +27,8 @@ import (
 //go:embed templates/*.html
 var templateFS embed.FS
 
-var pages = []string{"login", "computers", "computer", "events", "usage"}
+//go:embed static
+var staticFS embed.FS
 
 const cookieName = "tally_session"
 
@@ -43,6 +46,16 @@ type Config struct {
 	Admins store.Admins
 	// Sessions say when a console session expires.
 	Sessions admins.SessionRules
+	// Catalog is the product catalog the server decides with.
+	Catalog *catalog.Catalog
+	// VerifyLicense checks an uploaded license file; nil refuses imports.
+	VerifyLicense func(data []byte) (store.LicenseImport, error)
+	// Maintenance runs the maintenance job with the server's policy; nil
+	// hides the button.
+	Maintenance func(ctx context.Context) (store.MaintenanceReport, error)
+	// SecretRevoked is called after a secret is revoked (the daemon keeps
+	// its enroll-secret file free of revoked secrets).
+	SecretRevoked func(ctx context.Context, s store.Secret) error
 }
 
 // Console serves the pages.
@@ -51,8 +64,14 @@ type Console struct {
 	tmpl map[string]*template.Template
 	mux  *http.ServeMux
 	log  *slog.Logger
-
 	auth *sessionAuth // sign-in and sessions (session.go)
+	// csrfKey signs each session's form token; it is new at each start.
+	csrfKey []byte
+	cross   *http.CrossOriginProtection
+	// chartPast holds the dashboard's hourly seat counts before chartUntil.
+	chartMu    sync.Mutex
+	chartPast  []store.HourCount
+	chartUntil time.Time
 }
 
 // New parses every view and returns the console.
@@ -89,7 +108,13 @@ func New(cfg Config) (*Console, error) {
 			return dates.Text(*t, t.Location())
 		},
 	}
-	c := &Console{cfg: cfg, tmpl: map[string]*template.Template{}, log: cfg.Logger}
+	for k, f := range viewFuncs(zone) {
+		funcs[k] = f
+	}
+	c := &Console{cfg: cfg, tmpl: map[string]*template.Template{}, log: cfg.Logger, csrfKey: make([]byte, 32), cross: http.NewCrossOriginProtection()}
+	if _, err := rand.Read(c.csrfKey); err != nil {
+		return nil, fmt.Errorf("console form key: %w", err)
+	}
 	for _, p := range pages {
 		t, err := template.New("layout").Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/"+p+".html")
 		if err != nil {
@@ -106,34 +131,29 @@ func New(cfg Config) (*Console, error) {
 	m.HandleFunc("GET /login", c.loginForm)
 	m.HandleFunc("POST /login", c.login)
 	m.HandleFunc("POST /logout", c.logout)
-	m.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) { http.Redirect(w, r, "/computers", http.StatusFound) })
-	m.Handle("GET /computers", c.signedIn(c.computers))
-	m.Handle("GET /computers/{id}", c.signedIn(c.computer))
-	m.Handle("GET /events", c.signedIn(c.events))
-	m.Handle("GET /usage", c.signedIn(c.usage))
+	c.routes(m)
 	c.mux = m
 	return c, nil
 }
 
 // ServeHTTP implements http.Handler.
 func (c *Console) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	w.Header().Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'")
-	w.Header().Set("X-Content-Type-Options", "nosniff")
-	w.Header().Set("Referrer-Policy", "no-referrer")
+	securityHeaders(w.Header())
 	c.mux.ServeHTTP(w, r)
 }
 
 type page struct {
-	Title, Nav, Version, Error, EnrollCommand string
-	Zone                                      string // the server's time zone, named beside dates
-	Computers                                 []store.Computer
-	NextPage                                  string // the computers page after this one
-	Computer                                  *store.Computer
-	Events                                    []store.Event
-	Usage                                     []store.Usage
-	Licenses                                  []store.License
-	Activations                               []store.Activation
+	Title, Nav, Version, Error string
+	Zone                       string // the server's time zone, named beside dates
+	// CSRF is the session's form token, a hidden field of every form that
+	// changes something.
+	CSRF string
+	Data any // the page's own data
+	can  func(what string) bool
 }
+
+// Can tells a view whether to show the controls that change what.
+func (p page) Can(what string) bool { return p.can != nil && p.can(what) }
 
 func (c *Console) render(w http.ResponseWriter, name string, code int, p page) {
 	p.Version = c.cfg.Info.Version
@@ -143,100 +163,6 @@ func (c *Console) render(w http.ResponseWriter, name string, code int, p page) {
 	if err := c.tmpl[name].ExecuteTemplate(w, "layout", p); err != nil {
 		c.log.Error("render console page", "page", name, "err", err)
 	}
-}
-
-func (c *Console) computers(w http.ResponseWriter, r *http.Request) {
-	p := page{Title: "Computers", Nav: "computers"}
-	f, err := adminapi.ComputerFilter(r.URL.Query(), c.cfg.Dates.Now())
-	if err != nil {
-		p.Error = err.Error()
-		c.render(w, "computers", http.StatusBadRequest, p)
-		return
-	}
-	cp, err := c.cfg.Store.ListComputers(r.Context(), f)
-	if errors.Is(err, store.ErrInvalid) {
-		p.Error = err.Error()
-		c.render(w, "computers", http.StatusBadRequest, p)
-		return
-	}
-	if err != nil {
-		c.serverError(w, err)
-		return
-	}
-	p.Computers = cp.Computers
-	if cp.Next != 0 {
-		q := r.URL.Query()
-		q.Set("after", strconv.FormatInt(cp.Next, 10))
-		p.NextPage = "/computers?" + q.Encode()
-	}
-	if len(cp.Computers) == 0 && len(r.URL.Query()) == 0 {
-		p.EnrollCommand = fmt.Sprintf("tally-agent enroll --server %s --fingerprint %s --secret SECRET", c.cfg.Info.Advertise, c.cfg.Info.Fingerprint)
-	}
-	c.render(w, "computers", http.StatusOK, p)
-}
-
-func (c *Console) computer(w http.ResponseWriter, r *http.Request) {
-	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
-	if err != nil {
-		http.NotFound(w, r)
-		return
-	}
-	comp, err := c.cfg.Store.Computer(r.Context(), id)
-	if err != nil {
-		if store.IsNotFound(err) {
-			http.NotFound(w, r)
-			return
-		}
-		c.serverError(w, err)
-		return
-	}
-	c.render(w, "computer", http.StatusOK, page{Title: comp.Hostname, Nav: "computers", Computer: &comp})
-}
-
-func (c *Console) usage(w http.ResponseWriter, r *http.Request) {
-	us, err := c.cfg.Store.Usage(r.Context(), "")
-	if err != nil {
-		c.serverError(w, err)
-		return
-	}
-	p := page{Title: "Licenses", Nav: "usage"}
-	for _, u := range us {
-		if u.Granted > 0 || u.Consumed > 0 || u.Waiting > 0 || len(u.Discards) > 0 {
-			p.Usage = append(p.Usage, u)
-		}
-	}
-	if p.Licenses, err = c.cfg.Store.Licenses(r.Context()); err != nil {
-		c.serverError(w, err)
-		return
-	}
-	if p.Activations, err = c.cfg.Store.ActivationList(r.Context()); err != nil {
-		c.serverError(w, err)
-		return
-	}
-	now := c.cfg.Dates.Now()
-	for i := range p.Usage {
-		c.cfg.Dates.Usage(&p.Usage[i], now)
-	}
-	for i := range p.Licenses {
-		c.cfg.Dates.License(&p.Licenses[i], now)
-	}
-	for i := range p.Activations {
-		c.cfg.Dates.Activation(&p.Activations[i], now)
-	}
-	p.Zone = now.Location().String()
-	c.render(w, "usage", http.StatusOK, p)
-}
-
-func (c *Console) events(w http.ResponseWriter, r *http.Request) {
-	ev, err := c.cfg.Store.Events(r.Context(), store.EventFilter{Limit: 500})
-	if err != nil {
-		c.serverError(w, err)
-		return
-	}
-	for i, j := 0, len(ev)-1; i < j; i, j = i+1, j-1 {
-		ev[i], ev[j] = ev[j], ev[i]
-	}
-	c.render(w, "events", http.StatusOK, page{Title: "Events", Nav: "events", Events: ev})
 }
 
 func (c *Console) serverError(w http.ResponseWriter, err error) {

@@ -78,7 +78,7 @@ func TestConsolePages(t *testing.T) {
 	for path, want := range map[string]string{
 		"/computers":   "web-&lt;01&gt;", // escaped: a hostile hostname cannot inject markup
 		"/computers/1": "No inventory posted yet",
-		"/usage":       "License usage",
+		"/licenses":    "Products and licenses",
 		"/events":      "computer.enrolled",
 	} {
 		code, body := get(path)

@@ -122,7 +122,7 @@ func TestSessionsEndAtLogoutAndRemoval(t *testing.T) {
 	c := newSessionConsole(t, admins.SessionRules{})
 	c.addAdmin("olga", "operator", "olga's long password")
 	c.addAdmin("vic", "viewer", "vic's long password")
-	for _, page := range []string{"/", "/computers", "/computers/1", "/events", "/usage"} {
+	for _, page := range []string{"/", "/computers", "/computers/1", "/events", "/licenses", "/licenses/x", "/activations", "/leases", "/reports", "/reports/usage.csv", "/settings"} {
 		for _, cookie := range []string{"", "forged", strings.Repeat("x", 43), strings.Repeat("y", 4000)} {
 			if code, _ := c.get(page, cookie); code != http.StatusUnauthorized && !(page == "/" && code == http.StatusFound) {
 				t.Errorf("%s with session %.10q: %d, want the login page", page, cookie, code)

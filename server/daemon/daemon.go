@@ -260,7 +260,8 @@ func Start(cfg Config) (_ *Daemon, err error) {
 		advertise = advertiseAddr(d.quic.Addr())
 	}
 	info := adminapi.ServerInfo{Advertise: advertise, Fingerprint: d.id.Fingerprint, Version: buildinfo.Version()}
-	con, err := console.New(console.Config{Store: d.db, Token: d.id.Token, Info: info, Logger: d.log, Dates: d.dates, Sessions: cfg.Sessions})
+	con, err := console.New(console.Config{Store: d.db, Token: d.id.Token, Info: info, Logger: d.log, Dates: d.dates, Sessions: cfg.Sessions,
+		Catalog: d.catalog, VerifyLicense: d.verifyLicense, Maintenance: d.maintenance, SecretRevoked: d.secretRevoked})
 	if err != nil {
 		return nil, err
 	}

@@ -142,20 +142,25 @@ func TestREADMENodeLockedAndConcurrentFlow(t *testing.T) {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
-	resp, err = web.Get(srv.Addresses().AdminURL + "/usage")
-	if err != nil {
-		t.Fatal(err)
+	// (pools on /licenses, holders on /activations and /leases)
+	var page []byte
+	for _, path := range []string{"/licenses", "/activations", "/leases"} {
+		resp, err = web.Get(srv.Addresses().AdminURL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		page = append(page, b...)
 	}
-	page, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
 	for _, want := range []*regexp.Regexp{
-		regexp.MustCompile(`(?s)<td>node-locked</td><td>20</td><td>1</td><td>0</td><td>0</td>\s*<td>19</td>`),
-		regexp.MustCompile(`(?s)<td>concurrent</td><td>1</td><td>1</td><td>0</td><td>1</td>\s*<td><span class="flag">-1 \(shortfall\)</span></td>`),
+		regexp.MustCompile(`<td>node-locked</td>\s*<td><svg[^\n]*</svg></td>\s*<td class="granted">20</td><td>1</td><td>0</td><td>0</td>\s*<td>19</td>`),
+		regexp.MustCompile(`<td>concurrent</td>\s*<td><svg[^\n]*</svg></td>\s*<td class="granted">1</td><td>1</td><td>0</td><td>1</td>\s*<td><span class="flag">-1 \(shortfall\)</span></td>`),
 		regexp.MustCompile(`<code>` + act + `</code>`),
 		regexp.MustCompile(`/computers/` + strconv.FormatInt(bID, 10) + `"`),
 	} {
 		if !want.Match(page) {
-			t.Errorf("the console's usage page lacks %s:\n%s", want, page)
+			t.Errorf("the console's pages lack %s:\n%s", want, page)
 		}
 	}
 

@@ -117,8 +117,15 @@ type ComputerFilter struct {
 	Plugin       string    // has this plug-in installed
 	NotSeenSince time.Time // last seen before this time
 	Flag         string    // carries this flag
-	After        int64     // only IDs above this (the cursor)
-	Limit        int       // at most this many; zero means DefaultComputerLimit
+	// Search matches a hostname substring (case-insensitive) or, exactly,
+	// an identity hint (machine ID, product UUID, serial, instance ID, MAC).
+	Search string
+	OS     string // the OS or platform name, case-insensitive
+	// Desc lists by ID from the highest; After is then the ID the
+	// previous page ended with, and the page holds lower IDs.
+	Desc  bool
+	After int64 // only IDs above this (below with Desc): the cursor
+	Limit int   // at most this many; zero means DefaultComputerLimit
 }
 
 // Page sizes of a computer list.
@@ -237,10 +244,28 @@ func NodeActor(nodeID string) string { return "node:" + nodeID }
 // EventFilter selects audit events. Zero fields match everything.
 type EventFilter struct {
 	Since      time.Time
+	Until      time.Time // only events before this
 	ComputerID int64
 	Product    string
 	Kind       string
-	Limit      int
+	Actor      string
+	// Before is a page cursor: only events older than this one (by time,
+	// then ID), zero for the newest.
+	Before EventCursor
+	Limit  int
+}
+
+// EventCursor names the last event of a page of events, newest first.
+type EventCursor struct {
+	At time.Time
+	ID int64
+}
+
+// HourCount is how many events of a kind were recorded in one hour.
+type HourCount struct {
+	Kind  string
+	Hour  time.Time // the hour's start
+	Count int64
 }
 
 // Request identifies one request of one node: the store applies each
@@ -343,6 +368,9 @@ type Licensing interface {
 	Allocate(ctx context.Context, licenseID string, computerID int64, actor string) (Change, error)
 	Deallocate(ctx context.Context, licenseID string, computerID int64, actor string) (Change, error)
 	Usage(ctx context.Context, product string) ([]Usage, error)
+	// UsageTotals is Usage without the holders (their Holders are empty):
+	// the counts a dashboard shows, without a row per seat held.
+	UsageTotals(ctx context.Context, product string) ([]Usage, error)
 	// ExpireLicenses moves or frees the seats of licenses expired by now.
 	ExpireLicenses(ctx context.Context) (Change, error)
 	// NextExpiry returns the soonest future expiry of a license holding
@@ -398,6 +426,9 @@ type Secrets interface {
 // Audit reads the audit log.
 type Audit interface {
 	Events(ctx context.Context, f EventFilter) ([]Event, error)
+	// HourlyCounts sums the events of the given kinds per hour since a
+	// time (an aggregated event counts its Count), for charts.
+	HourlyCounts(ctx context.Context, kinds []string, since time.Time) ([]HourCount, error)
 }
 
 // Store is everything a backend provides.

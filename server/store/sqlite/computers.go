@@ -61,10 +61,21 @@ func (db *DB) ListComputers(ctx context.Context, f store.ComputerFilter) (store.
 		return page, fmt.Errorf("%w: after %d: pass the ID the previous page ended with", store.ErrInvalid, f.After)
 	}
 	if f.After > 0 {
-		where, args = append(where, "c.id > ?"), append(args, f.After)
+		if f.Desc {
+			where, args = append(where, "c.id < ?"), append(args, f.After)
+		} else {
+			where, args = append(where, "c.id > ?"), append(args, f.After)
+		}
 	}
 	if f.Hostname != "" {
 		where, args = append(where, `c.hostname LIKE ? ESCAPE '\'`), append(args, hostnamePattern(f.Hostname))
+	}
+	if s := strings.TrimSpace(f.Search); s != "" {
+		where = append(where, `(c.hostname LIKE ? ESCAPE '\' OR c.id IN (SELECT h.computer_id FROM computer_hints h WHERE h.kind IN (?, ?, ?, ?, ?) AND h.value = ?))`)
+		args = append(append(append(args, hostnamePattern(s)), findHintKinds...), s)
+	}
+	if f.OS != "" {
+		where, args = append(where, "(lower(c.os) = lower(?) OR lower(c.platform) = lower(?))"), append(args, f.OS, f.OS)
 	}
 	if f.Status != "" {
 		var canonical string
@@ -103,7 +114,11 @@ func (db *DB) ListComputers(ctx context.Context, f store.ComputerFilter) (store.
 		}
 		where, args = append(where, `c.flags <> '' AND (',' || c.flags || ',') LIKE ?`), append(args, "%,"+f.Flag+",%")
 	}
-	q := `SELECT ` + computerColumns + ` FROM computers c WHERE ` + strings.Join(where, " AND ") + ` ORDER BY c.id LIMIT ?`
+	order := "c.id"
+	if f.Desc {
+		order = "c.id DESC"
+	}
+	q := `SELECT ` + computerColumns + ` FROM computers c WHERE ` + strings.Join(where, " AND ") + ` ORDER BY ` + order + ` LIMIT ?`
 	rows, err := db.r.QueryContext(ctx, q, append(args, limit+1)...)
 	if err != nil {
 		return page, fmt.Errorf("list computers: %w", err)
@@ -466,6 +481,19 @@ func (db *DB) Events(ctx context.Context, f store.EventFilter) ([]store.Event, e
 		where = append(where, "kind = ?")
 		args = append(args, f.Kind)
 	}
+	if !f.Until.IsZero() {
+		where = append(where, "at < ?")
+		args = append(args, ms(f.Until))
+	}
+	if f.Actor != "" {
+		where = append(where, "actor = ?")
+		args = append(args, f.Actor)
+	}
+	if f.Before.ID != 0 {
+		at := ms(f.Before.At)
+		where = append(where, "(at < ? OR (at = ? AND id < ?))")
+		args = append(args, at, at, f.Before.ID)
+	}
 	q := `SELECT id, at, actor, kind, COALESCE(computer_id, 0), COALESCE(node_id, ''), COALESCE(product, ''), reason, count FROM events`
 	if len(where) > 0 {
 		q += " WHERE " + strings.Join(where, " AND ")
@@ -492,6 +520,35 @@ func (db *DB) Events(ctx context.Context, f store.EventFilter) ([]store.Event, e
 		}
 		e.At = fromMS(at)
 		out = append(out, e)
+	}
+	return out, rows.Err()
+}
+
+// HourlyCounts implements store.Audit.
+func (db *DB) HourlyCounts(ctx context.Context, kinds []string, since time.Time) ([]store.HourCount, error) {
+	out := []store.HourCount{}
+	if len(kinds) == 0 {
+		return out, nil
+	}
+	args := []any{}
+	for _, k := range kinds {
+		args = append(args, k)
+	}
+	args = append(args, ms(since))
+	rows, err := db.r.QueryContext(ctx, `SELECT kind, at / 3600000, SUM(count) FROM events
+		WHERE kind IN (?`+strings.Repeat(", ?", len(kinds)-1)+`) AND at >= ? GROUP BY kind, at / 3600000 ORDER BY 2, 1`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("count events: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var c store.HourCount
+		var hour int64
+		if err := rows.Scan(&c.Kind, &hour, &c.Count); err != nil {
+			return nil, fmt.Errorf("count events: %w", err)
+		}
+		c.Hour = time.UnixMilli(hour * 3600000).UTC()
+		out = append(out, c)
 	}
 	return out, rows.Err()
 }

@@ -316,6 +316,15 @@ var poolKinds = []string{catalog.KindNode, catalog.KindNodeLocked, catalog.KindC
 // license, and the holders. Pools never add up: a machine refused a lease
 // is short of a concurrent seat whatever node-locked seats are free.
 func (db *DB) Usage(ctx context.Context, product string) ([]store.Usage, error) {
+	return db.usage(ctx, product, true)
+}
+
+// UsageTotals implements store.Licensing.
+func (db *DB) UsageTotals(ctx context.Context, product string) ([]store.Usage, error) {
+	return db.usage(ctx, product, false)
+}
+
+func (db *DB) usage(ctx context.Context, product string, holders bool) ([]store.Usage, error) {
 	if err := db.settleExpiredActivations(ctx); err != nil {
 		return nil, err
 	}
@@ -333,6 +342,12 @@ func (db *DB) Usage(ctx context.Context, product string) ([]store.Usage, error) 
 	lics, err := db.Licenses(ctx)
 	if err != nil {
 		return nil, err
+	}
+	var uc *usageCounts
+	if product == "" {
+		if uc, err = db.readUsageCounts(ctx, now); err != nil {
+			return nil, err
+		}
 	}
 	var out []store.Usage
 	for _, p := range products {
@@ -352,7 +367,7 @@ func (db *DB) Usage(ctx context.Context, product string) ([]store.Usage, error) 
 			if !pools[kind] {
 				continue
 			}
-			u, err := db.poolUsage(ctx, p, kind, lics, now)
+			u, err := db.poolUsage(ctx, p, kind, lics, now, holders, uc)
 			if err != nil {
 				return nil, err
 			}
@@ -363,14 +378,117 @@ func (db *DB) Usage(ctx context.Context, product string) ([]store.Usage, error) 
 }
 
 // poolUsage reports one pool of a product.
-func (db *DB) poolUsage(ctx context.Context, p *catalog.Product, kind string, lics []store.License, now time.Time) (store.Usage, error) {
+// usageCounts are the discards, waiting computers and reservations of
+// every pool, each read in one query, so that the usage of hundreds of
+// products is a handful of queries rather than several per pool.
+type usageCounts struct {
+	discards map[[2]string]map[string]int64 // (product, pool) → reason → count
+	waiting  map[[2]string]int              // (product, pool) → computers
+	reserved map[string]int                 // license → allocations not yet consumed
+}
+
+// The waiting computers of each pool, as poolUsage counts them for one
+// product, grouped by product. CROSS JOIN keeps SQLite reading the few
+// discards first rather than walking every live computer.
+const (
+	waitingNodeByProduct = `SELECT d.product, COUNT(DISTINCT d.computer_id) FROM discards d CROSS JOIN computers c ON c.id = d.computer_id
+		WHERE d.pool = 'node' AND d.reason IN ('discarded:no-seat', 'denied:no-seat') AND c.deleted_at IS NULL AND c.status = 'Active'
+		AND NOT EXISTS (SELECT 1 FROM seats s WHERE s.computer_id = d.computer_id AND s.product = d.product) GROUP BY d.product`
+	waitingConcurrentByProduct = `SELECT d.product, COUNT(DISTINCT d.computer_id) FROM discards d CROSS JOIN computers c ON c.id = d.computer_id
+		WHERE d.pool = 'concurrent' AND c.deleted_at IS NULL AND c.status = 'Active'
+		AND NOT EXISTS (SELECT 1 FROM leases l WHERE l.computer_id = d.computer_id AND l.product = d.product AND l.expires_at > ?)
+		AND NOT EXISTS (SELECT 1 FROM events e WHERE e.computer_id = d.computer_id AND e.product = d.product AND e.kind = ? AND e.at >= d.last_at) GROUP BY d.product`
+	waitingNodeLockedByProduct = `SELECT d.product, COUNT(DISTINCT d.computer_id) FROM discards d CROSS JOIN computers c ON c.id = d.computer_id
+		WHERE d.pool = 'node-locked' AND c.deleted_at IS NULL AND c.status = 'Active'
+		AND NOT EXISTS (SELECT 1 FROM activations b JOIN activation_ids a ON a.id = b.activation_id
+			WHERE b.computer_id = d.computer_id AND a.product = d.product AND b.ended_at IS NULL)
+		AND NOT EXISTS (SELECT 1 FROM events e WHERE e.computer_id = d.computer_id AND e.product = d.product AND e.kind = ? AND e.at >= d.last_at) GROUP BY d.product`
+)
+
+func (db *DB) readUsageCounts(ctx context.Context, now time.Time) (*usageCounts, error) {
+	uc := &usageCounts{discards: map[[2]string]map[string]int64{}, waiting: map[[2]string]int{}, reserved: map[string]int{}}
+	scan := func(what, q string, row func(*sql.Rows) error, args ...any) error {
+		rows, err := db.r.QueryContext(ctx, q, args...)
+		if err != nil {
+			return fmt.Errorf("read %s: %w", what, err)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			if err := row(rows); err != nil {
+				return fmt.Errorf("read %s: %w", what, err)
+			}
+		}
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("read %s: %w", what, err)
+		}
+		return nil
+	}
+	err := scan("discards", `SELECT product, pool, reason, SUM(count) FROM discards GROUP BY product, pool, reason`, func(rows *sql.Rows) error {
+		var product, pool, reason string
+		var n int64
+		if err := rows.Scan(&product, &pool, &reason, &n); err != nil {
+			return err
+		}
+		k := [2]string{product, pool}
+		if uc.discards[k] == nil {
+			uc.discards[k] = map[string]int64{}
+		}
+		uc.discards[k][reason] = n
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	for _, w := range []struct {
+		pool, q string
+		args    []any
+	}{
+		{catalog.KindNode, waitingNodeByProduct, nil},
+		{catalog.KindConcurrent, waitingConcurrentByProduct, []any{ms(now), store.EventLeaseOut}},
+		{catalog.KindNodeLocked, waitingNodeLockedByProduct, []any{store.EventActivated}},
+	} {
+		err := scan("waiting computers", w.q, func(rows *sql.Rows) error {
+			var product string
+			var n int
+			if err := rows.Scan(&product, &n); err != nil {
+				return err
+			}
+			uc.waiting[[2]string{product, w.pool}] = n
+			return nil
+		}, w.args...)
+		if err != nil {
+			return nil, err
+		}
+	}
+	err = scan("reservations", `SELECT a.license_id, COUNT(*) FROM allocations a
+		WHERE NOT EXISTS (SELECT 1 FROM seats s WHERE s.computer_id = a.computer_id AND s.product = a.product AND s.license_id = a.license_id)
+		GROUP BY a.license_id`, func(rows *sql.Rows) error {
+		var id string
+		var n int
+		if err := rows.Scan(&id, &n); err != nil {
+			return err
+		}
+		uc.reserved[id] = n
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return uc, nil
+}
+
+// poolUsage reports one pool of a product, from uc when given.
+func (db *DB) poolUsage(ctx context.Context, p *catalog.Product, kind string, lics []store.License, now time.Time, holders bool, uc *usageCounts) (store.Usage, error) {
 	u := store.Usage{Product: p.Name, Title: p.Title, Kind: kind, Discards: map[string]int64{}, Licenses: []store.LicenseUsage{}, Holders: []store.Holder{}}
 	for _, l := range lics {
 		if l.Product != p.Name || l.Kind != kind {
 			continue
 		}
-		reserved, err := db.reserved(ctx, l.ID)
-		if err != nil {
+		var reserved int
+		var err error
+		if uc != nil {
+			reserved = uc.reserved[l.ID]
+		} else if reserved, err = db.reserved(ctx, l.ID); err != nil {
 			return u, err
 		}
 		lu := store.LicenseUsage{License: l}
@@ -382,29 +500,51 @@ func (db *DB) poolUsage(ctx context.Context, p *catalog.Product, kind string, li
 		u.Consumed += l.Held
 		u.Licenses = append(u.Licenses, lu)
 	}
-	rows, err := db.r.QueryContext(ctx, `SELECT reason, SUM(count) FROM discards WHERE product = ? AND pool = ? GROUP BY reason`, p.Name, kind)
-	if err != nil {
+	if uc != nil {
+		k := [2]string{p.Name, kind}
+		for r, n := range uc.discards[k] {
+			u.Discards[r] = n
+		}
+		u.Waiting = uc.waiting[k]
+	} else if err := db.poolCounts(ctx, &u, p.Name, kind, now); err != nil {
 		return u, err
+	}
+	if holders {
+		var err error
+		if u.Holders, err = db.poolHolders(ctx, p.Name, kind, now); err != nil {
+			return u, err
+		}
+	}
+	u.Available = u.Granted - u.Consumed - u.Reserved - u.Waiting
+	u.Compliant = u.Available >= 0
+	return u, nil
+}
+
+// poolCounts reads one pool's discards and waiting computers.
+func (db *DB) poolCounts(ctx context.Context, u *store.Usage, product, kind string, now time.Time) error {
+	rows, err := db.r.QueryContext(ctx, `SELECT reason, SUM(count) FROM discards WHERE product = ? AND pool = ? GROUP BY reason`, product, kind)
+	if err != nil {
+		return err
 	}
 	for rows.Next() {
 		var r string
 		var n int64
 		if err := rows.Scan(&r, &n); err != nil {
 			rows.Close()
-			return u, err
+			return err
 		}
 		u.Discards[r] = n
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
-		return u, err
+		return err
 	}
 	switch kind {
 	case catalog.KindNode:
 		// Live Active computers refused a seat (no-seat) that hold none.
 		err = db.r.QueryRowContext(ctx, `SELECT COUNT(DISTINCT d.computer_id) FROM discards d JOIN computers c ON c.id = d.computer_id
 			WHERE d.product = ? AND d.pool = 'node' AND d.reason IN ('discarded:no-seat', 'denied:no-seat') AND c.deleted_at IS NULL AND c.status = 'Active'
-			AND NOT EXISTS (SELECT 1 FROM seats s WHERE s.computer_id = d.computer_id AND s.product = d.product)`, p.Name).Scan(&u.Waiting)
+			AND NOT EXISTS (SELECT 1 FROM seats s WHERE s.computer_id = d.computer_id AND s.product = d.product)`, product).Scan(&u.Waiting)
 	case catalog.KindConcurrent:
 		// Live Active computers refused a lease that hold none and were
 		// granted none since.
@@ -412,7 +552,7 @@ func (db *DB) poolUsage(ctx context.Context, p *catalog.Product, kind string, li
 			WHERE d.product = ? AND d.pool = 'concurrent' AND c.deleted_at IS NULL AND c.status = 'Active'
 			AND NOT EXISTS (SELECT 1 FROM leases l WHERE l.computer_id = d.computer_id AND l.product = d.product AND l.expires_at > ?)
 			AND NOT EXISTS (SELECT 1 FROM events e WHERE e.computer_id = d.computer_id AND e.product = d.product AND e.kind = ? AND e.at >= d.last_at)`,
-			p.Name, ms(now), store.EventLeaseOut).Scan(&u.Waiting)
+			product, ms(now), store.EventLeaseOut).Scan(&u.Waiting)
 	case catalog.KindNodeLocked:
 		// Live Active computers refused an activation that hold no seat
 		// of the product's Activation IDs and were granted none since.
@@ -421,17 +561,12 @@ func (db *DB) poolUsage(ctx context.Context, p *catalog.Product, kind string, li
 			AND NOT EXISTS (SELECT 1 FROM activations b JOIN activation_ids a ON a.id = b.activation_id
 				WHERE b.computer_id = d.computer_id AND a.product = d.product AND b.ended_at IS NULL)
 			AND NOT EXISTS (SELECT 1 FROM events e WHERE e.computer_id = d.computer_id AND e.product = d.product AND e.kind = ? AND e.at >= d.last_at)`,
-			p.Name, store.EventActivated).Scan(&u.Waiting)
+			product, store.EventActivated).Scan(&u.Waiting)
 	}
 	if err != nil {
-		return u, fmt.Errorf("count waiting computers: %w", err)
+		return fmt.Errorf("count waiting computers: %w", err)
 	}
-	if u.Holders, err = db.poolHolders(ctx, p.Name, kind, now); err != nil {
-		return u, err
-	}
-	u.Available = u.Granted - u.Consumed - u.Reserved - u.Waiting
-	u.Compliant = u.Available >= 0
-	return u, nil
+	return nil
 }
 
 // poolHolders lists who holds a pool's seats: computers holding node
