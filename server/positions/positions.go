@@ -190,7 +190,11 @@ func CheckSplit(p Purchase, links []Link) error {
 		for _, l := range links {
 			parts = append(parts, fmt.Sprintf("%d to %s", l.Quantity, l.License))
 		}
-		return fmt.Errorf("purchase %d (%s) bought %d but its links would take %d (%s): lower a link's quantity", p.ID, p.PO, p.Quantity, total, strings.Join(parts, ", "))
+		name := "purchase " + p.PO
+		if p.ID != 0 {
+			name = fmt.Sprintf("purchase %d (%s)", p.ID, p.PO)
+		}
+		return fmt.Errorf("%s bought %d but its links would take %d (%s): lower a link's quantity", name, p.Quantity, total, strings.Join(parts, ", "))
 	}
 	return nil
 }
@@ -290,4 +294,25 @@ func unitPrice(l License, links []linked) Money {
 		return 0
 	}
 	return best.UnitPrice
+}
+
+// NonConsuming are the computer statuses whose installations consume no
+// software license (a deleted computer consumes nothing either): the
+// machine is out of service for good. Missing or In Stock machines keep
+// their software, and keep consuming.
+var NonConsuming = []string{"Retired", "Disposed"}
+
+// CheckName checks the name of an application or a license.
+func CheckName(what, name string) error {
+	switch {
+	case strings.TrimSpace(name) == "":
+		return fmt.Errorf("%s name is empty", what)
+	case name != strings.TrimSpace(name):
+		return fmt.Errorf("%s name %q has leading or trailing spaces", what, name)
+	case len(name) > 128:
+		return fmt.Errorf("%s name of %d bytes: at most 128", what, len(name))
+	case strings.ContainsFunc(name, func(r rune) bool { return r < 0x20 || r == 0x7f }):
+		return fmt.Errorf("%s name %q holds a control character", what, name)
+	}
+	return nil
 }
