@@ -95,6 +95,7 @@ func New(cfg Config) http.Handler {
 	mux.Handle("GET /api/v1/events", auth(a.events))
 	a.licensingRoutes(mux, auth)
 	a.activationRoutes(mux, auth)
+	a.positionRoutes(mux, auth)
 	mux.Handle("/api/", auth(func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no such API route: %s %s", r.Method, r.URL.Path))
 	}))
