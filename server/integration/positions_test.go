@@ -14,8 +14,9 @@ import (
 	"github.com/tallyhq/tally/server/store"
 )
 
-// ubuntu1804 is the dpkg status of a real Ubuntu 18.04 base system.
-const ubuntu1804 = "../../../shared/fixtures/software/dpkg/status/ubuntu-18.04-base.status"
+// ubuntu1804 is the dpkg status of a real Ubuntu 18.04 base system (the
+// copy of ../shared/fixtures the agent's dpkg tests read).
+const ubuntu1804 = "../../agent/software/dpkg/testdata/status/ubuntu-18.04-base.status"
 
 // withoutPackages drops the stanzas of the packages whose name starts
 // with prefix.
