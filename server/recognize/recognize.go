@@ -98,14 +98,17 @@ func (c *compiled) match(p Package, lname string) bool {
 // Index matches packages against the rules of many applications.
 type Index struct {
 	exact map[string][]*compiled
-	globs []*compiled // sorted by their literal prefix
+	// globs by the first byte of their literal prefix; wild holds those
+	// that begin with a wildcard.
+	globs map[byte][]*compiled
+	wild  []*compiled
 	apps  int
 }
 
 // NewIndex compiles the applications' rules; a bad rule is an error
 // naming the application.
 func NewIndex(apps []Application) (*Index, error) {
-	ix := &Index{exact: map[string][]*compiled{}, apps: len(apps)}
+	ix := &Index{exact: map[string][]*compiled{}, globs: map[byte][]*compiled{}, apps: len(apps)}
 	for _, a := range apps {
 		for _, r := range a.Rules {
 			if err := r.Validate(); err != nil {
@@ -115,7 +118,11 @@ func NewIndex(apps []Application) (*Index, error) {
 			c := &compiled{app: a.ID, pattern: strings.ToLower(strings.TrimSpace(r.Package)), source: r.Source, rng: rng}
 			if strings.ContainsAny(c.pattern, "*?") {
 				c.glob = true
-				ix.globs = append(ix.globs, c)
+				if first := c.pattern[0]; first == '*' || first == '?' {
+					ix.wild = append(ix.wild, c)
+				} else {
+					ix.globs[first] = append(ix.globs[first], c)
+				}
 			} else {
 				ix.exact[c.pattern] = append(ix.exact[c.pattern], c)
 			}
@@ -125,7 +132,9 @@ func NewIndex(apps []Application) (*Index, error) {
 }
 
 // Empty reports whether the index recognises nothing.
-func (ix *Index) Empty() bool { return ix == nil || (len(ix.exact) == 0 && len(ix.globs) == 0) }
+func (ix *Index) Empty() bool {
+	return ix == nil || (len(ix.exact) == 0 && len(ix.globs) == 0 && len(ix.wild) == 0)
+}
 
 // Match returns the IDs of the applications p is, ascending, appended to
 // dst.
@@ -140,7 +149,14 @@ func (ix *Index) Match(dst []int64, p Package) []int64 {
 			dst = append(dst, c.app)
 		}
 	}
-	for _, c := range ix.globs {
+	if lname != "" {
+		for _, c := range ix.globs[lname[0]] {
+			if c.match(p, lname) {
+				dst = append(dst, c.app)
+			}
+		}
+	}
+	for _, c := range ix.wild {
 		if c.match(p, lname) {
 			dst = append(dst, c.app)
 		}

@@ -52,6 +52,7 @@ func TestIndex(t *testing.T) {
 	ix, err := NewIndex([]Application{
 		{ID: 1, Rules: []Rule{{Package: "python2.7*", Versions: ">=2.7.15, <2.8", Source: "dpkg"}}},
 		{ID: 2, Rules: []Rule{{Package: "Mozilla Firefox*"}, {Package: "firefox"}}},
+		{ID: 4, Rules: []Rule{{Package: "*office*"}}},
 		{ID: 3, Rules: []Rule{{Package: "libreoffice-?alc"}}},
 	})
 	if err != nil {
@@ -67,8 +68,8 @@ func TestIndex(t *testing.T) {
 		{Package{"windows-registry", "Mozilla Firefox (x64 en-US)", "115"}, []int64{2}},
 		{Package{"dpkg", "FireFox", "115"}, []int64{2}},
 		{Package{"dpkg", "firefox-esr", "115"}, nil},
-		{Package{"dpkg", "libreoffice-calc", "1"}, []int64{3}},
-		{Package{"dpkg", "libreoffice-calcx", "1"}, nil},
+		{Package{"dpkg", "libreoffice-calc", "1"}, []int64{3, 4}},
+		{Package{"dpkg", "libreoffice-calcx", "1"}, []int64{4}},
 	} {
 		if got := ix.Match(nil, c.p); !slices.Equal(got, c.want) {
 			t.Errorf("%+v: got %v, want %v", c.p, got, c.want)

@@ -74,6 +74,7 @@ func (db *DB) AddApplications(ctx context.Context, apps []store.Application, act
 	}
 	out := make([]store.Application, len(apps))
 	err := db.write(ctx, func(tx *Tx) error {
+		added := make([]int64, len(apps))
 		for i, a := range apps {
 			rules, err := json.Marshal(a.Rules)
 			if err != nil {
@@ -95,12 +96,12 @@ func (db *DB) AddApplications(ctx context.Context, apps []store.Application, act
 				return err
 			}
 			a.Installed, a.Consuming, a.Computers = 0, 0, nil
-			out[i] = a
+			out[i], added[i] = a, a.ID
 			if err := auditChange(tx, actor, store.EventApplicationAdded, "", "application "+a.Name+" added", nil, a); err != nil {
 				return err
 			}
 		}
-		return db.recognizeFleet(tx)
+		return db.recognizeFleet(tx, added)
 	})
 	if err != nil {
 		return nil, err
@@ -132,7 +133,7 @@ func scanApplication(row interface{ Scan(...any) error }) (store.Application, er
 
 // ApplicationList implements store.Applications.
 func (db *DB) ApplicationList(ctx context.Context) ([]store.Application, error) {
-	rows, err := db.r.QueryContext(ctx, applicationCounts+consumingSQL+`) FROM sw_applications a ORDER BY a.name`)
+	rows, err := db.r.QueryContext(ctx, `SELECT a.id, a.name, a.publisher, a.rules, 0, 0 FROM sw_applications a ORDER BY a.name`)
 	if err != nil {
 		return nil, fmt.Errorf("list applications: %w", err)
 	}
@@ -145,7 +146,20 @@ func (db *DB) ApplicationList(ctx context.Context) ([]store.Application, error) 
 		}
 		out = append(out, a)
 	}
-	return out, rows.Err()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	rows.Close()
+	uses, err := db.appUses(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for i := range out {
+		if u := uses[out[i].ID]; u != nil {
+			out[i].Installed, out[i].Consuming = u.installed.count(), u.consuming.count()
+		}
+	}
+	return out, nil
 }
 
 // Application implements store.Applications.
@@ -217,6 +231,6 @@ func (db *DB) RemoveApplication(ctx context.Context, name, actor string) error {
 		if err := auditChange(tx, actor, store.EventApplicationRemoved, "", "application "+name+" removed", before, nil); err != nil {
 			return err
 		}
-		return db.recognizeFleet(tx)
+		return db.recognizeFleet(tx, nil)
 	})
 }

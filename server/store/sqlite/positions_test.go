@@ -79,6 +79,35 @@ func TestRecognitionFollowsSoftwareSets(t *testing.T) {
 	if app.Installed != 1 || app.Consuming != 0 || len(app.Computers) != 1 || app.Computers[0].ComputerID != b.computer || app.Computers[0].Consuming {
 		t.Fatalf("application: %+v", app)
 	}
+	if list, err := db.ApplicationList(ctx); err != nil || len(list) != 1 || list[0].Installed != 1 || list[0].Consuming != 0 {
+		t.Fatalf("application list: %+v, %v", list, err)
+	}
+	// A license of two applications counts each computer once.
+	if _, err := db.AddApplications(ctx, []store.Application{{Name: "Shell", Rules: []recognize.Rule{{Package: "bash"}}}}, "test"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.SetStatus(ctx, b.computer, "Active", "test"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.AddSoftwareLicense(ctx, store.SoftwareLicense{License: positions.License{Name: "Both", Duration: positions.Perpetual},
+		Applications: []string{"Python 2.7", "Shell"}}, "test"); err != nil {
+		t.Fatal(err)
+	}
+	snap, err := db.PositionSnapshot(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range snap.Licenses {
+		if l.Name == "Both" && (l.Consumed != 2 || l.Raw != 3) {
+			t.Fatalf("license of python and bash on a (bash) and b (both): %+v", l)
+		}
+	}
+	if c, raw := consumption(t, db, "Both"); c != 2 || raw != 3 {
+		t.Fatalf("license show of Both: %d (%d)", c, raw)
+	}
+	if _, err := db.SetStatus(ctx, b.computer, "Retired", "test"); err != nil {
+		t.Fatal(err)
+	}
 	// An application a license names stays; another one goes, and its
 	// recognitions with it.
 	if err := db.RemoveApplication(ctx, "Python 2.7", "test"); !errors.Is(err, store.ErrConflict) {
@@ -94,8 +123,8 @@ func TestRecognitionFollowsSoftwareSets(t *testing.T) {
 		t.Fatal(err)
 	}
 	var n int
-	if err := db.r.QueryRow(`SELECT COUNT(*) FROM sw_recognitions`).Scan(&n); err != nil || n != 1 {
-		t.Fatalf("%d recognitions left (%v), want b's python", n, err)
+	if err := db.r.QueryRow(`SELECT COUNT(*) FROM sw_recognitions`).Scan(&n); err != nil || n != 3 {
+		t.Fatalf("%d recognitions left (%v), want b's python and a's and b's shell", n, err)
 	}
 	// A new computer's first full set is recognised with the memo.
 	c := swEnroll(t, db)

@@ -279,14 +279,15 @@ func (db *DB) PositionSnapshot(ctx context.Context) (positions.Snapshot, error) 
 		s.Licenses = append(s.Licenses, l.License)
 	}
 	rows.Close()
-	rows, err = db.r.QueryContext(ctx, `SELECT la.license_id, a.name, a.publisher FROM sw_license_applications la JOIN sw_applications a ON a.id = la.application_id ORDER BY la.license_id, a.name`)
+	rows, err = db.r.QueryContext(ctx, `SELECT la.license_id, la.application_id, a.name, a.publisher FROM sw_license_applications la JOIN sw_applications a ON a.id = la.application_id ORDER BY la.license_id, a.name`)
 	if err != nil {
 		return s, err
 	}
+	apps := map[int][]int64{}
 	for rows.Next() {
-		var id int64
+		var id, app int64
 		var name, pub string
-		if err := rows.Scan(&id, &name, &pub); err != nil {
+		if err := rows.Scan(&id, &app, &name, &pub); err != nil {
 			rows.Close()
 			return s, err
 		}
@@ -299,29 +300,19 @@ func (db *DB) PositionSnapshot(ctx context.Context) (positions.Snapshot, error) 
 			if l.Publisher == "" {
 				l.Publisher = pub
 			}
+			apps[i] = append(apps[i], app)
 		}
 	}
 	rows.Close()
 	// Consumption: computers (and installations) of each license's
 	// applications, live.
-	rows, err = db.r.QueryContext(ctx, `SELECT la.license_id, COUNT(DISTINCT r.computer_id), SUM(r.packages)
-		FROM sw_license_applications la JOIN sw_recognitions r ON r.application_id = la.application_id
-		JOIN computers c ON c.id = r.computer_id WHERE `+consumingSQL+` GROUP BY la.license_id`)
+	uses, err := db.appUses(ctx)
 	if err != nil {
-		return s, fmt.Errorf("read consumption: %w", err)
+		return s, err
 	}
-	for rows.Next() {
-		var id int64
-		var consumed, raw int
-		if err := rows.Scan(&id, &consumed, &raw); err != nil {
-			rows.Close()
-			return s, err
-		}
-		if i, ok := idx[swLicenseID(id)]; ok {
-			s.Licenses[i].Consumed, s.Licenses[i].Raw = consumed, raw
-		}
+	for i, as := range apps {
+		s.Licenses[i].Consumed, s.Licenses[i].Raw = licenseUse(uses, as)
 	}
-	rows.Close()
 	pls, err := db.Licenses(ctx)
 	if err != nil {
 		return s, err

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/tallyhq/tally/protocol"
 	"github.com/tallyhq/tally/server/recognize"
 )
 
@@ -123,8 +124,11 @@ func (r *recognizer) state(tx *Tx) (*recogState, error) {
 }
 
 // recognizeSet brings a computer's recognitions in line with its software
-// set (package IDs), in the transaction that wrote the set.
-func (db *DB) recognizeSet(tx *Tx, computer int64, ids []int64) error {
+// set (package IDs), in the transaction that wrote the set (sw). A delta
+// whose packages no application recognises changes nothing and costs a
+// memo lookup per package it adds or removes; any other post recounts
+// the computer's whole set.
+func (db *DB) recognizeSet(tx *Tx, computer int64, sw *protocol.SoftwareInventory, ids []int64) error {
 	st, err := db.recog.state(tx)
 	if err != nil {
 		return err
@@ -132,38 +136,72 @@ func (db *DB) recognizeSet(tx *Tx, computer int64, ids []int64) error {
 	if st.index.Empty() {
 		return nil
 	}
-	counts := st.counts
-	clear(counts)
 	var missed map[int64]int32
 	var buf []int64
-	for _, id := range ids {
+	apps := func(id int64) ([]int64, error) {
 		v := st.lookup(id)
 		if v == 0 {
-			var p recognize.Package
-			if err := tx.QueryRow(`SELECT source, name, version FROM packages WHERE id = ?`, id).Scan(&p.Source, &p.Name, &p.Version); err != nil {
-				return fmt.Errorf("recognise package %d: %w", id, err)
+			if v = missed[id]; v == 0 {
+				var p recognize.Package
+				if err := tx.QueryRow(`SELECT source, name, version FROM packages WHERE id = ?`, id).Scan(&p.Source, &p.Name, &p.Version); err != nil {
+					return nil, fmt.Errorf("recognise package %d: %w", id, err)
+				}
+				buf = st.index.Match(buf[:0], p)
+				v = st.intern(buf)
+				if missed == nil {
+					missed = map[int64]int32{}
+				}
+				missed[id] = v
 			}
-			buf = st.index.Match(buf[:0], p)
-			v = st.intern(buf)
-			if missed == nil {
-				missed = map[int64]int32{}
-			}
-			missed[id] = v
 		}
-		for _, a := range st.sets[v] {
-			counts[a]++
+		return st.sets[v], nil
+	}
+	defer func() {
+		if len(missed) > 0 {
+			// A package row of a transaction that rolls back may see its
+			// ID reused: remember only what committed.
+			tx.OnCommit(func() {
+				if db.recog.st == st {
+					for id, v := range missed {
+						st.remember(id, v)
+					}
+				}
+			})
+		}
+	}()
+	if !sw.Full {
+		touched := false
+		for _, list := range [][]protocol.Package{sw.Removed, sw.Added} {
+			for i := range list {
+				id, ok, err := db.lookupPackageID(tx, &list[i])
+				if err != nil {
+					return err
+				}
+				if !ok {
+					touched = true // not expected: recount
+					continue
+				}
+				as, err := apps(id)
+				if err != nil {
+					return err
+				}
+				touched = touched || len(as) > 0
+			}
+		}
+		if !touched {
+			return nil
 		}
 	}
-	if len(missed) > 0 {
-		// A package row of a transaction that rolls back may see its ID
-		// reused: remember only what committed.
-		tx.OnCommit(func() {
-			if db.recog.st == st {
-				for id, v := range missed {
-					st.remember(id, v)
-				}
-			}
-		})
+	counts := st.counts
+	clear(counts)
+	for _, id := range ids {
+		as, err := apps(id)
+		if err != nil {
+			return err
+		}
+		for _, a := range as {
+			counts[a]++
+		}
 	}
 	return writeRecognitions(tx, computer, counts)
 }
@@ -216,12 +254,13 @@ func writeRecognitions(tx *Tx, computer int64, counts map[int64]int) error {
 	return nil
 }
 
-// recognizeFleet rebuilds the recognitions of every computer after the
-// applications changed: it matches every package of the fleet against the
-// new rules once, then every stored set through that memo. The new state
-// takes effect at once for the jobs after this one; should the batch roll
-// back, the writer invalidates it.
-func (db *DB) recognizeFleet(tx *Tx) error {
+// recognizeFleet rebuilds the memo after the applications changed,
+// matching every package of the fleet against the new rules once, and
+// recognises the added applications on every stored set through it (the
+// others' recognitions do not change). The new state takes effect at
+// once for the jobs after this one; should the batch roll back, the
+// writer invalidates it.
+func (db *DB) recognizeFleet(tx *Tx, added []int64) error {
 	ix, err := loadIndex(tx)
 	if err != nil {
 		return err
@@ -248,20 +287,38 @@ func (db *DB) recognizeFleet(tx *Tx) error {
 			return err
 		}
 	}
-	// Computers that have recognitions but no set any more lose them.
-	if _, err := tx.Exec(`DELETE FROM sw_recognitions WHERE computer_id NOT IN (SELECT computer_id FROM computer_software_sets)`); err != nil {
-		return fmt.Errorf("store recognitions: %w", err)
+	if len(added) > 0 {
+		if err := recognizeAdded(tx, st, added); err != nil {
+			return err
+		}
 	}
-	rows, err := tx.Query(`SELECT computer_id, ids, dates FROM computer_software_sets ORDER BY computer_id`)
+	db.recog.st = st
+	return nil
+}
+
+// recognizeAdded writes the recognitions of new applications on every
+// stored software set.
+func recognizeAdded(tx *Tx, st *recogState, added []int64) error {
+	// Which memo values hold an added application, and which ones.
+	only := make([][]int64, len(st.sets))
+	for v, apps := range st.sets {
+		for _, a := range apps {
+			if slices.Contains(added, a) {
+				only[v] = append(only[v], a)
+			}
+		}
+	}
+	rows, err := tx.Query(`SELECT computer_id, ids, dates FROM computer_software_sets`)
 	if err != nil {
 		return fmt.Errorf("read software sets: %w", err)
 	}
-	type set struct {
-		computer int64
-		counts   map[int64]int
+	type rec struct {
+		computer, app int64
+		n             int
 	}
-	var sets []set
+	var out []rec
 	var ids, dates []int64
+	counts := map[int64]int{}
 	for rows.Next() {
 		var c int64
 		var idBlob, dateBlob []byte
@@ -269,38 +326,29 @@ func (db *DB) recognizeFleet(tx *Tx) error {
 			rows.Close()
 			return fmt.Errorf("read software sets: %w", err)
 		}
-		ids, dates, err = decodeSoftwareSetInto(ids, dates, idBlob, dateBlob)
-		if err != nil {
-			db.log.Warn("software set unreadable: not recognised", "computer", c, "err", err)
-			continue
+		if ids, dates, err = decodeSoftwareSetInto(ids, dates, idBlob, dateBlob); err != nil {
+			continue // unreadable: recognised at its next full post
 		}
-		counts := map[int64]int{}
+		clear(counts)
 		for _, id := range ids {
-			v := st.lookup(id)
-			if v == 0 {
-				v = 1 // a package above the memo's bound: matched below
-				var p recognize.Package
-				if id >= maxMemo {
-					if err := tx.QueryRow(`SELECT source, name, version FROM packages WHERE id = ?`, id).Scan(&p.Source, &p.Name, &p.Version); err == nil {
-						v = st.intern(ix.Match(nil, p))
-					}
-				}
-			}
-			for _, a := range st.sets[v] {
+			// Packages past the memo's bound are left to the next post.
+			for _, a := range only[st.lookup(id)] {
 				counts[a]++
 			}
 		}
-		sets = append(sets, set{c, counts})
+		for a, n := range counts {
+			out = append(out, rec{c, a, n})
+		}
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
 		return err
 	}
-	for _, s := range sets {
-		if err := writeRecognitions(tx, s.computer, s.counts); err != nil {
-			return err
+	for _, r := range out {
+		if _, err := tx.Exec(`INSERT INTO sw_recognitions (application_id, computer_id, packages) VALUES (?, ?, ?)
+			ON CONFLICT (application_id, computer_id) DO UPDATE SET packages = excluded.packages`, r.app, r.computer, r.n); err != nil {
+			return fmt.Errorf("store recognitions: %w", err)
 		}
 	}
-	db.recog.st = st
 	return nil
 }

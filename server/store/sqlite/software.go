@@ -107,7 +107,7 @@ func (db *DB) storeSoftware(tx *Tx, n nodeState, sw *protocol.SoftwareInventory)
 	if err == nil && ack != nil && ack.Stored && int64(ack.Generation) != n.swGen {
 		// The set changed (a new generation was written): recognise
 		// applications in what ws.write stored.
-		err = db.recognizeSet(tx, n.computerID, db.ws.outIDs)
+		err = db.recognizeSet(tx, n.computerID, sw, db.ws.outIDs)
 	}
 	if err != nil || size == 0 {
 		return ack, "", err
