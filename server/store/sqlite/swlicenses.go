@@ -276,29 +276,64 @@ func (db *DB) LinkApplication(ctx context.Context, ref, application, actor strin
 	return out, err
 }
 
-// SoftwareLicenseList implements store.SoftwareLicenses.
+// SoftwareLicenseList implements store.SoftwareLicenses: the licenses
+// with their applications, links and consumption, from one read of each
+// table (a query per license took seconds with 500 licenses).
 func (db *DB) SoftwareLicenseList(ctx context.Context) ([]store.SoftwareLicense, error) {
-	rows, err := db.r.QueryContext(ctx, `SELECT id FROM sw_licenses ORDER BY id`)
+	rows, err := db.r.QueryContext(ctx, `SELECT `+swLicenseColumns+` FROM sw_licenses l ORDER BY l.id`)
 	if err != nil {
 		return nil, fmt.Errorf("list software licenses: %w", err)
 	}
-	var ids []int64
+	out := []store.SoftwareLicense{}
+	idx := map[string]int{}
 	for rows.Next() {
-		var id int64
-		if err := rows.Scan(&id); err != nil {
+		l, err := scanSWLicense(rows)
+		if err != nil {
 			rows.Close()
 			return nil, err
 		}
-		ids = append(ids, id)
+		l.Applications = []string{}
+		idx[l.ID] = len(out)
+		out = append(out, l)
 	}
 	rows.Close()
-	out := make([]store.SoftwareLicense, 0, len(ids))
-	for _, id := range ids {
-		l, err := loadSWLicense(ctx, db.r, id)
-		if err != nil {
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	rows, err = db.r.QueryContext(ctx, `SELECT la.license_id, la.application_id, a.name FROM sw_license_applications la JOIN sw_applications a ON a.id = la.application_id ORDER BY la.license_id, a.name`)
+	if err != nil {
+		return nil, err
+	}
+	apps := map[int][]int64{}
+	for rows.Next() {
+		var id, app int64
+		var name string
+		if err := rows.Scan(&id, &app, &name); err != nil {
+			rows.Close()
 			return nil, err
 		}
-		out = append(out, l)
+		if i, ok := idx[swLicenseID(id)]; ok {
+			out[i].Applications = append(out[i].Applications, name)
+			apps[i] = append(apps[i], app)
+		}
+	}
+	rows.Close()
+	snap, err := db.purchasesAndLinks(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, k := range snap.Links {
+		if i, ok := idx[k.License]; ok {
+			out[i].Links = append(out[i].Links, k)
+		}
+	}
+	uses, err := db.appUses(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for i := range out {
+		out[i].Product = strings.Join(out[i].Applications, ", ")
+		out[i].Consumed, out[i].Raw = licenseUse(uses, apps[i])
 	}
 	return out, nil
 }
