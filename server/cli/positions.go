@@ -239,8 +239,8 @@ func (m *Main) applicationsRemove() *cobra.Command {
 // licenseFlags are the flags of swlicense add and set.
 type licenseFlags struct {
 	duration, expiry, unitPrice, status, serial, manager, costCentre string
-	extra                                                           int
-	nonRenewal, trueUp                                              bool
+	extra                                                            int
+	nonRenewal, trueUp                                               bool
 }
 
 func (f *licenseFlags) add(cmd *cobra.Command) {

@@ -109,10 +109,12 @@ type DB struct {
 	pluginSets map[string]pluginSet // see pluginsOf
 
 	licenses licenseCache
-	recog    recognizer // the applications recognised in software sets (recognitions.go)
 	ws       swScratch // the writer goroutine's buffers for software sets
 	hot      *hotCache // the writer goroutine's post cache (hot.go)
 	wc       *sql.Conn // the writer goroutine's connection, held for good
+
+	// recog recognises applications in software sets (recognitions.go).
+	recog recognizer
 }
 
 var _ store.Store = (*DB)(nil)
