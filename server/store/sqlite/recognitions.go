@@ -1,7 +1,9 @@
 package sqlite
 
 import (
+	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -170,27 +172,28 @@ func (db *DB) recognizeSet(tx *Tx, computer int64, sw *protocol.SoftwareInventor
 		}
 	}()
 	if !sw.Full {
-		touched := false
-		for _, list := range [][]protocol.Package{sw.Removed, sw.Added} {
+		// Only the applications of the packages the delta removes or
+		// adds change, by as many packages.
+		diff := map[int64]int{}
+		for sign, list := range [2][]protocol.Package{sw.Removed, sw.Added} {
 			for i := range list {
 				id, ok, err := db.lookupPackageID(tx, &list[i])
 				if err != nil {
 					return err
 				}
 				if !ok {
-					touched = true // not expected: recount
-					continue
+					return fmt.Errorf("recognise: package %s %s of a stored delta is not interned", list[i].Name, list[i].Version)
 				}
 				as, err := apps(id)
 				if err != nil {
 					return err
 				}
-				touched = touched || len(as) > 0
+				for _, a := range as {
+					diff[a] += 2*sign - 1
+				}
 			}
 		}
-		if !touched {
-			return nil
-		}
+		return adjustRecognitions(tx, computer, diff)
 	}
 	counts := st.counts
 	clear(counts)
@@ -204,6 +207,31 @@ func (db *DB) recognizeSet(tx *Tx, computer int64, sw *protocol.SoftwareInventor
 		}
 	}
 	return writeRecognitions(tx, computer, counts)
+}
+
+// adjustRecognitions adds diff (application → packages) to a computer's
+// recognitions.
+func adjustRecognitions(tx *Tx, computer int64, diff map[int64]int) error {
+	for a, d := range diff {
+		if d == 0 {
+			continue
+		}
+		var n int
+		err := tx.QueryRow(`SELECT packages FROM sw_recognitions WHERE application_id = ? AND computer_id = ?`, a, computer).Scan(&n)
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("read recognitions: %w", err)
+		}
+		if n += d; n <= 0 {
+			_, err = tx.Exec(`DELETE FROM sw_recognitions WHERE application_id = ? AND computer_id = ?`, a, computer)
+		} else {
+			_, err = tx.Exec(`INSERT INTO sw_recognitions (application_id, computer_id, packages) VALUES (?, ?, ?)
+			ON CONFLICT (application_id, computer_id) DO UPDATE SET packages = excluded.packages`, a, computer, n)
+		}
+		if err != nil {
+			return fmt.Errorf("store recognitions: %w", err)
+		}
+	}
+	return nil
 }
 
 // writeRecognitions replaces a computer's recognitions with counts,
@@ -308,7 +336,7 @@ func recognizeAdded(tx *Tx, st *recogState, added []int64) error {
 			}
 		}
 	}
-	rows, err := tx.Query(`SELECT computer_id, ids, dates FROM computer_software_sets`)
+	rows, err := tx.Query(`SELECT computer_id, ids FROM computer_software_sets`)
 	if err != nil {
 		return fmt.Errorf("read software sets: %w", err)
 	}
@@ -317,24 +345,23 @@ func recognizeAdded(tx *Tx, st *recogState, added []int64) error {
 		n             int
 	}
 	var out []rec
-	var ids, dates []int64
 	counts := map[int64]int{}
 	for rows.Next() {
 		var c int64
-		var idBlob, dateBlob []byte
-		if err := rows.Scan(&c, &idBlob, &dateBlob); err != nil {
+		var idBlob []byte
+		if err := rows.Scan(&c, &idBlob); err != nil {
 			rows.Close()
 			return fmt.Errorf("read software sets: %w", err)
 		}
-		if ids, dates, err = decodeSoftwareSetInto(ids, dates, idBlob, dateBlob); err != nil {
-			continue // unreadable: recognised at its next full post
-		}
 		clear(counts)
-		for _, id := range ids {
+		err := eachSetID(idBlob, func(id int64) {
 			// Packages past the memo's bound are left to the next post.
 			for _, a := range only[st.lookup(id)] {
 				counts[a]++
 			}
+		})
+		if err != nil {
+			continue // unreadable: recognised at its next full post
 		}
 		for a, n := range counts {
 			out = append(out, rec{c, a, n})
@@ -349,6 +376,29 @@ func recognizeAdded(tx *Tx, st *recogState, added []int64) error {
 			ON CONFLICT (application_id, computer_id) DO UPDATE SET packages = excluded.packages`, r.app, r.computer, r.n); err != nil {
 			return fmt.Errorf("store recognitions: %w", err)
 		}
+	}
+	return nil
+}
+
+// eachSetID calls f with each package ID of a set's IDs blob (the format
+// of softwareset.go), without decoding its dates.
+func eachSetID(idBlob []byte, f func(int64)) error {
+	body, n, err := setHeader("package IDs", idBlob)
+	if err != nil {
+		return err
+	}
+	var prev uint64
+	for i := range n {
+		v, k, err := minimalUvarint(body)
+		if err != nil {
+			return fmt.Errorf("%w: package ID %d: %w", errBadSoftwareSet, i, err)
+		}
+		body = body[k:]
+		if i > 0 {
+			v += prev
+		}
+		prev = v
+		f(int64(v))
 	}
 	return nil
 }
