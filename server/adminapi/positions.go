@@ -22,6 +22,7 @@ type positionStore interface {
 
 // positionRoutes mounts the routes when the store provides them.
 func (a *api) positionRoutes(mux *http.ServeMux, auth func(http.HandlerFunc) http.Handler) {
+	a.alertRoutes(mux, auth)
 	ps, ok := a.cfg.Store.(positionStore)
 	if !ok {
 		return

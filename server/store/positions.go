@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"time"
 
 	"github.com/tallyhq/tally/server/positions"
 	"github.com/tallyhq/tally/server/recognize"
@@ -118,4 +119,64 @@ type SoftwareLicenses interface {
 	// PositionSnapshot reads every license (software and product), every
 	// purchase and link, with live consumption, for the reports.
 	PositionSnapshot(ctx context.Context) (positions.Snapshot, error)
+}
+
+// EventWebhookAdded is a webhook added for alerts.
+const EventWebhookAdded = "alerts.webhook-added"
+
+// Webhook is a receiver of alerts.
+type Webhook struct {
+	ID        int64     `json:"id"`
+	URL       string    `json:"url"`
+	Secret    string    `json:"secret,omitempty"` // only when added
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// AlertCondition is a condition alerted once while it lasts.
+type AlertCondition struct {
+	Key     string    `json:"key"`
+	Kind    string    `json:"kind"`
+	License string    `json:"license"`
+	Message string    `json:"message"`
+	Action  string    `json:"action"`
+	At      time.Time `json:"at"`
+}
+
+// AlertDelivery is one alert to one webhook, and how its delivery went.
+type AlertDelivery struct {
+	ID          int64      `json:"id"`
+	Webhook     int64      `json:"webhook"`
+	URL         string     `json:"url"`
+	Secret      string     `json:"-"`
+	Key         string     `json:"condition"`
+	Body        []byte     `json:"-"`
+	State       string     `json:"state"` // pending, delivered, failed
+	Attempts    int        `json:"attempts"`
+	LastStatus  int        `json:"last_status,omitempty"`
+	LastError   string     `json:"last_error,omitempty"`
+	LastAt      *time.Time `json:"last_attempt_at,omitempty"`
+	NextAt      *time.Time `json:"next_attempt_at,omitempty"`
+	CreatedAt   time.Time  `json:"created_at"`
+	DeliveredAt *time.Time `json:"delivered_at,omitempty"`
+}
+
+// AlertAttempt is the outcome of one delivery attempt.
+type AlertAttempt struct {
+	At        time.Time
+	Delivered bool
+	GiveUp    bool
+	Status    int
+	Error     string
+	Next      time.Time
+}
+
+// Alerts keeps webhooks, the conditions raised and their deliveries.
+type Alerts interface {
+	AddWebhook(ctx context.Context, url, secret, actor string) (Webhook, error)
+	WebhookList(ctx context.Context) ([]Webhook, error)
+	RaiseAlerts(ctx context.Context, conds []AlertCondition) ([]AlertCondition, error)
+	DueDeliveries(ctx context.Context, now time.Time, limit int) ([]AlertDelivery, error)
+	RecordAttempt(ctx context.Context, id int64, a AlertAttempt) error
+	// DeliveryLog lists the newest deliveries first.
+	DeliveryLog(ctx context.Context, limit int) ([]AlertDelivery, error)
 }

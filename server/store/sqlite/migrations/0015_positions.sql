@@ -75,3 +75,39 @@ CREATE TABLE purchase_links (
     PRIMARY KEY (purchase_id, license)
 ) WITHOUT ROWID;
 CREATE INDEX purchase_links_license ON purchase_links (license);
+
+-- Alerts: webhooks, the conditions raised (each alerted once while it
+-- lasts), and each alert's delivery to each webhook, retried until
+-- delivered or given up; queued in the transaction that raises the
+-- condition, so that a restart loses none.
+CREATE TABLE alert_webhooks (
+    id         INTEGER PRIMARY KEY,
+    url        TEXT NOT NULL,
+    secret     TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    actor      TEXT NOT NULL
+);
+
+CREATE TABLE alert_conditions (
+    key       TEXT PRIMARY KEY,
+    kind      TEXT NOT NULL,
+    license   TEXT NOT NULL,
+    message   TEXT NOT NULL,
+    raised_at INTEGER NOT NULL
+);
+
+CREATE TABLE alert_deliveries (
+    id            INTEGER PRIMARY KEY,
+    webhook_id    INTEGER NOT NULL REFERENCES alert_webhooks (id),
+    condition_key TEXT NOT NULL,
+    body          BLOB NOT NULL,
+    state         TEXT NOT NULL DEFAULT 'pending', -- pending, delivered, failed
+    attempts      INTEGER NOT NULL DEFAULT 0,
+    next_at       INTEGER NOT NULL,
+    last_status   INTEGER NOT NULL DEFAULT 0,
+    last_error    TEXT NOT NULL DEFAULT '',
+    last_at       INTEGER,
+    created_at    INTEGER NOT NULL,
+    delivered_at  INTEGER
+);
+CREATE INDEX alert_deliveries_due ON alert_deliveries (next_at) WHERE state = 'pending';
