@@ -231,7 +231,9 @@ func (n *Notifier) send(ctx context.Context, d store.AlertDelivery) store.AlertA
 	if d.Attempts+1 >= n.cfg.MaxAttempts {
 		a.GiveUp = true
 	} else {
-		a.Next = now.Add(Backoff(n.cfg.Backoff, d.Attempts+1))
+		// From the failure, not the start: a slow receiver is not tried
+		// again sooner than the back-off after it answered.
+		a.Next = n.cfg.Clock.Now().Add(Backoff(n.cfg.Backoff, d.Attempts+1))
 	}
 	return a
 }
