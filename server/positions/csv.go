@@ -53,10 +53,10 @@ func ParsePurchasesCSV(r io.Reader) ([]Purchase, [][]Link, error) {
 		if errors.Is(err, io.EOF) {
 			break
 		}
-		line, _ := cr.FieldPos(0)
 		if err != nil {
 			return nil, nil, fmt.Errorf("CSV: %w; nothing was imported", err)
 		}
+		line, _ := cr.FieldPos(0)
 		if len(ps) >= MaxCSVRows {
 			return nil, nil, fmt.Errorf("CSV: more than %d purchases; import it in parts", MaxCSVRows)
 		}

@@ -223,4 +223,14 @@ func TestPurchaseBadInputChangesNothing(t *testing.T) {
 	if err != nil || len(ev) != 2 {
 		t.Fatalf("link events: %v %+v", err, ev)
 	}
+	// Unlinking frees the quantity; unlinking again is an error.
+	if v, err = db.UnlinkPurchase(ctx, id, "B", "test"); err != nil || v.Unallocated != 8 || len(v.Links) != 1 {
+		t.Fatalf("unlink B: %v, %+v", err, v)
+	}
+	if _, err := db.UnlinkPurchase(ctx, id, "B", "test"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("unlink B again: %v", err)
+	}
+	if l, err := db.SoftwareLicense(ctx, "A"); err != nil || len(l.Links) != 1 || l.Links[0].Quantity != 2 {
+		t.Fatalf("license A: %+v, %v", l, err)
+	}
 }
