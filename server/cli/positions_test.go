@@ -172,6 +172,41 @@ func TestPositionsWorkedExample(t *testing.T) {
 	if after := ok("purchase", "list", "--json"); after != before {
 		t.Fatal("purchases changed after bad API bodies")
 	}
+	// Applications: an import is all or none; hostile rules are refused.
+	appsBefore := ok("applications", "list", "--json")
+	manyRules := `[{"name":"Many","rules":[` + strings.TrimSuffix(strings.Repeat(`{"package":"a"},`, 65), ",") + `]}]`
+	for _, body := range []string{
+		`[{"name":"Good","rules":[{"package":"good"}]},{"name":"Bad","rules":[{"package":"x","versions":">=>"}]}]`,
+		`[{"name":"Good","rules":[{"package":"good"}]},{"name":"good","rules":[{"package":"y"}]}]`,
+		`[{"name":"CAD Pro","rules":[{"package":"again"}]}]`,
+		`[{"name":"Wild","rules":[{"package":"*a*b*c*d*e*f*g*h*i*"}]}]`,
+		`[{"name":"","rules":[{"package":"x"}]}]`,
+		`[{"name":"NoRules","rules":[]}]`,
+		manyRules,
+		`[{"name":"Src","rules":[{"package":"x","source":"pip"}]}]`,
+	} {
+		req, _ := http.NewRequest(http.MethodPost, srv.Addresses().AdminURL+"/api/v1/applications", strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+srv.Identity().Token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusBadRequest && resp.StatusCode != http.StatusConflict {
+			t.Errorf("API applications body %.60s: %s", body, resp.Status)
+		}
+	}
+	if after := ok("applications", "list", "--json"); after != appsBefore {
+		t.Fatalf("applications changed:\n%s\n%s", appsBefore, after)
+	}
+	for _, u := range []string{"ftp://example.com/x", "not a url", "http://"} {
+		if code, _, stderr := posRun(srv, "alerts", "add", "webhook", u); code == 0 || !strings.Contains(stderr, "webhook URL") {
+			t.Errorf("webhook %q: exit %d, %s", u, code, stderr)
+		}
+	}
+	if code, _, stderr := posRun(srv, "alerts", "add", "webhook", "http://127.0.0.1:1/x", "--secret", "short"); code == 0 || !strings.Contains(stderr, "16 to 256") {
+		t.Errorf("short secret: exit %d, %s", code, stderr)
+	}
 	// Each change is in the audit log, with what it was before and after.
 	ev, err := srv.Admin.Events(context.Background(), map[string][]string{"kind": {store.EventSWLicenseChanged}})
 	if err != nil || len(ev) != 1 || !strings.Contains(ev[0].Reason, `"planned_non_renewal":false`) || !strings.Contains(ev[0].Reason, `"planned_non_renewal":true`) {
