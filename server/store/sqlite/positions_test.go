@@ -3,6 +3,9 @@ package sqlite
 import (
 	"context"
 	"errors"
+	"fmt"
+	"math/rand/v2"
+	"slices"
 	"testing"
 	"time"
 
@@ -232,5 +235,88 @@ func TestPurchaseBadInputChangesNothing(t *testing.T) {
 	}
 	if l, err := db.SoftwareLicense(ctx, "A"); err != nil || len(l.Links) != 1 || l.Links[0].Quantity != 2 {
 		t.Fatalf("license A: %+v, %v", l, err)
+	}
+}
+
+// A delta adjusts only the counts of its packages' applications: after
+// any sequence of deltas they equal a recount of the stored set.
+func TestDeltaRecognitionEqualsRecount(t *testing.T) {
+	ctx := context.Background()
+	db := swStore(t, clock.NewManual(time.Date(2027, 3, 1, 12, 0, 0, 0, time.UTC)))
+	apps := []store.Application{
+		{Name: "G1", Rules: []recognize.Rule{{Package: "p1*"}}},
+		{Name: "G2", Rules: []recognize.Rule{{Package: "p*", Versions: ">=2"}}},
+		{Name: "E", Rules: []recognize.Rule{{Package: "p3"}, {Package: "p13"}}},
+	}
+	added, err := db.AddApplications(ctx, apps, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rapps []recognize.Application
+	for _, a := range added {
+		rapps = append(rapps, recognize.Application{ID: a.ID, Rules: a.Rules})
+	}
+	ix, err := recognize.NewIndex(rapps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := swEnroll(t, db)
+	r := rand.New(rand.NewPCG(5, 6))
+	mk := func() protocol.Package {
+		return protocol.Package{Source: "dpkg", Name: fmt.Sprintf("p%d", r.IntN(20)), Version: fmt.Sprintf("%d", 1+r.IntN(3)), Arch: "amd64"}
+	}
+	set := map[string]protocol.Package{}
+	for range 10 {
+		p := mk()
+		set[packageKey(&p)] = p
+	}
+	list := func() []protocol.Package {
+		var out []protocol.Package
+		for _, p := range set {
+			out = append(out, p)
+		}
+		return out
+	}
+	ack := swSend(t, db, n, full(list()...))
+	for step := range 60 {
+		before := list()
+		var removed, add []protocol.Package
+		for _, p := range before {
+			if r.IntN(4) == 0 {
+				removed = append(removed, p)
+				delete(set, packageKey(&p))
+			}
+		}
+		for range r.IntN(3) {
+			p := mk()
+			if _, ok := set[packageKey(&p)]; !ok && !slices.ContainsFunc(removed, func(q protocol.Package) bool { return packageKey(&q) == packageKey(&p) }) {
+				set[packageKey(&p)] = p
+				add = append(add, p)
+			}
+		}
+		if ack = swSend(t, db, n, delta(ack.Generation, before, removed, add)); !ack.Stored {
+			t.Fatalf("step %d: not stored", step)
+		}
+		want := map[int64]int{}
+		for _, p := range set {
+			for _, a := range ix.Match(nil, recognize.Package{Source: p.Source, Name: p.Name, Version: p.Version}) {
+				want[a]++
+			}
+		}
+		got := map[int64]int{}
+		rows, err := db.r.Query(`SELECT application_id, packages FROM sw_recognitions WHERE computer_id = ?`, n.computer)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for rows.Next() {
+			var a int64
+			var c int
+			rows.Scan(&a, &c)
+			got[a] = c
+		}
+		rows.Close()
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Fatalf("step %d: recognitions %v, a recount gives %v", step, got, want)
+		}
 	}
 }
