@@ -4,6 +4,8 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/tallyhq/tally/server/positions"
+	"github.com/tallyhq/tally/server/recognize"
 	"github.com/tallyhq/tally/server/store"
 )
 
@@ -34,6 +36,51 @@ var (
 // here is missing from the document, which TestEveryRouteIsDocumented
 // refuses.
 var routeDocs = map[string]Doc{
+	"GET /api/v1/applications": {Summary: "List applications with the rules that recognise them in software inventory and where they are installed.",
+		Response: []store.Application{exApp}},
+	"POST /api/v1/applications": {Summary: "Add applications, all or none; each is recognised at once in every stored software set.",
+		Request: []store.Application{{Name: exApp.Name, Publisher: exApp.Publisher, Rules: exApp.Rules}}, Status: http.StatusCreated,
+		Response: []store.Application{exApp}, Errors: []int{http.StatusBadRequest, http.StatusConflict}},
+	"GET /api/v1/applications/{name}": {Summary: "Show an application and the computers where it is installed.",
+		Response: exApp, Errors: []int{http.StatusNotFound}},
+	"DELETE /api/v1/applications/{name}": {Summary: "Remove an application and its recognitions.", Status: http.StatusNoContent,
+		Errors: []int{http.StatusNotFound, http.StatusConflict}},
+	"GET /api/v1/swlicenses": {Summary: "List software licenses with their consumption, computed live from inventory.",
+		Response: []store.SoftwareLicense{exSWLicense}},
+	"POST /api/v1/swlicenses": {Summary: "Add a software license of one or more applications.",
+		Request: exSWLicense, Status: http.StatusCreated, Response: exSWLicense, Errors: []int{http.StatusBadRequest, http.StatusConflict}},
+	"GET /api/v1/swlicenses/{ref}": {Summary: "Show a software license (by ID or name) with its purchases.",
+		Response: exSWLicense, Errors: []int{http.StatusNotFound}},
+	"PATCH /api/v1/swlicenses/{ref}": {Summary: "Change a software license's terms (the fields given).",
+		Request: store.SoftwareLicenseChange{}, Response: exSWLicense, Errors: []int{http.StatusBadRequest, http.StatusNotFound}},
+	"POST /api/v1/swlicenses/{ref}/applications": {Summary: "Link one more application to a software license.",
+		Request: LinkApplicationRequest{Application: exApp.Name}, Response: exSWLicense, Errors: []int{http.StatusBadRequest, http.StatusNotFound}},
+	"GET /api/v1/purchases": {Summary: "List purchases with their links to licenses.",
+		Response: []store.PurchaseView{exPurchase}},
+	"POST /api/v1/purchases": {Summary: "Add purchases, all or none, each optionally split across licenses.",
+		Request: []store.NewPurchase{{Purchase: exPurchase.Purchase, Links: exPurchase.Links}}, Status: http.StatusCreated,
+		Response: []store.PurchaseView{exPurchase}, Errors: []int{http.StatusBadRequest, http.StatusNotFound}},
+	"POST /api/v1/purchases/import": {Summary: "Import purchases from a CSV body (text/csv), all or none; a bad row names its line.",
+		Status: http.StatusCreated, Response: []store.PurchaseView{exPurchase}, Errors: []int{http.StatusBadRequest, http.StatusNotFound}},
+	"GET /api/v1/purchases/{id}": {Summary: "Show a purchase and its links.",
+		Response: exPurchase, Errors: []int{http.StatusBadRequest, http.StatusNotFound}},
+	"POST /api/v1/purchases/{id}/links": {Summary: "Give part of a purchase to a license (never more than the purchase's quantity in all).",
+		Request: LinkPurchaseRequest{License: "SW-1", Quantity: 50}, Response: exPurchase, Errors: []int{http.StatusBadRequest, http.StatusNotFound, http.StatusConflict}},
+	"DELETE /api/v1/purchases/{id}/links/{license}": {Summary: "Take a purchase's part back from a license.",
+		Response: exPurchase, Errors: []int{http.StatusBadRequest, http.StatusNotFound}},
+	"GET /api/v1/reports/expiry": {Summary: "The expiry listing of seed 004: licenses and subscription or maintenance purchases expiring in a window, or overdue.",
+		Query:    [][2]string{{"within", "a window such as 7d, 30d, 90d (default 30d)"}, {"overdue", "true: only what has already expired"}, {"format", "json (default) or csv"}},
+		Response: ExpiryReport{}, Errors: exBad},
+	"GET /api/v1/reports/compliance": {Summary: "The compliance report: per license, purchased, consumed, shortfall, maintenance and status, with totals.",
+		Query:    [][2]string{{"over_percent", "unused entitlements above this percent are over-licensed (default 5)"}, {"format", "json (default) or csv"}},
+		Response: positions.ComplianceReport{}, Errors: exBad},
+	"GET /api/v1/alerts/webhooks": {Summary: "List the receivers of alerts (their secrets are not shown).",
+		Response: []store.Webhook{{ID: 1, URL: "https://hooks.example.com/tally"}}},
+	"POST /api/v1/alerts/webhooks": {Summary: "Add a receiver of alerts; bodies are signed with HMAC-SHA256 of the secret (shown once).",
+		Request: AddWebhookRequest{URL: "https://hooks.example.com/tally", Secret: "a-long-shared-secret"}, Status: http.StatusCreated,
+		Response: store.Webhook{ID: 1, URL: "https://hooks.example.com/tally", Secret: "a-long-shared-secret"}, Errors: []int{http.StatusBadRequest}},
+	"GET /api/v1/alerts/deliveries": {Summary: "The delivery log of alerts: each try, its answer and the next retry.",
+		Query: [][2]string{{"limit", "entries: 1 to 10000"}}, Response: []store.AlertDelivery{}, Errors: exBad},
 	"GET /api/v1/whoami": {Summary: "Tell which admin the token belongs to, and its role.",
 		Response: Principal{Name: "olga", RoleName: "operator", Via: "token", TokenID: "t-uzmirq2g"}},
 	"GET /api/v1/computers": {Summary: "List live computers, a page at a time, by ID.",
@@ -147,3 +194,13 @@ var routeDocs = map[string]Doc{
 	"GET /metrics": {Summary: "Prometheus metrics of the server.",
 		RawResponse: "# HELP tally_seats_held Seats held per product.\n# TYPE tally_seats_held gauge\ntally_seats_held{product=\"inventory\"} 212\n"},
 }
+
+// Examples of the license-position routes (seed 004).
+var (
+	exApp = store.Application{ID: 1, Name: "office", Publisher: "Example Corp",
+		Rules: []recognize.Rule{{Package: "office-suite*", Versions: ">=7, <8", Source: "dpkg"}}, Installed: 412, Consuming: 409}
+	exSWLicense = store.SoftwareLicense{License: positions.License{ID: "SW-1", Kind: "software", Name: "office-2027", Product: "office",
+		Publisher: "Example Corp", Type: "device", Duration: "subscription"}, Applications: []string{"office"}}
+	exPurchase = store.PurchaseView{Purchase: positions.Purchase{ID: 7, PO: "PO-2026-118", Item: "Office subscription", Vendor: "Example Reseller",
+		Quantity: 450, Type: "subscription"}, Links: []positions.Link{}}
+)

@@ -36,7 +36,7 @@ func Markdown(doc map[string]any) string {
 	}
 	var ops []op
 	for _, p := range keys {
-		for _, m := range []string{"get", "post", "delete"} {
+		for _, m := range []string{"get", "post", "put", "patch", "delete"} {
 			if o, ok := paths[p][m].(map[string]any); ok {
 				ops = append(ops, op{strings.ToUpper(m), p, o})
 			}

@@ -77,7 +77,9 @@ func IsNotFound(err error) bool {
 // Do sends a request and decodes the JSON answer into out (unless nil).
 func (c *Client) Do(ctx context.Context, method, path string, in, out any) error {
 	var body io.Reader
-	if in != nil {
+	if rb, ok := in.(RawBody); ok {
+		body = bytes.NewReader(rb.Data)
+	} else if in != nil {
 		b, err := json.Marshal(in)
 		if err != nil {
 			return err
@@ -89,7 +91,9 @@ func (c *Client) Do(ctx context.Context, method, path string, in, out any) error
 		return err
 	}
 	req.Header.Set("Authorization", "Bearer "+c.Token)
-	if in != nil {
+	if rb, ok := in.(RawBody); ok {
+		req.Header.Set("Content-Type", rb.ContentType)
+	} else if in != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
 	resp, err := c.HTTP.Do(req)

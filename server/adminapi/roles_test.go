@@ -48,6 +48,16 @@ var mutatingBodies = map[string]struct{ path, body string }{
 	"POST /api/v1/admins/{name}/password":                 {"/api/v1/admins/operator/password", `{"password": "a long new password"}`},
 	"POST /api/v1/admins/{name}/tokens":                   {"/api/v1/admins/viewer/tokens", `{}`},
 	"POST /api/v1/tokens/{id}/revoke":                     {"/api/v1/tokens/TOKEN/revoke", ""},
+	"POST /api/v1/applications":                           {"/api/v1/applications", `[{"name": "office", "rules": [{"package": "office*"}]}, {"name": "spare", "rules": [{"package": "spare"}]}]`},
+	"DELETE /api/v1/applications/{name}":                  {"/api/v1/applications/spare", ""},
+	"POST /api/v1/swlicenses":                             {"/api/v1/swlicenses", `{"name": "office-2027", "type": "device", "duration": "perpetual", "applications": ["office"]}`},
+	"PATCH /api/v1/swlicenses/{ref}":                      {"/api/v1/swlicenses/SW-1", `{"extra_entitlements": 5}`},
+	"POST /api/v1/swlicenses/{ref}/applications":          {"/api/v1/swlicenses/SW-1/applications", `{"application": "office"}`},
+	"POST /api/v1/purchases":                              {"/api/v1/purchases", `[{"po": "PO-1", "item": "office seats", "quantity": 10, "type": "license", "links": [{"license": "SW-1", "quantity": 10}]}]`},
+	"POST /api/v1/purchases/import":                       {"/api/v1/purchases/import", "po,item,quantity,type\nPO-2,office seats,5,license\n"},
+	"POST /api/v1/purchases/{id}/links":                   {"/api/v1/purchases/2/links", `{"license": "SW-1", "quantity": 5}`},
+	"DELETE /api/v1/purchases/{id}/links/{license}":       {"/api/v1/purchases/2/links/SW-1", ""},
+	"POST /api/v1/alerts/webhooks":                        {"/api/v1/alerts/webhooks", `{"url": "http://127.0.0.1:9/hook", "secret": "a-long-enough-shared-secret"}`},
 }
 
 // Must hold: without a token every endpoint answers 401 and changes

@@ -25,6 +25,7 @@ import (
 	"github.com/tallyhq/tally/protocol"
 	"github.com/tallyhq/tally/server/adminapi"
 	"github.com/tallyhq/tally/server/admins"
+	"github.com/tallyhq/tally/server/alerting"
 	"github.com/tallyhq/tally/server/catalog"
 	"github.com/tallyhq/tally/server/console"
 	"github.com/tallyhq/tally/server/datadir"
@@ -61,6 +62,9 @@ type Config struct {
 	MaintenanceEvery time.Duration
 	// ExpiryPoll is how often license expiry is checked (default 15 s).
 	ExpiryPoll time.Duration
+	// Alerts tunes the alert notifier (alerting.Config: Every, Poll,
+	// Backoff, MaxAttempts); its store, clock and zone are the server's.
+	Alerts alerting.Config
 	// NoTCP turns off the TLS-over-TCP listener on the QUIC port, which
 	// agents fall back to where UDP is blocked.
 	NoTCP bool
@@ -127,6 +131,7 @@ type Daemon struct {
 	adminLn  net.Listener
 	pprof    *http.Server
 	sched    *scheduler.Scheduler
+	alerts   *alerting.Notifier
 	metrics  *metrics.Metrics
 	catalog  *catalog.Catalog
 	addrs    datadir.Addresses
@@ -285,6 +290,10 @@ func Start(cfg Config) (_ *Daemon, err error) {
 	}
 	d.sched = scheduler.Start(scheduler.Config{Store: d.db, Maintenance: d.maintenance, Every: maintEvery, Poll: cfg.ExpiryPoll,
 		Clock: cfg.Clock, Logger: d.log})
+
+	ac := cfg.Alerts
+	ac.Store, ac.Clock, ac.Zone, ac.Logger = d.db, cfg.Clock, d.dates.Zone, d.log
+	d.alerts = alerting.Start(ac)
 
 	go func() { d.serveErr <- d.quic.Serve() }()
 	if d.tcp != nil {
@@ -520,6 +529,9 @@ func (d *Daemon) close0(ctx context.Context) error {
 	}
 	if d.sched != nil {
 		d.sched.Stop()
+	}
+	if d.alerts != nil {
+		d.alerts.Stop()
 	}
 	if d.disk != nil {
 		d.disk.close()

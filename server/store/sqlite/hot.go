@@ -182,7 +182,7 @@ const (
 var hotFree = map[string]bool{
 	"applied": true, "events": true, "discards": true, "product_data": true, "tasks": true,
 	"packages": true, "computer_software_sets": true, "basic_inventory": true, "computer_hints": true,
-	"duplicates": true,
+	"duplicates": true, "sw_recognitions": true,
 }
 
 // note classifies a statement an aware job runs, with its arguments.

@@ -104,6 +104,11 @@ type swScratch struct {
 // and the ack says nothing was stored, so the agent keeps its state.
 func (db *DB) storeSoftware(tx *Tx, n nodeState, sw *protocol.SoftwareInventory) (ack *protocol.SoftwareAck, refused string, err error) {
 	ack, size, err := db.storeSoftwareUpTo(tx, n, sw)
+	if err == nil && ack != nil && ack.Stored && int64(ack.Generation) != n.swGen {
+		// The set changed (a new generation was written): recognise
+		// applications in what ws.write stored.
+		err = db.recognizeSet(tx, n.computerID, sw, db.ws.outIDs)
+	}
 	if err != nil || size == 0 {
 		return ack, "", err
 	}

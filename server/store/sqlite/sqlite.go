@@ -112,6 +112,9 @@ type DB struct {
 	ws       swScratch // the writer goroutine's buffers for software sets
 	hot      *hotCache // the writer goroutine's post cache (hot.go)
 	wc       *sql.Conn // the writer goroutine's connection, held for good
+
+	// recog recognises applications in software sets (recognitions.go).
+	recog recognizer
 }
 
 var _ store.Store = (*DB)(nil)
@@ -425,6 +428,7 @@ func (db *DB) runBatch(batch []*job) {
 			return
 		}
 		db.licenses.reset() // it may have been filled inside what rolled back
+		db.recog.invalidate()
 		for _, j := range batch {
 			db.runTogether([]*job{j}, time.Now())
 		}
@@ -473,6 +477,7 @@ func (db *DB) runTogether(batch []*job, start time.Time) bool {
 		// ROLLBACK when there is none does no harm.
 		_, _ = db.wc.ExecContext(ctx, "ROLLBACK")
 		db.licenses.reset() // it may have been filled with what did not commit
+		db.recog.invalidate()
 		db.log.Error("commit failed", "jobs", len(batch), "err", err)
 		for _, j := range batch {
 			j.done <- fmt.Errorf("commit: %w", err)

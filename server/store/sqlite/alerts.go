@@ -1,0 +1,217 @@
+package sqlite
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/tallyhq/tally/server/store"
+)
+
+var _ store.Alerts = (*DB)(nil)
+
+// AddWebhook implements store.Alerts. An empty secret is made up.
+func (db *DB) AddWebhook(ctx context.Context, rawURL, secret, actor string) (store.Webhook, error) {
+	u, err := url.Parse(rawURL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || len(rawURL) > 2048 {
+		return store.Webhook{}, fmt.Errorf("%w: webhook URL %q: want http://HOST/PATH or https://HOST/PATH", store.ErrInvalid, rawURL)
+	}
+	if secret == "" {
+		b := make([]byte, 32)
+		if _, err := rand.Read(b); err != nil {
+			return store.Webhook{}, err
+		}
+		secret = hex.EncodeToString(b)
+	} else if len(secret) < 16 || len(secret) > 256 || strings.ContainsAny(secret, "\r\n") {
+		return store.Webhook{}, fmt.Errorf("%w: a webhook secret has 16 to 256 characters on one line (or leave it out and one is made up)", store.ErrInvalid)
+	}
+	var w store.Webhook
+	err = db.write(ctx, func(tx *Tx) error {
+		res, err := tx.Exec(`INSERT INTO alert_webhooks (url, secret, created_at, actor) VALUES (?, ?, ?, ?)`, rawURL, secret, ms(tx.Now), actor)
+		if err != nil {
+			return fmt.Errorf("store webhook: %w", err)
+		}
+		id, err := res.LastInsertId()
+		if err != nil {
+			return err
+		}
+		w = store.Webhook{ID: id, URL: rawURL, CreatedAt: tx.Now}
+		if err := auditChange(tx, actor, store.EventWebhookAdded, "", fmt.Sprintf("webhook %d added", id), nil, w); err != nil {
+			return err
+		}
+		w.Secret = secret
+		return nil
+	})
+	return w, err
+}
+
+// WebhookList implements store.Alerts.
+func (db *DB) WebhookList(ctx context.Context) ([]store.Webhook, error) {
+	rows, err := db.r.QueryContext(ctx, `SELECT id, url, created_at FROM alert_webhooks ORDER BY id`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := []store.Webhook{}
+	for rows.Next() {
+		var w store.Webhook
+		var at int64
+		if err := rows.Scan(&w.ID, &w.URL, &at); err != nil {
+			return nil, err
+		}
+		w.CreatedAt = fromMS(at)
+		out = append(out, w)
+	}
+	return out, rows.Err()
+}
+
+// RaiseAlerts implements store.Alerts.
+func (db *DB) RaiseAlerts(ctx context.Context, conds []store.AlertCondition) ([]store.AlertCondition, error) {
+	var raised []store.AlertCondition
+	err := db.write(ctx, func(tx *Tx) error {
+		raised = raised[:0]
+		current := map[string]bool{}
+		for _, c := range conds {
+			current[c.Key] = true
+		}
+		rows, err := tx.Query(`SELECT key FROM alert_conditions`)
+		if err != nil {
+			return err
+		}
+		known := map[string]bool{}
+		for rows.Next() {
+			var k string
+			if err := rows.Scan(&k); err != nil {
+				rows.Close()
+				return err
+			}
+			known[k] = true
+		}
+		rows.Close()
+		// A condition that ended is forgotten: should it come back, it
+		// is alerted again.
+		for k := range known {
+			if !current[k] {
+				if _, err := tx.Exec(`DELETE FROM alert_conditions WHERE key = ?`, k); err != nil {
+					return err
+				}
+			}
+		}
+		var hooks []int64
+		rows, err = tx.Query(`SELECT id FROM alert_webhooks ORDER BY id`)
+		if err != nil {
+			return err
+		}
+		for rows.Next() {
+			var id int64
+			if err := rows.Scan(&id); err != nil {
+				rows.Close()
+				return err
+			}
+			hooks = append(hooks, id)
+		}
+		rows.Close()
+		for _, c := range conds {
+			if known[c.Key] {
+				continue
+			}
+			known[c.Key] = true
+			c.At = tx.Now
+			if _, err := tx.Exec(`INSERT INTO alert_conditions (key, kind, license, message, raised_at) VALUES (?, ?, ?, ?, ?)`,
+				c.Key, c.Kind, c.License, c.Message, ms(tx.Now)); err != nil {
+				return fmt.Errorf("store alert: %w", err)
+			}
+			body, err := json.Marshal(c)
+			if err != nil {
+				return err
+			}
+			for _, h := range hooks {
+				if _, err := tx.Exec(`INSERT INTO alert_deliveries (webhook_id, condition_key, body, next_at, created_at) VALUES (?, ?, ?, ?, ?)`,
+					h, c.Key, body, ms(tx.Now), ms(tx.Now)); err != nil {
+					return fmt.Errorf("queue alert: %w", err)
+				}
+			}
+			raised = append(raised, c)
+		}
+		return nil
+	})
+	return raised, err
+}
+
+const deliveryColumns = `d.id, d.webhook_id, w.url, w.secret, d.condition_key, d.body, d.state, d.attempts, d.next_at, d.last_status, d.last_error, d.last_at, d.created_at, d.delivered_at`
+
+func scanDelivery(rows *sql.Rows) (store.AlertDelivery, error) {
+	var d store.AlertDelivery
+	var next, created int64
+	var last, delivered sql.NullInt64
+	err := rows.Scan(&d.ID, &d.Webhook, &d.URL, &d.Secret, &d.Key, &d.Body, &d.State, &d.Attempts, &next, &d.LastStatus, &d.LastError, &last, &created, &delivered)
+	d.CreatedAt, d.LastAt, d.DeliveredAt = fromMS(created), fromNullMS(last), fromNullMS(delivered)
+	if d.State == "pending" {
+		t := fromMS(next)
+		d.NextAt = &t
+	}
+	return d, err
+}
+
+// DueDeliveries implements store.Alerts.
+func (db *DB) DueDeliveries(ctx context.Context, now time.Time, limit int) ([]store.AlertDelivery, error) {
+	rows, err := db.r.QueryContext(ctx, `SELECT `+deliveryColumns+` FROM alert_deliveries d JOIN alert_webhooks w ON w.id = d.webhook_id
+		WHERE d.state = 'pending' AND d.next_at <= ? ORDER BY d.next_at, d.id LIMIT ?`, ms(now), limit)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []store.AlertDelivery
+	for rows.Next() {
+		d, err := scanDelivery(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, d)
+	}
+	return out, rows.Err()
+}
+
+// RecordAttempt implements store.Alerts.
+func (db *DB) RecordAttempt(ctx context.Context, id int64, a store.AlertAttempt) error {
+	return db.write(ctx, func(tx *Tx) error {
+		state, next := "pending", ms(a.Next)
+		var delivered any
+		switch {
+		case a.Delivered:
+			state, delivered = "delivered", ms(a.At)
+		case a.GiveUp:
+			state = "failed"
+		}
+		_, err := tx.Exec(`UPDATE alert_deliveries SET state = ?, attempts = attempts + 1, next_at = ?, last_status = ?, last_error = ?, last_at = ?, delivered_at = ?
+			WHERE id = ? AND state = 'pending'`, state, next, a.Status, a.Error, ms(a.At), delivered, id)
+		return err
+	})
+}
+
+// DeliveryLog implements store.Alerts.
+func (db *DB) DeliveryLog(ctx context.Context, limit int) ([]store.AlertDelivery, error) {
+	if limit <= 0 || limit > 10000 {
+		limit = 1000
+	}
+	rows, err := db.r.QueryContext(ctx, `SELECT `+deliveryColumns+` FROM alert_deliveries d JOIN alert_webhooks w ON w.id = d.webhook_id ORDER BY d.id DESC LIMIT ?`, limit)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := []store.AlertDelivery{}
+	for rows.Next() {
+		d, err := scanDelivery(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, d)
+	}
+	return out, rows.Err()
+}
