@@ -336,7 +336,7 @@ func setFlag(tx *Tx, id int64, flag string, on bool, actor, why string) error {
 		fs = slices.DeleteFunc(fs, func(f string) bool { return f == flag })
 		kind = store.EventUnflagged
 	}
-	if _, err := tx.Exec(`UPDATE computers SET flags = ? WHERE id = ?`, strings.Join(fs, ","), id); err != nil {
+	if _, err := tx.ExecComputer(id, `UPDATE computers SET flags = ? WHERE id = ?`, strings.Join(fs, ","), id); err != nil {
 		return fmt.Errorf("set flag: %w", err)
 	}
 	if actor == "" {

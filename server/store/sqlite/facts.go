@@ -259,7 +259,7 @@ func countActivationRefusal(tx *Tx, computer int64, product string, v protocol.V
 
 func countRefusal(tx *Tx, pool string, computer int64, product string, v protocol.Verdict, why, nodeID, actor string) error {
 	reason := v.String()
-	if _, err := tx.Exec(`INSERT INTO discards (computer_id, product, pool, reason, count, first_at, last_at) VALUES (?, ?, ?, ?, 1, ?, ?)
+	if _, err := tx.ExecUncached(`INSERT INTO discards (computer_id, product, pool, reason, count, first_at, last_at) VALUES (?, ?, ?, ?, 1, ?, ?)
 		ON CONFLICT (computer_id, product, pool, reason) DO UPDATE SET count = count + 1, last_at = excluded.last_at`,
 		computer, product, pool, reason, ms(tx.Now), ms(tx.Now)); err != nil {
 		return fmt.Errorf("count discard: %w", err)
@@ -267,7 +267,7 @@ func countRefusal(tx *Tx, pool string, computer int64, product string, v protoco
 	bucket := tx.Now.Unix() / 3600
 	// The kind is written out, not bound: only then can SQLite use the
 	// partial index on discard events (WHERE kind = 'data.discarded').
-	res, err := tx.Exec(`UPDATE events SET count = count + 1, at = ? WHERE kind = 'data.discarded' AND computer_id = ? AND product = ? AND reason = ? AND bucket = ?`,
+	res, err := tx.ExecUncached(`UPDATE events SET count = count + 1, at = ? WHERE kind = 'data.discarded' AND computer_id = ? AND product = ? AND reason = ? AND bucket = ?`,
 		ms(tx.Now), computer, product, reason, bucket)
 	if err != nil {
 		return fmt.Errorf("audit discard: %w", err)
@@ -276,7 +276,7 @@ func countRefusal(tx *Tx, pool string, computer int64, product string, v protoco
 		return nil
 	}
 	_ = why
-	_, err = tx.Exec(`INSERT INTO events (at, actor, kind, computer_id, node_id, product, reason, count, bucket) VALUES (?, ?, ?, ?, ?, ?, ?, 1, ?)`,
+	_, err = tx.ExecUncached(`INSERT INTO events (at, actor, kind, computer_id, node_id, product, reason, count, bucket) VALUES (?, ?, ?, ?, ?, ?, ?, 1, ?)`,
 		ms(tx.Now), actor, store.EventDiscarded, computer, nullStr(nodeID), product, reason, bucket)
 	if err != nil {
 		return fmt.Errorf("audit discard: %w", err)

@@ -361,7 +361,7 @@ func (db *DB) markStale(tx *Tx, after time.Duration, actor string, r *store.Main
 		if err != nil {
 			return err
 		}
-		if _, err := tx.Exec(`UPDATE computers SET status = ? WHERE id = ?`, StatusMissing, id); err != nil {
+		if _, err := tx.ExecComputer(id, `UPDATE computers SET status = ? WHERE id = ?`, StatusMissing, id); err != nil {
 			return err
 		}
 		r.Missing = append(r.Missing, id)
@@ -402,7 +402,7 @@ func (db *DB) purge(tx *Tx, actor string) (int, error) {
 		if ok && (p.PurgeAfterDays < 0 || tx.Now.Sub(fromMS(f.at)) < time.Duration(p.PurgeAfterDays)*24*time.Hour) {
 			continue
 		}
-		if _, err := tx.Exec(`DELETE FROM product_data WHERE computer_id = ? AND product = ?`, f.computer, f.product); err != nil {
+		if _, err := tx.ExecUncached(`DELETE FROM product_data WHERE computer_id = ? AND product = ?`, f.computer, f.product); err != nil {
 			return n, err
 		}
 		if !ok || p.Plugin == catalog.SoftwarePlugin {
@@ -413,10 +413,10 @@ func (db *DB) purge(tx *Tx, actor string) (int, error) {
 				return n, err
 			}
 			if still == 0 {
-				if _, err := tx.Exec(`DELETE FROM computer_software_sets WHERE computer_id = ?`, f.computer); err != nil {
+				if _, err := tx.ExecUncached(`DELETE FROM computer_software_sets WHERE computer_id = ?`, f.computer); err != nil {
 					return n, err
 				}
-				if _, err := tx.Exec(`UPDATE computers SET sw_generation = 0, sw_hash = '', sw_count = 0 WHERE id = ?`, f.computer); err != nil {
+				if _, err := tx.ExecComputer(f.computer, `UPDATE computers SET sw_generation = 0, sw_hash = '', sw_count = 0 WHERE id = ?`, f.computer); err != nil {
 					return n, err
 				}
 			}

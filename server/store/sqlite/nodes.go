@@ -292,15 +292,15 @@ func matchComputer(tx *Tx, hs []hint) (int64, error) {
 }
 
 func replaceHints(tx *Tx, computerID int64, hs []hint) error {
-	if _, err := tx.Exec(`DELETE FROM computer_hints WHERE computer_id = ?`, computerID); err != nil {
+	if _, err := tx.ExecUncached(`DELETE FROM computer_hints WHERE computer_id = ?`, computerID); err != nil {
 		return fmt.Errorf("replace hints: %w", err)
 	}
 	for _, h := range hs {
-		if _, err := tx.Exec(`INSERT OR IGNORE INTO computer_hints (computer_id, kind, value) VALUES (?, ?, ?)`, computerID, h.kind, h.value); err != nil {
+		if _, err := tx.ExecUncached(`INSERT OR IGNORE INTO computer_hints (computer_id, kind, value) VALUES (?, ?, ?)`, computerID, h.kind, h.value); err != nil {
 			return fmt.Errorf("store hint: %w", err)
 		}
 	}
-	if _, err := tx.Exec(`UPDATE computers SET hints_hash = ? WHERE id = ?`, hintsHash(hs), computerID); err != nil {
+	if _, err := tx.ExecComputer(computerID, `UPDATE computers SET hints_hash = ? WHERE id = ?`, hintsHash(hs), computerID); err != nil {
 		return fmt.Errorf("store hints hash: %w", err)
 	}
 	return nil
@@ -533,7 +533,7 @@ func (db *DB) nodeApply(tx *Tx, r store.Request, n nodeState, maxSeq, newest int
 	if err != nil {
 		return fmt.Errorf("encode response: %w", err)
 	}
-	if _, err := tx.Exec(`INSERT INTO applied (node_id, seq, kind, at, response) VALUES (?, ?, ?, ?, ?)`,
+	if _, err := tx.ExecUncached(`INSERT INTO applied (node_id, seq, kind, at, response) VALUES (?, ?, ?, ?, ?)`,
 		r.NodeID, seq, int64(r.Kind), ms(tx.Now), body); err != nil {
 		return fmt.Errorf("record request: %w", err)
 	}
@@ -544,10 +544,10 @@ func (db *DB) nodeApply(tx *Tx, r store.Request, n nodeState, maxSeq, newest int
 	// records hold them meanwhile). The recorded number thus lags the
 	// newest applied by at most 31, whatever the gaps between numbers.
 	if seq >= maxSeq+32 {
-		if _, err := tx.Exec(advanceSeqSQL, seq, ms(tx.Now), r.NodeID); err != nil {
+		if _, err := tx.ExecUncached(`UPDATE nodes SET max_seq = ?, last_seen = ? WHERE id = ?`, seq, ms(tx.Now), r.NodeID); err != nil {
 			return fmt.Errorf("advance sequence: %w", err)
 		}
-		if _, err := tx.Exec(`DELETE FROM applied WHERE node_id = ? AND seq <= ?`, r.NodeID, seq-store.SeqWindow); err != nil {
+		if _, err := tx.ExecUncached(`DELETE FROM applied WHERE node_id = ? AND seq <= ?`, r.NodeID, seq-store.SeqWindow); err != nil {
 			return fmt.Errorf("prune applied requests: %w", err)
 		}
 		maxSeq = seq
@@ -566,7 +566,7 @@ func addEvent(tx *Tx, e store.Event) error {
 	if at.IsZero() {
 		at = tx.Now
 	}
-	_, err := tx.Exec(`INSERT INTO events (at, actor, kind, computer_id, node_id, product, reason, count) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+	_, err := tx.ExecUncached(`INSERT INTO events (at, actor, kind, computer_id, node_id, product, reason, count) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
 		ms(at), e.Actor, e.Kind, nullInt(e.ComputerID), nullStr(e.NodeID), nullStr(e.Product), e.Reason, e.Count)
 	if err != nil {
 		return fmt.Errorf("write audit event: %w", err)

@@ -126,7 +126,7 @@ func reactivate(tx *Tx, n *nodeState) error {
 	if n.status != StatusMissing {
 		return nil
 	}
-	if _, err := tx.Exec(`UPDATE computers SET status = 'Active' WHERE id = ?`, n.computerID); err != nil {
+	if _, err := tx.ExecComputer(n.computerID, `UPDATE computers SET status = 'Active' WHERE id = ?`, n.computerID); err != nil {
 		return fmt.Errorf("reactivate: %w", err)
 	}
 	n.status = "Active"
@@ -174,11 +174,11 @@ func (db *DB) PostInventory(ctx context.Context, r store.Request, body *protocol
 			if err := tx.QueryRow(`SELECT hints_hash FROM computers WHERE id = ?`, n.computerID).Scan(&oldHash); err != nil {
 				return nil, fmt.Errorf("read computer: %w", err)
 			}
-			if _, err := tx.Exec(`UPDATE computers SET hostname = ?, os = ?, platform = ?, platform_version = ?, arch = ?, last_seen = ?, plugins = ?, basic_hash = ?, backlog = ?
+			if _, err := tx.ExecComputer(n.computerID, `UPDATE computers SET hostname = ?, os = ?, platform = ?, platform_version = ?, arch = ?, last_seen = ?, plugins = ?, basic_hash = ?, backlog = ?
 				WHERE id = ?`, b.Hostname, b.OS, b.Platform, b.PlatformVersion, b.Arch, ms(tx.Now), string(pj), basicHash, body.Backlog, n.computerID); err != nil {
 				return nil, fmt.Errorf("store basic inventory: %w", err)
 			}
-			if _, err := tx.Exec(`INSERT INTO basic_inventory (computer_id, blob) VALUES (?, ?)
+			if _, err := tx.ExecUncached(`INSERT INTO basic_inventory (computer_id, blob) VALUES (?, ?)
 				ON CONFLICT (computer_id) DO UPDATE SET blob = excluded.blob`, n.computerID, blob); err != nil {
 				return nil, fmt.Errorf("store basic inventory: %w", err)
 			}
@@ -193,7 +193,7 @@ func (db *DB) PostInventory(ctx context.Context, r store.Request, body *protocol
 			resp.SendBasic = n.basicHash == "" || n.basicHash != body.BasicHash
 			ps := db.pluginsOf(n.plugins)
 			plugins, products = ps.plugins, ps.products
-			if _, err := tx.Exec(touchComputerSQL, ms(tx.Now), body.Backlog, n.computerID); err != nil {
+			if _, err := tx.ExecUncached(`UPDATE computers SET last_seen = ?, backlog = ? WHERE id = ?`, ms(tx.Now), body.Backlog, n.computerID); err != nil {
 				return nil, fmt.Errorf("touch computer: %w", err)
 			}
 		}
@@ -260,7 +260,7 @@ func (db *DB) PostPluginData(ctx context.Context, r store.Request, body *protoco
 			if v.Verdict != protocol.VerdictLicensed {
 				continue
 			}
-			if _, err := tx.Exec(`INSERT INTO product_data (computer_id, product, kind, at, payload) VALUES (?, ?, ?, ?, ?)
+			if _, err := tx.ExecUncached(`INSERT INTO product_data (computer_id, product, kind, at, payload) VALUES (?, ?, ?, ?, ?)
 				ON CONFLICT (computer_id, product, kind) DO UPDATE SET at = excluded.at, payload = excluded.payload, posts = posts + 1`,
 				n.computerID, v.Product, kind, ms(tx.Now), blob); err != nil {
 				return nil, fmt.Errorf("store %s data: %w", v.Product, err)
@@ -359,7 +359,7 @@ func takeTasks(tx *Tx, computer int64) ([]protocol.Task, error) {
 		out = append(out, t)
 	}
 	rows.Close()
-	if _, err := tx.Exec(`UPDATE tasks SET delivered_at = ? WHERE computer_id = ? AND delivered_at IS NULL`, ms(tx.Now), computer); err != nil {
+	if _, err := tx.ExecUncached(`UPDATE tasks SET delivered_at = ? WHERE computer_id = ? AND delivered_at IS NULL`, ms(tx.Now), computer); err != nil {
 		return nil, fmt.Errorf("deliver tasks: %w", err)
 	}
 	return out, nil
@@ -441,7 +441,7 @@ func (db *DB) Goodbye(ctx context.Context, r store.Request, body *protocol.Goodb
 		// describes what the computer's row holds, so the next post that
 		// sends only a hash (an agent that put the plug-in back, say) is
 		// asked for the whole basic inventory.
-		if _, err := tx.Exec(`UPDATE computers SET plugins = ?, basic_hash = '' WHERE id = ?`, string(pj), n.computerID); err != nil {
+		if _, err := tx.ExecComputer(n.computerID, `UPDATE computers SET plugins = ?, basic_hash = '' WHERE id = ?`, string(pj), n.computerID); err != nil {
 			return nil, err
 		}
 		return resp, addEvent(tx, store.Event{Actor: actor, Kind: store.EventPluginRemoved, ComputerID: n.computerID, NodeID: n.id,
@@ -471,7 +471,7 @@ func (db *DB) AddTask(ctx context.Context, id int64, action string, force bool) 
 			return fmt.Errorf("%w: computer %d (%s) has no %s plug-in, which is what runs tasks, so the task would wait unread: install the plug-in there ('tally-agent plugin install %s'), or pass --force to queue it anyway",
 				store.ErrConflict, id, hostname, taskPlugin, taskPlugin)
 		}
-		if _, err := tx.Exec(`INSERT INTO tasks (id, computer_id, action, created_at) VALUES (?, ?, ?, ?)`, tid, id, action, ms(tx.Now)); err != nil {
+		if _, err := tx.ExecUncached(`INSERT INTO tasks (id, computer_id, action, created_at) VALUES (?, ?, ?, ?)`, tid, id, action, ms(tx.Now)); err != nil {
 			return fmt.Errorf("queue task: %w", err)
 		}
 		return addEvent(tx, store.Event{Actor: store.ActorAdmin, Kind: store.EventTaskQueued, ComputerID: id, Reason: action + " (" + tid + ")"})

@@ -142,42 +142,53 @@ type Tx struct {
 	lic *licenseCache
 }
 
-// noteWrite tells the post cache about a statement that may write.
-func (tx *Tx) noteWrite(query string, args []any) {
-	if tx.hot != nil {
-		tx.hot.note(tx.cache, query, args)
-	} else {
-		tx.wrote = true
-	}
-}
-
-// Exec runs a statement in the transaction.
+// Exec runs a statement that may change what the post cache holds
+// (seats, allocations, licenses, nodes, any computer's row): the cache
+// empties when the job commits. It is the default, so that a new kind of
+// write costs at worst a re-read, never a stale answer.
 func (tx *Tx) Exec(query string, args ...any) (sql.Result, error) {
-	tx.noteWrite(query, args)
+	tx.changed(hotClear, 0)
 	return tx.conn.ExecContext(context.Background(), query, args...)
 }
 
-// Query runs a query in the transaction.
-func (tx *Tx) Query(query string, args ...any) (*sql.Rows, error) {
-	if !isRead(query) {
-		tx.noteWrite(query, args)
+// ExecComputer runs a statement that changes the row of computer id only:
+// a post of that computer drops it from the post cache.
+func (tx *Tx) ExecComputer(id int64, query string, args ...any) (sql.Result, error) {
+	tx.changed(hotDropComputer, id)
+	return tx.conn.ExecContext(context.Background(), query, args...)
+}
+
+// ExecUncached runs a statement that writes only what the post cache holds
+// nothing of (applied records, audit, discards, product data, tasks,
+// software sets, hints, a computer's last_seen and backlog, a node's
+// max_seq).
+func (tx *Tx) ExecUncached(query string, args ...any) (sql.Result, error) {
+	tx.changed(hotNone, 0)
+	return tx.conn.ExecContext(context.Background(), query, args...)
+}
+
+// changed tells the post cache what a write changes (hot.go).
+func (tx *Tx) changed(e hotEffect, computer int64) {
+	if tx.hot == nil {
+		tx.wrote = true
+		return
 	}
+	tx.hot.note(e, computer)
+}
+
+// Query runs a read in the transaction (writes go through the Exec
+// methods, which tell the post cache what they change).
+func (tx *Tx) Query(query string, args ...any) (*sql.Rows, error) {
 	return tx.conn.QueryContext(context.Background(), query, args...)
 }
 
-// QueryRow runs a query of at most one row in the transaction.
+// QueryRow runs a read of at most one row in the transaction.
 func (tx *Tx) QueryRow(query string, args ...any) *sql.Row {
-	if !isRead(query) {
-		tx.noteWrite(query, args)
-	}
 	return tx.conn.QueryRowContext(context.Background(), query, args...)
 }
 
 // QueryRowContext is QueryRow, for code shared with the read pool.
 func (tx *Tx) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
-	if !isRead(query) {
-		tx.noteWrite(query, args)
-	}
 	return tx.conn.QueryRowContext(ctx, query, args...)
 }
 
