@@ -10,6 +10,7 @@ import (
 
 	"github.com/tallyhq/tally/server/catalog"
 	"github.com/tallyhq/tally/server/dates"
+	"github.com/tallyhq/tally/server/ledger"
 	"github.com/tallyhq/tally/server/store"
 )
 
@@ -35,7 +36,7 @@ func (db *DB) SetStatus(ctx context.Context, id int64, status, actor string) (st
 			return nil
 		}
 		d := db.engine.StatusChange(c, canonical)
-		if ch.Seats, err = applyDecision(tx, d, actor, ""); err != nil {
+		if ch.Seats, err = ledger.ApplyDecision(db.lt(tx), d, actor, ""); err != nil {
 			return err
 		}
 		if canonical != catalog.StatusActive {
@@ -66,7 +67,7 @@ func (db *DB) DeleteComputer(ctx context.Context, id int64, block bool, actor st
 			return err
 		}
 		d := db.engine.Delete(c)
-		if ch.Seats, err = applyDecision(tx, d, actor, ""); err != nil {
+		if ch.Seats, err = ledger.ApplyDecision(db.lt(tx), d, actor, ""); err != nil {
 			return err
 		}
 		more, err := db.endComputerSeats(tx, id, "", "computer deleted", actor)
@@ -185,7 +186,7 @@ func (db *DB) Why(ctx context.Context, id int64, product string) (store.Why, err
 	case !errors.Is(err, sql.ErrNoRows):
 		return w, err
 	}
-	for _, pl := range pluginsFromJSON(plugins) {
+	for _, pl := range ledger.DecodePlugins(plugins) {
 		if p.Matches(pl.Name, pl.Version) {
 			w.Plugin = pl.Name + " " + pl.Version
 		}

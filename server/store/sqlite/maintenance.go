@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"github.com/tallyhq/tally/server/ledger"
 	"strings"
 	"time"
 
@@ -65,7 +66,7 @@ func snapshot(tx *Tx) (engine.Snapshot, error) {
 			rows.Close()
 			return s, err
 		}
-		f.Plugins = pluginsFromJSON(plugins)
+		f.Plugins = ledger.DecodePlugins(plugins)
 		s.Computers[id] = f
 	}
 	rows.Close()
@@ -125,7 +126,7 @@ func (db *DB) RunMaintenance(ctx context.Context, o store.MaintenanceOptions) (s
 		}
 	}
 	step("expire licenses", func(tx *Tx) error {
-		expired, err := db.sweepExpired(tx, nil, actor)
+		expired, err := db.ledger.SweepExpired(db.lt(tx), nil, actor)
 		if err != nil {
 			return err
 		}
@@ -329,7 +330,7 @@ func (db *DB) freeExcess(tx *Tx, id string, n, granted int, actor string) ([]sto
 	if err := rows.Err(); err != nil {
 		return nil, err
 	}
-	return applyDecision(tx, d, actor, "")
+	return ledger.ApplyDecision(db.lt(tx), d, actor, "")
 }
 
 func (db *DB) markStale(tx *Tx, after time.Duration, actor string, r *store.MaintenanceReport) error {
@@ -357,7 +358,7 @@ func (db *DB) markStale(tx *Tx, after time.Duration, actor string, r *store.Main
 			return err
 		}
 		d := db.engine.StatusChange(c, StatusMissing)
-		freed, err := applyDecision(tx, d, actor, "")
+		freed, err := ledger.ApplyDecision(db.lt(tx), d, actor, "")
 		if err != nil {
 			return err
 		}

@@ -9,9 +9,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/tallyhq/tally/common/activation"
-	"github.com/tallyhq/tally/protocol"
-	"github.com/tallyhq/tally/server/catalog"
 	"github.com/tallyhq/tally/server/dates"
 	"github.com/tallyhq/tally/server/engine"
 	"github.com/tallyhq/tally/server/license"
@@ -210,70 +207,6 @@ func loadActivationID(tx *Tx, id string) (*engine.ActivationID, error) {
 	return a, nil
 }
 
-// Activate implements store.Nodes.
-func (db *DB) Activate(ctx context.Context, r store.Request, body *protocol.ActivateRequest) (store.Outcome, error) {
-	return db.nodeOp(ctx, r, func(tx *Tx, n nodeState) (any, error) {
-		if _, err := expireActivations(tx, store.ActorSystem); err != nil {
-			return nil, err
-		}
-		if err := reactivate(tx, &n); err != nil {
-			return nil, err
-		}
-		a, err := loadActivationID(tx, body.ActivationID)
-		if err != nil {
-			return nil, err
-		}
-		var record []byte
-		holds := false
-		if a != nil {
-			err := tx.QueryRow(`SELECT record FROM activations WHERE activation_id = ? AND computer_id = ? AND ended_at IS NULL`, a.ID, n.computerID).Scan(&record)
-			switch {
-			case err == nil:
-				holds = true
-			case !errors.Is(err, sql.ErrNoRows):
-				return nil, err
-			}
-		}
-		result, msg := db.engine.Activate(a, holds, n.status, tx.Now)
-		resp := &protocol.ActivateResponse{Result: result, Message: msg}
-		switch result {
-		case protocol.ActivationAlready:
-			if holds && body.Machine != "" {
-				resp.Record = record
-			}
-		case protocol.ActivationNoSeat:
-			if err := countActivationRefusal(tx, n.computerID, a.Product, protocol.VerdictDeniedNoSeat, msg, n.id, store.NodeActor(n.id)); err != nil {
-				return nil, err
-			}
-		case protocol.ActivationOK:
-			rec := protocol.ActivationRecord{ActivationID: a.ID, Product: a.Product, Node: n.id, Machine: body.Machine, IssuedAt: tx.Now.Unix()}
-			if !a.Expires.IsZero() {
-				rec.Expires = a.Expires.Unix()
-			}
-			if db.opts.RecordKey == nil {
-				return nil, errors.New("the store has no key to sign activation records")
-			}
-			signed, err := activation.Sign(db.opts.RecordKey, rec)
-			if err != nil {
-				return nil, err
-			}
-			if _, err := tx.Exec(`INSERT INTO activations (activation_id, computer_id, node_id, machine, activated_at, record) VALUES (?, ?, ?, ?, ?, ?)`,
-				a.ID, n.computerID, n.id, body.Machine, ms(tx.Now), signed); err != nil {
-				return nil, fmt.Errorf("bind activation: %w", err)
-			}
-			if err := adjustHeld(tx, a.License.ID, +1); err != nil {
-				return nil, err
-			}
-			resp.Record = signed
-			if err := addEvent(tx, store.Event{Actor: store.NodeActor(n.id), Kind: store.EventActivated, ComputerID: n.computerID, NodeID: n.id,
-				Product: a.Product, Reason: a.ID + ": " + msg}); err != nil {
-				return nil, err
-			}
-		}
-		return resp, nil
-	})
-}
-
 // endActivation ends a live binding and gives its seat back, once.
 func endActivation(tx *Tx, bindingID int64, license, reason string) error {
 	res, err := tx.Exec(`UPDATE activations SET ended_at = ?, end_reason = ? WHERE id = ? AND ended_at IS NULL`, ms(tx.Now), reason, bindingID)
@@ -284,78 +217,6 @@ func endActivation(tx *Tx, bindingID int64, license, reason string) error {
 		return adjustHeld(tx, license, -1)
 	}
 	return nil
-}
-
-// Deactivate implements store.Nodes. A seat already returned (by the
-// administrator, or by an earlier deactivation) is not freed again.
-func (db *DB) Deactivate(ctx context.Context, r store.Request, body *protocol.DeactivateRequest) (store.Outcome, error) {
-	return db.nodeOp(ctx, r, func(tx *Tx, n nodeState) (any, error) {
-		if _, err := expireActivations(tx, store.ActorSystem); err != nil {
-			return nil, err
-		}
-		var bid int64
-		var product, lic string
-		err := tx.QueryRow(`SELECT b.id, a.product, a.license_id FROM activations b JOIN activation_ids a ON a.id = b.activation_id
-			WHERE b.activation_id = ? AND b.computer_id = ? AND b.ended_at IS NULL`, body.ActivationID, n.computerID).Scan(&bid, &product, &lic)
-		if errors.Is(err, sql.ErrNoRows) {
-			return &protocol.DeactivateResponse{Result: protocol.ActivationNotHeld,
-				Message: "this machine holds no seat of " + body.ActivationID + " on the server (already returned): nothing to free"}, nil
-		}
-		if err != nil {
-			return nil, err
-		}
-		if err := endActivation(tx, bid, lic, "deactivated on the machine"); err != nil {
-			return nil, err
-		}
-		if err := addEvent(tx, store.Event{Actor: store.NodeActor(n.id), Kind: store.EventActReturned, ComputerID: n.computerID, NodeID: n.id,
-			Product: product, Reason: body.ActivationID + ": deactivated on the machine; the seat is free"}); err != nil {
-			return nil, err
-		}
-		return &protocol.DeactivateResponse{Result: protocol.ActivationReturned, Message: "seat of " + body.ActivationID + " returned"}, nil
-	})
-}
-
-// ActivationStatus implements store.Nodes.
-func (db *DB) ActivationStatus(ctx context.Context, r store.Request, body *protocol.ActivationStatusRequest) (store.Outcome, error) {
-	return db.nodeOp(ctx, r, func(tx *Tx, n nodeState) (any, error) {
-		if _, err := expireActivations(tx, store.ActorSystem); err != nil {
-			return nil, err
-		}
-		resp := &protocol.ActivationStatusResponse{}
-		for _, id := range body.ActivationIDs {
-			st := protocol.ActivationState{ActivationID: id}
-			var live int
-			if err := tx.QueryRow(`SELECT COUNT(*) FROM activations WHERE activation_id = ? AND computer_id = ? AND ended_at IS NULL`, id, n.computerID).Scan(&live); err != nil {
-				return nil, err
-			}
-			if live > 0 {
-				st.Valid = true
-				// A live binding on an expired or deactivated ID is not valid.
-				a, err := loadActivationID(tx, id)
-				if err != nil {
-					return nil, err
-				}
-				if a == nil || !a.Active {
-					st.Valid, st.Reason = false, "the Activation ID was deactivated by an administrator"
-				} else if !a.Valid(tx.Now) {
-					st.Valid, st.Reason = false, "the Activation ID has expired"
-				}
-			} else {
-				var reason string
-				err := tx.QueryRow(`SELECT end_reason FROM activations WHERE activation_id = ? AND computer_id = ? ORDER BY ended_at DESC LIMIT 1`, id, n.computerID).Scan(&reason)
-				switch {
-				case err == nil:
-					st.Reason = reason
-				case errors.Is(err, sql.ErrNoRows):
-					st.Reason = "the server knows no seat of this Activation ID for this machine"
-				default:
-					return nil, err
-				}
-			}
-			resp.States = append(resp.States, st)
-		}
-		return resp, nil
-	})
 }
 
 // expireActivations ends the live bindings of the Activation IDs that have
@@ -586,92 +447,6 @@ func (db *DB) endComputerSeats(tx *Tx, computer int64, status, why, actor string
 		}
 	}
 	return out, nil
-}
-
-// Lease implements store.Nodes: ttl > 0 checks out (or renews a lease
-// already held), ttl == 0 renews (heartbeat), ttl < 0 checks in.
-func (db *DB) Lease(ctx context.Context, r store.Request, product string, ttl time.Duration) (store.Outcome, error) {
-	var secs uint32 // the TTL granted, as the answer carries it
-	if ttl > 0 {
-		var err error
-		if secs, err = protocol.LeaseTTLSeconds(ttl); err != nil {
-			return store.Outcome{}, fmt.Errorf("%w: %v", store.ErrInvalid, err)
-		}
-	}
-	return db.nodeOp(ctx, r, func(tx *Tx, n nodeState) (any, error) {
-		if _, ok := db.engine.Catalog().Product(product); !ok {
-			result, msg := engine.UnknownLeaseProduct(product)
-			return &protocol.LeaseResponse{Result: result, Message: msg}, nil
-		}
-		actor := store.NodeActor(n.id)
-		var exp, curTTL int64
-		err := tx.QueryRow(`SELECT expires_at, ttl FROM leases WHERE product = ? AND computer_id = ?`, product, n.computerID).Scan(&exp, &curTTL)
-		held := err == nil && exp > ms(tx.Now)
-		if err != nil && !errors.Is(err, sql.ErrNoRows) {
-			return nil, err
-		}
-		switch {
-		case ttl < 0: // check in
-			if err == nil {
-				if _, err := tx.Exec(`DELETE FROM leases WHERE product = ? AND computer_id = ?`, product, n.computerID); err != nil {
-					return nil, err
-				}
-			}
-			if held {
-				if err := addEvent(tx, store.Event{Actor: actor, Kind: store.EventLeaseIn, ComputerID: n.computerID, NodeID: n.id, Product: product, Reason: "checked in"}); err != nil {
-					return nil, err
-				}
-				return &protocol.LeaseResponse{Result: protocol.ActivationReturned, Message: "checked in: the seat is free"}, nil
-			}
-			return &protocol.LeaseResponse{Result: protocol.ActivationNotHeld, Message: "no lease of " + product + " was held (it may have expired)"}, nil
-		case ttl == 0: // heartbeat
-			if !held {
-				return &protocol.LeaseResponse{Result: protocol.ActivationNotHeld, Message: "the lease of " + product + " has expired or was never held: check out again"}, nil
-			}
-			cur := time.Duration(curTTL) * time.Millisecond
-			newExp := tx.Now.Add(cur)
-			if _, err := tx.Exec(`UPDATE leases SET expires_at = ? WHERE product = ? AND computer_id = ?`, ms(newExp), product, n.computerID); err != nil {
-				return nil, err
-			}
-			return &protocol.LeaseResponse{Granted: true, Result: protocol.ActivationOK, Expires: newExp.Unix(), TTL: uint32(min(cur, protocol.MaxLeaseTTL) / time.Second)}, nil
-		}
-		newExp := tx.Now.Add(ttl)
-		if held && n.status == catalog.StatusActive {
-			if _, err := tx.Exec(`UPDATE leases SET expires_at = ?, ttl = ? WHERE product = ? AND computer_id = ?`, ms(newExp), ttl.Milliseconds(), product, n.computerID); err != nil {
-				return nil, err
-			}
-			return &protocol.LeaseResponse{Granted: true, Result: protocol.ActivationAlready, Expires: newExp.Unix(), TTL: secs, Message: "lease already held: renewed"}, nil
-		}
-		lics, expiring, err := leasePool(tx, product)
-		if err != nil {
-			return nil, err
-		}
-		d := db.engine.DecideCheckout(product, n.status, lics, expiring, tx.Now)
-		l := d.License
-		if l == nil {
-			resp := &protocol.LeaseResponse{Result: d.Result, Message: d.Message}
-			if !d.ExpectedBack.IsZero() {
-				resp.ExpectedBack = d.ExpectedBack.Unix()
-			}
-			if d.Result != protocol.ActivationRefused {
-				if err := countLeaseRefusal(tx, n.computerID, product, protocol.VerdictDeniedNoSeat, resp.Message, n.id, actor); err != nil {
-					return nil, err
-				}
-			}
-			return resp, nil
-		}
-		if _, err := tx.Exec(`INSERT INTO leases (product, computer_id, license_id, node_id, granted_at, expires_at, ttl) VALUES (?, ?, ?, ?, ?, ?, ?)
-			ON CONFLICT (product, computer_id) DO UPDATE SET license_id = excluded.license_id, node_id = excluded.node_id,
-			granted_at = excluded.granted_at, expires_at = excluded.expires_at, ttl = excluded.ttl`,
-			product, n.computerID, l.ID, n.id, ms(tx.Now), ms(newExp), ttl.Milliseconds()); err != nil {
-			return nil, fmt.Errorf("grant lease: %w", err)
-		}
-		if err := addEvent(tx, store.Event{Actor: actor, Kind: store.EventLeaseOut, ComputerID: n.computerID, NodeID: n.id, Product: product,
-			Reason: fmt.Sprintf("license %s, %s to live", l.ID, ttl)}); err != nil {
-			return nil, err
-		}
-		return &protocol.LeaseResponse{Granted: true, Result: protocol.ActivationOK, Expires: newExp.Unix(), TTL: secs}, nil
-	})
 }
 
 // leasePool reads the concurrent licenses of a product with their live

@@ -37,6 +37,7 @@ import (
 	"github.com/tallyhq/tally/protocol"
 	"github.com/tallyhq/tally/server/catalog"
 	"github.com/tallyhq/tally/server/engine"
+	"github.com/tallyhq/tally/server/ledger"
 	"github.com/tallyhq/tally/server/license"
 	"github.com/tallyhq/tally/server/store"
 )
@@ -105,8 +106,7 @@ type DB struct {
 	pkgMu    sync.RWMutex
 	pkgCache map[string]int64 // interned package IDs, filled after commit
 
-	pluginMu   sync.RWMutex
-	pluginSets map[string]pluginSet // see pluginsOf
+	ledger *ledger.Ledger // what a node's request does; this package stores it
 
 	licenses licenseCache
 	ws       swScratch // the writer goroutine's buffers for software sets
@@ -281,10 +281,11 @@ func Open(file string, opts Options) (*DB, error) {
 			return nil, DamagedError(file, findings)
 		}
 	}
-	db := &DB{file: file, engine: opts.Engine, pkgCache: map[string]int64{}, pluginSets: map[string]pluginSet{}, w: w, clock: opts.Clock, log: opts.Logger, opts: opts,
+	db := &DB{file: file, engine: opts.Engine, pkgCache: map[string]int64{}, w: w, clock: opts.Clock, log: opts.Logger, opts: opts,
 		hot:      newHotCache(opts.NoPostCache),
 		licenses: licenseCache{verify: opts.VerifyLicense},
 		jobs:     make(chan *job, opts.MaxBatch*4), quit: make(chan struct{}), done: make(chan struct{})}
+	db.ledger = ledger.New(opts.Engine, ledgerBackend{db}, ledger.Options{Logger: opts.Logger, OnVerdicts: opts.OnVerdicts, RecordKey: opts.RecordKey})
 	// The writer checkpoints the WAL into the database file when the WAL
 	// passes this many pages, inside the commit that passes it. At the
 	// default (1,000), a busy server checkpointed every few batches,
