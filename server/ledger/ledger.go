@@ -121,6 +121,7 @@ type Tx interface {
 	EffectsTx
 	PostsTx
 	NodeLockedTx
+	AdminTx
 }
 
 // RequestTx records requests applied.
