@@ -8,7 +8,6 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/tallyhq/tally/protocol"
 	"github.com/tallyhq/tally/server/engine"
 	"github.com/tallyhq/tally/server/store"
 )
@@ -121,36 +120,6 @@ func adjustHeld(tx *Tx, license string, delta int) error {
 	// takes a seat: decisions count the rows, and maintenance repairs it.
 	if _, err := tx.Exec(`UPDATE licenses SET held = MAX(0, MIN(seats, held + ?)) WHERE id = ?`, delta, license); err != nil {
 		return fmt.Errorf("count seats of license %s: %w", license, err)
-	}
-	return nil
-}
-
-// countRefusal counts refused product data, requests, activations and
-// leases per computer, product, pool and reason, and in the audit log in
-// one event per hour, stamped with the time of its latest refusal so that
-// it sorts among the events around it.
-func countRefusal(tx *Tx, pool string, computer int64, product string, v protocol.Verdict, nodeID, actor string) error {
-	reason := v.String()
-	if _, err := tx.ExecUncached(`INSERT INTO discards (computer_id, product, pool, reason, count, first_at, last_at) VALUES (?, ?, ?, ?, 1, ?, ?)
-		ON CONFLICT (computer_id, product, pool, reason) DO UPDATE SET count = count + 1, last_at = excluded.last_at`,
-		computer, product, pool, reason, ms(tx.Now), ms(tx.Now)); err != nil {
-		return fmt.Errorf("count discard: %w", err)
-	}
-	bucket := tx.Now.Unix() / 3600
-	// The kind is written out, not bound: only then can SQLite use the
-	// partial index on discard events (WHERE kind = 'data.discarded').
-	res, err := tx.ExecUncached(`UPDATE events SET count = count + 1, at = ? WHERE kind = 'data.discarded' AND computer_id = ? AND product = ? AND reason = ? AND bucket = ?`,
-		ms(tx.Now), computer, product, reason, bucket)
-	if err != nil {
-		return fmt.Errorf("audit discard: %w", err)
-	}
-	if n, _ := res.RowsAffected(); n > 0 {
-		return nil
-	}
-	_, err = tx.ExecUncached(`INSERT INTO events (at, actor, kind, computer_id, node_id, product, reason, count, bucket) VALUES (?, ?, ?, ?, ?, ?, ?, 1, ?)`,
-		ms(tx.Now), actor, store.EventDiscarded, computer, nullStr(nodeID), product, reason, bucket)
-	if err != nil {
-		return fmt.Errorf("audit discard: %w", err)
 	}
 	return nil
 }

@@ -4,8 +4,8 @@ package sqlite
 // and computer: the node row, the newest sequence number applied for the
 // node, and the computer's columns, seats and allocations. A post whose
 // node and computer are cached, with a sequence number above the newest
-// applied, reads nothing of them: that read was the writer's largest cost
-// a post (two statements, a third of the writer's time with 10,000 agents).
+// applied, reads nothing of them, because that read was the writer's
+// largest cost a post (docs/PERFORMANCE.md has the measurements).
 //
 // It is the writer's alone (jobs run on the writer goroutine), and it must
 // never say what the database does not, so it is kept conservatively:

@@ -6,12 +6,12 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"github.com/tallyhq/tally/server/ledger"
 	"time"
 
 	"github.com/tallyhq/tally/server/catalog"
 	"github.com/tallyhq/tally/server/dates"
 	"github.com/tallyhq/tally/server/engine"
+	"github.com/tallyhq/tally/server/ledger"
 	"github.com/tallyhq/tally/server/store"
 )
 

@@ -419,33 +419,3 @@ func splitFlags(s string) []string {
 	}
 	return strings.Split(s, ",")
 }
-
-func addEvent(tx *Tx, e store.Event) error {
-	if e.Count == 0 {
-		e.Count = 1
-	}
-	at := e.At
-	if at.IsZero() {
-		at = tx.Now
-	}
-	_, err := tx.ExecUncached(`INSERT INTO events (at, actor, kind, computer_id, node_id, product, reason, count) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-		ms(at), e.Actor, e.Kind, nullInt(e.ComputerID), nullStr(e.NodeID), nullStr(e.Product), e.Reason, e.Count)
-	if err != nil {
-		return fmt.Errorf("write audit event: %w", err)
-	}
-	return nil
-}
-
-func nullInt(v int64) any {
-	if v == 0 {
-		return nil
-	}
-	return v
-}
-
-func nullStr(v string) any {
-	if v == "" {
-		return nil
-	}
-	return v
-}

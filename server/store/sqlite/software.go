@@ -88,10 +88,10 @@ type swEntry struct {
 func compareSWEntries(a, b swEntry) int { return cmp.Compare(a.id, b.id) }
 
 // swScratch holds the buffers the writer reuses from one software post to
-// the next: a set of 2,000 packages took about 200 KB of garbage per post
-// (read, apply, encode), most of what a delta that changes a package
-// allocated. Only the writer goroutine touches it, and nothing of it
-// outlives the job (SQLite copies bound blobs).
+// the next, because reading, applying and encoding a set was most of what
+// a delta allocated (docs/PERFORMANCE.md). Only the writer goroutine
+// touches it, and nothing of it outlives the job (SQLite copies bound
+// blobs).
 type swScratch struct {
 	ids, dates, outIDs, outDates []int64
 	set                          []swEntry

@@ -121,9 +121,9 @@ var _ store.Store = (*DB)(nil)
 // it writes.
 //
 // The writer runs BEGIN and COMMIT itself on a connection it holds, rather
-// than through sql.Tx: database/sql starts a goroutine for every query
-// made in an sql.Tx (to close its rows should the transaction's context
-// end), two or three per post, which the single writer paid for.
+// than through sql.Tx, because database/sql starts a goroutine for every
+// query made in an sql.Tx (to close its rows should the transaction's
+// context end), which the single writer paid for.
 type Tx struct {
 	conn     *sql.Conn
 	Now      time.Time
@@ -243,15 +243,12 @@ func Open(file string, opts Options) (*DB, error) {
 	q.Set("_busy_timeout", "10000")
 	q.Set("_foreign_keys", "on")
 	q.Set("_txlock", "immediate")
-	q.Set("_stmt_cache_size", "256") // re-preparing each statement cost a quarter of a post's CPU
-	// The writer's page cache is 32 MiB instead of SQLite's 2 MiB: a post
-	// reads the pages of its node's applied records and of its computer's
-	// row, at random across the fleet, and with 10,000 computers (22 MB
-	// of those pages) the small cache sent most of them to the operating
-	// system through a read call: 4% of the server's CPU went to pread,
-	// and 10,000 agents at capacity posted 4-9% more with the larger
-	// cache, for 30-45 MB more resident (C memory, outside
-	// --memory-limit).
+	q.Set("_stmt_cache_size", "256") // re-preparing each statement was a large part of a post's CPU
+	// The writer's page cache is 32 MiB instead of SQLite's 2 MiB because
+	// posts read their nodes' and computers' pages at random across the
+	// fleet, which the small cache sent to the operating system
+	// (docs/PERFORMANCE.md has the figures, and the resident memory it
+	// costs outside --memory-limit).
 	q.Set("_cache_size", "-32768")
 	w, err := sql.Open("sqlite3", "file:"+file+"?"+q.Encode())
 	if err != nil {
@@ -286,14 +283,11 @@ func Open(file string, opts Options) (*DB, error) {
 		licenses: licenseCache{verify: opts.VerifyLicense},
 		jobs:     make(chan *job, opts.MaxBatch*4), quit: make(chan struct{}), done: make(chan struct{})}
 	db.ledger = ledger.New(opts.Engine, ledgerBackend{db}, ledger.Options{Logger: opts.Logger, OnVerdicts: opts.OnVerdicts, RecordKey: opts.RecordKey})
-	// The writer checkpoints the WAL into the database file when the WAL
-	// passes this many pages, inside the commit that passes it. At the
-	// default (1,000), a busy server checkpointed every few batches,
-	// copying each page that every post dirties (its computer's row, its
-	// applied records) again and again; ten times fewer checkpoints copy
-	// each such page once for many posts. The WAL is fsynced at every
-	// commit whatever its size: durability does not change. (The setting
-	// is the connection's; the writer keeps its one connection for good.)
+	// The writer checkpoints the WAL ten times less often than SQLite's
+	// default, so that a page every post dirties is copied once for many
+	// posts; the WAL is fsynced at every commit whatever its size, so
+	// durability does not change. (The setting is the connection's; the
+	// writer keeps its one connection for good.)
 	if _, err := w.Exec(`PRAGMA wal_autocheckpoint = 10000`); err != nil {
 		w.Close()
 		return nil, fmt.Errorf("open database %s: %w", file, err)
@@ -426,12 +420,12 @@ func (db *DB) writer() {
 func (db *DB) runBatch(batch []*job) {
 	start := time.Now()
 	// Optimistically, every job of the batch shares one transaction with
-	// no savepoint between them (a savepoint and its release cost a fifth
-	// of a post's time in the writer). Should one job fail, the whole
-	// transaction is rolled back and each job runs again in a transaction
-	// of its own, so that the failure rolls back alone: jobs are closures
-	// that can run again, and a job's effects reach memory only through
-	// OnCommit hooks.
+	// no savepoint between them, because a savepoint and its release were
+	// a large part of a post's time in the writer. Should one job fail,
+	// the whole transaction is rolled back and each job runs again in a
+	// transaction of its own, so that the failure rolls back alone: jobs
+	// are closures that can run again, and a job's effects reach memory
+	// only through OnCommit hooks.
 	if len(batch) > 1 {
 		if db.runTogether(batch, start) {
 			return
