@@ -13,13 +13,13 @@ package sqlite
 //   - It changes only after a commit, in the committed jobs' OnCommit
 //     hooks, in the order the jobs ran: a job that read the database sets
 //     what it read, a later job that changed it drops it.
-//   - A job of the post path (nodeOp) is "aware": each of its writes says
-//     what it changes by the Tx method it goes through. ExecUncached
-//     writes what the cache does not hold (applied records, audit, the
-//     post's touch of its computer row, its node's sequence bookkeeping)
-//     and changes nothing; ExecComputer of its own computer row drops that
-//     computer; Exec, the default, and anything else (seats, allocations,
-//     licenses, other computers, nodes) empties the cache.
+//   - A job of the post path (a node request, ledgerTx.NodeRequest) is
+//     "aware": each of its writes says what it changes by the Tx method it
+//     goes through. ExecUncached writes what the cache does not hold
+//     (applied records, audit, the post's touch of its computer row, its
+//     node's sequence bookkeeping) and changes nothing; ExecComputer of
+//     its own computer row drops that computer; Exec, the default, empties
+//     the cache (seats, allocations, licenses, other computers, nodes).
 //   - Any other job (administration, enrolment, maintenance) that writes
 //     anything empties the cache when it commits. A new kind of write is
 //     thus safe by default: at worst it costs a re-read.

@@ -7,6 +7,11 @@
 // batch is run again job by job), and each caller is answered only after
 // the commit that holds its job has returned: the server commits before it
 // acknowledges, at the cost of one fsync per batch instead of per request.
+//
+// What a node's request does (apply once, decide, answer) is the ledger's
+// (server/ledger): this package runs it in those transactions and provides
+// their reads and writes (ledgertx.go), and stores its answers as opaque
+// bytes.
 package sqlite
 
 import (
