@@ -38,7 +38,7 @@ func (l *Ledger) SetStatus(tx Tx, id int64, status, actor string) (store.Change,
 		return ch, err
 	}
 	if status != catalog.StatusActive {
-		more, err := tx.EndComputerSeats(id, status, "status set to "+status, actor)
+		more, err := l.endComputerSeats(tx, id, status, "status set to "+status, actor)
 		if err != nil {
 			return ch, err
 		}
@@ -65,7 +65,7 @@ func (l *Ledger) DeleteComputer(tx Tx, id int64, block bool, actor string) (stor
 	if ch.Seats, err = ApplyDecision(tx, d, actor, ""); err != nil {
 		return ch, err
 	}
-	more, err := tx.EndComputerSeats(id, "", "computer deleted", actor)
+	more, err := l.endComputerSeats(tx, id, "", "computer deleted", actor)
 	if err != nil {
 		return ch, err
 	}

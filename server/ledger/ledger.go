@@ -190,9 +190,6 @@ type PostsTx interface {
 	TakeTasks(computer int64) ([]protocol.Task, error)
 	// PatchCatalog returns the minimum versions of names (nil: all).
 	PatchCatalog(names []string) ([]protocol.MinimumVersion, error)
-	// EndComputerSeats ends the activations and leases of a computer,
-	// all of them or (status not empty) those whose product status frees.
-	EndComputerSeats(computer int64, status, why, actor string) ([]store.SeatChange, error)
 	RevokeNode(node, reason string) error
 	SetFlag(computer int64, flag string, on bool, actor, why string) error
 	// SetPlugins replaces the computer's plug-in list, which no longer
@@ -209,6 +206,8 @@ type NodeLockedTx interface {
 	// Binding returns the live binding of an ID to a computer.
 	Binding(activationID string, computer int64) (b Binding, ok bool, err error)
 	Bind(a *engine.ActivationID, n Node, machine string, record []byte) error
+	// ComputerBindings lists a computer's live bindings.
+	ComputerBindings(computer int64) ([]Binding, error)
 	// EndBinding ends a live binding and gives its seat back, once.
 	EndBinding(b Binding, reason string) error
 	// LastEndReason says why the computer's latest binding of an ID
@@ -218,6 +217,8 @@ type NodeLockedTx interface {
 	// Lease returns the computer's lease of a product, if any (live or
 	// not).
 	Lease(product string, computer int64) (l Lease, ok bool, err error)
+	// ComputerLeases lists a computer's live leases.
+	ComputerLeases(computer int64) ([]HeldLease, error)
 	DropLease(product string, computer int64) error
 	// RenewLease moves a lease's expiry, and its time to live unless
 	// zero.
@@ -230,10 +231,16 @@ type NodeLockedTx interface {
 
 // Binding is a live binding of an Activation ID to a computer.
 type Binding struct {
-	ID      int64
-	Product string
-	License string
-	Record  []byte
+	ID           int64
+	ActivationID string
+	Product      string
+	License      string
+	Record       []byte // only from Tx.Binding
+}
+
+// HeldLease is a live lease a computer holds.
+type HeldLease struct {
+	Product, License string
 }
 
 // Lease is a computer's lease of a product.

@@ -221,3 +221,50 @@ func (l *Ledger) Lease(ctx context.Context, r store.Request, product string, ttl
 		return &protocol.LeaseResponse{Granted: true, Result: protocol.ActivationOK, Expires: newExp.Unix(), TTL: secs}, nil
 	})
 }
+
+// endComputerSeats ends the activations and leases of a computer being
+// deleted or uninstalled (all: status empty) or set to a status (those
+// whose product the status frees), each audited.
+func (l *Ledger) endComputerSeats(tx Tx, computer int64, status, why, actor string) ([]store.SeatChange, error) {
+	frees := func(product string) bool {
+		if status == "" {
+			return true
+		}
+		p, ok := l.engine.Catalog().Product(product)
+		return !ok || p.FreedByStatus(status)
+	}
+	bs, err := tx.ComputerBindings(computer)
+	if err != nil {
+		return nil, err
+	}
+	var out []store.SeatChange
+	for _, b := range bs {
+		if !frees(b.Product) {
+			continue
+		}
+		if err := tx.EndBinding(b, why); err != nil {
+			return nil, err
+		}
+		out = append(out, store.SeatChange{Change: "freed", Kind: store.SeatNodeLocked, ComputerID: computer, Product: b.Product, License: b.License, Reason: b.ActivationID + ": " + why})
+		if err := tx.AddEvent(store.Event{Actor: actor, Kind: store.EventActReturned, ComputerID: computer, Product: b.Product, Reason: b.ActivationID + ": " + why}); err != nil {
+			return nil, err
+		}
+	}
+	ls, err := tx.ComputerLeases(computer)
+	if err != nil {
+		return nil, err
+	}
+	for _, le := range ls {
+		if !frees(le.Product) {
+			continue
+		}
+		if err := tx.DropLease(le.Product, computer); err != nil {
+			return nil, err
+		}
+		out = append(out, store.SeatChange{Change: "freed", Kind: store.SeatConcurrent, ComputerID: computer, Product: le.Product, License: le.License, Reason: "lease: " + why})
+		if err := tx.AddEvent(store.Event{Actor: actor, Kind: store.EventLeaseIn, ComputerID: computer, Product: le.Product, Reason: why}); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}

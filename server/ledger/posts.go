@@ -250,7 +250,7 @@ func (l *Ledger) Goodbye(ctx context.Context, r store.Request, body *protocol.Go
 			resp.Freed = append(resp.Freed, ch.Product)
 		}
 		if body.Plugin == "" {
-			more, err := tx.EndComputerSeats(n.ComputerID, "", "agent uninstalled", actor)
+			more, err := l.endComputerSeats(tx, n.ComputerID, "", "agent uninstalled", actor)
 			if err != nil {
 				return nil, err
 			}

@@ -349,8 +349,39 @@ func (t *ledgerTx) PatchCatalog(names []string) ([]protocol.MinimumVersion, erro
 	return patchCatalog(t.Tx, names)
 }
 
-func (t *ledgerTx) EndComputerSeats(computer int64, status, why, actor string) ([]store.SeatChange, error) {
-	return t.db.endComputerSeats(t.Tx, computer, status, why, actor)
+func (t *ledgerTx) ComputerBindings(computer int64) ([]ledger.Binding, error) {
+	rows, err := t.Query(`SELECT b.id, a.id, a.product, a.license_id FROM activations b JOIN activation_ids a ON a.id = b.activation_id
+		WHERE b.computer_id = ? AND b.ended_at IS NULL`, computer)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var bs []ledger.Binding
+	for rows.Next() {
+		var b ledger.Binding
+		if err := rows.Scan(&b.ID, &b.ActivationID, &b.Product, &b.License); err != nil {
+			return nil, err
+		}
+		bs = append(bs, b)
+	}
+	return bs, rows.Err()
+}
+
+func (t *ledgerTx) ComputerLeases(computer int64) ([]ledger.HeldLease, error) {
+	rows, err := t.Query(`SELECT product, license_id FROM leases WHERE computer_id = ? AND expires_at > ?`, computer, ms(t.Tx.Now))
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var ls []ledger.HeldLease
+	for rows.Next() {
+		var l ledger.HeldLease
+		if err := rows.Scan(&l.Product, &l.License); err != nil {
+			return nil, err
+		}
+		ls = append(ls, l)
+	}
+	return ls, rows.Err()
 }
 
 func (t *ledgerTx) RevokeNode(node, reason string) error {
@@ -380,7 +411,7 @@ func (t *ledgerTx) ActivationID(id string) (*engine.ActivationID, error) {
 }
 
 func (t *ledgerTx) Binding(activationID string, computer int64) (ledger.Binding, bool, error) {
-	var b ledger.Binding
+	b := ledger.Binding{ActivationID: activationID}
 	err := t.QueryRow(`SELECT b.id, a.product, a.license_id, b.record FROM activations b JOIN activation_ids a ON a.id = b.activation_id
 		WHERE b.activation_id = ? AND b.computer_id = ? AND b.ended_at IS NULL`, activationID, computer).Scan(&b.ID, &b.Product, &b.License, &b.Record)
 	if errors.Is(err, sql.ErrNoRows) {
