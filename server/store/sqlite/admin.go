@@ -8,8 +8,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
-	"github.com/tallyhq/tally/server/catalog"
-	"github.com/tallyhq/tally/server/dates"
+	"github.com/tallyhq/tally/server/ledger"
 	"github.com/tallyhq/tally/server/store"
 )
 
@@ -17,7 +16,6 @@ import (
 func (db *DB) SetStatus(ctx context.Context, id int64, status, actor string) (store.Change, error) {
 	var ch store.Change
 	err := db.write(ctx, func(tx *Tx) error {
-		ch = store.Change{} // a job may run twice (see runBatch)
 		var canonical string
 		err := tx.QueryRow(`SELECT name FROM statuses WHERE lower(name) = lower(?)`, status).Scan(&canonical)
 		if errors.Is(err, sql.ErrNoRows) {
@@ -26,32 +24,8 @@ func (db *DB) SetStatus(ctx context.Context, id int64, status, actor string) (st
 		if err != nil {
 			return err
 		}
-		c, hostname, err := loadComputer(tx, id)
-		if err != nil {
-			return err
-		}
-		if c.Status == canonical {
-			ch.Message = fmt.Sprintf("computer %d (%s) is already %s; nothing changed", id, hostname, canonical)
-			return nil
-		}
-		d := db.engine.StatusChange(c, canonical)
-		if ch.Seats, err = applyDecision(tx, d, actor, ""); err != nil {
-			return err
-		}
-		if canonical != catalog.StatusActive {
-			more, err := db.endComputerSeats(tx, id, canonical, "status set to "+canonical, actor)
-			if err != nil {
-				return err
-			}
-			ch.Seats = append(ch.Seats, more...)
-		}
-		if _, err := tx.Exec(`UPDATE computers SET status = ? WHERE id = ?`, canonical, id); err != nil {
-			return fmt.Errorf("set status: %w", err)
-		}
-		hostnames(tx, ch.Seats)
-		reason := fmt.Sprintf("%s → %s; %s", c.Status, canonical, store.SeatSummary(ch.Seats))
-		ch.Message = fmt.Sprintf("computer %d (%s): %s", id, hostname, reason)
-		return addEvent(tx, store.Event{Actor: actor, Kind: store.EventStatus, ComputerID: id, Reason: reason})
+		ch, err = db.ledger.SetStatus(db.lt(tx), id, canonical, actor)
+		return err
 	})
 	return ch, err
 }
@@ -60,56 +34,43 @@ func (db *DB) SetStatus(ctx context.Context, id int64, status, actor string) (st
 func (db *DB) DeleteComputer(ctx context.Context, id int64, block bool, actor string) (store.Change, error) {
 	var ch store.Change
 	err := db.write(ctx, func(tx *Tx) error {
-		ch = store.Change{} // a job may run twice (see runBatch)
-		c, hostname, err := loadComputer(tx, id)
-		if err != nil {
-			return err
-		}
-		d := db.engine.Delete(c)
-		if ch.Seats, err = applyDecision(tx, d, actor, ""); err != nil {
-			return err
-		}
-		more, err := db.endComputerSeats(tx, id, "", "computer deleted", actor)
-		if err != nil {
-			return err
-		}
-		ch.Seats = append(ch.Seats, more...)
-		reason := store.RevokedDeleted
-		if block {
-			reason = store.RevokedBlocked
-		}
-		if _, err := tx.Exec(`UPDATE nodes SET revoked_at = COALESCE(revoked_at, ?), revoked_reason = ? WHERE computer_id = ?`, ms(tx.Now), reason, id); err != nil {
-			return fmt.Errorf("revoke keys: %w", err)
-		}
-		if _, err := tx.Exec(`DELETE FROM allocations WHERE computer_id = ?`, id); err != nil {
-			return err
-		}
-		if _, err := tx.Exec(`DELETE FROM duplicates WHERE computer_id = ? OR other_id = ?`, id, id); err != nil {
-			return err
-		}
-		if _, err := tx.Exec(`UPDATE computers SET deleted_at = ? WHERE id = ?`, ms(tx.Now), id); err != nil {
-			return fmt.Errorf("delete computer: %w", err)
-		}
-		if block {
-			if _, err := tx.Exec(`INSERT OR IGNORE INTO blocked (kind, value, computer_id, at)
-				SELECT kind, value, computer_id, ? FROM computer_hints WHERE computer_id = ? AND kind <> 'mac'`, ms(tx.Now), id); err != nil {
-				return fmt.Errorf("block hints: %w", err)
-			}
-			if _, err := tx.Exec(`INSERT OR IGNORE INTO blocked (kind, value, computer_id, at)
-				SELECT 'key', id, computer_id, ? FROM nodes WHERE computer_id = ?`, ms(tx.Now), id); err != nil {
-				return fmt.Errorf("block keys: %w", err)
-			}
-		}
-		hostnames(tx, ch.Seats)
-		what := "deleted"
-		if block {
-			what = "deleted and blocked from enrolling again (until 'tally-server computers unblock')"
-		}
-		ch.Message = fmt.Sprintf("computer %d (%s) %s; %s", id, hostname, what, store.SeatSummary(ch.Seats))
-		return addEvent(tx, store.Event{Actor: actor, Kind: store.EventDeleted, ComputerID: id, Reason: what + "; " + store.SeatSummary(ch.Seats)})
+		var err error
+		ch, err = db.ledger.DeleteComputer(db.lt(tx), id, block, actor)
+		return err
 	})
 	return ch, err
 }
+
+// RemoveComputer implements ledger.AdminTx.
+func (t *ledgerTx) RemoveComputer(id int64, reason string, block bool) error {
+	if _, err := t.Exec(`UPDATE nodes SET revoked_at = COALESCE(revoked_at, ?), revoked_reason = ? WHERE computer_id = ?`, ms(t.Tx.Now), reason, id); err != nil {
+		return fmt.Errorf("revoke keys: %w", err)
+	}
+	if _, err := t.Exec(`DELETE FROM allocations WHERE computer_id = ?`, id); err != nil {
+		return err
+	}
+	if _, err := t.Exec(`DELETE FROM duplicates WHERE computer_id = ? OR other_id = ?`, id, id); err != nil {
+		return err
+	}
+	if _, err := t.Exec(`UPDATE computers SET deleted_at = ? WHERE id = ?`, ms(t.Tx.Now), id); err != nil {
+		return fmt.Errorf("delete computer: %w", err)
+	}
+	if !block {
+		return nil
+	}
+	if _, err := t.Exec(`INSERT OR IGNORE INTO blocked (kind, value, computer_id, at)
+		SELECT kind, value, computer_id, ? FROM computer_hints WHERE computer_id = ? AND kind <> 'mac'`, ms(t.Tx.Now), id); err != nil {
+		return fmt.Errorf("block hints: %w", err)
+	}
+	if _, err := t.Exec(`INSERT OR IGNORE INTO blocked (kind, value, computer_id, at)
+		SELECT 'key', id, computer_id, ? FROM nodes WHERE computer_id = ?`, ms(t.Tx.Now), id); err != nil {
+		return fmt.Errorf("block keys: %w", err)
+	}
+	return nil
+}
+
+// Hostnames implements ledger.AdminTx.
+func (t *ledgerTx) Hostnames(changes []store.SeatChange) { hostnames(t.Tx, changes) }
 
 // Statuses implements store.Computers.
 func (db *DB) Statuses(ctx context.Context) ([]store.Status, error) {
@@ -185,46 +146,14 @@ func (db *DB) Why(ctx context.Context, id int64, product string) (store.Why, err
 	case !errors.Is(err, sql.ErrNoRows):
 		return w, err
 	}
-	for _, pl := range pluginsFromJSON(plugins) {
-		if p.Matches(pl.Name, pl.Version) {
-			w.Plugin = pl.Name + " " + pl.Version
-		}
-	}
 	if w.Events, err = db.Events(ctx, store.EventFilter{ComputerID: id, Product: product, Limit: 20}); err != nil {
 		return w, err
 	}
-	switch {
-	case deleted.Valid:
-		w.Answer = "The computer was deleted: it holds nothing."
-	case w.Holds:
-		w.Answer = fmt.Sprintf("It holds a seat of %s on license %s since %s: %s.", product, h.License, dates.Instant(h.Since, db.engine.Zone()), h.Reason)
-		if h.Allocated {
-			w.Answer += " The seat is allocated to it."
-		}
-		if w.Status != catalog.StatusActive {
-			w.Answer += fmt.Sprintf(" Its status %s does not free %s (freed by: %s).", w.Status, product, p.FreedByText())
-		}
-	case w.Status != catalog.StatusActive:
-		w.Answer = fmt.Sprintf("It holds no seat of %s: its status is %s, and computers that are not Active consume nothing until set Active.", product, w.Status)
-	case w.Plugin == "" && (p.RequiresPlugin || p.Qualifies(catalog.TriggerPluginPresence)):
-		w.Answer = fmt.Sprintf("It holds no seat of %s: plug-in %s (%s) is not in its basic inventory.", product, p.Plugin, p.PluginVersions)
-	default:
-		w.Answer = fmt.Sprintf("It holds no seat of %s.", product)
-		var reason string
-		var count int64
-		if err := db.r.QueryRowContext(ctx, `SELECT reason, count FROM discards WHERE computer_id = ? AND product = ? ORDER BY last_at DESC LIMIT 1`, id, product).Scan(&reason, &count); err == nil {
-			w.Answer += fmt.Sprintf(" Its %s data was refused %d times, last as %s.", product, count, reason)
-		} else {
-			w.Answer += fmt.Sprintf(" It has made no qualifying post yet (%s consumes on: %s).", product, triggersText(p))
-		}
+	f := ledger.WhyFacts{Deleted: deleted.Valid, Plugins: plugins}
+	var r ledger.Refusal
+	if err := db.r.QueryRowContext(ctx, `SELECT reason, count FROM discards WHERE computer_id = ? AND product = ? ORDER BY last_at DESC LIMIT 1`, id, product).Scan(&r.Reason, &r.Count); err == nil {
+		f.Refusal = &r
 	}
+	db.ledger.Explain(&w, p, f)
 	return w, nil
-}
-
-func triggersText(p *catalog.Product) string {
-	s := make([]string, len(p.Qualifying))
-	for i, t := range p.Qualifying {
-		s[i] = string(t)
-	}
-	return strings.Join(s, ", ")
 }

@@ -1,15 +1,11 @@
 package sqlite
 
-import (
-	"strings"
-)
-
 // The post cache keeps, between transactions, what a post reads of its node
 // and computer: the node row, the newest sequence number applied for the
 // node, and the computer's columns, seats and allocations. A post whose
 // node and computer are cached, with a sequence number above the newest
-// applied, reads nothing of them: that read was the writer's largest cost
-// a post (two statements, a third of the writer's time with 10,000 agents).
+// applied, reads nothing of them, because that read was the writer's
+// largest cost a post (docs/PERFORMANCE.md has the measurements).
 //
 // It is the writer's alone (jobs run on the writer goroutine), and it must
 // never say what the database does not, so it is kept conservatively:
@@ -17,12 +13,13 @@ import (
 //   - It changes only after a commit, in the committed jobs' OnCommit
 //     hooks, in the order the jobs ran: a job that read the database sets
 //     what it read, a later job that changed it drops it.
-//   - A job of the post path (nodeOp) is "aware": every statement it runs
-//     is classified (hotEffectOf). Statements on tables the cache does not
-//     hold change nothing; the post's touch of its computer row and its
-//     node's sequence bookkeeping are kept in step; any other write to its
-//     own computer row drops that computer; anything else (seats,
-//     allocations, licenses, other computers, nodes) empties the cache.
+//   - A job of the post path (a node request, ledgerTx.NodeRequest) is
+//     "aware": each of its writes says what it changes by the Tx method it
+//     goes through. ExecUncached writes what the cache does not hold
+//     (applied records, audit, the post's touch of its computer row, its
+//     node's sequence bookkeeping) and changes nothing; ExecComputer of
+//     its own computer row drops that computer; Exec, the default, empties
+//     the cache (seats, allocations, licenses, other computers, nodes).
 //   - Any other job (administration, enrolment, maintenance) that writes
 //     anything empties the cache when it commits. A new kind of write is
 //     thus safe by default: at worst it costs a re-read.
@@ -37,7 +34,6 @@ type hotCache struct {
 	off       bool
 	nodes     map[string]hotNode
 	computers map[int64]*hotComputer
-	effects   map[string]hotEffect // classification of statements, by text
 
 	// This transaction's: a job emptied the cache, and the computers its
 	// jobs touched (a node's computer is the node's, so this covers the
@@ -89,7 +85,7 @@ type hotScope struct {
 
 func newHotCache(off bool) *hotCache {
 	return &hotCache{off: off, nodes: map[string]hotNode{}, computers: map[int64]*hotComputer{},
-		effects: map[string]hotEffect{}, txComputers: map[int64]struct{}{}}
+		txComputers: map[int64]struct{}{}}
 }
 
 func (h *hotCache) clear() {
@@ -172,86 +168,13 @@ func (h *hotCache) settle(sc *hotScope, n hotNode) {
 	h.nodes[sc.node] = n
 }
 
-// Statements the cache keeps in step with rather than drops for.
-const (
-	touchComputerSQL = `UPDATE computers SET last_seen = ?, backlog = ? WHERE id = ?`
-	advanceSeqSQL    = `UPDATE nodes SET max_seq = ?, last_seen = ? WHERE id = ?`
-)
-
-// hotFree are the tables the cache holds nothing of.
-var hotFree = map[string]bool{
-	"applied": true, "events": true, "discards": true, "product_data": true, "tasks": true,
-	"packages": true, "computer_software_sets": true, "basic_inventory": true, "computer_hints": true,
-	"duplicates": true, "sw_recognitions": true,
-}
-
-// note classifies a statement an aware job runs, with its arguments.
-func (sc *hotScope) note(h *hotCache, query string, args []any) {
-	e, ok := h.effects[query]
-	if !ok {
-		e = hotEffectOf(query)
-		if len(h.effects) < 4096 {
-			h.effects[query] = e
-		}
-	}
-	if e == hotDropComputer {
-		// Only the job's own computer, named by the statement's last
-		// argument (WHERE id = ?).
-		if id, ok := lastInt64(args); !ok || id != sc.computer {
-			e = hotClear
-		}
+// note records what one of the job's writes changes: its own computer's
+// row drops that computer, any other computer's row anything else.
+func (sc *hotScope) note(e hotEffect, computer int64) {
+	if e == hotDropComputer && computer != sc.computer {
+		e = hotClear
 	}
 	if e > sc.effect {
 		sc.effect = e
 	}
-}
-
-func lastInt64(args []any) (int64, bool) {
-	if len(args) == 0 {
-		return 0, false
-	}
-	v, ok := args[len(args)-1].(int64)
-	return v, ok
-}
-
-// hotEffectOf classifies a statement by its text: reads and writes to
-// tables the cache does not hold change nothing.
-func hotEffectOf(query string) hotEffect {
-	q := strings.ToUpper(strings.Join(strings.Fields(query), " "))
-	if strings.HasPrefix(q, "SELECT ") {
-		return hotNone
-	}
-	switch query {
-	case touchComputerSQL, advanceSeqSQL:
-		return hotNone
-	}
-	var table string
-	switch {
-	case strings.HasPrefix(q, "INSERT INTO "):
-		table = q[len("INSERT INTO "):]
-	case strings.HasPrefix(q, "DELETE FROM "):
-		table = q[len("DELETE FROM "):]
-	case strings.HasPrefix(q, "UPDATE "):
-		table = q[len("UPDATE "):]
-	default:
-		return hotClear // INSERT OR REPLACE, WITH, PRAGMA, anything new
-	}
-	if i := strings.IndexAny(table, " ("); i >= 0 {
-		table = table[:i]
-	}
-	table = strings.ToLower(table)
-	if hotFree[table] {
-		return hotNone
-	}
-	if table == "computers" && strings.HasPrefix(q, "UPDATE ") && strings.HasSuffix(q, " WHERE ID = ?") {
-		return hotDropComputer
-	}
-	return hotClear
-}
-
-// isRead reports whether a statement only reads (for jobs outside the
-// post path, which empty the cache when they write).
-func isRead(query string) bool {
-	q := strings.TrimLeft(query, " \t\r\n")
-	return len(q) >= 7 && strings.EqualFold(q[:7], "SELECT ")
 }

@@ -452,44 +452,36 @@ func TestPostCacheStepsAsideInsideATransaction(t *testing.T) {
 	}
 }
 
-// Statements are classified by the table they write: tables the cache
-// does not hold change nothing, the post's own computer row drops that
-// computer, everything else (or anything unknown) empties the cache.
-func TestPostCacheClassifiesStatements(t *testing.T) {
+// Each write says what it changes by the Tx method it goes through: a
+// write of what the cache does not hold changes nothing, of the post's own
+// computer row drops that computer, of any other computer's row or of
+// anything else (the default Exec) empties the cache; a job outside the
+// post path that writes at all empties it.
+func TestPostCacheWritesSayWhatTheyChange(t *testing.T) {
 	for _, c := range []struct {
-		q    string
-		args []any
+		name string
+		do   func(tx *Tx)
 		want hotEffect
 	}{
-		{`SELECT * FROM seats`, nil, hotNone},
-		{touchComputerSQL, []any{int64(1), 0, int64(99)}, hotNone}, // kept in step, whichever computer
-		{advanceSeqSQL, []any{int64(40), int64(1), "n"}, hotNone},
-		{`INSERT INTO applied (node_id, seq) VALUES (?, ?)`, []any{"n", int64(1)}, hotNone},
-		{"INSERT INTO events(at) VALUES (?)", []any{int64(1)}, hotNone},
-		{`UPDATE events SET count = count + 1 WHERE kind = 'data.discarded'`, nil, hotNone},
-		{`DELETE FROM applied WHERE node_id = ? AND seq <= ?`, []any{"n", int64(3)}, hotNone},
-		{`UPDATE computers SET sw_generation = ?, sw_hash = ?, sw_count = ? WHERE id = ?`, []any{int64(2), "h", 3, int64(7)}, hotDropComputer},
-		{"UPDATE computers SET status = 'Active'\n\t\tWHERE id = ?", []any{int64(7)}, hotDropComputer},
-		{`UPDATE computers SET status = ? WHERE id = ?`, []any{"Active", int64(8)}, hotClear}, // another computer
-		{`UPDATE computers SET status = ?`, []any{"Active"}, hotClear},
-		{`INSERT INTO seats (computer_id, product) VALUES (?, ?)`, []any{int64(7), "p"}, hotClear},
-		{`DELETE FROM allocations WHERE computer_id = ?`, []any{int64(7)}, hotClear},
-		{`UPDATE licenses SET held = held + ? WHERE id = ?`, []any{1, "L"}, hotClear},
-		{`UPDATE nodes SET revoked_at = ? WHERE id = ?`, []any{int64(1), "n"}, hotClear},
-		{`INSERT OR REPLACE INTO applied VALUES (?)`, []any{1}, hotClear},
-		{`PRAGMA wal_checkpoint`, nil, hotClear},
-		{`WITH x AS (SELECT 1) DELETE FROM seats`, nil, hotClear},
+		{"read only", func(tx *Tx) {}, hotNone},
+		{"uncached", func(tx *Tx) { tx.changed(hotNone, 0) }, hotNone},
+		{"own computer", func(tx *Tx) { tx.changed(hotDropComputer, 7) }, hotDropComputer},
+		{"another computer", func(tx *Tx) { tx.changed(hotDropComputer, 8) }, hotClear},
+		{"own computer, then anything", func(tx *Tx) { tx.changed(hotDropComputer, 7); tx.changed(hotClear, 0) }, hotClear},
+		{"anything, then uncached", func(tx *Tx) { tx.changed(hotClear, 0); tx.changed(hotNone, 0) }, hotClear},
 	} {
-		h := newHotCache(false)
-		sc := &hotScope{node: "n", computer: 7}
-		sc.note(h, c.q, c.args)
-		if sc.effect != c.want {
-			t.Errorf("%q: effect %d, want %d", c.q, sc.effect, c.want)
+		tx := &Tx{hot: &hotScope{node: "n", computer: 7}}
+		c.do(tx)
+		if tx.hot.effect != c.want {
+			t.Errorf("%s: effect %d, want %d", c.name, tx.hot.effect, c.want)
+		}
+		if tx.wrote {
+			t.Errorf("%s: an aware job's write counted as an unaware one's", c.name)
 		}
 	}
-	for q, want := range map[string]bool{"SELECT 1": true, "  select x FROM y": true, "SELECT\n1": false, "UPDATE x SET": false, "WITH a AS (SELECT 1) SELECT 1": false} {
-		if isRead(q) != want {
-			t.Errorf("isRead(%q) = %v", q, !want)
-		}
+	tx := &Tx{}
+	tx.changed(hotNone, 0)
+	if !tx.wrote {
+		t.Error("a job outside the post path wrote and the cache would not empty")
 	}
 }

@@ -4,11 +4,11 @@ import (
 	"database/sql"
 	"fmt"
 	"sort"
-	"strings"
 	"sync"
 	"time"
 
 	"github.com/tallyhq/tally/server/engine"
+	"github.com/tallyhq/tally/server/ledger"
 	"github.com/tallyhq/tally/server/license"
 )
 
@@ -88,47 +88,13 @@ func readGrants(q querier, verify func([]byte) (license.Payload, error)) (map[st
 	return out, rows.Err()
 }
 
-// checkGrant compares a row's columns (col) with its signed file.
+// checkGrant compares a row's columns (col) with its signed file
+// (ledger.CheckGrant).
 func checkGrant(id string, col grant, file []byte, verify func([]byte) (license.Payload, error)) grant {
-	p, err := verify(file)
-	if err != nil {
-		col.problem = fmt.Sprintf("license %s: its signed file does not verify (%v): it grants no new seat until it is imported again", id, err)
-		col.seats = 0
-		return col
-	}
-	if p.ID != id {
-		col.problem = fmt.Sprintf("license %s: its row holds the signed file of license %s: it grants no new seat until it is imported again", id, p.ID)
-		col.seats = 0
-		return col
-	}
-	g := grant{product: p.Product, kind: p.Kind, seats: int(p.Seats), expires: p.ExpiresAt(), upgrade: p.UpgradeUntilAt(), verified: true}
-	var diffs []string
-	if col.product != g.product {
-		diffs = append(diffs, fmt.Sprintf("product %q, the file %q", col.product, g.product))
-	}
-	if col.kind != g.kind {
-		diffs = append(diffs, fmt.Sprintf("kind %q, the file %q", col.kind, g.kind))
-	}
-	if col.seats != g.seats {
-		diffs = append(diffs, fmt.Sprintf("%d seats, the file %d", col.seats, g.seats))
-	}
-	if msOrZero(col.expires) != msOrZero(g.expires) || msOrZero(col.upgrade) != msOrZero(g.upgrade) {
-		diffs = append(diffs, "other end dates than the file")
-	}
-	if len(diffs) > 0 {
-		g.problem = fmt.Sprintf("license %s: the database row says %s: the signed file counts", id, joinSemi(diffs))
-	}
-	return g
+	g := ledger.CheckGrant(id, ledger.Grant{Product: col.product, Kind: col.kind, Seats: col.seats, Expires: col.expires, Upgrade: col.upgrade,
+		Problem: col.problem, Verified: col.verified}, file, verify)
+	return grant{product: g.Product, kind: g.Kind, seats: g.Seats, expires: g.Expires, upgrade: g.Upgrade, problem: g.Problem, verified: g.Verified}
 }
-
-func msOrZero(t time.Time) int64 {
-	if t.IsZero() {
-		return 0
-	}
-	return ms(t)
-}
-
-func joinSemi(s []string) string { return strings.Join(s, "; ") }
 
 // load fills the cache inside tx; the caller holds c.mu.
 func (c *licenseCache) load(tx *Tx) error {

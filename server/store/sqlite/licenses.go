@@ -11,6 +11,7 @@ import (
 	"github.com/tallyhq/tally/server/catalog"
 	"github.com/tallyhq/tally/server/dates"
 	"github.com/tallyhq/tally/server/engine"
+	"github.com/tallyhq/tally/server/ledger"
 	"github.com/tallyhq/tally/server/store"
 )
 
@@ -163,7 +164,7 @@ func (db *DB) RemoveLicense(ctx context.Context, id, actor string) (store.Change
 			return err
 		}
 		db.licenses.invalidate(tx)
-		if ch.Seats, err = db.rebalance(tx, product, []string{id}, id, actor); err != nil {
+		if ch.Seats, err = db.ledger.Rebalance(db.lt(tx), product, []string{id}, id, actor); err != nil {
 			return err
 		}
 		if _, err := tx.Exec(`DELETE FROM licenses WHERE id = ?`, id); err != nil {
@@ -237,7 +238,7 @@ func (db *DB) Allocate(ctx context.Context, licenseID string, computerID int64, 
 		if from := c.Seats[product]; from != "" && from != licenseID {
 			d := engine.Decision{Effects: []engine.Effect{{Kind: engine.Move, ComputerID: computerID, Product: product, From: from, License: licenseID,
 				Reason: "allocated to license " + licenseID}}}
-			if ch.Seats, err = applyDecision(tx, d, actor, ""); err != nil {
+			if ch.Seats, err = ledger.ApplyDecision(db.lt(tx), d, actor, ""); err != nil {
 				return err
 			}
 		}
@@ -277,7 +278,7 @@ func (db *DB) ExpireLicenses(ctx context.Context) (store.Change, error) {
 	err := db.write(ctx, func(tx *Tx) error {
 		ch = store.Change{} // a job may run twice (see runBatch)
 		var err error
-		if ch.Seats, err = db.sweepExpired(tx, nil, store.ActorSystem); err != nil {
+		if ch.Seats, err = db.ledger.SweepExpired(db.lt(tx), nil, store.ActorSystem); err != nil {
 			return err
 		}
 		acts, err := expireActivations(tx, store.ActorSystem)

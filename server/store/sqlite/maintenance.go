@@ -9,6 +9,7 @@ import (
 
 	"github.com/tallyhq/tally/server/catalog"
 	"github.com/tallyhq/tally/server/engine"
+	"github.com/tallyhq/tally/server/ledger"
 	"github.com/tallyhq/tally/server/store"
 )
 
@@ -65,7 +66,7 @@ func snapshot(tx *Tx) (engine.Snapshot, error) {
 			rows.Close()
 			return s, err
 		}
-		f.Plugins = pluginsFromJSON(plugins)
+		f.Plugins = ledger.DecodePlugins(plugins)
 		s.Computers[id] = f
 	}
 	rows.Close()
@@ -125,7 +126,7 @@ func (db *DB) RunMaintenance(ctx context.Context, o store.MaintenanceOptions) (s
 		}
 	}
 	step("expire licenses", func(tx *Tx) error {
-		expired, err := db.sweepExpired(tx, nil, actor)
+		expired, err := db.ledger.SweepExpired(db.lt(tx), nil, actor)
 		if err != nil {
 			return err
 		}
@@ -308,28 +309,26 @@ func (db *DB) repairDrift(tx *Tx, actor string) (drift, repaired []string, freed
 	return drift, repaired, freed, nil
 }
 
-// freeExcess frees the n newest seats of a license (a first come keeps its
-// seat), each audited.
+// freeExcess frees the n newest seats of a license (ledger.FreeExcess).
 func (db *DB) freeExcess(tx *Tx, id string, n, granted int, actor string) ([]store.SeatChange, error) {
 	rows, err := tx.Query(`SELECT computer_id, product FROM seats WHERE license_id = ? ORDER BY since DESC, computer_id DESC LIMIT ?`, id, n)
 	if err != nil {
 		return nil, err
 	}
-	var d engine.Decision
+	var seats []ledger.SeatRef
 	for rows.Next() {
-		e := engine.Effect{Kind: engine.Free, From: id,
-			Reason: fmt.Sprintf("above the %d seats the signed file of license %s grants (the database said more): freed by maintenance", granted, id)}
-		if err := rows.Scan(&e.ComputerID, &e.Product); err != nil {
+		var r ledger.SeatRef
+		if err := rows.Scan(&r.ComputerID, &r.Product); err != nil {
 			rows.Close()
 			return nil, err
 		}
-		d.Effects = append(d.Effects, e)
+		seats = append(seats, r)
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
 		return nil, err
 	}
-	return applyDecision(tx, d, actor, "")
+	return ledger.FreeExcess(db.lt(tx), id, seats, granted, actor)
 }
 
 func (db *DB) markStale(tx *Tx, after time.Duration, actor string, r *store.MaintenanceReport) error {
@@ -352,24 +351,12 @@ func (db *DB) markStale(tx *Tx, after time.Duration, actor string, r *store.Main
 	}
 	rows.Close()
 	for _, id := range ids {
-		c, _, err := loadComputer(tx, id)
+		freed, err := db.ledger.MarkMissing(db.lt(tx), id, after, actor)
 		if err != nil {
-			return err
-		}
-		d := db.engine.StatusChange(c, StatusMissing)
-		freed, err := applyDecision(tx, d, actor, "")
-		if err != nil {
-			return err
-		}
-		if _, err := tx.Exec(`UPDATE computers SET status = ? WHERE id = ?`, StatusMissing, id); err != nil {
 			return err
 		}
 		r.Missing = append(r.Missing, id)
 		r.Freed = append(r.Freed, freed...)
-		if err := addEvent(tx, store.Event{Actor: actor, Kind: store.EventStatus, ComputerID: id,
-			Reason: fmt.Sprintf("Active → Missing: not seen for %s (stale-node policy); %s", after, d.Summary())}); err != nil {
-			return err
-		}
 	}
 	return nil
 }
@@ -402,7 +389,7 @@ func (db *DB) purge(tx *Tx, actor string) (int, error) {
 		if ok && (p.PurgeAfterDays < 0 || tx.Now.Sub(fromMS(f.at)) < time.Duration(p.PurgeAfterDays)*24*time.Hour) {
 			continue
 		}
-		if _, err := tx.Exec(`DELETE FROM product_data WHERE computer_id = ? AND product = ?`, f.computer, f.product); err != nil {
+		if _, err := tx.ExecUncached(`DELETE FROM product_data WHERE computer_id = ? AND product = ?`, f.computer, f.product); err != nil {
 			return n, err
 		}
 		if !ok || p.Plugin == catalog.SoftwarePlugin {
@@ -413,10 +400,10 @@ func (db *DB) purge(tx *Tx, actor string) (int, error) {
 				return n, err
 			}
 			if still == 0 {
-				if _, err := tx.Exec(`DELETE FROM computer_software_sets WHERE computer_id = ?`, f.computer); err != nil {
+				if _, err := tx.ExecUncached(`DELETE FROM computer_software_sets WHERE computer_id = ?`, f.computer); err != nil {
 					return n, err
 				}
-				if _, err := tx.Exec(`UPDATE computers SET sw_generation = 0, sw_hash = '', sw_count = 0 WHERE id = ?`, f.computer); err != nil {
+				if _, err := tx.ExecComputer(f.computer, `UPDATE computers SET sw_generation = 0, sw_hash = '', sw_count = 0 WHERE id = ?`, f.computer); err != nil {
 					return n, err
 				}
 			}

@@ -292,15 +292,15 @@ func matchComputer(tx *Tx, hs []hint) (int64, error) {
 }
 
 func replaceHints(tx *Tx, computerID int64, hs []hint) error {
-	if _, err := tx.Exec(`DELETE FROM computer_hints WHERE computer_id = ?`, computerID); err != nil {
+	if _, err := tx.ExecUncached(`DELETE FROM computer_hints WHERE computer_id = ?`, computerID); err != nil {
 		return fmt.Errorf("replace hints: %w", err)
 	}
 	for _, h := range hs {
-		if _, err := tx.Exec(`INSERT OR IGNORE INTO computer_hints (computer_id, kind, value) VALUES (?, ?, ?)`, computerID, h.kind, h.value); err != nil {
+		if _, err := tx.ExecUncached(`INSERT OR IGNORE INTO computer_hints (computer_id, kind, value) VALUES (?, ?, ?)`, computerID, h.kind, h.value); err != nil {
 			return fmt.Errorf("store hint: %w", err)
 		}
 	}
-	if _, err := tx.Exec(`UPDATE computers SET hints_hash = ? WHERE id = ?`, hintsHash(hs), computerID); err != nil {
+	if _, err := tx.ExecComputer(computerID, `UPDATE computers SET hints_hash = ? WHERE id = ?`, hintsHash(hs), computerID); err != nil {
 		return fmt.Errorf("store hints hash: %w", err)
 	}
 	return nil
@@ -418,172 +418,4 @@ func splitFlags(s string) []string {
 		return nil
 	}
 	return strings.Split(s, ",")
-}
-
-// nodeState is what a node request's transaction knows of the node.
-type nodeState struct {
-	id         string
-	computerID int64
-	status     string
-	// What posts need of the computer, read with the node in one query.
-	plugins   string // JSON
-	basicHash string
-	swGen     int64
-	swHash    string
-	swCount   int
-	// The computer's seats and allocations when the post cache had them
-	// (see loadSeats); cached says so.
-	seats, allocs map[string]string
-	cached        bool
-}
-
-// nodeOp runs fn for request r once: a repeat of an applied (node, seq) is
-// answered with the stored response; a sequence number too old to tell is
-// refused; otherwise fn's response is encoded and stored with the request,
-// in the same transaction as fn's effects.
-func (db *DB) nodeOp(ctx context.Context, r store.Request, fn func(tx *Tx, n nodeState) (any, error)) (store.Outcome, error) {
-	var out store.Outcome
-	err := db.write(ctx, func(tx *Tx) error {
-		out = store.Outcome{}
-		n := nodeState{id: r.NodeID}
-		var maxSeq int64
-		var revokedAt sql.NullInt64
-		var reason string
-		seq := int64(r.Seq)
-		var prev []byte
-		var repeat bool
-		var newest int64
-		if hn, hc, ok := db.hot.lookup(r.NodeID, seq); ok {
-			// The post cache knows the node and its computer, and seq is
-			// above any applied: no read, no repeat (hot.go).
-			n.computerID, maxSeq, newest = hn.computerID, hn.maxSeq, hn.newest
-			n.status, n.plugins, n.basicHash = hc.status, hc.plugins, hc.basicHash
-			n.swGen, n.swHash, n.swCount = hc.swGen, hc.swHash, hc.swCount
-			n.seats, n.allocs, n.cached = hc.seats, hc.allocs, true
-			tx.hot = &hotScope{node: r.NodeID, computer: n.computerID}
-			return db.nodeApply(tx, r, n, maxSeq, newest, fn, &out)
-		}
-		// max_seq is the newest sequence number recorded in the node row,
-		// which lags the newest applied by less than 32 (see below): a post
-		// reads it with the node and writes no node row. Reading the newest
-		// applied record instead costs a walk of the node's records, half
-		// of this query's time once they fill the window.
-		//
-		// The computer's and the applied record's columns are read by
-		// scalar subqueries, each a primary-key seek: the same query
-		// written with joins took 1.6 times as long in SQLite (about 35 us
-		// against 21 us), for the same seeks.
-		err := tx.QueryRow(`SELECT n.computer_id, n.max_seq, n.revoked_at, n.revoked_reason,
-				(SELECT c.status FROM computers c WHERE c.id = n.computer_id),
-				(SELECT c.plugins FROM computers c WHERE c.id = n.computer_id),
-				(SELECT c.basic_hash FROM computers c WHERE c.id = n.computer_id),
-				(SELECT c.sw_generation FROM computers c WHERE c.id = n.computer_id),
-				(SELECT c.sw_hash FROM computers c WHERE c.id = n.computer_id),
-				(SELECT c.sw_count FROM computers c WHERE c.id = n.computer_id),
-				EXISTS (SELECT 1 FROM applied a WHERE a.node_id = n.id AND a.seq = ?1),
-				(SELECT a.response FROM applied a WHERE a.node_id = n.id AND a.seq = ?1),
-				COALESCE((SELECT max(a.seq) FROM applied a WHERE a.node_id = n.id), 0)
-			FROM nodes n WHERE n.id = ?2`, seq, r.NodeID).
-			Scan(&n.computerID, &maxSeq, &revokedAt, &reason, &n.status, &n.plugins, &n.basicHash, &n.swGen, &n.swHash, &n.swCount, &repeat, &prev, &newest)
-		if errors.Is(err, sql.ErrNoRows) {
-			return store.ErrNotFound
-		}
-		if err != nil {
-			return fmt.Errorf("read node: %w", err)
-		}
-		if revokedAt.Valid {
-			if repeat && reason == store.RevokedUninstall {
-				// A request applied before the agent's goodbye retired
-				// its key (the goodbye itself, its answer lost): the
-				// first outcome, so that an uninstall retried completes.
-				out = store.Outcome{Body: prev, Repeat: true}
-				return nil
-			}
-			return &store.RevokedError{Reason: reason, ComputerID: n.computerID}
-		}
-		if repeat {
-			out = store.Outcome{Body: prev, Repeat: true}
-			return nil
-		}
-		// Records are pruned only up to maxSeq-SeqWindow, so every number
-		// above that is either recorded or new: refusing below it keeps each
-		// request applied once (and the store remembers at least the
-		// window's SeqWindow newest numbers, up to 31 more).
-		if seq <= maxSeq-store.SeqWindow {
-			return fmt.Errorf("%w: %d is more than %d behind the newest recorded (%d)", store.ErrStaleSeq, seq, store.SeqWindow, maxSeq)
-		}
-		tx.hot = &hotScope{node: r.NodeID, computer: n.computerID, read: &hotComputer{status: n.status, plugins: n.plugins,
-			basicHash: n.basicHash, swGen: n.swGen, swHash: n.swHash, swCount: n.swCount}}
-		return db.nodeApply(tx, r, n, maxSeq, newest, fn, &out)
-	})
-	return out, err
-}
-
-// nodeApply runs fn for a new request r of node n (whose recorded and
-// newest applied sequence numbers are maxSeq and newest), records the
-// request with its response, and keeps the post cache in step once
-// committed.
-func (db *DB) nodeApply(tx *Tx, r store.Request, n nodeState, maxSeq, newest int64, fn func(tx *Tx, n nodeState) (any, error), out *store.Outcome) error {
-	seq := int64(r.Seq)
-	resp, err := fn(tx, n)
-	if err != nil {
-		return err
-	}
-	body, err := protocol.Marshal(resp)
-	if err != nil {
-		return fmt.Errorf("encode response: %w", err)
-	}
-	if _, err := tx.Exec(`INSERT INTO applied (node_id, seq, kind, at, response) VALUES (?, ?, ?, ?, ?)`,
-		r.NodeID, seq, int64(r.Kind), ms(tx.Now), body); err != nil {
-		return fmt.Errorf("record request: %w", err)
-	}
-	// Records below the window are only kept, never used (a request
-	// that old is refused as stale): prune them in one go once the
-	// newest number is 32 past the recorded one rather than one by one,
-	// and record the node's newest number and time then (the applied
-	// records hold them meanwhile). The recorded number thus lags the
-	// newest applied by at most 31, whatever the gaps between numbers.
-	if seq >= maxSeq+32 {
-		if _, err := tx.Exec(advanceSeqSQL, seq, ms(tx.Now), r.NodeID); err != nil {
-			return fmt.Errorf("advance sequence: %w", err)
-		}
-		if _, err := tx.Exec(`DELETE FROM applied WHERE node_id = ? AND seq <= ?`, r.NodeID, seq-store.SeqWindow); err != nil {
-			return fmt.Errorf("prune applied requests: %w", err)
-		}
-		maxSeq = seq
-	}
-	sc, hn := tx.hot, hotNode{computerID: n.computerID, maxSeq: maxSeq, newest: max(newest, seq)}
-	tx.OnCommit(func() { db.hot.settle(sc, hn) })
-	out.Body = body
-	return nil
-}
-
-func addEvent(tx *Tx, e store.Event) error {
-	if e.Count == 0 {
-		e.Count = 1
-	}
-	at := e.At
-	if at.IsZero() {
-		at = tx.Now
-	}
-	_, err := tx.Exec(`INSERT INTO events (at, actor, kind, computer_id, node_id, product, reason, count) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-		ms(at), e.Actor, e.Kind, nullInt(e.ComputerID), nullStr(e.NodeID), nullStr(e.Product), e.Reason, e.Count)
-	if err != nil {
-		return fmt.Errorf("write audit event: %w", err)
-	}
-	return nil
-}
-
-func nullInt(v int64) any {
-	if v == 0 {
-		return nil
-	}
-	return v
-}
-
-func nullStr(v string) any {
-	if v == "" {
-		return nil
-	}
-	return v
 }

@@ -222,9 +222,9 @@ func adjustRecognitions(tx *Tx, computer int64, diff map[int64]int) error {
 			return fmt.Errorf("read recognitions: %w", err)
 		}
 		if n += d; n <= 0 {
-			_, err = tx.Exec(`DELETE FROM sw_recognitions WHERE application_id = ? AND computer_id = ?`, a, computer)
+			_, err = tx.ExecUncached(`DELETE FROM sw_recognitions WHERE application_id = ? AND computer_id = ?`, a, computer)
 		} else {
-			_, err = tx.Exec(`INSERT INTO sw_recognitions (application_id, computer_id, packages) VALUES (?, ?, ?)
+			_, err = tx.ExecUncached(`INSERT INTO sw_recognitions (application_id, computer_id, packages) VALUES (?, ?, ?)
 			ON CONFLICT (application_id, computer_id) DO UPDATE SET packages = excluded.packages`, a, computer, n)
 		}
 		if err != nil {
@@ -266,7 +266,7 @@ func writeRecognitions(tx *Tx, computer int64, counts map[int64]int) error {
 		return err
 	}
 	for _, a := range stale {
-		if _, err := tx.Exec(`DELETE FROM sw_recognitions WHERE application_id = ? AND computer_id = ?`, a, computer); err != nil {
+		if _, err := tx.ExecUncached(`DELETE FROM sw_recognitions WHERE application_id = ? AND computer_id = ?`, a, computer); err != nil {
 			return fmt.Errorf("store recognitions: %w", err)
 		}
 	}
@@ -274,7 +274,7 @@ func writeRecognitions(tx *Tx, computer int64, counts map[int64]int) error {
 		if slices.Contains(same, a) {
 			continue
 		}
-		if _, err := tx.Exec(`INSERT INTO sw_recognitions (application_id, computer_id, packages) VALUES (?, ?, ?)
+		if _, err := tx.ExecUncached(`INSERT INTO sw_recognitions (application_id, computer_id, packages) VALUES (?, ?, ?)
 			ON CONFLICT (application_id, computer_id) DO UPDATE SET packages = excluded.packages`, a, computer, n); err != nil {
 			return fmt.Errorf("store recognitions: %w", err)
 		}
@@ -372,7 +372,7 @@ func recognizeAdded(tx *Tx, st *recogState, added []int64) error {
 		return err
 	}
 	for _, r := range out {
-		if _, err := tx.Exec(`INSERT INTO sw_recognitions (application_id, computer_id, packages) VALUES (?, ?, ?)
+		if _, err := tx.ExecUncached(`INSERT INTO sw_recognitions (application_id, computer_id, packages) VALUES (?, ?, ?)
 			ON CONFLICT (application_id, computer_id) DO UPDATE SET packages = excluded.packages`, r.app, r.computer, r.n); err != nil {
 			return fmt.Errorf("store recognitions: %w", err)
 		}

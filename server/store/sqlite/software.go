@@ -66,7 +66,7 @@ func (db *DB) packageID(tx *Tx, p *protocol.Package) (int64, error) {
 	if err != nil || ok {
 		return id, err
 	}
-	res, err := tx.Exec(`INSERT INTO packages (source, name, version, arch, publisher) VALUES (?, ?, ?, ?, ?)`,
+	res, err := tx.ExecUncached(`INSERT INTO packages (source, name, version, arch, publisher) VALUES (?, ?, ?, ?, ?)`,
 		p.Source, p.Name, p.Version, p.Arch, p.Publisher)
 	if err != nil {
 		return 0, fmt.Errorf("intern package: %w", err)
@@ -88,10 +88,10 @@ type swEntry struct {
 func compareSWEntries(a, b swEntry) int { return cmp.Compare(a.id, b.id) }
 
 // swScratch holds the buffers the writer reuses from one software post to
-// the next: a set of 2,000 packages took about 200 KB of garbage per post
-// (read, apply, encode), most of what a delta that changes a package
-// allocated. Only the writer goroutine touches it, and nothing of it
-// outlives the job (SQLite copies bound blobs).
+// the next, because reading, applying and encoding a set was most of what
+// a delta allocated (docs/PERFORMANCE.md). Only the writer goroutine
+// touches it, and nothing of it outlives the job (SQLite copies bound
+// blobs).
 type swScratch struct {
 	ids, dates, outIDs, outDates []int64
 	set                          []swEntry
@@ -154,7 +154,7 @@ func (db *DB) storeSoftwareUpTo(tx *Tx, n nodeState, sw *protocol.SoftwareInvent
 			return nil, 0, err
 		}
 		gen++
-		if _, err := tx.Exec(`UPDATE computers SET sw_generation = ?, sw_hash = ?, sw_count = ? WHERE id = ?`, gen, h.String(), len(set), computer); err != nil {
+		if _, err := tx.ExecComputer(computer, `UPDATE computers SET sw_generation = ?, sw_hash = ?, sw_count = ? WHERE id = ?`, gen, h.String(), len(set), computer); err != nil {
 			return nil, 0, fmt.Errorf("store software: %w", err)
 		}
 		return &protocol.SoftwareAck{Generation: uint64(gen), Stored: true}, 0, nil
@@ -206,7 +206,7 @@ func (db *DB) storeSoftwareUpTo(tx *Tx, n nodeState, sw *protocol.SoftwareInvent
 		return nil, 0, err
 	}
 	if mismatch {
-		if _, err := tx.Exec(`UPDATE computers SET sw_hash = '' WHERE id = ?`, computer); err != nil {
+		if _, err := tx.ExecComputer(computer, `UPDATE computers SET sw_hash = '' WHERE id = ?`, computer); err != nil {
 			return nil, 0, fmt.Errorf("store software: %w", err)
 		}
 		return &protocol.SoftwareAck{Generation: uint64(gen), SendFull: true}, 0, nil
@@ -215,7 +215,7 @@ func (db *DB) storeSoftwareUpTo(tx *Tx, n nodeState, sw *protocol.SoftwareInvent
 		return nil, 0, err
 	}
 	gen++
-	if _, err := tx.Exec(`UPDATE computers SET sw_generation = ?, sw_hash = ?, sw_count = ? WHERE id = ?`, gen, want.String(), newCount, computer); err != nil {
+	if _, err := tx.ExecComputer(computer, `UPDATE computers SET sw_generation = ?, sw_hash = ?, sw_count = ? WHERE id = ?`, gen, want.String(), newCount, computer); err != nil {
 		return nil, 0, fmt.Errorf("store software: %w", err)
 	}
 	return &protocol.SoftwareAck{Generation: uint64(gen), Stored: true}, 0, nil
@@ -309,7 +309,7 @@ func (ws *swScratch) write(tx *Tx, computer int64, set []swEntry) error {
 	if ws.idBlob, ws.dateBlob, err = appendSoftwareSet(ws.idBlob[:0], ws.dateBlob[:0], ids, dates); err != nil {
 		return fmt.Errorf("computer %d: %w", computer, err)
 	}
-	if _, err := tx.Exec(`INSERT INTO computer_software_sets (computer_id, ids, dates) VALUES (?, ?, ?)
+	if _, err := tx.ExecUncached(`INSERT INTO computer_software_sets (computer_id, ids, dates) VALUES (?, ?, ?)
 		ON CONFLICT (computer_id) DO UPDATE SET ids = excluded.ids, dates = excluded.dates`, computer, ws.idBlob, ws.dateBlob); err != nil {
 		return fmt.Errorf("store software: %w", err)
 	}

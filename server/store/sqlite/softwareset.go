@@ -9,9 +9,9 @@ import (
 )
 
 // A computer's software set is stored as two blobs in one row of
-// computer_software_sets, rather than one row per package: 2,000 rows of
-// (computer, package, date) cost about 17 bytes each in a WITHOUT ROWID
-// table, and as many inserts per full post in the single writer.
+// computer_software_sets, rather than one row per package, which cost
+// bytes on disk and an insert per package in the single writer
+// (docs/PERFORMANCE.md).
 //
 // Both blobs begin with a format version byte and the number of entries
 // (unsigned varint). The IDs blob then holds the package IDs, strictly

@@ -7,6 +7,11 @@
 // batch is run again job by job), and each caller is answered only after
 // the commit that holds its job has returned: the server commits before it
 // acknowledges, at the cost of one fsync per batch instead of per request.
+//
+// What a node's request does (apply once, decide, answer) is the ledger's
+// (server/ledger): this package runs it in those transactions and provides
+// their reads and writes (ledgertx.go), and stores its answers as opaque
+// bytes.
 package sqlite
 
 import (
@@ -37,6 +42,7 @@ import (
 	"github.com/tallyhq/tally/protocol"
 	"github.com/tallyhq/tally/server/catalog"
 	"github.com/tallyhq/tally/server/engine"
+	"github.com/tallyhq/tally/server/ledger"
 	"github.com/tallyhq/tally/server/license"
 	"github.com/tallyhq/tally/server/store"
 )
@@ -105,8 +111,7 @@ type DB struct {
 	pkgMu    sync.RWMutex
 	pkgCache map[string]int64 // interned package IDs, filled after commit
 
-	pluginMu   sync.RWMutex
-	pluginSets map[string]pluginSet // see pluginsOf
+	ledger *ledger.Ledger // what a node's request does; this package stores it
 
 	licenses licenseCache
 	ws       swScratch // the writer goroutine's buffers for software sets
@@ -124,9 +129,9 @@ var _ store.Store = (*DB)(nil)
 // it writes.
 //
 // The writer runs BEGIN and COMMIT itself on a connection it holds, rather
-// than through sql.Tx: database/sql starts a goroutine for every query
-// made in an sql.Tx (to close its rows should the transaction's context
-// end), two or three per post, which the single writer paid for.
+// than through sql.Tx, because database/sql starts a goroutine for every
+// query made in an sql.Tx (to close its rows should the transaction's
+// context end), which the single writer paid for.
 type Tx struct {
 	conn     *sql.Conn
 	Now      time.Time
@@ -145,42 +150,53 @@ type Tx struct {
 	lic *licenseCache
 }
 
-// noteWrite tells the post cache about a statement that may write.
-func (tx *Tx) noteWrite(query string, args []any) {
-	if tx.hot != nil {
-		tx.hot.note(tx.cache, query, args)
-	} else {
-		tx.wrote = true
-	}
-}
-
-// Exec runs a statement in the transaction.
+// Exec runs a statement that may change what the post cache holds
+// (seats, allocations, licenses, nodes, any computer's row): the cache
+// empties when the job commits. It is the default, so that a new kind of
+// write costs at worst a re-read, never a stale answer.
 func (tx *Tx) Exec(query string, args ...any) (sql.Result, error) {
-	tx.noteWrite(query, args)
+	tx.changed(hotClear, 0)
 	return tx.conn.ExecContext(context.Background(), query, args...)
 }
 
-// Query runs a query in the transaction.
-func (tx *Tx) Query(query string, args ...any) (*sql.Rows, error) {
-	if !isRead(query) {
-		tx.noteWrite(query, args)
+// ExecComputer runs a statement that changes the row of computer id only:
+// a post of that computer drops it from the post cache.
+func (tx *Tx) ExecComputer(id int64, query string, args ...any) (sql.Result, error) {
+	tx.changed(hotDropComputer, id)
+	return tx.conn.ExecContext(context.Background(), query, args...)
+}
+
+// ExecUncached runs a statement that writes only what the post cache holds
+// nothing of (applied records, audit, discards, product data, tasks,
+// software sets, hints, a computer's last_seen and backlog, a node's
+// max_seq).
+func (tx *Tx) ExecUncached(query string, args ...any) (sql.Result, error) {
+	tx.changed(hotNone, 0)
+	return tx.conn.ExecContext(context.Background(), query, args...)
+}
+
+// changed tells the post cache what a write changes (hot.go).
+func (tx *Tx) changed(e hotEffect, computer int64) {
+	if tx.hot == nil {
+		tx.wrote = true
+		return
 	}
+	tx.hot.note(e, computer)
+}
+
+// Query runs a read in the transaction (writes go through the Exec
+// methods, which tell the post cache what they change).
+func (tx *Tx) Query(query string, args ...any) (*sql.Rows, error) {
 	return tx.conn.QueryContext(context.Background(), query, args...)
 }
 
-// QueryRow runs a query of at most one row in the transaction.
+// QueryRow runs a read of at most one row in the transaction.
 func (tx *Tx) QueryRow(query string, args ...any) *sql.Row {
-	if !isRead(query) {
-		tx.noteWrite(query, args)
-	}
 	return tx.conn.QueryRowContext(context.Background(), query, args...)
 }
 
 // QueryRowContext is QueryRow, for code shared with the read pool.
 func (tx *Tx) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
-	if !isRead(query) {
-		tx.noteWrite(query, args)
-	}
 	return tx.conn.QueryRowContext(ctx, query, args...)
 }
 
@@ -235,15 +251,12 @@ func Open(file string, opts Options) (*DB, error) {
 	q.Set("_busy_timeout", "10000")
 	q.Set("_foreign_keys", "on")
 	q.Set("_txlock", "immediate")
-	q.Set("_stmt_cache_size", "256") // re-preparing each statement cost a quarter of a post's CPU
-	// The writer's page cache is 32 MiB instead of SQLite's 2 MiB: a post
-	// reads the pages of its node's applied records and of its computer's
-	// row, at random across the fleet, and with 10,000 computers (22 MB
-	// of those pages) the small cache sent most of them to the operating
-	// system through a read call: 4% of the server's CPU went to pread,
-	// and 10,000 agents at capacity posted 4-9% more with the larger
-	// cache, for 30-45 MB more resident (C memory, outside
-	// --memory-limit).
+	q.Set("_stmt_cache_size", "256") // re-preparing each statement was a large part of a post's CPU
+	// The writer's page cache is 32 MiB instead of SQLite's 2 MiB because
+	// posts read their nodes' and computers' pages at random across the
+	// fleet, which the small cache sent to the operating system
+	// (docs/PERFORMANCE.md has the figures, and the resident memory it
+	// costs outside --memory-limit).
 	q.Set("_cache_size", "-32768")
 	w, err := sql.Open("sqlite3", "file:"+file+"?"+q.Encode())
 	if err != nil {
@@ -273,18 +286,16 @@ func Open(file string, opts Options) (*DB, error) {
 			return nil, DamagedError(file, findings)
 		}
 	}
-	db := &DB{file: file, engine: opts.Engine, pkgCache: map[string]int64{}, pluginSets: map[string]pluginSet{}, w: w, clock: opts.Clock, log: opts.Logger, opts: opts,
+	db := &DB{file: file, engine: opts.Engine, pkgCache: map[string]int64{}, w: w, clock: opts.Clock, log: opts.Logger, opts: opts,
 		hot:      newHotCache(opts.NoPostCache),
 		licenses: licenseCache{verify: opts.VerifyLicense},
 		jobs:     make(chan *job, opts.MaxBatch*4), quit: make(chan struct{}), done: make(chan struct{})}
-	// The writer checkpoints the WAL into the database file when the WAL
-	// passes this many pages, inside the commit that passes it. At the
-	// default (1,000), a busy server checkpointed every few batches,
-	// copying each page that every post dirties (its computer's row, its
-	// applied records) again and again; ten times fewer checkpoints copy
-	// each such page once for many posts. The WAL is fsynced at every
-	// commit whatever its size: durability does not change. (The setting
-	// is the connection's; the writer keeps its one connection for good.)
+	db.ledger = ledger.New(opts.Engine, ledgerBackend{db}, ledger.Options{Logger: opts.Logger, OnVerdicts: opts.OnVerdicts, RecordKey: opts.RecordKey})
+	// The writer checkpoints the WAL ten times less often than SQLite's
+	// default, so that a page every post dirties is copied once for many
+	// posts; the WAL is fsynced at every commit whatever its size, so
+	// durability does not change. (The setting is the connection's; the
+	// writer keeps its one connection for good.)
 	if _, err := w.Exec(`PRAGMA wal_autocheckpoint = 10000`); err != nil {
 		w.Close()
 		return nil, fmt.Errorf("open database %s: %w", file, err)
@@ -417,12 +428,12 @@ func (db *DB) writer() {
 func (db *DB) runBatch(batch []*job) {
 	start := time.Now()
 	// Optimistically, every job of the batch shares one transaction with
-	// no savepoint between them (a savepoint and its release cost a fifth
-	// of a post's time in the writer). Should one job fail, the whole
-	// transaction is rolled back and each job runs again in a transaction
-	// of its own, so that the failure rolls back alone: jobs are closures
-	// that can run again, and a job's effects reach memory only through
-	// OnCommit hooks.
+	// no savepoint between them, because a savepoint and its release were
+	// a large part of a post's time in the writer. Should one job fail,
+	// the whole transaction is rolled back and each job runs again in a
+	// transaction of its own, so that the failure rolls back alone: jobs
+	// are closures that can run again, and a job's effects reach memory
+	// only through OnCommit hooks.
 	if len(batch) > 1 {
 		if db.runTogether(batch, start) {
 			return
