@@ -81,7 +81,7 @@ func findUser(q rowsQuerier, ref string) (store.User, error) {
 	switch {
 	case len(found) == 0:
 		return store.User{}, fmt.Errorf("user %q: %w (see 'tally-server users list')", ref, store.ErrNotFound)
-	case len(found) == 2 && found[0].Key != ref && found[0].Status == found[1].Status:
+	case len(found) == 2 && found[0].Key != ref && found[1].Status != users.Deleted:
 		return store.User{}, fmt.Errorf("%w: user %q is ambiguous (%s, %s): name it as DOMAIN\\name or by its key", store.ErrConflict, ref,
 			userName(found[0].Domain, found[0].Name), userName(found[1].Domain, found[1].Name))
 	}
@@ -156,13 +156,28 @@ func (db *DB) SetUserStatus(ctx context.Context, ref, status, actor string) (int
 		if err != nil {
 			return err
 		}
+		if u.External == users.ExtDeleted && status != users.Deleted {
+			return fmt.Errorf("%w: user %s was deleted from directory %s: it becomes a user again when the directory lists it", store.ErrConflict, userName(u.Domain, u.Name), u.Directory)
+		}
 		if _, err := tx.Exec(`UPDATE users SET status = ?, updated_at = ? WHERE id = ?`, status, ms(tx.Now), u.ID); err != nil {
 			return err
 		}
 		if err := addEvent(tx, store.Event{Actor: actor, Kind: eventUser, Reason: fmt.Sprintf("user %s: internal status %s → %s", userName(u.Domain, u.Name), u.Status, status)}); err != nil {
 			return err
 		}
-		freed, err = db.reconcileUser(tx, u.ID, "", actor, "internal status "+status)
+		if status == users.Deleted {
+			// A deleted user keeps no credential, so that nothing it held
+			// comes back should it be listed or enabled again.
+			creds, err := idsOf(tx, `SELECT id FROM user_credentials WHERE user_id = ? AND ended_at IS NULL`, u.ID)
+			if err != nil {
+				return err
+			}
+			if freed, err = db.endCredentials(tx, creds, "user deleted", actor); err != nil {
+				return err
+			}
+		}
+		n, err := db.reconcileUser(tx, u.ID, "", actor, "internal status "+status)
+		freed += n
 		return err
 	})
 	return freed, err
@@ -203,6 +218,9 @@ func (db *DB) AddCredential(ctx context.Context, nc store.NewCredential, actor s
 		u, err := findUser(tx, nc.User)
 		if err != nil {
 			return err
+		}
+		if u.Status == users.Deleted {
+			return fmt.Errorf("%w: user %s is deleted: it takes no credentials", store.ErrConflict, userName(u.Domain, u.Name))
 		}
 		if _, ok := db.engine.Catalog().Product(nc.Product); !ok {
 			return fmt.Errorf("%w: unknown product %q (see 'tally-server products list')", store.ErrInvalid, nc.Product)
