@@ -1,8 +1,8 @@
-// Package housekeeping names seed 003's housekeeping tasks, checks a run's
-// parameters, and runs the tasks that must happen by themselves: the sweep
-// that clears each token at its expiry, and directory syncs on their
-// schedule. The store carries a task out in one transaction, so a dry run
-// (the same transaction rolled back) reports exactly what a real run frees.
+// Package housekeeping names seed 003's housekeeping tasks and checks a
+// run's parameters. The store carries a task out in one transaction, so a
+// dry run (the same transaction rolled back) reports exactly what a real
+// run frees; server/userscheduler runs the ones that must happen by
+// themselves.
 package housekeeping
 
 import (

@@ -250,4 +250,3 @@ func (s *Server) Lock(t testing.TB, u User) {
 		t.Fatal(err)
 	}
 }
-

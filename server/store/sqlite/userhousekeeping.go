@@ -116,9 +116,9 @@ func (db *DB) releaseDisabled(tx *Tx, run store.HousekeepingRun, actor string, r
 		return err
 	}
 	type cand struct {
-		id                     int64
+		id                    int64
 		domain, name, ou, why string
-		groups                 []string
+		groups                []string
 	}
 	var cs []cand
 	for rows.Next() {

@@ -168,7 +168,10 @@ func TestUsersBadInput(t *testing.T) {
 	for name, f := range map[string]func() error{
 		"control char": func() error { _, err := e.db.AddUser(e.ctx, store.NewUser{Name: "a\x00b"}, "t"); return err },
 		"empty name":   func() error { _, err := e.db.AddUser(e.ctx, store.NewUser{Name: ""}, "t"); return err },
-		"long name":    func() error { _, err := e.db.AddUser(e.ctx, store.NewUser{Name: strings.Repeat("x", 300)}, "t"); return err },
+		"long name": func() error {
+			_, err := e.db.AddUser(e.ctx, store.NewUser{Name: strings.Repeat("x", 300)}, "t")
+			return err
+		},
 		"bad kind": func() error {
 			_, err := e.db.AddCredential(e.ctx, store.NewCredential{User: "x", Product: "inventory", Kind: "pin"}, "t")
 			return err
