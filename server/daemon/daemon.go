@@ -35,6 +35,7 @@ import (
 	"github.com/tallyhq/tally/server/scheduler"
 	"github.com/tallyhq/tally/server/store"
 	"github.com/tallyhq/tally/server/store/sqlite"
+	"github.com/tallyhq/tally/server/userscheduler"
 )
 
 // Defaults for the listen addresses.
@@ -124,6 +125,7 @@ type Daemon struct {
 	adminLn  net.Listener
 	pprof    *http.Server
 	sched    *scheduler.Scheduler
+	userJobs *userscheduler.Runner
 	metrics  *metrics.Metrics
 	catalog  *catalog.Catalog
 	addrs    datadir.Addresses
@@ -253,7 +255,7 @@ func Start(cfg Config) (_ *Daemon, err error) {
 		return nil, err
 	}
 	api := adminapi.New(adminapi.Config{Store: d.db, Token: d.id.Token, Info: info, Logger: d.log,
-		Extra:  map[string]http.Handler{"GET /metrics": d.metrics.Handler()},
+		Extra:  d.extraRoutes(),
 		Public: map[string]http.Handler{"/": con}, Catalog: d.catalog, VerifyLicense: d.verifyLicense, Maintenance: d.maintenance,
 		Dates: d.dates, SecretRevoked: d.secretRevoked})
 	d.admin = &http.Server{Handler: api, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(d.log.Handler(), slog.LevelWarn)}
@@ -272,6 +274,8 @@ func Start(cfg Config) (_ *Daemon, err error) {
 	}
 	d.sched = scheduler.Start(scheduler.Config{Store: d.db, Maintenance: d.maintenance, Every: maintEvery, Poll: cfg.ExpiryPoll,
 		Clock: cfg.Clock, Logger: d.log})
+	d.userJobs = &userscheduler.Runner{Store: d.db, Clock: cfg.Clock, Poll: cfg.ExpiryPoll, Logger: d.log}
+	d.userJobs.Start()
 
 	go func() { d.serveErr <- d.quic.Serve() }()
 	if d.tcp != nil {
@@ -501,6 +505,9 @@ func (d *Daemon) close0(ctx context.Context) error {
 	}
 	if err := <-tcpDone; err != nil {
 		errs = append(errs, err)
+	}
+	if d.userJobs != nil {
+		d.userJobs.Stop()
 	}
 	if d.sched != nil {
 		d.sched.Stop()
