@@ -61,15 +61,25 @@ func userName(domain, name string) string {
 // name that two domains share is ambiguous.
 func findUser(q rowsQuerier, ref string) (store.User, error) {
 	d, n := users.SplitName(ref)
-	rows, err := q.Query(`SELECT `+userColumns+` FROM users u LEFT JOIN directories d ON d.id = u.directory_id
-		WHERE u.key = ? OR ((? = '' OR lower(u.domain) = lower(?)) AND lower(u.name) = lower(?)) ORDER BY u.key = ? DESC, u.status = 'Deleted', u.id LIMIT 2`, ref, d, d, n, ref)
+	// Two indexed lookups, by key and by name, rather than one OR that
+	// SQLite would answer with a scan of every user.
+	byName := `lower(u.name) = lower(?) AND lower(u.domain) = lower(?)`
+	args := []any{ref, n, d}
+	if d == "" {
+		byName, args = `lower(u.name) = lower(?)`, []any{ref, n}
+	}
+	rows, err := q.Query(`SELECT * FROM (
+		SELECT 0 AS rank, `+userColumns+` FROM users u LEFT JOIN directories d ON d.id = u.directory_id WHERE u.key = ?
+		UNION ALL
+		SELECT CASE u.status WHEN 'Deleted' THEN 2 ELSE 1 END, `+userColumns+` FROM users u LEFT JOIN directories d ON d.id = u.directory_id WHERE `+byName+`
+		) ORDER BY 1, 2 LIMIT 2`, args...)
 	if err != nil {
 		return store.User{}, fmt.Errorf("find user: %w", err)
 	}
 	defer rows.Close()
 	var found []store.User
 	for rows.Next() {
-		u, err := scanUser(rows)
+		u, err := scanUser(rankedRow{rows})
 		if err != nil {
 			return u, err
 		}
@@ -86,6 +96,14 @@ func findUser(q rowsQuerier, ref string) (store.User, error) {
 			userName(found[0].Domain, found[0].Name), userName(found[1].Domain, found[1].Name))
 	}
 	return found[0], nil
+}
+
+// rankedRow reads a row whose first column is findUser's rank.
+type rankedRow struct{ rows *sql.Rows }
+
+func (r rankedRow) Scan(dest ...any) error {
+	var rank int
+	return r.rows.Scan(append([]any{&rank}, dest...)...)
 }
 
 // AddUser implements store.Users.

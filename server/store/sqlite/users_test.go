@@ -165,6 +165,7 @@ func TestUsersBadInput(t *testing.T) {
 	e := openUsers(t)
 	e.userLicense(t, "U-1", 1)
 	past := userEpoch.Add(-time.Second)
+	e.addUser(t, "pat")
 	for name, f := range map[string]func() error{
 		"control char": func() error { _, err := e.db.AddUser(e.ctx, store.NewUser{Name: "a\x00b"}, "t"); return err },
 		"empty name":   func() error { _, err := e.db.AddUser(e.ctx, store.NewUser{Name: ""}, "t"); return err },
@@ -177,7 +178,6 @@ func TestUsersBadInput(t *testing.T) {
 			return err
 		},
 		"past expiry": func() error {
-			e.addUser(t, "pat")
 			_, err := e.db.AddCredential(e.ctx, store.NewCredential{User: "pat", Product: "inventory", Kind: "token", Expires: &past}, "t")
 			return err
 		},
@@ -209,7 +209,7 @@ func TestUsersBadInput(t *testing.T) {
 	if h := e.held(t); h != 0 {
 		t.Fatalf("held %d", h)
 	}
-	if us, _ := e.db.Users(e.ctx); len(us) != 1 {
+	if us, _ := e.db.Users(e.ctx); len(us) != 1 || us[0].Name != "pat" {
 		t.Fatalf("users %+v", us)
 	}
 }

@@ -38,7 +38,7 @@ CREATE TABLE users (
     updated_at   INTEGER NOT NULL
 );
 
-CREATE INDEX users_name ON users (domain, name);
+CREATE INDEX users_name ON users (lower(name), lower(domain));
 CREATE INDEX users_directory ON users (directory_id);
 
 CREATE TABLE user_credentials (
