@@ -22,7 +22,9 @@ func (db *DB) SweepUsers(ctx context.Context) (store.HousekeepingResult, error) 
 // NextCredentialExpiry implements store.Users.
 func (db *DB) NextCredentialExpiry(ctx context.Context) (time.Time, bool, error) {
 	var v *int64
-	if err := db.r.QueryRowContext(ctx, `SELECT MIN(expires_at) FROM user_credentials WHERE ended_at IS NULL AND expires_at IS NOT NULL`).Scan(&v); err != nil {
+	if err := db.r.QueryRowContext(ctx, `SELECT MIN(x) FROM (
+		SELECT MIN(expires_at) AS x FROM user_credentials WHERE ended_at IS NULL AND expires_at IS NOT NULL
+		UNION ALL SELECT MIN(expires_at) FROM licenses WHERE kind = 'user' AND held > 0 AND expires_at IS NOT NULL)`).Scan(&v); err != nil {
 		return time.Time{}, false, err
 	}
 	if v == nil {
@@ -86,6 +88,9 @@ func (db *DB) housekeep(tx *Tx, run store.HousekeepingRun, actor string, res *st
 	}
 	switch run.Task {
 	case housekeeping.ClearExpiredTokens:
+		if err := db.moveExpiredUserSeats(tx, actor, res); err != nil {
+			return err
+		}
 		return credTask(`SELECT c.id FROM user_credentials c WHERE c.ended_at IS NULL AND c.expires_at IS NOT NULL AND c.expires_at <= ?`, "expired", now)
 	case housekeeping.DisableUnusedTokens:
 		cut := ms(tx.Now.Add(-time.Duration(run.Days) * 24 * time.Hour))
@@ -303,4 +308,57 @@ func (db *DB) UserSeatUsage(ctx context.Context) ([]store.UserSeatUsage, error) 
 		out = append(out, *by[n])
 	}
 	return out, nil
+}
+
+// moveExpiredUserSeats moves each seat of a user license that has expired
+// to another license of the product with room, or frees it when none has:
+// an expired license grants nothing, so seats held stay within seats
+// granted. A user whose seat is lost keeps its credentials and takes a
+// seat again when one is free and it next gains a credential or is enabled.
+func (db *DB) moveExpiredUserSeats(tx *Tx, actor string, res *store.HousekeepingResult) error {
+	rows, err := tx.Query(`SELECT s.user_id, s.product, s.license_id, u.domain, u.name FROM user_seats s
+		JOIN licenses l ON l.id = s.license_id JOIN users u ON u.id = s.user_id
+		WHERE l.expires_at IS NOT NULL AND l.expires_at <= ? ORDER BY s.since, s.user_id`, ms(tx.Now))
+	if err != nil {
+		return err
+	}
+	type seat struct {
+		user                     int64
+		product, lic, domain, nm string
+	}
+	var seats []seat
+	for rows.Next() {
+		var s seat
+		if err := rows.Scan(&s.user, &s.product, &s.lic, &s.domain, &s.nm); err != nil {
+			rows.Close()
+			return err
+		}
+		seats = append(seats, s)
+	}
+	rows.Close()
+	for _, s := range seats {
+		who := userName(s.domain, s.nm)
+		if _, err := tx.Exec(`DELETE FROM user_seats WHERE user_id = ? AND product = ?`, s.user, s.product); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(`UPDATE licenses SET held = held - 1 WHERE id = ?`, s.lic); err != nil {
+			return err
+		}
+		why := fmt.Sprintf("license %s expired", s.lic)
+		err := db.takeUserSeat(tx, s.user, s.product, who, why+": seat moved", actor)
+		switch {
+		case err == nil:
+			res.Items = append(res.Items, store.HousekeepingItem{User: who, Product: s.product, Action: why + ": seat moved to another license"})
+		case errors.Is(err, store.ErrNoUserSeat):
+			if err := addEvent(tx, store.Event{Actor: actor, Kind: eventUserSeatFreed, Product: s.product,
+				Reason: fmt.Sprintf("user %s lost its seat: %s and no other license of %s has room", who, why, s.product)}); err != nil {
+				return err
+			}
+			res.Items = append(res.Items, store.HousekeepingItem{User: who, Product: s.product, Action: why + ": no other license has room, seat freed", SeatFreed: true})
+			res.SeatsFreed++
+		default:
+			return err
+		}
+	}
+	return nil
 }

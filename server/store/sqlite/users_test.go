@@ -305,3 +305,42 @@ func TestSyncDeletedUserFreesSeat(t *testing.T) {
 		t.Fatalf("report %+v", rep)
 	}
 }
+
+// A user license that expires grants nothing: its seats move to another
+// license with room, or are freed, so seats held stay within seats granted.
+func TestExpiredUserLicenseSeats(t *testing.T) {
+	e := openUsers(t)
+	exp := userEpoch.Add(time.Hour)
+	for _, p := range []license.Payload{
+		{ID: "U-SOON", Product: "inventory", Seats: 1, Kind: license.KindUser, IssuedAt: userEpoch.Unix(), Expires: exp.Unix()},
+		{ID: "U-LONG", Product: "inventory", Seats: 1, Kind: license.KindUser, IssuedAt: userEpoch.Unix()},
+	} {
+		if _, err := e.db.ImportLicenses(e.ctx, []store.LicenseImport{e.iss.Import(t, p)}, "t"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, u := range []string{"ann", "ben", "cat"} {
+		e.addUser(t, u)
+	}
+	e.cred(t, "ann", "token", nil) // on U-SOON, the license that expires first
+	ben := e.cred(t, "ben", "token", nil)
+	if _, err := e.db.EndCredential(e.ctx, ben.ID, "revoked", "t"); err != nil {
+		t.Fatal(err)
+	}
+	next, ok, _ := e.db.NextCredentialExpiry(e.ctx)
+	if !ok || next.Unix() != exp.Unix() {
+		t.Fatalf("next %v %v", next, ok)
+	}
+	e.clk.Set(exp.Add(time.Second))
+	r, err := e.db.SweepUsers(e.ctx)
+	if err != nil || r.SeatsFreed != 0 || len(r.Items) != 1 || !strings.Contains(r.Items[0].Action, "moved") {
+		t.Fatalf("move: %+v %v", r, err)
+	}
+	u, _ := e.db.UserSeatUsage(e.ctx)
+	if u[0].Held != 1 || u[0].Granted != 1 {
+		t.Fatalf("usage %+v", u)
+	}
+	if _, err := e.db.AddCredential(e.ctx, store.NewCredential{User: "cat", Product: "inventory", Kind: "token"}, "t"); !errors.Is(err, store.ErrNoUserSeat) {
+		t.Fatalf("cat: %v", err)
+	}
+}
