@@ -19,6 +19,7 @@ import (
 const licenseColumns = `l.id, l.product, l.kind, l.duration, l.seats,
 	CASE l.kind WHEN 'node' THEN (SELECT COUNT(*) FROM seats s WHERE s.license_id = l.id)
 		WHEN 'node-locked' THEN (SELECT COUNT(*) FROM activations b JOIN activation_ids i ON i.id = b.activation_id WHERE i.license_id = l.id AND b.ended_at IS NULL)
+		WHEN 'user' THEN (SELECT COUNT(*) FROM user_seats u WHERE u.license_id = l.id)
 		ELSE l.held END,
 	(SELECT COUNT(*) FROM allocations a WHERE a.license_id = l.id),
 	l.issued_at, l.expires_at, l.upgrade_until, l.customer, l.issuer, l.imported_at`

@@ -123,6 +123,15 @@ func TestUserSeatPerUser(t *testing.T) {
 	if _, err := e.db.UseToken(e.ctx, "tut_nope"); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("unknown token: %v", err)
 	}
+	// The maintenance job counts user seats from their rows: no drift.
+	rep, err := e.db.RunMaintenance(e.ctx, store.MaintenanceOptions{})
+	if err != nil || len(rep.Drift) != 0 || len(rep.Repaired) != 0 {
+		t.Fatalf("maintenance: %+v %v", rep, err)
+	}
+	ls, _ := e.db.Licenses(e.ctx)
+	if len(ls) != 1 || ls[0].Held != 1 || ls[0].Kind != "user" {
+		t.Fatalf("licenses %+v", ls)
+	}
 }
 
 // No license at all: the refusal says what to import.
