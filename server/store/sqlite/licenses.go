@@ -167,11 +167,17 @@ func (db *DB) RemoveLicense(ctx context.Context, id, actor string) (store.Change
 		if ch.Seats, err = db.rebalance(tx, product, []string{id}, id, actor); err != nil {
 			return err
 		}
+		users, err := db.moveUserSeatsOff(tx, id, actor)
+		if err != nil {
+			return err
+		}
 		if _, err := tx.Exec(`DELETE FROM licenses WHERE id = ?`, id); err != nil {
 			return fmt.Errorf("remove license: %w", err)
 		}
 		hostnames(tx, ch.Seats)
 		moved, freed := countChanges(ch.Seats)
+		moved += len(users.Items) - users.SeatsFreed
+		freed += users.SeatsFreed
 		ch.Message = fmt.Sprintf("removed license %s of %s: %d seats moved to other licenses, %d freed", id, product, moved, freed)
 		return addEvent(tx, store.Event{Actor: actor, Kind: store.EventLicenseRemove, Product: product, Reason: ch.Message})
 	})

@@ -269,6 +269,8 @@ func (db *DB) UsersUseLicense(ctx context.Context, product string) ([]store.User
 			switch {
 			case row.Consumes && !d.Consumes:
 				row.Housekeeping = "the sweep frees this seat now: " + d.Reason
+			case !row.Consumes && d.Consumes:
+				row.Housekeeping = "no seat: its license expired or was removed and no other had room; it takes one with its next credential"
 			case u.Status == users.Active && u.External == users.ExtDisabled && row.Consumes:
 				row.Housekeeping = "release-disabled-accounts frees this seat"
 			}
@@ -316,9 +318,15 @@ func (db *DB) UserSeatUsage(ctx context.Context) ([]store.UserSeatUsage, error) 
 // granted. A user whose seat is lost keeps its credentials and takes a
 // seat again when one is free and it next gains a credential or is enabled.
 func (db *DB) moveExpiredUserSeats(tx *Tx, actor string, res *store.HousekeepingResult) error {
+	return db.moveUserSeats(tx, `l.expires_at IS NOT NULL AND l.expires_at <= ?`, []any{ms(tx.Now)}, "expired", actor, res)
+}
+
+// moveUserSeats moves the seats of the user licenses where picks (over l,
+// the license) to other licenses with room, or frees them.
+func (db *DB) moveUserSeats(tx *Tx, where string, args []any, what, actor string, res *store.HousekeepingResult) error {
 	rows, err := tx.Query(`SELECT s.user_id, s.product, s.license_id, u.domain, u.name FROM user_seats s
 		JOIN licenses l ON l.id = s.license_id JOIN users u ON u.id = s.user_id
-		WHERE l.expires_at IS NOT NULL AND l.expires_at <= ? ORDER BY s.since, s.user_id`, ms(tx.Now))
+		WHERE `+where+` ORDER BY s.since, s.user_id`, args...)
 	if err != nil {
 		return err
 	}
@@ -344,8 +352,8 @@ func (db *DB) moveExpiredUserSeats(tx *Tx, actor string, res *store.Housekeeping
 		if _, err := tx.Exec(`UPDATE licenses SET held = held - 1 WHERE id = ?`, s.lic); err != nil {
 			return err
 		}
-		why := fmt.Sprintf("license %s expired", s.lic)
-		err := db.takeUserSeat(tx, s.user, s.product, who, why+": seat moved", actor)
+		why := fmt.Sprintf("license %s %s", s.lic, what)
+		err := db.takeUserSeat(tx, s.user, s.product, who, why+": seat moved", actor, s.lic)
 		switch {
 		case err == nil:
 			res.Items = append(res.Items, store.HousekeepingItem{User: who, Product: s.product, Action: why + ": seat moved to another license"})
@@ -361,4 +369,11 @@ func (db *DB) moveExpiredUserSeats(tx *Tx, actor string, res *store.Housekeeping
 		}
 	}
 	return nil
+}
+
+// moveUserSeatsOff moves the user seats of a license being removed.
+func (db *DB) moveUserSeatsOff(tx *Tx, licenseID, actor string) (store.HousekeepingResult, error) {
+	var res store.HousekeepingResult
+	err := db.moveUserSeats(tx, `l.id = ?`, []any{licenseID}, "removed", actor, &res)
+	return res, err
 }

@@ -444,7 +444,7 @@ func (db *DB) reconcileUser(tx *Tx, userID int64, product, actor, cause string) 
 		}
 		switch {
 		case d.Consumes && !holds:
-			if err := db.takeUserSeat(tx, userID, p, userName(domain, name), d.Reason, actor); err != nil {
+			if err := db.takeUserSeat(tx, userID, p, userName(domain, name), d.Reason, actor, ""); err != nil {
 				return 0, err
 			}
 		case !d.Consumes && holds:
@@ -502,9 +502,9 @@ func holding(q rowsQuerier, userID int64, status, product string) (users.Holding
 
 // takeUserSeat attributes a seat to the user license of product with room
 // that expires first, by its verified grant.
-func (db *DB) takeUserSeat(tx *Tx, userID int64, product, who, why, actor string) error {
-	rows, err := tx.Query(`SELECT id, seats, held FROM licenses WHERE product = ? AND kind = 'user' AND (expires_at IS NULL OR expires_at > ?)
-		ORDER BY expires_at IS NULL, expires_at, id`, product, ms(tx.Now))
+func (db *DB) takeUserSeat(tx *Tx, userID int64, product, who, why, actor, exclude string) error {
+	rows, err := tx.Query(`SELECT id, seats, held FROM licenses WHERE product = ? AND kind = 'user' AND (expires_at IS NULL OR expires_at > ?) AND id <> ?
+		ORDER BY expires_at IS NULL, expires_at, id`, product, ms(tx.Now), exclude)
 	if err != nil {
 		return err
 	}

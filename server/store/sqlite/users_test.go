@@ -353,3 +353,22 @@ func TestExpiredUserLicenseSeats(t *testing.T) {
 		t.Fatalf("cat: %v", err)
 	}
 }
+
+// Removing a user license moves its seats to another with room, or frees
+// them.
+func TestRemoveUserLicense(t *testing.T) {
+	e := openUsers(t)
+	e.userLicense(t, "U-A", 1)
+	e.userLicense(t, "U-B", 1)
+	e.addUser(t, "ann")
+	e.addUser(t, "ben")
+	e.cred(t, "ann", "token", nil)
+	e.cred(t, "ben", "token", nil)
+	ch, err := e.db.RemoveLicense(e.ctx, "U-A", "t")
+	if err != nil || !strings.Contains(ch.Message, "0 seats moved to other licenses, 1 freed") {
+		t.Fatalf("%+v %v", ch, err)
+	}
+	if h := e.held(t); h != 1 {
+		t.Fatalf("held %d", h)
+	}
+}
