@@ -140,6 +140,7 @@ func New(cfg Config) *API {
 	a.activationRoutes(reg)
 	a.adminRoutes(reg)
 	a.positionRoutes(reg)
+	a.userRoutes(reg)
 	mux.Handle("/api/", a.auth(admins.Viewer, func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no such API route: %s %s", r.Method, r.URL.Path))
 	}))

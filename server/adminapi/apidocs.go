@@ -36,6 +36,31 @@ var (
 // here is missing from the document, which TestEveryRouteIsDocumented
 // refuses.
 var routeDocs = map[string]Doc{
+	"GET /api/v1/users": {Summary: "List users (seed 003): from directories, agents and admins, with internal and external status.",
+		Response: []store.User{exUser}},
+	"POST /api/v1/users": {Summary: "Add a user by hand (domain and name).",
+		Request: store.NewUser{Domain: "CORP", Name: "jdoe", Display: "Jane Doe"}, Status: http.StatusCreated, Response: exUser, Errors: []int{http.StatusBadRequest, http.StatusConflict}},
+	"GET /api/v1/users/{ref}": {Summary: "Show a user (by key or domain\\name) with their credentials.",
+		Query: [][2]string{{"product", "only this product's credentials"}}, Response: UserDetail{User: exUser, Credentials: []store.UserCredential{}}, Errors: []int{http.StatusNotFound}},
+	"POST /api/v1/users/{ref}/status": {Summary: "Set a user's internal status (Active, Disabled, Deleted); the seats it frees are counted.",
+		Request: UserStatusRequest{Status: "Disabled"}, Response: FreedAnswer{SeatsFreed: 1}, Errors: []int{http.StatusBadRequest, http.StatusNotFound}},
+	"POST /api/v1/users/{ref}/credentials": {Summary: "Issue a token, certificate or security-question record for a product; refused whole when no user seat is free.",
+		Request: CredentialRequest{Product: "vpn", Kind: "token", Label: "hardware token 1"}, Status: http.StatusCreated, Response: store.UserCredential{ID: 1, User: exUser.Key, Product: "vpn", Kind: "token"},
+		Errors: []int{http.StatusBadRequest, http.StatusNotFound, http.StatusConflict}},
+	"POST /api/v1/credentials/{id}/revoke": {Summary: "Revoke a credential; a user left with none frees their seat at once.",
+		Response: FreedAnswer{SeatsFreed: 1}, Errors: []int{http.StatusBadRequest, http.StatusNotFound}},
+	"GET /api/v1/directories": {Summary: "List the LDAP directories users are synced from, with their last sync.",
+		Response: []store.Directory{exDirectory}},
+	"POST /api/v1/directories": {Summary: "Add an LDAP directory (URL, base DN, bind DN and a password file on the server host).",
+		Request: exDirectory, Status: http.StatusCreated, Response: exDirectory, Errors: []int{http.StatusBadRequest, http.StatusConflict}},
+	"POST /api/v1/directories/{name}/sync": {Summary: "Sync a directory now: users added, changed, disabled or deleted, and the seats freed.",
+		Response: store.SyncResult{}, Errors: []int{http.StatusNotFound, http.StatusBadGateway}},
+	"POST /api/v1/housekeeping/{task}": {Summary: "Run one of seed 003's housekeeping tasks now (dry_run: report what it would free).",
+		Request: HousekeepingRequest{DryRun: true, Days: 90}, Response: store.HousekeepingResult{}, Errors: []int{http.StatusBadRequest}},
+	"GET /api/v1/reports/users-use-license": {Summary: "The users-use-license report: each user, credentials and devices, statuses, whether and why they consume.",
+		Query: [][2]string{{"product", "only this product"}}, Response: []store.UserUse{}},
+	"GET /api/v1/reports/users-use-license/seats": {Summary: "Per-user seats held and granted per product.",
+		Response: []store.UserSeatUsage{}},
 	"GET /api/v1/applications": {Summary: "List applications with the rules that recognise them in software inventory and where they are installed.",
 		Response: []store.Application{exApp}},
 	"POST /api/v1/applications": {Summary: "Add applications, all or none; each is recognised at once in every stored software set.",
@@ -203,4 +228,11 @@ var (
 		Publisher: "Example Corp", Type: "device", Duration: "subscription"}, Applications: []string{"office"}}
 	exPurchase = store.PurchaseView{Purchase: positions.Purchase{ID: 7, PO: "PO-2026-118", Item: "Office subscription", Vendor: "Example Reseller",
 		Quantity: 450, Type: "subscription"}, Links: []positions.Link{}}
+)
+
+// Examples of the per-user license routes (seed 003).
+var (
+	exUser      = store.User{ID: 3, Key: "entryUUID:7f1c…", Domain: "CORP", Name: "jdoe", Display: "Jane Doe", Directory: "corp", Status: "Active", External: "active", CreatedAt: exEarlier, UpdatedAt: exAt}
+	exDirectory = store.Directory{ID: 1, Name: "corp", URL: "ldaps://dc1.corp.example.com", BaseDN: "dc=corp,dc=example,dc=com",
+		BindDN: "cn=tally,ou=services,dc=corp,dc=example,dc=com", PasswordFile: "/etc/tally/ldap.pw", Domain: "CORP", Interval: time.Hour}
 )

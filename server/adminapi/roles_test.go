@@ -44,7 +44,7 @@ var mutatingBodies = map[string]struct{ path, body string }{
 	"POST /api/v1/activations/{id}/deactivate":            {"/api/v1/activations/ACT/deactivate", ""},
 	"POST /api/v1/activations/{id}/return/{computer}":     {"/api/v1/activations/ACT/return/1", ""},
 	"POST /api/v1/admins":                                 {"/api/v1/admins", `{"name": "eve", "role": "admin"}`},
-	"DELETE /api/v1/admins/{name}":                        {"/api/v1/admins/operator", ""},
+	"DELETE /api/v1/admins/{name}":                        {"/api/v1/admins/eve", ""},
 	"POST /api/v1/admins/{name}/password":                 {"/api/v1/admins/operator/password", `{"password": "a long new password"}`},
 	"POST /api/v1/admins/{name}/tokens":                   {"/api/v1/admins/viewer/tokens", `{}`},
 	"POST /api/v1/tokens/{id}/revoke":                     {"/api/v1/tokens/TOKEN/revoke", ""},
@@ -57,6 +57,13 @@ var mutatingBodies = map[string]struct{ path, body string }{
 	"POST /api/v1/purchases/import":                       {"/api/v1/purchases/import", "po,item,quantity,type\nPO-2,office seats,5,license\n"},
 	"POST /api/v1/purchases/{id}/links":                   {"/api/v1/purchases/2/links", `{"license": "SW-1", "quantity": 5}`},
 	"DELETE /api/v1/purchases/{id}/links/{license}":       {"/api/v1/purchases/2/links/SW-1", ""},
+	"POST /api/v1/users":                                  {"/api/v1/users", `{"name": "jdoe", "display": "J. Doe"}`},
+	"POST /api/v1/users/{ref}/status":                     {"/api/v1/users/jdoe/status", `{"status": "Disabled"}`},
+	"POST /api/v1/users/{ref}/credentials":                {"/api/v1/users/jdoe/credentials", `{"product": "monitor", "kind": "token"}`},
+	"POST /api/v1/credentials/{id}/revoke":                {"/api/v1/credentials/1/revoke", ""},
+	"POST /api/v1/directories":                            {"/api/v1/directories", `{"name": "corp", "url": "ldap://127.0.0.1:9", "base_dn": "dc=example,dc=org"}`},
+	"POST /api/v1/directories/{name}/sync":                {"/api/v1/directories/none/sync", ""},
+	"POST /api/v1/housekeeping/{task}":                    {"/api/v1/housekeeping/clear-expired-tokens", `{}`},
 	"POST /api/v1/alerts/webhooks":                        {"/api/v1/alerts/webhooks", `{"url": "http://127.0.0.1:9/hook", "secret": "a-long-enough-shared-secret"}`},
 }
 

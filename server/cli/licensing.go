@@ -219,7 +219,7 @@ day is issued with a warning.`,
 	f.StringVar(&keyPath, "key", "", "issuer private key (issuer.key from 'issuer init')")
 	f.StringVar(&product, "product", "", "product name (see 'products list')")
 	f.IntVar(&seats, "seats", 0, "number of seats (1 to 10,000,000)")
-	f.StringVar(&kind, "kind", license.KindNode, "node, node-locked or concurrent")
+	f.StringVar(&kind, "kind", license.KindNode, "node, node-locked, concurrent or user")
 	f.StringVar(&duration, "duration", "", "perpetual, subscription or time-limited (default: perpetual, or subscription with --expires)")
 	f.StringVar(&expires, "expires", "", "last day the license is valid (2027-06-30: through the end of that day in --timezone), or an RFC 3339 time")
 	f.StringVar(&upgrade, "upgrade-until", "", "last day of upgrade protection (like --expires): plug-in builds released later are not covered")

@@ -711,8 +711,8 @@ func (m *Main) purchaseUnlink() *cobra.Command {
 }
 
 func (m *Main) reportCommand() *cobra.Command {
-	cmd := &cobra.Command{Use: "report", Aliases: []string{"reports"}, Short: "License positions: what expires (seed 004's listing), and compliance"}
-	cmd.AddCommand(m.reportExpiry(), m.reportCompliance())
+	cmd := &cobra.Command{Use: "report", Aliases: []string{"reports"}, Short: "Reports: what expires (seed 004's listing), compliance, and who uses per-user licenses (seed 003)"}
+	cmd.AddCommand(m.reportExpiry(), m.reportCompliance(), m.reportUsersUseLicense())
 	return cmd
 }
 

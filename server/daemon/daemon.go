@@ -37,6 +37,7 @@ import (
 	"github.com/tallyhq/tally/server/scheduler"
 	"github.com/tallyhq/tally/server/store"
 	"github.com/tallyhq/tally/server/store/sqlite"
+	"github.com/tallyhq/tally/server/userscheduler"
 )
 
 // Defaults for the listen addresses.
@@ -132,6 +133,7 @@ type Daemon struct {
 	pprof    *http.Server
 	sched    *scheduler.Scheduler
 	alerts   *alerting.Notifier
+	userJobs *userscheduler.Runner
 	metrics  *metrics.Metrics
 	catalog  *catalog.Catalog
 	addrs    datadir.Addresses
@@ -290,6 +292,8 @@ func Start(cfg Config) (_ *Daemon, err error) {
 	}
 	d.sched = scheduler.Start(scheduler.Config{Store: d.db, Maintenance: d.maintenance, Every: maintEvery, Poll: cfg.ExpiryPoll,
 		Clock: cfg.Clock, Logger: d.log})
+	d.userJobs = &userscheduler.Runner{Store: d.db, Clock: cfg.Clock, Poll: cfg.ExpiryPoll, Logger: d.log}
+	d.userJobs.Start()
 
 	ac := cfg.Alerts
 	ac.Store, ac.Clock, ac.Zone, ac.Logger = d.db, cfg.Clock, d.dates.Zone, d.log
@@ -526,6 +530,9 @@ func (d *Daemon) close0(ctx context.Context) error {
 	}
 	if err := <-tcpDone; err != nil {
 		errs = append(errs, err)
+	}
+	if d.userJobs != nil {
+		d.userJobs.Stop()
 	}
 	if d.sched != nil {
 		d.sched.Stop()

@@ -29,6 +29,7 @@ const (
 	KindNode       = "node"        // consumed by a node's qualifying post (the default)
 	KindNodeLocked = "node-locked" // bound to machines by Activation IDs
 	KindConcurrent = "concurrent"  // leases
+	KindUser       = "user"        // one seat per user with an active credential (seed 003)
 )
 
 // Durations.
@@ -111,9 +112,9 @@ func (p *Payload) Validate() error {
 		return fmt.Errorf("%w: time zone %q of its dates is unknown", ErrInvalid, p.Zone)
 	}
 	switch p.Kind {
-	case KindNode, KindNodeLocked, KindConcurrent:
+	case KindNode, KindNodeLocked, KindConcurrent, KindUser:
 	default:
-		return fmt.Errorf("%w: kind %q (want node, node-locked or concurrent)", ErrInvalid, p.Kind)
+		return fmt.Errorf("%w: kind %q (want node, node-locked, concurrent or user)", ErrInvalid, p.Kind)
 	}
 	switch p.Duration {
 	case Perpetual:

@@ -20,6 +20,7 @@ import (
 const licenseColumns = `l.id, l.product, l.kind, l.duration, l.seats,
 	CASE l.kind WHEN 'node' THEN (SELECT COUNT(*) FROM seats s WHERE s.license_id = l.id)
 		WHEN 'node-locked' THEN (SELECT COUNT(*) FROM activations b JOIN activation_ids i ON i.id = b.activation_id WHERE i.license_id = l.id AND b.ended_at IS NULL)
+		WHEN 'user' THEN (SELECT COUNT(*) FROM user_seats u WHERE u.license_id = l.id)
 		ELSE l.held END,
 	(SELECT COUNT(*) FROM allocations a WHERE a.license_id = l.id),
 	l.issued_at, l.expires_at, l.upgrade_until, l.customer, l.issuer, l.imported_at`
@@ -167,11 +168,17 @@ func (db *DB) RemoveLicense(ctx context.Context, id, actor string) (store.Change
 		if ch.Seats, err = db.ledger.Rebalance(db.lt(tx), product, []string{id}, id, actor); err != nil {
 			return err
 		}
+		users, err := db.moveUserSeatsOff(tx, id, actor)
+		if err != nil {
+			return err
+		}
 		if _, err := tx.Exec(`DELETE FROM licenses WHERE id = ?`, id); err != nil {
 			return fmt.Errorf("remove license: %w", err)
 		}
 		hostnames(tx, ch.Seats)
 		moved, freed := countChanges(ch.Seats)
+		moved += len(users.Items) - users.SeatsFreed
+		freed += users.SeatsFreed
 		ch.Message = fmt.Sprintf("removed license %s of %s: %d seats moved to other licenses, %d freed", id, product, moved, freed)
 		return addEvent(tx, store.Event{Actor: actor, Kind: store.EventLicenseRemove, Product: product, Reason: ch.Message})
 	})

@@ -223,6 +223,7 @@ func (db *DB) repairDrift(tx *Tx, actor string) (drift, repaired []string, freed
 	rs, err := tx.Query(`SELECT l.id, l.kind, l.seats, l.held,
 			CASE l.kind WHEN 'node' THEN (SELECT COUNT(*) FROM seats s WHERE s.license_id = l.id)
 				WHEN 'node-locked' THEN (SELECT COUNT(*) FROM activations b JOIN activation_ids i ON i.id = b.activation_id WHERE i.license_id = l.id AND b.ended_at IS NULL)
+				WHEN 'user' THEN (SELECT COUNT(*) FROM user_seats u WHERE u.license_id = l.id)
 				ELSE l.held END
 		FROM licenses l ORDER BY l.id`)
 	if err != nil {
