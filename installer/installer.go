@@ -1,7 +1,9 @@
-// Package installer holds the service definitions that run Tally's two
-// binaries as services: systemd units for Linux and a launchd job for
-// macOS, embedded so that a packaging step or an install command can write
-// them out. See README.md in this folder for installing and uninstalling.
+// Package installer installs Tally's two binaries as services and removes
+// them again: the service definitions (systemd units, a launchd job) are
+// embedded here, and a Target writes files under a root folder ("/" for
+// this system, another folder for tests and image builders), recording
+// each in a manifest so that an uninstall removes exactly what the install
+// wrote. See README.md in this folder.
 package installer
 
 import "embed"

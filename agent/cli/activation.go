@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/tallyhq/tally/agent/config"
 	"github.com/tallyhq/tally/agent/runner"
 	"github.com/tallyhq/tally/agent/spool"
 	"github.com/tallyhq/tally/agent/state"
@@ -34,6 +35,11 @@ func (m *Main) openAgent(cmd *cobra.Command) (*runner.Agent, error) {
 	if err != nil {
 		return nil, err
 	}
+	return m.openAgentWith(cfg)
+}
+
+// openAgentWith opens the enrolled agent of the settings cfg.
+func (m *Main) openAgentWith(cfg config.Agent) (*runner.Agent, error) {
 	log, err := logging.New(m.Stderr, cfg.LogFormat, "warn")
 	if err != nil {
 		return nil, &exitError{ExitUsage, err}
@@ -92,7 +98,16 @@ func knownProduct(product string) error {
 // agentCall opens the agent for a command that talks to the server, with
 // a minute to do it; done releases both.
 func (m *Main) agentCall(cmd *cobra.Command) (*runner.Agent, context.Context, func(), error) {
-	a, err := m.openAgent(cmd)
+	cfg, err := m.settings(cmd)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return m.agentCallWith(cmd, cfg)
+}
+
+// agentCallWith is agentCall with the settings given.
+func (m *Main) agentCallWith(cmd *cobra.Command, cfg config.Agent) (*runner.Agent, context.Context, func(), error) {
+	a, err := m.openAgentWith(cfg)
 	if err != nil {
 		return nil, nil, nil, err
 	}

@@ -120,7 +120,7 @@ when the server has acknowledged it.`,
 	}
 	root.SetVersionTemplate("tally-agent {{.Version}}\n")
 	root.AddCommand(m.activationCmds()...)
-	root.AddCommand(m.uninstallCmd())
+	root.AddCommand(m.installCmd(), m.uninstallCmd())
 	root.AddCommand(m.enrollCmd(), m.inventoryCmd(), m.runCmd(), m.statusCmd(), m.pluginCmd(),
 		&cobra.Command{Use: "version", Short: "Print the version", Args: cobra.NoArgs, Run: func(cmd *cobra.Command, _ []string) {
 			fmt.Fprintln(cmd.OutOrStdout(), "tally-agent", buildinfo.Version())
@@ -399,6 +399,16 @@ override; the flags' defaults below apply when neither sets them.`,
 			dir, err := state.Open(cfg.Data)
 			if err != nil {
 				return err
+			}
+			added, unknown, err := ensurePlugins(dir, cfg.PluginList())
+			if err != nil {
+				return err
+			}
+			if len(added) > 0 {
+				log.Info("installed the plug-ins the configuration file lists", "plugins", added, "config", cfg.File)
+			}
+			if len(unknown) > 0 {
+				log.Warn("the configuration file lists plug-ins this build does not have; skipped", "plugins", unknown, "config", cfg.File)
 			}
 			a, err := runner.Open(runner.Config{Dir: dir, Logger: log, Version: buildinfo.Version(), MachineID: cfg.MachineID,
 				Spool: spool.Options{MaxBytes: cfg.SpoolMaxBytes, MaxAge: cfg.SpoolMaxAge}, SoftwareRoot: root})

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"time"
 
@@ -298,4 +299,33 @@ func (m *Main) sayGoodbye(ctx context.Context, w io.Writer, machineID string, di
 	}
 	fmt.Fprintf(w, "Told the server (post %d); seats freed: %s.\n", seq, freed)
 	return nil
+}
+
+// ensurePlugins installs the plug-ins of names that are not installed
+// (the configuration file's plugins list); it returns those it added and
+// those this build does not have, which it skips.
+func ensurePlugins(dir state.Dir, names []string) (added, unknown []string, err error) {
+	if len(names) == 0 {
+		return nil, nil, nil
+	}
+	have, err := dir.Plugins()
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, name := range names {
+		if slices.ContainsFunc(have, func(p state.InstalledPlugin) bool { return p.Name == name }) {
+			continue
+		}
+		reg, ok := plugins.Lookup(name)
+		if !ok {
+			unknown = append(unknown, name)
+			continue
+		}
+		ip := state.InstalledPlugin{Name: name, Version: reg.Info.Version, BuildDate: reg.Info.BuildDate, InstalledAt: time.Now().UTC()}
+		if _, err := runner.Install(dir, ip); err != nil {
+			return added, unknown, err
+		}
+		added = append(added, name)
+	}
+	return added, unknown, nil
 }

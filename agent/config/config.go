@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -21,6 +22,7 @@ import (
 
 	"github.com/tallyhq/tally/agent/spool"
 	"github.com/tallyhq/tally/common/identity"
+	"github.com/tallyhq/tally/protocol"
 )
 
 // Keys of the file; each is also the name of the flag that overrides it.
@@ -36,6 +38,7 @@ const (
 	KeySpoolMaxAge   = "spool-max-age"
 	KeyLogFormat     = "log-format"
 	KeyLogLevel      = "log-level"
+	KeyPlugins       = "plugins"
 )
 
 // DefaultDataDir is the agent's data folder when nothing else names one.
@@ -54,6 +57,13 @@ type Agent struct {
 	SpoolMaxAge   time.Duration
 	LogFormat     string // text or json
 	LogLevel      string // debug, info, warn or error
+	// Plugins are the plug-ins 'run' and 'install' make sure are
+	// installed, so that one file rolls a fleet out; removing a name does
+	// not remove the plug-in ('tally-agent plugin remove' does, and tells
+	// the server, which frees its seat). Kept as the normalized list
+	// "inventory,monitor" so that settings compare with ==; PluginList
+	// splits it.
+	Plugins string
 	// File is the configuration file that was read; empty if none was.
 	File string
 }
@@ -338,6 +348,14 @@ var setters = map[string]func(a *Agent, v string) error{
 		a.LogFormat = v
 		return nil
 	},
+	KeyPlugins: func(a *Agent, v string) error {
+		ps, err := ParsePlugins(v)
+		if err != nil {
+			return err
+		}
+		a.Plugins = strings.Join(ps, ",")
+		return nil
+	},
 	KeyLogLevel: func(a *Agent, v string) error {
 		switch l := strings.ToLower(v); l {
 		case "debug", "info", "warn", "error":
@@ -351,7 +369,41 @@ var setters = map[string]func(a *Agent, v string) error{
 // Keys lists the known keys in the order docs/agent-config.md gives them.
 func Keys() []string {
 	return []string{KeyData, KeyServer, KeyFingerprint, KeyMachineID, KeyInterval, KeyJitter,
-		KeyMaxBackoff, KeySpoolMaxBytes, KeySpoolMaxAge, KeyLogFormat, KeyLogLevel}
+		KeyMaxBackoff, KeySpoolMaxBytes, KeySpoolMaxAge, KeyLogFormat, KeyLogLevel, KeyPlugins}
+}
+
+// PluginList returns the plug-ins the settings list.
+func (a Agent) PluginList() []string {
+	if a.Plugins == "" {
+		return nil
+	}
+	return strings.Split(a.Plugins, ",")
+}
+
+// MaxPlugins bounds the plugins list: a build has a handful.
+const MaxPlugins = 32
+
+// ParsePlugins reads a list of plug-in names separated by commas or
+// spaces ("inventory, monitor"), without duplicates; whether this build
+// has each is for the caller to say.
+func ParsePlugins(v string) ([]string, error) {
+	var out []string
+	for _, f := range strings.FieldsFunc(v, func(r rune) bool { return r == ',' || r == ' ' || r == '\t' }) {
+		if err := (&protocol.Plugin{Name: f}).Validate(); err != nil {
+			return nil, err
+		}
+		if slices.Contains(out, f) {
+			return nil, fmt.Errorf("plug-in %s is listed twice", f)
+		}
+		out = append(out, f)
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("%q names no plug-in (like inventory, monitor)", v)
+	}
+	if len(out) > MaxPlugins {
+		return nil, fmt.Errorf("more than %d plug-ins listed", MaxPlugins)
+	}
+	return out, nil
 }
 
 // Set checks value and sets key to it. Its errors do not name the key:

@@ -50,7 +50,7 @@ func TestParseMistakes(t *testing.T) {
 	cases := []struct {
 		what, file, want string
 	}{
-		{"unknown key", "interval = 1h\n\n\n\n\n\nintervall = 2h\n", `agent.conf:7: unknown key "intervall" (known: data, server, fingerprint, machine-id, interval, jitter, max-backoff, spool-max-bytes, spool-max-age, log-format, log-level)`},
+		{"unknown key", "interval = 1h\n\n\n\n\n\nintervall = 2h\n", `agent.conf:7: unknown key "intervall" (known: data, server, fingerprint, machine-id, interval, jitter, max-backoff, spool-max-bytes, spool-max-age, log-format, log-level, plugins)`},
 		{"bad duration", "\n\ninterval = 5x\n", `agent.conf:3: interval: "5x" is not a duration like 30m or 1h`},
 		{"duration too short", "interval = 10ms", `agent.conf:1: interval: "10ms" is shorter than 1s`},
 		{"negative duration", "max-backoff = -1m", `max-backoff: "-1m" is shorter than 1s`},
@@ -80,6 +80,10 @@ func TestParseMistakes(t *testing.T) {
 		{"binary junk", "interval = 1h\n\x7fELF\x02\x01\x01\x00\x00", "agent.conf:2: control character U+007F; is this the right file?"},
 		{"not UTF-8", "interval = 1h\xff\xfe", "agent.conf:1: not UTF-8 text"},
 		{"NUL", "log-level = info\x00", "agent.conf:1: control character U+0000"},
+		{"bad plug-in name", "plugins = inventory, Monitor", `plugins: plug-in name "Monitor" is not valid`},
+		{"plug-in twice", "plugins = monitor monitor", "plugins: plug-in monitor is listed twice"},
+		{"no plug-in", "plugins = ,,", `plugins: ",," names no plug-in`},
+		{"too many plug-ins", "plugins = " + strings.Repeat("a,", 20) + strings.Repeat("b ", 20), "listed twice"},
 	}
 	for _, c := range cases {
 		t.Run(c.what, func(t *testing.T) {
@@ -276,4 +280,32 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("out-of-bounds settings accepted: %+v", a)
 		}
 	})
+}
+
+// Update sets keys in place, appends missing ones, keeps everything else,
+// and refuses a result that does not parse.
+func TestUpdate(t *testing.T) {
+	file := "# mine\ninterval = 5m # short\nserver = old.example.com:1\n"
+	got, err := Update("agent.conf", []byte(file), map[string]string{KeyServer: "new.example.com:4433", KeyPlugins: "inventory,monitor"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "# mine\ninterval = 5m # short\nserver = new.example.com:4433\nplugins = inventory,monitor\n"
+	if string(got) != want {
+		t.Fatalf("got\n%s\nwant\n%s", got, want)
+	}
+	a := Defaults()
+	if err := Parse("agent.conf", got, &a); err != nil || a.Interval != 5*time.Minute || len(a.PluginList()) != 2 {
+		t.Fatalf("%+v %v", a, err)
+	}
+	fresh, err := Update("agent.conf", nil, map[string]string{KeyFingerprint: fp})
+	if err != nil || !strings.HasPrefix(string(fresh), "# Tally agent settings") || !strings.Contains(string(fresh), "fingerprint = "+fp) {
+		t.Fatalf("new file: %v\n%s", err, fresh)
+	}
+	if _, err := Update("agent.conf", []byte(file), map[string]string{KeyServer: "no port"}); err == nil {
+		t.Fatal("a bad value was written")
+	}
+	if _, err := Update("agent.conf", []byte("bogus = 1\n"), map[string]string{KeyServer: "h:1"}); err == nil {
+		t.Fatal("a file with an unknown key was accepted")
+	}
 }

@@ -112,7 +112,7 @@ running server: on its host pass --data DIR (or set TALLY_DATA); from elsewhere 
 	root.SetVersionTemplate("tally-server {{.Version}}\n")
 	root.AddCommand(m.serveCommand(), m.computersCommand(), m.enrollInfoCommand(), m.secretsCommand(), m.eventsCommand(),
 		m.productsCommand(), m.issuerCommand(), m.licenseCommand(), m.statusesCommand(), m.maintenanceCommand(), m.usageCommand(),
-		m.activationCommand(), m.leasesCommand(), m.checkDBCommand(),
+		m.activationCommand(), m.leasesCommand(), m.checkDBCommand(), m.installCommand(), m.uninstallCommand(),
 		&cobra.Command{Use: "version", Short: "Print the version", Args: cobra.NoArgs, Run: func(cmd *cobra.Command, _ []string) {
 			fmt.Fprintln(cmd.OutOrStdout(), "tally-server", buildinfo.Version())
 		}})
