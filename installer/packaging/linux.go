@@ -24,8 +24,8 @@ const UnitDir = "/usr/lib/systemd/system"
 var descriptions = map[string]string{
 	Agent: "Tally endpoint agent\n" +
 		"Posts this machine's inventory and licensed plug-ins to a Tally license\n" +
-		"server. The service stays disabled until the agent is enrolled\n" +
-		"('tally-agent install', or server, fingerprint and secret in\n" +
+		"server. The service stays disabled until 'tally-agent install' enrolls\n" +
+		"the agent (server, fingerprint and plug-ins may come from\n" +
 		"/etc/tally/agent.conf). Removing the package tells the server, which\n" +
 		"frees every seat the machine holds; upgrading it does not.",
 	Server: "Tally license server\n" +
@@ -50,11 +50,12 @@ var scripts = map[string]map[string][4]string{
 // Script returns the maintainer script as packaged: the file's shebang and
 // header, then the product's common.sh, then the rest of the file.
 func Script(product, name string) ([]byte, error) {
-	body, err := fs.ReadFile(sources, path.Join("scripts", product, name))
+	dir := path.Join("scripts", strings.TrimPrefix(product, "tally-"))
+	body, err := fs.ReadFile(sources, path.Join(dir, name))
 	if err != nil {
 		return nil, err
 	}
-	common, err := fs.ReadFile(sources, path.Join("scripts", product, "common.sh"))
+	common, err := fs.ReadFile(sources, path.Join(dir, "common.sh"))
 	if err != nil {
 		return nil, err
 	}
