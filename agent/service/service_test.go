@@ -58,9 +58,10 @@ func TestLineWriterReportsTheLogsError(t *testing.T) {
 // foreground, with its context and stderr, and returns its exit code.
 func TestMainRunsInTheForeground(t *testing.T) {
 	var b strings.Builder
-	ctx := context.WithValue(context.Background(), struct{}{}, "mine")
+	type key struct{}
+	ctx := context.WithValue(context.Background(), key{}, "mine")
 	code := Main(ctx, &b, func(got context.Context, stderr io.Writer) int {
-		if got.Value(struct{}{}) != "mine" {
+		if got.Value(key{}) != "mine" {
 			t.Error("the program got another context")
 		}
 		io.WriteString(stderr, "hello")
