@@ -91,7 +91,9 @@ func (r *dpkgRoot) enroll(srv *servertest.Server, machine string) {
 	for _, args := range [][]string{
 		{"enroll", "--server", srv.Addr(), "--fingerprint", srv.Fingerprint(), "--secret", srv.Secret, "--machine-id", machine},
 		{"plugin", "install", "monitor"},
-		{"run", "--once"},
+		// The software inventory reads the root's (empty) package
+		// database rather than this host's.
+		{"run", "--once", "--root", r.dir},
 	} {
 		if out, err := r.agent(args...); err != nil {
 			r.t.Fatalf("tally-agent %v: %v\n%s", args, err, out)
@@ -161,7 +163,7 @@ func TestDpkgInstallUpgradeRemovePurge(t *testing.T) {
 	if v, _ := exec.Command(r.path("usr/bin/tally-agent"), "version").CombinedOutput(); !strings.Contains(string(v), "1.0.1") {
 		t.Fatalf("the upgraded binary is %q", v)
 	}
-	if out, err := r.agent("run", "--once"); err != nil {
+	if out, err := r.agent("run", "--once", "--root", r.dir); err != nil {
 		t.Fatalf("the upgraded agent cannot post: %v\n%s", err, out)
 	}
 
