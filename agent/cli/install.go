@@ -168,6 +168,15 @@ func (m *Main) install(cmd *cobra.Command, o installOptions) error {
 	if err := m.installEnroll(cmd.Context(), w, dir, o, enrolled, prev); err != nil {
 		return err
 	}
+	if prevErr == nil {
+		cancelled, err := runner.CancelGoodbye(dir)
+		if err != nil {
+			return err
+		}
+		if cancelled {
+			fmt.Fprintln(w, "An uninstall that could not reach the server had queued a goodbye; installing again cancels it (the seats stay held).")
+		}
+	}
 	added, _, err := ensurePlugins(dir, want)
 	if err != nil {
 		return err

@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime"
 
 	"github.com/spf13/cobra"
 
@@ -97,18 +98,22 @@ configuration file); the data folder goes only with --purge-data.`,
 				} else {
 					fmt.Fprintln(w, "Stopped and disabled the tally-agent service.")
 				}
-			} else if merr == nil || pkg {
+			} else if (merr == nil || pkg) && runtime.GOOS == "linux" {
+				// Elsewhere the service manager is the package's (the MSI's
+				// ServiceControl, launchd) and stops the service itself.
 				fmt.Fprintln(w, noSystemd(t))
 			}
 			if pkg {
 				if purgeData {
 					return removeData(w, cfg.Data)
 				}
-				fmt.Fprintf(w, "Kept the data folder %s (removed by the package's purge, or 'tally-agent uninstall --package --purge-data').\n", cfg.Data)
+				if _, err := os.Stat(cfg.Data); err == nil {
+					fmt.Fprintf(w, "Kept the data folder %s (removed by the package's purge, or 'tally-agent uninstall --package --purge-data').\n", cfg.Data)
+				}
 				return nil
 			}
 			if merr != nil {
-				fmt.Fprintf(w, "No install manifest in %s: this agent was not installed with 'tally-agent install', so only its data folder is removed; remove its binary and service definition yourself.\n", cfg.Data)
+				fmt.Fprintf(w, "No install manifest in %s: this agent was not installed with 'tally-agent install', so only its data folder is removed; remove its binary and service definition yourself (or its package: apt-get remove tally-agent, dnf remove tally-agent).\n", cfg.Data)
 			} else if err := removeInstalled(w, t, man, cfg.Data); err != nil {
 				return err
 			}

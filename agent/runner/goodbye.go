@@ -119,3 +119,31 @@ func (a *Agent) queuedGoodbyes() ([]uint64, error) {
 	}
 	return out, nil
 }
+
+// CancelGoodbye removes a goodbye for the whole agent still waiting in the
+// spool of dir (an uninstall that could not reach the server), so that an
+// agent installed again does not retire its own key at its next post. It
+// reports whether there was one.
+func CancelGoodbye(dir state.Dir) (bool, error) {
+	sp, err := spool.Open(dir.File(state.SpoolDir), spool.Options{})
+	if err != nil {
+		return false, err
+	}
+	found := false
+	err = dir.WithNamedLock(state.SendLockFile, func() error {
+		recs, _, err := sp.Pending()
+		if err != nil {
+			return err
+		}
+		for _, r := range recs {
+			if r.Kind == protocol.KindGoodbye && r.Key == goodbyeKey {
+				if err := sp.Remove(r.Seq); err != nil {
+					return err
+				}
+				found = true
+			}
+		}
+		return nil
+	})
+	return found, err
+}

@@ -30,6 +30,12 @@ type EnrollInfo struct {
 	Secret      string `json:"secret"`
 	SecretID    string `json:"secret_id"`
 	Command     string `json:"command"`
+	// InstallCommand installs the agent as a service and enrolls it.
+	InstallCommand string `json:"install_command"`
+	// AgentConfig is an /etc/tally/agent.conf for configuration
+	// management to drop: with it, 'tally-agent install --secret S' is
+	// the whole line.
+	AgentConfig string `json:"agent_config"`
 }
 
 // ServerInfo is the static part of EnrollInfo, known to the daemon.
@@ -326,6 +332,8 @@ func (a *api) enrollInfo(w http.ResponseWriter, r *http.Request) {
 	}
 	info.Secret, info.SecretID = s.Value, s.ID
 	info.Command = fmt.Sprintf("tally-agent enroll --server %s --fingerprint %s --secret %s", info.Server, info.Fingerprint, info.Secret)
+	info.InstallCommand = fmt.Sprintf("tally-agent install --server %s --fingerprint %s --secret %s", info.Server, info.Fingerprint, info.Secret)
+	info.AgentConfig = fmt.Sprintf("server = %s\nfingerprint = %s\nplugins = inventory\n", info.Server, info.Fingerprint)
 	writeJSON(w, http.StatusOK, info)
 }
 

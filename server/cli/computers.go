@@ -422,14 +422,16 @@ func (m *Main) computerAdminCommands() []*cobra.Command {
 
 func (m *Main) enrollInfoCommand() *cobra.Command {
 	var c conn
-	var onlyCommand bool
+	var onlyCommand, onlyInstall bool
 	var secret string
 	cmd := &cobra.Command{
 		Use:   "enroll-info [--secret NAME]",
-		Short: "Print the server address, fingerprint, secret and the tally-agent enroll line to paste",
-		Long: `Print the server address, fingerprint, an enrollment secret and the tally-agent enroll
-line to paste on each machine. The secret is the newest active one, or the one
---secret names (by ID or name; a revoked or expired secret is refused).`,
+		Short: "Print the server address, fingerprint, secret and the tally-agent install and enroll lines to paste",
+		Long: `Print the server address, fingerprint, an enrollment secret, and what to run on each
+machine: the 'tally-agent install' line (a service, enrolled), the package-manager
+commands and the agent.conf for configuration management, and the plain
+'tally-agent enroll' line. The secret is the newest active one, or the one --secret
+names (by ID or name; a revoked or expired secret is refused).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cl, err := m.client(&c)
@@ -444,16 +446,29 @@ line to paste on each machine. The secret is the newest active one, or the one
 				return printJSON(cmd.OutOrStdout(), info)
 			}
 			w := cmd.OutOrStdout()
-			if onlyCommand {
+			switch {
+			case onlyCommand:
 				fmt.Fprintln(w, info.Command)
 				return nil
+			case onlyInstall:
+				fmt.Fprintln(w, info.InstallCommand)
+				return nil
 			}
-			fmt.Fprintf(w, "server:       %s\nfingerprint:  %s\nsecret:       %s (id %s)\n\nOn each machine, run:\n\n  %s\n",
-				info.Server, info.Fingerprint, info.Secret, info.SecretID, info.Command)
+			fmt.Fprintf(w, "server:       %s\nfingerprint:  %s\nsecret:       %s (id %s)\n\n", info.Server, info.Fingerprint, info.Secret, info.SecretID)
+			fmt.Fprintf(w, "On each Linux machine, install the agent as a service (it enrolls, then systemd runs it):\n\n  %s\n\n", info.InstallCommand)
+			fmt.Fprintf(w, "With the .deb or .rpm package ('make packages' builds them), install the package, then run the line above:\n\n")
+			fmt.Fprintf(w, "  apt-get install ./tally-agent_*_amd64.deb     # Debian, Ubuntu\n  dnf install ./tally-agent-*.x86_64.rpm         # Fedora, RHEL\n\n")
+			fmt.Fprintf(w, "Configuration management: drop this /etc/tally/agent.conf (list the plug-ins to roll out),\n\n")
+			for _, l := range strings.Split(strings.TrimSuffix(info.AgentConfig, "\n"), "\n") {
+				fmt.Fprintf(w, "  %s\n", l)
+			}
+			fmt.Fprintf(w, "\nthen run once per machine (server and fingerprint come from the file):\n\n  tally-agent install --secret %s\n\n", info.Secret)
+			fmt.Fprintf(w, "To enroll without a service:\n\n  %s\n", info.Command)
 			return nil
 		},
 	}
 	cmd.Flags().BoolVar(&onlyCommand, "command", false, "print only the tally-agent enroll line (for scripts)")
+	cmd.Flags().BoolVar(&onlyInstall, "install-command", false, "print only the tally-agent install line (for scripts)")
 	cmd.Flags().StringVar(&secret, "secret", "", "the enrollment secret to print, by ID or name (default: the newest active one)")
 	m.addConnFlags(cmd, &c, true)
 	return cmd

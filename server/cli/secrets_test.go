@@ -88,3 +88,22 @@ func TestEnrollInfoSecretAndTheSecretFile(t *testing.T) {
 		t.Fatalf("no secret can enroll, but the file still holds %q", held())
 	}
 }
+
+// enroll-info prints the install line, the package-manager commands and
+// the agent.conf to drop, with this server's address, fingerprint and
+// secret; --install-command prints the install line alone.
+func TestEnrollInfoInstallAndPackages(t *testing.T) {
+	srv := servertest.New(t)
+	out := adminStdout(t, srv, "enroll-info")
+	line := "tally-agent install --server " + srv.Addresses().Advertise + " --fingerprint " + srv.Fingerprint() + " --secret " + srv.Secret
+	for _, want := range []string{line, "apt-get install ./tally-agent_", "dnf install ./tally-agent-",
+		"server = " + srv.Addresses().Advertise, "fingerprint = " + srv.Fingerprint(), "plugins = inventory",
+		"tally-agent install --secret " + srv.Secret, "tally-agent enroll --server"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("enroll-info lacks %q:\n%s", want, out)
+		}
+	}
+	if got := strings.TrimSpace(adminStdout(t, srv, "enroll-info", "--install-command")); got != line {
+		t.Fatalf("--install-command: %q, want %q", got, line)
+	}
+}

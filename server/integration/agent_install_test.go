@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -386,5 +387,127 @@ func TestAgentInstallBadInputLeavesNothing(t *testing.T) {
 	}
 	if now := treeOf(t, root); !sameMap(tree, now) {
 		t.Fatalf("an edited manifest changed the root:\nbefore %v\nafter  %v", tree, now)
+	}
+}
+
+// The plugins key of agent.conf is honoured by 'run': the plug-ins it
+// lists are installed at start (their seats consumed by the post), those
+// this build lacks are skipped with a warning, and removing a name removes
+// nothing.
+func TestAgentRunInstallsTheConfiguredPlugins(t *testing.T) {
+	_, agentBin := binaries(t)
+	srv := servertest.New(t)
+	iss := srv.TrustNewIssuer(t)
+	srv.ImportLicense(t, iss, license.Payload{Product: "monitor", Seats: 1})
+	dir := filepath.Join(t.TempDir(), "agent")
+	conf := filepath.Join(t.TempDir(), "agent.conf")
+	if err := os.WriteFile(conf, []byte("plugins = monitor, teleport\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, code := runBin(t, agentBin, "enroll", "--server", srv.Addr(), "--fingerprint", srv.Fingerprint(), "--secret", srv.Secret,
+		"--machine-id", "conf-plugins", "--data", dir, "--config", conf); code != 0 {
+		t.Fatalf("enroll: %s", out)
+	}
+	out, code := runBin(t, agentBin, "run", "--once", "--data", dir, "--config", conf)
+	if code != 0 || !strings.Contains(out, "teleport") {
+		t.Fatalf("run --once: exit %d\n%s", code, out)
+	}
+	if u := usageOf(t, srv, "monitor"); u.Consumed != 1 {
+		t.Fatalf("monitor consumed %d", u.Consumed)
+	}
+	os.WriteFile(conf, []byte("# no plug-ins listed\n"), 0o644)
+	if out, code := runBin(t, agentBin, "run", "--once", "--data", dir, "--config", conf); code != 0 {
+		t.Fatalf("run --once: %s", out)
+	}
+	out, _ = runBin(t, agentBin, "plugin", "list", "--data", dir, "--config", conf)
+	if !regexpLine(out, `^monitor\s+\S+\s+\S+\s+yes`) {
+		t.Fatalf("monitor was removed with its name:\n%s", out)
+	}
+	if u := usageOf(t, srv, "monitor"); u.Consumed != 1 {
+		t.Fatalf("monitor consumed %d after its name left the file", u.Consumed)
+	}
+}
+
+func regexpLine(out, re string) bool {
+	for _, l := range strings.Split(out, "\n") {
+		if ok, _ := regexp.MatchString(re, l); ok {
+			return true
+		}
+	}
+	return false
+}
+
+// uninstall --force with the server gone removes everything install wrote
+// and says the seats are left to the stale-node policy; the uninstall
+// flags that do not go together are usage errors that remove nothing.
+func TestAgentUninstallForceAndFlagMistakes(t *testing.T) {
+	_, agentBin := binaries(t)
+	addr := freeUDPAddr(t)
+	srv := servertest.New(t, listenOn(addr))
+	root := t.TempDir()
+	in, _ := installAgent(t, agentBin, root, "--server", srv.Addr(), "--fingerprint", srv.Fingerprint(), "--secret", srv.Secret,
+		"--machine-id", "force")
+	tree := treeOf(t, root)
+	for _, bad := range [][]string{{"--purge-data"}, {"--package", "--keep-data"}, {"--config", in.conf}, {"extra"}} {
+		out, code := runBin(t, in.bin, append([]string{"uninstall", "--root", root}, bad...)...)
+		if code != 2 {
+			t.Errorf("uninstall %v: exit %d\n%s", bad, code, out)
+		}
+		if now := treeOf(t, root); !sameMap(tree, now) {
+			t.Fatalf("uninstall %v changed the root", bad)
+		}
+	}
+	srv.Stop()
+	defer refuseQUIC(t, addr)()
+	out, code := runBin(t, in.bin, "uninstall", "--force", "--root", root)
+	if code != 0 || !strings.Contains(out, "stale-node policy") {
+		t.Fatalf("uninstall --force: exit %d\n%s", code, out)
+	}
+	if left := treeOf(t, root); len(left) > 0 {
+		t.Fatalf("left under the root: %v", left)
+	}
+}
+
+// Installing again with the server up is an upgrade the server sees as
+// the same computer; after an uninstall that could not reach the server,
+// it cancels the queued goodbye, so the agent keeps its key and its seats.
+func TestAgentInstallAgainCancelsAnAbandonedUninstall(t *testing.T) {
+	_, agentBin := binaries(t)
+	addr := freeUDPAddr(t)
+	srvData := t.TempDir()
+	srv := servertest.New(t, servertest.WithDataDir(srvData), listenOn(addr))
+	iss := srv.TrustNewIssuer(t)
+	srv.ImportLicense(t, iss, license.Payload{Product: "monitor", Seats: 2})
+	root := t.TempDir()
+	line := []string{"--server", srv.Addr(), "--fingerprint", srv.Fingerprint(), "--secret", srv.Secret, "--plugins", "monitor",
+		"--machine-id", "install-again"}
+	in, _ := installAgent(t, agentBin, root, line...)
+	if out, code := in.run(t, "run", "--once"); code != 0 {
+		t.Fatalf("run --once: %s", out)
+	}
+	cs, _ := srv.Admin.Computers(context.Background())
+	if len(cs) != 1 {
+		t.Fatalf("computers %+v", cs)
+	}
+	srv.Stop()
+	stop := refuseQUIC(t, addr)
+	if out, code := runBin(t, in.bin, "uninstall", "--root", root); code != 4 {
+		t.Fatalf("uninstall with the server down: exit %d\n%s", code, out)
+	}
+	stop()
+	srv = servertest.New(t, servertest.WithDataDir(srvData), listenOn(addr))
+	out, code := runBin(t, agentBin, append([]string{"install", "--root", root}, line...)...)
+	if code != 0 || !strings.Contains(out, fmt.Sprintf("Enrolled already with %s as computer %d", srv.Addr(), cs[0].ID)) ||
+		!strings.Contains(out, "cancels it") {
+		t.Fatalf("install again: exit %d\n%s", code, out)
+	}
+	if out, code := in.run(t, "run", "--once"); code != 0 {
+		t.Fatalf("run --once after the install: %s", out)
+	}
+	if now, _ := srv.Admin.Computers(context.Background()); len(now) != 1 || now[0].NodeID != cs[0].NodeID {
+		t.Fatalf("computers after the upgrade: %+v, were %+v", now, cs)
+	}
+	if u := usageOf(t, srv, "monitor"); u.Consumed != 1 {
+		t.Fatalf("monitor consumed %d after the upgrade", u.Consumed)
 	}
 }

@@ -230,6 +230,7 @@ type readmeEnv struct {
 	licenses               map[string]string
 	activation, spareAct   string
 	secretID               string
+	installRoot            string // where the README's install and uninstall lines install
 }
 
 func (e *readmeEnv) exec(words []string) (string, int) {
@@ -257,7 +258,7 @@ func (e *readmeEnv) exec(words []string) (string, int) {
 
 // substitute replaces the README's placeholders by the values of this
 // environment; which computer `12` is depends on what the command does.
-func (e *readmeEnv) substitute(cmd string, words []string) []string {
+func (e *readmeEnv) substitute(cmd string, words []string) (out []string) {
 	computer := e.main
 	switch {
 	case strings.HasPrefix(cmd, "tally-server computers retire "), strings.HasPrefix(cmd, "tally-server computers set-status "):
@@ -275,7 +276,14 @@ func (e *readmeEnv) substitute(cmd string, words []string) []string {
 	if strings.HasPrefix(cmd, "tally-server activation deactivate ") {
 		activation = e.spareAct // the first stays active, for tally-agent activate
 	}
-	out := make([]string, len(words))
+	out = make([]string, len(words), len(words)+2)
+	defer func() {
+		// Install and uninstall lines run under a root of the test's,
+		// never on this machine.
+		if len(out) > 1 && (out[1] == "install" || out[1] == "uninstall") {
+			out = append(out, "--root", e.installRoot)
+		}
+	}()
 	for i, w := range words {
 		out[i] = w
 		switch w {
@@ -393,7 +401,7 @@ func (e *readmeEnv) after(cmd, out string) {
 func TestREADMECommandsRunAsWritten(t *testing.T) {
 	serverBin, _ := binaries(t)
 	e := &readmeEnv{t: t, bin: filepath.Dir(serverBin), work: t.TempDir(), serverData: filepath.Join(t.TempDir(), "server"),
-		agentData: filepath.Join(t.TempDir(), "agent"), licenses: map[string]string{}}
+		agentData: filepath.Join(t.TempDir(), "agent"), licenses: map[string]string{}, installRoot: t.TempDir()}
 	cmds := readmeCommands(t, "../../README.md")
 	if len(cmds) < 40 {
 		t.Fatalf("found %d commands in README.md's sh blocks; the parser lost some", len(cmds))
