@@ -72,10 +72,11 @@ goodbye() {
 	if ! "$agent" "$@"; then
 		cat >&2 <<'MSG'
 tally-agent: the server was not told that this agent is being removed, so the
-package stays installed and this computer keeps its seats. Run the removal
-again once the server can be reached. To remove the agent without telling
-the server (the computer then keeps its seats until an administrator runs
-'tally-server computers delete'), run the removal with
+package stays installed. The goodbye stays queued: the agent sends it when the
+server is back, which frees the seats; then run the removal again. To keep
+the agent instead, run 'tally-agent install' (it cancels the goodbye). To
+remove it without telling the server (the computer then keeps its seats until
+the stale-node policy or an administrator frees them), run the removal with
 TALLY_AGENT_FORCE_REMOVE=1 in its environment, e.g.
   sudo env TALLY_AGENT_FORCE_REMOVE=1 apt-get remove tally-agent
 MSG
