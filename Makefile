@@ -9,7 +9,7 @@ DEMO    ?= demo
 GOBUILDFLAGS ?=
 GOFILES  = $(shell find . -name '*.go' -not -path './.git/*' -not -path './demo/*')
 
-.PHONY: all build test check fmt-check tidy-check vet staticcheck cross unit chaos demo screenshots clean help
+.PHONY: all build test check fmt-check tidy-check vet staticcheck cross unit chaos demo screenshots packages clean help
 
 all: build
 
@@ -18,6 +18,7 @@ help:
 	@echo "make test    gofmt, go.mod tidy, go vet, staticcheck, cross-builds of the agent, and the tests with -race"
 	@echo "make chaos   the long fault suite (minutes): 100 server SIGKILLs under load, agent kills, full disks, a clock jump, a damaged page, hostile clients"
 	@echo "make screenshots  run the console's browser tests (headless Chromium) and write their screenshots to docs/screenshots/"
+	@echo "make packages  .deb, .rpm and .tar.gz of both binaries for linux/amd64 and arm64, the agent's .msi and macOS .pkg payload folder, in $(DIST)/"
 	@echo "make demo    run a server on ./$(DEMO) with a demo license, enroll this machine's agent with the inventory plug-in, post once, keep serving until Ctrl-C"
 
 build:
@@ -78,5 +79,29 @@ screenshots:
 	mkdir -p docs/screenshots
 	TALLY_SCREENSHOTS=$(CURDIR)/docs/screenshots $(GO) test -count=1 -run '^TestBrowser' ./server/console/
 
+# Packages (README "Packages"): the binaries for each platform in
+# $(DIST)/bin/GOOS-GOARCH, then installer/cmd/mkpkg packages them. The
+# arm64 server needs cgo (SQLite), so a C cross-compiler: without
+# aarch64-linux-gnu-gcc it is skipped, and said.
+DIST        ?= dist
+PKG_VERSION ?= $(shell v=$$(git describe --tags --match 'v[0-9]*' 2>/dev/null); \
+	if [ -n "$$v" ]; then echo "$$v" | sed -e 's/^v//' -e 's/-/+/' -e 's/-/./'; \
+	else echo "0.0.0+git$$(git rev-list --count HEAD 2>/dev/null || echo 0).$$(git rev-parse --short HEAD 2>/dev/null || echo none)"; fi)
+PKG_MTIME   ?= $(shell git log -1 --format=%ct 2>/dev/null || echo 0)
+ARM64_CC    ?= aarch64-linux-gnu-gcc
+PKG_LDFLAGS := -s -w -X github.com/tallyhq/tally/common/buildinfo.version=$(PKG_VERSION)
+
+packages:
+	rm -rf $(DIST)
+	for p in linux/amd64 linux/arm64 windows/amd64 darwin/amd64 darwin/arm64; do \
+		os=$${p%/*}; arch=$${p#*/}; ext=; [ $$os = windows ] && ext=.exe; \
+		GOOS=$$os GOARCH=$$arch CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(PKG_LDFLAGS)' -o $(DIST)/bin/$$os-$$arch/tally-agent$$ext ./agent/cmd/tally-agent || exit 1; \
+	done
+	GOOS=linux GOARCH=amd64 CGO_ENABLED=1 $(GO) build -trimpath -ldflags '$(PKG_LDFLAGS)' -o $(DIST)/bin/linux-amd64/tally-server ./server/cmd/tally-server
+	if command -v $(ARM64_CC) >/dev/null 2>&1; then \
+		GOOS=linux GOARCH=arm64 CGO_ENABLED=1 CC=$(ARM64_CC) $(GO) build -trimpath -ldflags '$(PKG_LDFLAGS)' -o $(DIST)/bin/linux-arm64/tally-server ./server/cmd/tally-server || exit 1; \
+	else echo "no $(ARM64_CC) (Debian package gcc-aarch64-linux-gnu): the arm64 tally-server packages are skipped"; fi
+	$(GO) run ./installer/cmd/mkpkg --version '$(PKG_VERSION)' --mtime '$(PKG_MTIME)' --bin $(DIST)/bin --out $(DIST)
+
 clean:
-	rm -rf $(BIN)
+	rm -rf $(BIN) $(DIST)

@@ -21,6 +21,7 @@ import (
 var readmeSkip = map[string]string{
 	"make demo":       "runs the demo until Ctrl-C; TestDemoShowsASeatAndRunsAgainOnItsPorts runs its script",
 	"make test":       "runs every test, this one included",
+	"make packages":   "builds every package for every platform (minutes); installer/packaging's tests build and check each kind",
 	"tally-agent run": "posts forever; 'tally-agent run --once' is run",
 	"bin/tally-server serve --data /tmp/t --listen 127.0.0.1:0 --admin 127.0.0.1:0 --max-conns-per-addr -1 --max-handshakes-per-addr -1 &": "the load test's server, started by the load tests (server/integration/load_test.go)",
 }

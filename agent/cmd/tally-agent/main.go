@@ -1,14 +1,19 @@
-// Command tally-agent is the Tally endpoint agent; see package cli.
+// Command tally-agent is the Tally endpoint agent; see package cli. Started
+// by the Windows service manager, it runs as a service (package service).
 package main
 
 import (
 	"context"
+	"io"
 	"os"
 
 	"github.com/tallyhq/tally/agent/cli"
+	"github.com/tallyhq/tally/agent/service"
 )
 
 func main() {
-	m := &cli.Main{Stdout: os.Stdout, Stderr: os.Stderr, Getenv: os.Getenv}
-	os.Exit(m.Run(context.Background(), os.Args[1:]))
+	os.Exit(service.Main(context.Background(), os.Stderr, func(ctx context.Context, stderr io.Writer) int {
+		m := &cli.Main{Stdout: os.Stdout, Stderr: stderr, Getenv: os.Getenv}
+		return m.Run(ctx, os.Args[1:])
+	}))
 }
