@@ -147,3 +147,29 @@ func TestConsolePositionReports(t *testing.T) {
 		}
 	}
 }
+
+// The dashboard shows the licenses, subscriptions and maintenance ending
+// within 30 days, and the under-licensed licenses.
+func TestConsoleDashboardPositions(t *testing.T) {
+	s := newSession(t)
+	if _, body := s.get("/"); !strings.Contains(body, "No license, subscription or maintenance ends within 30 days.") ||
+		!strings.Contains(body, "No license is consumed past its entitlements.") {
+		t.Fatalf("empty store: want the empty sections:\n%s", body)
+	}
+	addPositions(t, s.db)
+	code, body := s.get("/")
+	i := strings.Index(body, "ending within 30 days</h2>")
+	if code != 200 || i < 0 {
+		t.Fatalf("dashboard: %d\n%s", code, body)
+	}
+	sect := body[i:]
+	sect = sect[:strings.Index(sect, "Discards, last 24 hours")]
+	for name, want := range map[string]bool{"Soon &lt;ends&gt;": true, "Maintained": false, "Gone": false} {
+		if got := strings.Contains(sect, "<strong>"+name+"</strong>"); got != want {
+			t.Errorf("%s on the dashboard: %v, want %v\n%s", name, got, want, sect)
+		}
+	}
+	if !strings.Contains(sect, "<strong>CAD seats</strong> <code>SW-4</code>: 2 consumed of 1, short by 1 (100.00)") {
+		t.Errorf("no CAD seats shortfall:\n%s", sect)
+	}
+}
