@@ -43,6 +43,11 @@ func (c *Console) routes(m *http.ServeMux) {
 	m.Handle("GET /settings", c.signedIn(c.settings))
 	m.Handle("POST /settings/secrets", c.action(changeSecrets, c.createSecret))
 	m.Handle("POST /settings/secrets/{id}/revoke", c.action(changeSecrets, c.revokeSecret))
+	m.Handle("POST /settings/admins", c.action(changeAdmins, c.addAdmin))
+	m.Handle("POST /settings/admins/{name}/remove", c.action(changeAdmins, c.removeAdmin))
+	m.Handle("POST /settings/admins/{name}/tokens", c.action(changeAdmins, c.issueToken))
+	m.Handle("POST /settings/tokens/{id}/revoke", c.action(changeAdmins, c.revokeToken))
+	m.Handle("POST /settings/webhooks", c.action(changeAlerts, c.addWebhook))
 	m.Handle("POST /maintenance", c.action(changeMaintenance, c.runMaintenance))
 }
 
