@@ -173,3 +173,39 @@ func TestConsoleDashboardPositions(t *testing.T) {
 		t.Errorf("no CAD seats shortfall:\n%s", sect)
 	}
 }
+
+// The software page lists software licenses with their position and the
+// applications; a license shows its purchases and the computers where
+// its applications are installed, an application its computers.
+func TestConsoleSoftwarePages(t *testing.T) {
+	s := newSession(t)
+	if code, body := s.get("/software"); code != 200 || !strings.Contains(body, "No software license yet.") || !strings.Contains(body, "No application defined yet.") {
+		t.Fatalf("empty: %d\n%s", code, body)
+	}
+	addPositions(t, s.db)
+	code, body := s.get("/software")
+	if code != 200 || !strings.Contains(body, `<a href="/software/licenses/SW-4"><code>SW-4</code> CAD seats</a>`) ||
+		!strings.Contains(body, `<td>1</td><td>2</td><td><span class="flag">-1</span></td><td><span class="flag">under-licensed</span></td>`) ||
+		!strings.Contains(body, `<a href="/software/applications/Acme%20CAD">Acme CAD</a></td><td>Acme</td><td>2</td><td>2</td>`) {
+		t.Errorf("/software: %d\n%s", code, body)
+	}
+	code, body = s.get("/software/licenses/SW-4")
+	for _, want := range []string{"Installed on 2 computers", `">cad-1</a>`, `">cad-2</a>`, "under-licensed", "No purchase linked."} {
+		if code != 200 || !strings.Contains(body, want) {
+			t.Errorf("/software/licenses/SW-4: %d, want %q\n%s", code, want, body)
+		}
+	}
+	code, body = s.get("/software/licenses/" + url.PathEscape("Maintained"))
+	if code != 200 || !strings.Contains(body, "<td>PO-2</td><td>support</td>") || !strings.Contains(body, "<td>PO-1</td><td>perpetual</td>") {
+		t.Errorf("/software/licenses/Maintained: %d\n%s", code, body)
+	}
+	code, body = s.get("/software/applications/Acme%20CAD")
+	if code != 200 || !strings.Contains(body, `<code>SW-4</code> CAD seats`) || !strings.Contains(body, `">cad-2</a>`) || !strings.Contains(body, "2 computers, 2 consuming") {
+		t.Errorf("/software/applications/Acme CAD: %d\n%s", code, body)
+	}
+	for _, p := range []string{"/software/licenses/SW-99", "/software/applications/nope", "/software/applications/%3Cx%3E"} {
+		if code, body := s.get(p); code != 404 || strings.Contains(body, "<x>") {
+			t.Errorf("%s: %d, want 404 with the name escaped", p, code)
+		}
+	}
+}
