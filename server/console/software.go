@@ -37,15 +37,33 @@ func (c *Console) software(w http.ResponseWriter, r *http.Request) {
 		c.serverError(w, err)
 		return
 	}
-	_, comp, _, err := c.positionReports(r, positionFilter{Window: positions.Window{Days: 30}, Kind: positions.KindSoftware, Over: positions.DefaultOverLicensedPercent})
+	bought, err := ps.PurchaseList(r.Context())
 	if err != nil {
 		c.serverError(w, err)
 		return
 	}
-	for _, row := range comp.Rows {
+	purchases := make([]positions.Purchase, len(bought))
+	for i, p := range bought {
+		purchases[i] = p.Purchase
+	}
+	for _, row := range c.softwarePositions(d.Licenses, purchases) {
 		d.Status[row.License] = row
 	}
 	c.view(w, r, "software", http.StatusOK, page{Title: "Software", Nav: "software", Data: d})
+}
+
+// softwarePositions is the compliance of software licenses today, from
+// the licenses (with their live consumption and links) and the purchases
+// they link: the position snapshot would also read every product license
+// with its held seats, which these pages do not show.
+func (c *Console) softwarePositions(ls []store.SoftwareLicense, purchases []positions.Purchase) []positions.ComplianceRow {
+	snap := positions.Snapshot{Purchases: purchases}
+	for _, l := range ls {
+		snap.Licenses = append(snap.Licenses, l.License)
+		snap.Links = append(snap.Links, l.Links...)
+	}
+	rep := positions.Compliance(snap, positions.DateOf(c.cfg.Dates.Now()), positions.DefaultOverLicensedPercent)
+	return rep.Rows
 }
 
 type swLicenseData struct {
@@ -76,24 +94,17 @@ func (c *Console) swLicense(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	d := swLicenseData{SoftwareLicense: l}
-	_, comp, _, err := c.positionReports(r, positionFilter{Window: positions.Window{Days: 30}, Kind: positions.KindSoftware, Over: positions.DefaultOverLicensedPercent})
-	if err != nil {
-		c.serverError(w, err)
-		return
-	}
-	for _, row := range comp.Rows {
-		if row.License == l.ID {
-			d.Position = row
-		}
-	}
+	var purchases []positions.Purchase
 	for _, ln := range l.Links {
 		p, err := ps.Purchase(r.Context(), ln.Purchase)
 		if err != nil {
 			c.serverError(w, err)
 			return
 		}
+		purchases = append(purchases, p.Purchase)
 		d.Purchases = append(d.Purchases, linkedPurchase{Purchase: p.Purchase, Quantity: ln.Quantity})
 	}
+	d.Position = c.softwarePositions([]store.SoftwareLicense{l}, purchases)[0]
 	seen := map[int64]int{}
 	var all []store.Installation
 	for _, name := range l.Applications {
