@@ -175,7 +175,7 @@ func BenchmarkConsolePages(b *testing.B) {
 		"/", "/?stale=7",
 		"/computers", "/computers?q=pc-0999", "/computers?q=mid-054321", "/computers?status=Retired", "/computers?product=monitor",
 		"/computers?seen=30", "/computers?os=debian&sort=-id", "/computers?after=99950",
-		"/computers/54321", "/licenses", "/activations", "/leases", "/reports", "/reports?product=app-007&days=90",
+		"/computers/54321", "/licenses", "/activations", "/leases", "/reports", "/reports?product=app-007&days=90", "/reports?within=overdue&kind=product", "/software",
 		"/events", "/events?kind=seat.freed", "/events?computer=4242", "/events?actor=admin", "/events?product=app-010&since=7d", "/settings",
 	} {
 		b.Run(strings.TrimPrefix(page, "/"), func(b *testing.B) {

@@ -5,14 +5,20 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
+	cdpbrowser "github.com/chromedp/cdproto/browser"
 	"github.com/chromedp/chromedp"
 	"github.com/tallyhq/tally/agent/agenttest"
 	"github.com/tallyhq/tally/protocol"
 	"github.com/tallyhq/tally/server/license"
+	"github.com/tallyhq/tally/server/positions"
+	"github.com/tallyhq/tally/server/recognize"
 	"github.com/tallyhq/tally/server/servertest"
+	"github.com/tallyhq/tally/server/store"
 )
 
 // Must hold (issue 20): in a real browser against a real server with a
@@ -191,5 +197,81 @@ func TestBrowserViewerFindsNoMutatingButton(t *testing.T) {
 	}
 	if comp.Status == "Retired" {
 		t.Fatal("a viewer's forged post retired the computer")
+	}
+}
+
+// Issue 20 with issue 17's positions: an admin adds a software license
+// and a subscription purchase through the API, then in the browser sees
+// it on the reports page within 30 days and not within 7, downloads the
+// expiry listing as CSV, and adds an operator in the settings.
+func TestBrowserReportsExpiryAndSettingsAdmins(t *testing.T) {
+	srv := servertest.New(t)
+	bg := context.Background()
+	if _, err := srv.Admin.AddApplications(bg, []store.Application{{Name: "Acme CAD", Rules: []recognize.Rule{{Package: "acme-cad"}}}}); err != nil {
+		t.Fatal(err)
+	}
+	lic, err := srv.Admin.AddSoftwareLicense(bg, store.SoftwareLicense{License: positions.License{Name: "CAD seats", Duration: positions.Perpetual},
+		Applications: []string{"Acme CAD"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	today := positions.DateOf(time.Now())
+	if _, err := srv.Admin.AddPurchases(bg, []store.NewPurchase{{Purchase: positions.Purchase{PO: "PO-77", Item: "CAD yearly", Date: today.AddDays(-345),
+		Quantity: 3, Type: positions.PurchaseSubscription, Effective: today.AddDays(-345), Expiry: today.AddDays(20)},
+		Links: []positions.Link{{License: lic.ID, Quantity: 3}}}}); err != nil {
+		t.Fatal(err)
+	}
+	base := srv.Addresses().AdminURL
+	ctx := tab(t)
+	signIn(t, ctx, base, srv.Identity().Token)
+
+	do(t, ctx, "reports", chromedp.Navigate(base+"/reports"))
+	mustContain(t, "the expiry listing within 30 days", text(t, ctx, "#expiry"), "PO-77")
+	mustContain(t, "the compliance report", text(t, ctx, "#compliance"), "CAD seats")
+	shot(t, ctx, "reports-positions")
+
+	dir := t.TempDir()
+	if _, err := chromedp.CallBrowser(ctx, cdpbrowser.SetDownloadBehavior, cdpbrowser.SetDownloadBehaviorParams{
+		Behavior: "allow", BrowserContextID: chromedp.FromContext(ctx).BrowserContextID, DownloadPath: dir}); err != nil {
+		t.Fatalf("allow downloads: %v", err)
+	}
+	do(t, ctx, "download the expiry CSV", chromedp.Click(chromedp.CSS("#expiry-csv")))
+	file := filepath.Join(dir, "tally-expiry.csv")
+	var data []byte
+	for deadline := time.Now().Add(60 * time.Second); ; {
+		if data, err = os.ReadFile(file); err == nil && strings.Contains(string(data), "PO-77") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no downloaded %s with PO-77 (%v): %q", file, err, data)
+		}
+		time.Sleep(50 * time.Millisecond) // polling the download folder for the file Chromium writes
+	}
+	mustContain(t, "the downloaded CSV", string(data), "subscription expiry")
+
+	do(t, ctx, "within 7 days",
+		chromedp.SetValue(chromedp.CSS("#p-within"), "7d"),
+		chromedp.Click(chromedp.CSS("#p-show")),
+	)
+	mustContain(t, "the expiry listing within 7 days", text(t, ctx, "#no-expiry"), "expires within 7 days")
+
+	do(t, ctx, "settings",
+		chromedp.Navigate(base+"/settings"),
+		chromedp.WaitVisible(chromedp.CSS("#a-name")),
+		chromedp.SendKeys(chromedp.CSS("#a-name"), "otto"),
+		chromedp.SetValue(chromedp.CSS("#a-role"), "operator"),
+		chromedp.SendKeys(chromedp.CSS("#a-pw"), "correct horse battery staple"),
+		chromedp.Click(chromedp.CSS("#add-admin")),
+	)
+	mustContain(t, "after adding an admin", text(t, ctx, "#done"), "Added the admin otto with the role operator")
+	do(t, ctx, "settings again", chromedp.Navigate(base+"/settings"))
+	mustContain(t, "the admins", text(t, ctx, "#admin-list"), "otto")
+	shot(t, ctx, "settings-admins")
+	as, err := srv.Admin.Admins(bg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.ContainsFunc(as, func(a store.AdminAccount) bool { return a.Name == "otto" && a.Role == "operator" && a.HasPassword }) {
+		t.Fatalf("otto is not an operator with a password: %+v", as)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tallyhq/tally/server/positions"
 	"github.com/tallyhq/tally/server/store"
 )
 
@@ -55,6 +56,12 @@ type dashboardData struct {
 	Maintenance *store.Event
 	Drift       *store.Event
 	CanRun      bool
+	// License positions (server/positions), when the store keeps them:
+	// licenses, subscriptions and maintenance ending within 30 days, and
+	// the licenses consumed past their entitlements.
+	Positions     bool
+	PosExpiring   []positions.ExpiryRow
+	PosShortfalls []positions.ComplianceRow
 }
 
 func (c *Console) dashboard(w http.ResponseWriter, r *http.Request) {
@@ -130,6 +137,17 @@ func (c *Console) dashboard(w http.ResponseWriter, r *http.Request) {
 		}
 		if len(ev) == 1 {
 			*dst = &ev[0]
+		}
+	}
+	exp, comp, ok, err := c.positionReports(r, positionFilter{Window: positions.Window{Days: 30}, Over: positions.DefaultOverLicensedPercent})
+	if err != nil {
+		c.serverError(w, err)
+		return
+	}
+	d.Positions, d.PosExpiring = ok, exp
+	for _, row := range comp.Rows {
+		if row.Status == positions.UnderLicensed {
+			d.PosShortfalls = append(d.PosShortfalls, row)
 		}
 	}
 	c.view(w, r, "dashboard", http.StatusOK, page{Title: "Dashboard", Nav: "dashboard", Data: d})

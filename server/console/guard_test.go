@@ -176,6 +176,7 @@ var mutatingRoutes = []string{
 	"/licenses/import", "/licenses/L-x/remove", "/licenses/L-x/deallocate/1",
 	"/activations", "/activations/A-x/return/1", "/activations/A-x/deactivate",
 	"/settings/secrets", "/settings/secrets/x/revoke", "/maintenance",
+	"/settings/admins", "/settings/admins/admin/remove", "/settings/admins/admin/tokens", "/settings/tokens/x/revoke", "/settings/webhooks",
 }
 
 // Without a session every mutating route sends the browser to the login

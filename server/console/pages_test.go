@@ -20,6 +20,7 @@ func TestConsoleEveryPageRenders(t *testing.T) {
 		"/activations":        "Import a node-locked license",
 		"/leases":             "No concurrent seat is checked out",
 		"/reports":            "Download CSV",
+		"/software":           "No software license yet.",
 		"/events":             "computer.enrolled",
 		"/events?kind=computer.enrolled&computer=2&actor=" + url.QueryEscape("nobody"): "No event matches",
 		"/settings":           "Enrollment secrets",

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tallyhq/tally/server/positions"
 	"github.com/tallyhq/tally/server/store"
 )
 
@@ -23,6 +24,15 @@ type reportsData struct {
 	Expiring  []store.Expiring
 	UsageCSV  string
 	ExpiryCSV string
+
+	// The expiry listing and compliance report of software and product
+	// licenses with purchases (server/positions), when the store has them.
+	Positions     bool
+	Pos           positionFilter
+	Expiry        []positions.ExpiryRow
+	Compliance    positions.ComplianceReport
+	PosExpiryCSV  string
+	ComplianceCSV string
 }
 
 // reportInput reads the reports' filters: a product and a window in days.
@@ -85,6 +95,11 @@ func (c *Console) reports(w http.ResponseWriter, r *http.Request) {
 	}
 	p := page{Title: "Reports", Nav: "reports", Data: &d}
 	product, days, err := c.reportInput(r.URL.Query())
+	pos, perr := positionInput(r.URL.Query())
+	d.Pos = pos
+	if err == nil {
+		err = perr
+	}
 	if err != nil {
 		p.Error = err.Error()
 		c.view(w, r, "reports", http.StatusBadRequest, p)
@@ -100,6 +115,11 @@ func (c *Console) reports(w http.ResponseWriter, r *http.Request) {
 		q.Set("product", product)
 	}
 	d.UsageCSV, d.ExpiryCSV = "/reports/usage.csv?"+q.Encode(), "/reports/expiring.csv?"+q.Encode()
+	if d.Expiry, d.Compliance, d.Positions, err = c.positionReports(r, d.Pos); err != nil {
+		c.serverError(w, err)
+		return
+	}
+	d.PosExpiryCSV, d.ComplianceCSV = "/reports/expiry.csv?"+d.Pos.query(), "/reports/compliance.csv?"+d.Pos.query()
 	c.view(w, r, "reports", http.StatusOK, p)
 }
 
@@ -138,6 +158,9 @@ func (c *Console) reportCSV(w http.ResponseWriter, r *http.Request) {
 		}
 	case "computers":
 		c.computersCSV(w, r)
+		return
+	case "expiry", "compliance":
+		c.positionCSV(w, r, name)
 		return
 	default:
 		http.NotFound(w, r)

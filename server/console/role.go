@@ -9,13 +9,15 @@ import (
 
 // What a mutating control changes, the unit a role is granted: the
 // operator's share (computers, activations, leases, maintenance) and the
-// admin's (licenses, secrets).
+// admin's (licenses, secrets, admins and their tokens, alert webhooks).
 const (
 	changeComputers   = "computers"
 	changeActivations = "activations"
 	changeMaintenance = "maintenance"
 	changeLicenses    = "licenses"
 	changeSecrets     = "secrets"
+	changeAdmins      = "admins"
+	changeAlerts      = "alerts"
 )
 
 // leastRole is the role each kind of change needs, as on the admin API.
@@ -25,6 +27,8 @@ var leastRole = map[string]admins.Role{
 	changeMaintenance: admins.Operator,
 	changeLicenses:    admins.Admin,
 	changeSecrets:     admins.Admin,
+	changeAdmins:      admins.Admin,
+	changeAlerts:      admins.Admin,
 }
 
 // canChange is the one permission decision of the console's pages: whether

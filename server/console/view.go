@@ -6,6 +6,7 @@ import (
 	"html/template"
 	"io/fs"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -13,7 +14,7 @@ import (
 )
 
 // pages are the views, each parsed with the layout.
-var pages = []string{"login", "dashboard", "computers", "computer", "events", "licenses", "license", "activations", "leases", "reports", "settings", "result"}
+var pages = []string{"login", "dashboard", "computers", "computer", "events", "licenses", "license", "activations", "leases", "reports", "settings", "result", "software", "swlicense", "application"}
 
 func (c *Console) routes(m *http.ServeMux) {
 	static, _ := fs.Sub(staticFS, "static")
@@ -37,12 +38,20 @@ func (c *Console) routes(m *http.ServeMux) {
 	m.Handle("POST /activations/{id}/return/{computer}", c.action(changeActivations, c.returnActivation))
 	m.Handle("POST /activations/{id}/deactivate", c.action(changeActivations, c.deactivateActivation))
 	m.Handle("GET /leases", c.signedIn(c.leases))
+	m.Handle("GET /software", c.signedIn(c.software))
+	m.Handle("GET /software/licenses/{ref}", c.signedIn(c.swLicense))
+	m.Handle("GET /software/applications/{name}", c.signedIn(c.application))
 	m.Handle("GET /reports", c.signedIn(c.reports))
 	m.Handle("GET /reports/{file}", c.signedIn(c.reportCSV))
 	m.Handle("GET /events", c.signedIn(c.events))
 	m.Handle("GET /settings", c.signedIn(c.settings))
 	m.Handle("POST /settings/secrets", c.action(changeSecrets, c.createSecret))
 	m.Handle("POST /settings/secrets/{id}/revoke", c.action(changeSecrets, c.revokeSecret))
+	m.Handle("POST /settings/admins", c.action(changeAdmins, c.addAdmin))
+	m.Handle("POST /settings/admins/{name}/remove", c.action(changeAdmins, c.removeAdmin))
+	m.Handle("POST /settings/admins/{name}/tokens", c.action(changeAdmins, c.issueToken))
+	m.Handle("POST /settings/tokens/{id}/revoke", c.action(changeAdmins, c.revokeToken))
+	m.Handle("POST /settings/webhooks", c.action(changeAlerts, c.addWebhook))
 	m.Handle("POST /maintenance", c.action(changeMaintenance, c.runMaintenance))
 }
 
@@ -56,7 +65,9 @@ func viewFuncs(zone *time.Location) template.FuncMap {
 			return t.In(zone).Format("2006-01-02")
 		},
 		"join": strings.Join,
-		"sub":  func(a, b int) int { return a - b },
+		// pathEscape puts a name into a URL path as one segment.
+		"pathEscape": url.PathEscape,
+		"sub":        func(a, b int) int { return a - b },
 		"seatSummary": func(ch store.Change) string {
 			if ch.Message != "" {
 				return ch.Message
