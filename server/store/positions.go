@@ -137,6 +137,7 @@ type AlertCondition struct {
 	Key     string    `json:"key"`
 	Kind    string    `json:"kind"`
 	License string    `json:"license"`
+	Product string    `json:"product,omitempty"`
 	Message string    `json:"message"`
 	Action  string    `json:"action"`
 	At      time.Time `json:"at"`
@@ -179,4 +180,33 @@ type Alerts interface {
 	RecordAttempt(ctx context.Context, id int64, a AlertAttempt) error
 	// DeliveryLog lists the newest deliveries first.
 	DeliveryLog(ctx context.Context, limit int) ([]AlertDelivery, error)
+	// AlertFacts reads what the conditions need beyond the positions:
+	// the products whose data was discarded since the time given, and
+	// the drift the latest maintenance run found.
+	AlertFacts(ctx context.Context, discardsSince time.Time) (AlertFacts, error)
+}
+
+// AlertFacts are the facts, beyond the license positions, that alerts
+// are raised on.
+type AlertFacts struct {
+	Discards []ProductDiscards `json:"discards"`
+	// Drift is the drift found by the latest maintenance run that found
+	// any, nil once a later run found none.
+	Drift *DriftFound `json:"drift,omitempty"`
+}
+
+// ProductDiscards are one product's discarded data within a period.
+type ProductDiscards struct {
+	Product string `json:"product"`
+	// Computers counts the computers whose data was discarded.
+	Computers int `json:"computers"`
+	// Reasons are the verdicts (discarded:no-seat, …), sorted.
+	Reasons []string `json:"reasons"`
+}
+
+// DriftFound is what one maintenance run found drifted.
+type DriftFound struct {
+	Event int64     `json:"event"` // the audit event recording it
+	At    time.Time `json:"at"`
+	Drift string    `json:"drift"`
 }
