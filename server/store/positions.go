@@ -16,6 +16,8 @@ const (
 	EventSWLicenseAdded     = "swlicense.added"
 	EventSWLicenseChanged   = "swlicense.changed"
 	EventSWLicenseLinked    = "swlicense.linked"
+	EventSWAllocated        = "swlicense.allocated"
+	EventSWDeallocated      = "swlicense.deallocated"
 	EventPurchaseAdded      = "purchase.added"
 	EventPurchaseLinked     = "purchase.linked"
 	EventPurchaseUnlinked   = "purchase.unlinked"
@@ -53,6 +55,9 @@ type SoftwareLicense struct {
 	positions.License
 	Applications []string         `json:"applications"`
 	Links        []positions.Link `json:"purchases,omitempty"`
+	// Allocations are the computers the license is allocated to (by ID),
+	// each consuming an entitlement (positions.Reserved).
+	Allocations []int64 `json:"allocations"`
 }
 
 // SoftwareLicenseChange sets some fields of a software license; nil
@@ -104,6 +109,10 @@ type SoftwareLicenses interface {
 	ChangeSoftwareLicense(ctx context.Context, ref string, c SoftwareLicenseChange, actor string) (SoftwareLicense, error)
 	// LinkApplication adds an application to a software license.
 	LinkApplication(ctx context.Context, ref, application, actor string) (SoftwareLicense, error)
+	// AllocateSoftware reserves an entitlement of a software license for
+	// a computer (not deleted); DeallocateSoftware releases it.
+	AllocateSoftware(ctx context.Context, ref string, computer int64, actor string) (SoftwareLicense, error)
+	DeallocateSoftware(ctx context.Context, ref string, computer int64, actor string) (SoftwareLicense, error)
 	SoftwareLicenseList(ctx context.Context) ([]SoftwareLicense, error)
 	// SoftwareLicense returns one by ID (SW-1) or name.
 	SoftwareLicense(ctx context.Context, ref string) (SoftwareLicense, error)
