@@ -83,6 +83,8 @@ var routeDocs = map[string]Doc{
 	"POST /api/v1/alerts/webhooks": {Summary: "Add a receiver of alerts; bodies are signed with HMAC-SHA256 of the secret (shown once).",
 		Request: AddWebhookRequest{URL: "https://hooks.example.com/tally", Secret: "a-long-shared-secret"}, Status: http.StatusCreated,
 		Response: store.Webhook{ID: 1, URL: "https://hooks.example.com/tally", Secret: "a-long-shared-secret"}, Errors: []int{http.StatusBadRequest}},
+	"DELETE /api/v1/alerts/webhooks/{id}": {Summary: "Remove a receiver of alerts: its pending deliveries are given up, its delivery log stays.",
+		Response: store.Webhook{ID: 1, URL: "https://hooks.example.com/tally"}, Errors: []int{http.StatusBadRequest, http.StatusNotFound}},
 	"GET /api/v1/alerts/deliveries": {Summary: "The delivery log of alerts: each try, its answer and the next retry.",
 		Query: [][2]string{{"limit", "entries: 1 to 10000"}}, Response: []store.AlertDelivery{}, Errors: exBad},
 	"GET /api/v1/whoami": {Summary: "Tell which admin the token belongs to, and its role.",

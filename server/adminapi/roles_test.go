@@ -60,6 +60,7 @@ var mutatingBodies = map[string]struct{ path, body string }{
 	"POST /api/v1/purchases/{id}/links":                      {"/api/v1/purchases/2/links", `{"license": "SW-1", "quantity": 5}`},
 	"DELETE /api/v1/purchases/{id}/links/{license}":          {"/api/v1/purchases/2/links/SW-1", ""},
 	"POST /api/v1/alerts/webhooks":                           {"/api/v1/alerts/webhooks", `{"url": "http://127.0.0.1:9/hook", "secret": "a-long-enough-shared-secret"}`},
+	"DELETE /api/v1/alerts/webhooks/{id}":                    {"/api/v1/alerts/webhooks/1", ""},
 }
 
 // Must hold: without a token every endpoint answers 401 and changes

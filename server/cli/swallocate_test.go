@@ -57,3 +57,4 @@ func TestSWLicenseAllocateCommands(t *testing.T) {
 		}
 	}
 }
+

@@ -116,3 +116,65 @@ func TestDiscardsAndDriftAlertedOnce(t *testing.T) {
 		}
 	}
 }
+
+// A removed webhook gets no more alerts, its pending deliveries are given
+// up and its delivery log stays; the other webhooks go on.
+func TestRemovedWebhookGetsNoMoreAlerts(t *testing.T) {
+	srv := servertest.New(t, func(c *daemon.Config) {
+		c.TimeZone = "UTC"
+		c.Alerts = alerting.Config{Every: 50 * time.Millisecond, Poll: 20 * time.Millisecond, Backoff: 100 * time.Millisecond, MaxAttempts: 50}
+	})
+	ctx := context.Background()
+	gone := &receiver{t: t, secret: "a-secret-of-twenty-chars", down: true, tries: map[string][]time.Time{}, got: map[string]int{}}
+	kept := &receiver{t: t, secret: "another-secret-of-twenty", tries: map[string][]time.Time{}, got: map[string]int{}}
+	hg, hk := httptest.NewServer(gone), httptest.NewServer(kept)
+	defer hg.Close()
+	defer hk.Close()
+	wg, err := srv.Admin.AddWebhook(ctx, hg.URL+"/hook", gone.secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := srv.Admin.AddWebhook(ctx, hk.URL+"/hook", kept.secret); err != nil {
+		t.Fatal(err)
+	}
+	today := positions.DateOf(time.Now().UTC())
+	sub := func(name string, days int) {
+		t.Helper()
+		if _, err := srv.Admin.AddSoftwareLicense(ctx, store.SoftwareLicense{License: positions.License{Name: name, Duration: positions.Subscription, Expiry: today.AddDays(days)}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sub("First", 5)
+	waitFor(t, 30*time.Second, "the first alert to the kept webhook, and the other tried", func() bool {
+		gone.mu.Lock()
+		tried := len(gone.tries) > 0
+		gone.mu.Unlock()
+		return tried && len(kept.received()) == 1
+	})
+	if _, err := srv.Admin.RemoveWebhook(ctx, wg.ID); err != nil {
+		t.Fatal(err)
+	}
+	if hs, err := srv.Admin.Webhooks(ctx); err != nil || len(hs) != 1 || hs[0].ID == wg.ID {
+		t.Fatalf("webhooks after the removal: %+v %v", hs, err)
+	}
+	if _, err := srv.Admin.RemoveWebhook(ctx, wg.ID); err == nil || !strings.Contains(err.Error(), "no webhook") {
+		t.Fatalf("removed twice: %v", err)
+	}
+	sub("Second", 6)
+	waitFor(t, 30*time.Second, "the second alert to the kept webhook", func() bool { return len(kept.received()) == 2 })
+	log, err := srv.Admin.Deliveries(ctx)
+	if err != nil || len(log) != 3 {
+		t.Fatalf("delivery log: %+v %v", log, err)
+	}
+	for _, d := range log {
+		switch {
+		case d.Webhook == wg.ID && (d.State != "failed" || d.LastError != "webhook removed"):
+			t.Errorf("the removed webhook's delivery %+v", d)
+		case d.Webhook != wg.ID && d.State != "delivered":
+			t.Errorf("the kept webhook's delivery %+v", d)
+		}
+	}
+	if n := len(gone.received()); n != 0 {
+		t.Errorf("the removed webhook received %d alerts", n)
+	}
+}

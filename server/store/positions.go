@@ -133,6 +133,9 @@ type SoftwareLicenses interface {
 // EventWebhookAdded is a webhook added for alerts.
 const EventWebhookAdded = "alerts.webhook-added"
 
+// EventWebhookRemoved is a webhook removed.
+const EventWebhookRemoved = "alerts.webhook-removed"
+
 // Webhook is a receiver of alerts.
 type Webhook struct {
 	ID        int64     `json:"id"`
@@ -184,6 +187,9 @@ type AlertAttempt struct {
 type Alerts interface {
 	AddWebhook(ctx context.Context, url, secret, actor string) (Webhook, error)
 	WebhookList(ctx context.Context) ([]Webhook, error)
+	// RemoveWebhook stops alerts to a webhook: its pending deliveries
+	// are given up, its delivery log stays.
+	RemoveWebhook(ctx context.Context, id int64, actor string) (Webhook, error)
 	RaiseAlerts(ctx context.Context, conds []AlertCondition) ([]AlertCondition, error)
 	DueDeliveries(ctx context.Context, now time.Time, limit int) ([]AlertDelivery, error)
 	RecordAttempt(ctx context.Context, id int64, a AlertAttempt) error

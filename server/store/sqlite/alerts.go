@@ -54,7 +54,7 @@ func (db *DB) AddWebhook(ctx context.Context, rawURL, secret, actor string) (sto
 
 // WebhookList implements store.Alerts.
 func (db *DB) WebhookList(ctx context.Context) ([]store.Webhook, error) {
-	rows, err := db.r.QueryContext(ctx, `SELECT id, url, created_at FROM alert_webhooks ORDER BY id`)
+	rows, err := db.r.QueryContext(ctx, `SELECT id, url, created_at FROM alert_webhooks WHERE removed_at IS NULL ORDER BY id`)
 	if err != nil {
 		return nil, err
 	}
@@ -70,6 +70,33 @@ func (db *DB) WebhookList(ctx context.Context) ([]store.Webhook, error) {
 		out = append(out, w)
 	}
 	return out, rows.Err()
+}
+
+// RemoveWebhook implements store.Alerts.
+func (db *DB) RemoveWebhook(ctx context.Context, id int64, actor string) (store.Webhook, error) {
+	var w store.Webhook
+	err := db.write(ctx, func(tx *Tx) error {
+		var at int64
+		var removed sql.NullInt64
+		err := tx.QueryRow(`SELECT url, created_at, removed_at FROM alert_webhooks WHERE id = ?`, id).Scan(&w.URL, &at, &removed)
+		if errors.Is(err, sql.ErrNoRows) || err == nil && removed.Valid {
+			return fmt.Errorf("%w: no webhook %d (see 'tally-server alerts list')", store.ErrNotFound, id)
+		}
+		if err != nil {
+			return err
+		}
+		w.ID, w.CreatedAt = id, fromMS(at)
+		if _, err := tx.Exec(`UPDATE alert_webhooks SET removed_at = ? WHERE id = ?`, ms(tx.Now), id); err != nil {
+			return fmt.Errorf("remove webhook: %w", err)
+		}
+		res, err := tx.Exec(`UPDATE alert_deliveries SET state = 'failed', last_error = 'webhook removed' WHERE webhook_id = ? AND state = 'pending'`, id)
+		if err != nil {
+			return fmt.Errorf("give up the webhook's deliveries: %w", err)
+		}
+		n, _ := res.RowsAffected()
+		return auditChange(tx, actor, store.EventWebhookRemoved, "", fmt.Sprintf("webhook %d removed, %d pending deliveries given up", id, n), w, nil)
+	})
+	return w, err
 }
 
 // RaiseAlerts implements store.Alerts.
@@ -105,7 +132,7 @@ func (db *DB) RaiseAlerts(ctx context.Context, conds []store.AlertCondition) ([]
 			}
 		}
 		var hooks []int64
-		rows, err = tx.Query(`SELECT id FROM alert_webhooks ORDER BY id`)
+		rows, err = tx.Query(`SELECT id FROM alert_webhooks WHERE removed_at IS NULL ORDER BY id`)
 		if err != nil {
 			return err
 		}

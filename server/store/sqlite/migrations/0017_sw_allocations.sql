@@ -8,3 +8,7 @@ CREATE TABLE sw_allocations (
     actor       TEXT NOT NULL,
     PRIMARY KEY (license_id, computer_id)
 ) WITHOUT ROWID;
+
+-- A webhook removed stops receiving alerts; its deliveries stay in the
+-- log (those pending are given up).
+ALTER TABLE alert_webhooks ADD COLUMN removed_at INTEGER;
