@@ -57,4 +57,3 @@ func TestSWLicenseAllocateCommands(t *testing.T) {
 		}
 	}
 }
-
