@@ -36,6 +36,19 @@ func (a *api) alertRoutes(reg registrar) {
 		}
 		writeJSON(w, http.StatusCreated, h)
 	})
+	reg("DELETE /api/v1/alerts/webhooks/{id}", admins.Admin, func(w http.ResponseWriter, r *http.Request) {
+		id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
+		if err != nil || id <= 0 {
+			writeError(w, http.StatusBadRequest, "id must be a webhook ID (the number in 'tally-server alerts list')")
+			return
+		}
+		h, err := st.RemoveWebhook(r.Context(), id, store.ActorOf(r.Context()))
+		if err != nil {
+			a.fail(w, r, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, h)
+	})
 	reg("GET /api/v1/alerts/deliveries", admins.Viewer, func(w http.ResponseWriter, r *http.Request) {
 		limit := 0
 		if s := r.URL.Query().Get("limit"); s != "" {
@@ -71,6 +84,12 @@ func (c *Client) AddWebhook(ctx context.Context, url, secret string) (store.Webh
 func (c *Client) Webhooks(ctx context.Context) ([]store.Webhook, error) {
 	var out []store.Webhook
 	return out, c.Do(ctx, http.MethodGet, "/api/v1/alerts/webhooks", nil, &out)
+}
+
+// RemoveWebhook stops alerts to a webhook.
+func (c *Client) RemoveWebhook(ctx context.Context, id int64) (store.Webhook, error) {
+	var out store.Webhook
+	return out, c.Do(ctx, http.MethodDelete, "/api/v1/alerts/webhooks/"+strconv.FormatInt(id, 10), nil, &out)
 }
 
 // Deliveries lists the alert deliveries, newest first.

@@ -80,6 +80,10 @@ var routeDocs = map[string]Doc{
 		Request: store.SoftwareLicenseChange{}, Response: exSWLicense, Errors: []int{http.StatusBadRequest, http.StatusNotFound}},
 	"POST /api/v1/swlicenses/{ref}/applications": {Summary: "Link one more application to a software license.",
 		Request: LinkApplicationRequest{Application: exApp.Name}, Response: exSWLicense, Errors: []int{http.StatusBadRequest, http.StatusNotFound}},
+	"POST /api/v1/swlicenses/{ref}/allocations": {Summary: "Allocate a software license to a computer: it consumes an entitlement even before the application is recognised there.",
+		Request: AllocateRequest{Computer: 12}, Response: exSWLicense, Errors: []int{http.StatusBadRequest, http.StatusNotFound, http.StatusConflict}},
+	"DELETE /api/v1/swlicenses/{ref}/allocations/{computer}": {Summary: "End a software license's allocation to a computer.",
+		Response: exSWLicense, Errors: []int{http.StatusBadRequest, http.StatusNotFound}},
 	"GET /api/v1/purchases": {Summary: "List purchases with their links to licenses.",
 		Response: []store.PurchaseView{exPurchase}},
 	"POST /api/v1/purchases": {Summary: "Add purchases, all or none, each optionally split across licenses.",
@@ -104,6 +108,8 @@ var routeDocs = map[string]Doc{
 	"POST /api/v1/alerts/webhooks": {Summary: "Add a receiver of alerts; bodies are signed with HMAC-SHA256 of the secret (shown once).",
 		Request: AddWebhookRequest{URL: "https://hooks.example.com/tally", Secret: "a-long-shared-secret"}, Status: http.StatusCreated,
 		Response: store.Webhook{ID: 1, URL: "https://hooks.example.com/tally", Secret: "a-long-shared-secret"}, Errors: []int{http.StatusBadRequest}},
+	"DELETE /api/v1/alerts/webhooks/{id}": {Summary: "Remove a receiver of alerts: its pending deliveries are given up, its delivery log stays.",
+		Response: store.Webhook{ID: 1, URL: "https://hooks.example.com/tally"}, Errors: []int{http.StatusBadRequest, http.StatusNotFound}},
 	"GET /api/v1/alerts/deliveries": {Summary: "The delivery log of alerts: each try, its answer and the next retry.",
 		Query: [][2]string{{"limit", "entries: 1 to 10000"}}, Response: []store.AlertDelivery{}, Errors: exBad},
 	"GET /api/v1/whoami": {Summary: "Tell which admin the token belongs to, and its role.",
@@ -225,7 +231,7 @@ var (
 	exApp = store.Application{ID: 1, Name: "office", Publisher: "Example Corp",
 		Rules: []recognize.Rule{{Package: "office-suite*", Versions: ">=7, <8", Source: "dpkg"}}, Installed: 412, Consuming: 409}
 	exSWLicense = store.SoftwareLicense{License: positions.License{ID: "SW-1", Kind: "software", Name: "office-2027", Product: "office",
-		Publisher: "Example Corp", Type: "device", Duration: "subscription"}, Applications: []string{"office"}}
+		Publisher: "Example Corp", Type: "device", Duration: "subscription"}, Applications: []string{"office"}, Allocations: []int64{12}}
 	exPurchase = store.PurchaseView{Purchase: positions.Purchase{ID: 7, PO: "PO-2026-118", Item: "Office subscription", Vendor: "Example Reseller",
 		Quantity: 450, Type: "subscription"}, Links: []positions.Link{}}
 )

@@ -38,6 +38,8 @@ func (a *api) positionRoutes(reg registrar) {
 	reg("GET /api/v1/swlicenses/{ref}", admins.Viewer, p.swLicensesShow)
 	reg("PATCH /api/v1/swlicenses/{ref}", admins.Admin, p.swLicensesChange)
 	reg("POST /api/v1/swlicenses/{ref}/applications", admins.Admin, p.swLicensesLink)
+	reg("POST /api/v1/swlicenses/{ref}/allocations", admins.Admin, p.swLicensesAllocate)
+	reg("DELETE /api/v1/swlicenses/{ref}/allocations/{computer}", admins.Admin, p.swLicensesDeallocate)
 	reg("GET /api/v1/purchases", admins.Viewer, p.purchasesList)
 	reg("POST /api/v1/purchases", admins.Admin, p.purchasesAdd)
 	reg("POST /api/v1/purchases/import", admins.Admin, p.purchasesImport)
@@ -153,6 +155,40 @@ func (p *positionAPI) swLicensesLink(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	l, err := p.st.LinkApplication(r.Context(), r.PathValue("ref"), req.Application, store.ActorOf(r.Context()))
+	if err != nil {
+		p.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, l)
+}
+
+// swLicensesAllocate takes the same body as a product license's
+// allocation (AllocateRequest).
+func (p *positionAPI) swLicensesAllocate(w http.ResponseWriter, r *http.Request) {
+	var req AllocateRequest
+	if err := decodeJSON(r, &req); err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	if req.Computer <= 0 {
+		writeError(w, http.StatusBadRequest, "computer must be a computer ID (the number in 'tally-server computers list')")
+		return
+	}
+	l, err := p.st.AllocateSoftware(r.Context(), r.PathValue("ref"), req.Computer, store.ActorOf(r.Context()))
+	if err != nil {
+		p.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, l)
+}
+
+func (p *positionAPI) swLicensesDeallocate(w http.ResponseWriter, r *http.Request) {
+	id, err := strconv.ParseInt(r.PathValue("computer"), 10, 64)
+	if err != nil || id <= 0 {
+		writeError(w, http.StatusBadRequest, "computer must be a computer ID (the number in 'tally-server computers list')")
+		return
+	}
+	l, err := p.st.DeallocateSoftware(r.Context(), r.PathValue("ref"), id, store.ActorOf(r.Context()))
 	if err != nil {
 		p.fail(w, r, err)
 		return
@@ -403,6 +439,20 @@ func (c *Client) ChangeSoftwareLicense(ctx context.Context, ref string, ch store
 func (c *Client) LinkApplication(ctx context.Context, ref, app string) (store.SoftwareLicense, error) {
 	var out store.SoftwareLicense
 	return out, c.Do(ctx, http.MethodPost, "/api/v1/swlicenses/"+url.PathEscape(ref)+"/applications", LinkApplicationRequest{app}, &out)
+}
+
+// AllocateSoftware reserves an entitlement of a software license for a
+// computer.
+func (c *Client) AllocateSoftware(ctx context.Context, ref string, computer int64) (store.SoftwareLicense, error) {
+	var out store.SoftwareLicense
+	return out, c.Do(ctx, http.MethodPost, "/api/v1/swlicenses/"+url.PathEscape(ref)+"/allocations", AllocateRequest{Computer: computer}, &out)
+}
+
+// DeallocateSoftware releases a software license's allocation to a
+// computer.
+func (c *Client) DeallocateSoftware(ctx context.Context, ref string, computer int64) (store.SoftwareLicense, error) {
+	var out store.SoftwareLicense
+	return out, c.Do(ctx, http.MethodDelete, fmt.Sprintf("/api/v1/swlicenses/%s/allocations/%d", url.PathEscape(ref), computer), nil, &out)
 }
 
 // Purchases lists the purchases.

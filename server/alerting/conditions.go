@@ -1,7 +1,8 @@
 // Package alerting tells administrators through signed webhooks when a
 // license, subscription or maintenance is about to expire or has expired,
-// when a license falls short of its consumption, and when its maintenance
-// stops matching its entitlements. Each condition is alerted once, while
+// when a license falls short of its consumption, when its maintenance
+// stops matching its entitlements, when the server starts discarding a
+// product's data and when maintenance finds drift. Each condition is alerted once, while
 // it lasts: the store records the conditions raised and queues their
 // deliveries in one transaction, so none is lost or repeated across a
 // restart, and a Notifier delivers them, retrying with back-off.
@@ -10,8 +11,11 @@ package alerting
 import (
 	"fmt"
 	"slices"
+	"strings"
+	"time"
 
 	"github.com/tallyhq/tally/server/positions"
+	"github.com/tallyhq/tally/server/store"
 )
 
 // Condition kinds.
@@ -20,6 +24,8 @@ const (
 	KindOverdue     = "overdue"
 	KindShortfall   = "shortfall"
 	KindMaintenance = "maintenance-mismatch"
+	KindDiscards    = "discards"
+	KindDrift       = "drift"
 )
 
 // DefaultWindows are the expiry windows alerted, in days.
@@ -34,6 +40,7 @@ type Condition struct {
 	License  string `json:"license"`
 	Name     string `json:"license_name"`
 	Purchase int64  `json:"purchase,omitempty"`
+	Product  string `json:"product,omitempty"`
 	Message  string `json:"message"`
 	// Action says what to do.
 	Action string `json:"action"`
@@ -89,4 +96,44 @@ func Conditions(s positions.Snapshot, today positions.Date, windows []int) []Con
 // condition.
 func rowID(r positions.ExpiryRow) string {
 	return fmt.Sprintf("%s|%d|%s|%s", r.License, r.Purchase, r.Reason, r.Expiry)
+}
+
+// DefaultDiscardWindow is how long a product's data discards are one
+// condition: after that long without a discard it ends, and discards
+// starting again are alerted again.
+const DefaultDiscardWindow = 24 * time.Hour
+
+// discardActions says what to do about each reason data is discarded.
+var discardActions = map[string]string{
+	"discarded:no-seat":            "import a license with more seats (tally-server license import FILE), or free seats of computers that no longer need the product (tally-server computers retire ID); see tally-server usage --product %s --holders",
+	"discarded:expired":            "import the renewed license file (tally-server license import FILE); see tally-server usage --product %s",
+	"discarded:upgrade-protection": "renew the license's upgrade protection (import its renewed file), or install a plug-in version it covers; see tally-server usage --product %s",
+	"discarded:retired":            "set the computers Active if they are in use again (tally-server computers set-status ID Active); see tally-server events --product %s",
+}
+
+// FactConditions lists the conditions on the store's facts: each product
+// whose data is being discarded, and the drift the latest maintenance run
+// found (a new finding is a new condition).
+func FactConditions(f store.AlertFacts) []Condition {
+	var out []Condition
+	for _, d := range f.Discards {
+		var actions []string
+		for _, r := range d.Reasons {
+			if a, ok := discardActions[r]; ok {
+				actions = append(actions, fmt.Sprintf(a, d.Product))
+			}
+		}
+		if len(actions) == 0 {
+			actions = append(actions, "see why: tally-server usage --product "+d.Product+" and tally-server events --product "+d.Product)
+		}
+		out = append(out, Condition{Key: KindDiscards + "|" + d.Product, Kind: KindDiscards, Product: d.Product,
+			Message: fmt.Sprintf("the server is discarding product %s's data of %d computers (%s): it is not stored", d.Product, d.Computers, strings.Join(d.Reasons, ", ")),
+			Action:  strings.Join(actions, "; ")})
+	}
+	if d := f.Drift; d != nil {
+		out = append(out, Condition{Key: fmt.Sprintf("%s|%d", KindDrift, d.Event), Kind: KindDrift,
+			Message: fmt.Sprintf("maintenance at %s found the stored seat counters or licenses drifted from the seats and signed files, and repaired them: %s", d.At.UTC().Format(time.RFC3339), d.Drift),
+			Action:  "drift means the database was damaged or edited outside Tally: check the server's disk and who can write the data directory, restore from a backup if in doubt (tally-server check-db), and read the audit log around it (tally-server events --kind " + store.EventDriftRepaired + ")"})
+	}
+	return out
 }

@@ -53,6 +53,7 @@ type Store interface {
 	RaiseAlerts(ctx context.Context, conds []store.AlertCondition) ([]store.AlertCondition, error)
 	DueDeliveries(ctx context.Context, now time.Time, limit int) ([]store.AlertDelivery, error)
 	RecordAttempt(ctx context.Context, id int64, a store.AlertAttempt) error
+	AlertFacts(ctx context.Context, discardsSince time.Time) (store.AlertFacts, error)
 }
 
 // Config configures a Notifier.
@@ -70,7 +71,10 @@ type Config struct {
 	Backoff     time.Duration
 	MaxAttempts int
 	Windows     []int
-	Logger      *slog.Logger
+	// DiscardWindow is how long without a discard ends a product's
+	// discards condition (default DefaultDiscardWindow).
+	DiscardWindow time.Duration
+	Logger        *slog.Logger
 }
 
 // Notifier evaluates conditions and delivers their alerts.
@@ -106,6 +110,9 @@ func Start(cfg Config) *Notifier {
 	}
 	if cfg.Windows == nil {
 		cfg.Windows = DefaultWindows
+	}
+	if cfg.DiscardWindow <= 0 {
+		cfg.DiscardWindow = DefaultDiscardWindow
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -159,10 +166,15 @@ func (n *Notifier) Evaluate(ctx context.Context) ([]store.AlertCondition, error)
 	if err != nil {
 		return nil, err
 	}
-	today := positions.DateOf(n.cfg.Clock.Now().In(n.cfg.Zone))
+	now := n.cfg.Clock.Now()
+	facts, err := n.cfg.Store.AlertFacts(ctx, now.Add(-n.cfg.DiscardWindow))
+	if err != nil {
+		return nil, err
+	}
+	today := positions.DateOf(now.In(n.cfg.Zone))
 	var conds []store.AlertCondition
-	for _, c := range Conditions(snap, today, n.cfg.Windows) {
-		conds = append(conds, store.AlertCondition{Key: c.Key, Kind: c.Kind, License: c.License, Message: c.Message, Action: c.Action})
+	for _, c := range append(Conditions(snap, today, n.cfg.Windows), FactConditions(facts)...) {
+		conds = append(conds, store.AlertCondition{Key: c.Key, Kind: c.Kind, License: c.License, Product: c.Product, Message: c.Message, Action: c.Action})
 	}
 	return n.cfg.Store.RaiseAlerts(ctx, conds)
 }

@@ -5,11 +5,13 @@ import (
 	"strconv"
 
 	"github.com/spf13/cobra"
+
+	"github.com/tallyhq/tally/common/exitcode"
 )
 
 func (m *Main) alertsCommand() *cobra.Command {
 	cmd := &cobra.Command{Use: "alerts", Aliases: []string{"alert"},
-		Short: "Webhooks told once of each expiry (30 and 7 days before, overdue), shortfall and maintenance mismatch"}
+		Short: "Webhooks told once of each expiry (30 and 7 days before, overdue), shortfall, maintenance mismatch, product data discards starting and drift found by maintenance"}
 	add := &cobra.Command{Use: "add", Short: "Add a receiver of alerts"}
 	var c conn
 	var secret string
@@ -96,6 +98,29 @@ made up and printed once.`,
 			return t.flush()
 		}}
 	m.addConnFlags(deliveries, &dc, true)
-	cmd.AddCommand(add, list, deliveries)
+	var rc conn
+	remove := &cobra.Command{Use: "remove ID", Short: "Remove a webhook: it gets no more alerts, its pending deliveries are given up, its delivery log stays",
+		Args: exactArgs(1, "alerts remove ID"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			id, err := strconv.ParseInt(args[0], 10, 64)
+			if err != nil || id <= 0 {
+				return exitcode.Newf(exitcode.Usage, "%q is not a webhook ID: use the number in the ID column of 'tally-server alerts list'", args[0])
+			}
+			cl, err := m.client(&rc)
+			if err != nil {
+				return err
+			}
+			h, err := cl.RemoveWebhook(cmd.Context(), id)
+			if err != nil {
+				return err
+			}
+			if rc.json {
+				return printJSON(cmd.OutOrStdout(), h)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "Removed webhook %d: %s\n", h.ID, h.URL)
+			return nil
+		}}
+	m.addConnFlags(remove, &rc, true)
+	cmd.AddCommand(add, list, remove, deliveries)
 	return cmd
 }

@@ -260,7 +260,8 @@ func (f *licenseFlags) add(cmd *cobra.Command) {
 func (m *Main) swlicenseCommand() *cobra.Command {
 	cmd := &cobra.Command{Use: "swlicense", Aliases: []string{"swlicenses"},
 		Short: "Software licenses of any application recognised in inventory: entitlements, maintenance, consumption"}
-	cmd.AddCommand(m.swlicenseAdd(), m.swlicenseSet(), m.swlicenseList(), m.swlicenseShow(), m.swlicenseLink())
+	cmd.AddCommand(m.swlicenseAdd(), m.swlicenseSet(), m.swlicenseList(), m.swlicenseShow(), m.swlicenseLink(),
+		m.swlicenseAllocate(true), m.swlicenseAllocate(false))
 	return cmd
 }
 
@@ -391,7 +392,7 @@ func (m *Main) swlicenseList() *cobra.Command {
 			}
 			t := newTable(cmd.OutOrStdout(), "ID", "NAME", "APPLICATIONS", "DURATION", "EXPIRY", "CONSUMED", "STATUS")
 			for _, l := range ls {
-				t.row(l.ID, l.Name, strings.Join(l.Applications, ", "), l.Duration, dash(l.Expiry.String()), strconv.Itoa(l.Consumed), l.Status)
+				t.row(l.ID, l.Name, strings.Join(l.Applications, ", "), l.Duration, dash(l.Expiry.String()), strconv.Itoa(l.Consumed+l.Reserved), l.Status)
 			}
 			return t.flush()
 		},
@@ -419,11 +420,18 @@ func (m *Main) swlicenseShow() *cobra.Command {
 			w := cmd.OutOrStdout()
 			fmt.Fprintf(w, "%s: %s\n", l.ID, l.Name)
 			fmt.Fprintf(w, "  applications:         %s\n  type:                 %s\n  duration:             %s %s\n", strings.Join(l.Applications, ", "), l.Type, l.Duration, l.Expiry)
-			fmt.Fprintf(w, "  consumed:             %d computers (%d installations)\n  extra entitlements:   %d\n", l.Consumed, l.Raw, l.Extra)
+			fmt.Fprintf(w, "  consumed:             %d computers (%d installations, %d by allocation alone)\n  extra entitlements:   %d\n", l.Consumed+l.Reserved, l.Raw, l.Reserved, l.Extra)
 			fmt.Fprintf(w, "  unit price:           %s\n  planned non-renewal:  %s\n  subject to true-up:   %s\n", l.UnitPrice, yesNo(l.PlannedNonRenewal), yesNo(l.TrueUp))
 			fmt.Fprintf(w, "  status:               %s\n  serial:               %s\n  manager:              %s\n  cost centre:          %s\n", l.Status, dash(l.Serial), dash(l.Manager), dash(l.CostCentre))
 			for _, k := range l.Links {
 				fmt.Fprintf(w, "  purchase %d:           %d\n", k.Purchase, k.Quantity)
+			}
+			if len(l.Allocations) > 0 {
+				ids := make([]string, len(l.Allocations))
+				for i, c := range l.Allocations {
+					ids[i] = strconv.FormatInt(c, 10)
+				}
+				fmt.Fprintf(w, "  allocated to:         computers %s (%d consuming by allocation alone)\n", strings.Join(ids, ", "), l.Reserved)
 			}
 			return nil
 		},
@@ -456,6 +464,50 @@ func (m *Main) swlicenseLink() *cobra.Command {
 	}
 	cmd.Flags().StringVar(&app, "application", "", "the application to add")
 	_ = cmd.MarkFlagRequired("application")
+	m.addConnFlags(cmd, &c, true)
+	return cmd
+}
+
+// swlicenseAllocate is swlicense allocate (or deallocate): an allocated
+// computer consumes an entitlement even before the application is
+// recognised on it (positions.Reserved).
+func (m *Main) swlicenseAllocate(allocate bool) *cobra.Command {
+	var c conn
+	use, short := "allocate LICENSE COMPUTER", "Allocate a software license to a computer: it consumes an entitlement even before the application is recognised there"
+	if !allocate {
+		use, short = "deallocate LICENSE COMPUTER", "End a software license's allocation to a computer"
+	}
+	cmd := &cobra.Command{
+		Use: use, Short: short, Args: exactArgs(2, "swlicense "+use),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			id, err := parseComputerID(args[1])
+			if err != nil {
+				return err
+			}
+			cl, err := m.client(&c)
+			if err != nil {
+				return err
+			}
+			call := cl.AllocateSoftware
+			if !allocate {
+				call = cl.DeallocateSoftware
+			}
+			l, err := call(cmd.Context(), args[0], id)
+			if err != nil {
+				return err
+			}
+			if c.json {
+				return printJSON(cmd.OutOrStdout(), l)
+			}
+			verb := "now allocated to"
+			if !allocate {
+				verb = "no longer allocated to"
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "Software license %s is %s computer %d: %d computers consume it (%d installed, %d by allocation alone).\n",
+				l.ID, verb, id, l.Consumed+l.Reserved, l.Consumed, l.Reserved)
+			return nil
+		},
+	}
 	m.addConnFlags(cmd, &c, true)
 	return cmd
 }

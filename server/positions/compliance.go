@@ -28,8 +28,11 @@ type ComplianceRow struct {
 	// (for a product license, its signed grant plus extra).
 	Purchased int `json:"purchased"`
 	Extra     int `json:"extra_entitlements"`
-	Consumed  int `json:"consumed"`
-	Raw       int `json:"raw_consumption"`
+	// Consumed counts the computers where the license is installed, and
+	// those allocated it where it is not yet (Reserved).
+	Consumed int `json:"consumed"`
+	Reserved int `json:"reserved"`
+	Raw      int `json:"raw_consumption"`
 	// Available is purchased − consumed: negative is a shortfall.
 	Available      int  `json:"shortfall_availability"`
 	HasMaintenance bool `json:"has_maintenance"`
@@ -80,7 +83,7 @@ func Compliance(s Snapshot, today Date, overPercent int) ComplianceReport {
 		ls := links[l.ID]
 		e := entitlements(l, ls, today)
 		r := ComplianceRow{License: l.ID, Name: l.Name, Kind: l.Kind, Product: l.Product, Publisher: l.Publisher,
-			Purchased: e.Purchased, Extra: l.Extra, Consumed: l.Consumed, Raw: l.Raw, Available: e.Purchased - l.Consumed,
+			Purchased: e.Purchased, Extra: l.Extra, Consumed: l.Consumed + l.Reserved, Reserved: l.Reserved, Raw: l.Raw, Available: e.Purchased - l.Consumed - l.Reserved,
 			HasMaintenance: e.HasMaintenance, Maintenance: e.Maintenance, MaintenanceMatches: true, TrueUp: l.TrueUp,
 			UnitPrice: unitPrice(l, ls)}
 		if e.HadMaintenance && e.Maintenance != e.Purchased {

@@ -70,6 +70,29 @@ type License struct {
 	// installations (a computer with two of its applications counts two).
 	Consumed int `json:"consumed"`
 	Raw      int `json:"raw_consumption"`
+	// Reserved counts the computers allocated the license (see
+	// Reserved) where none of its applications is installed yet: they
+	// consume it too, so the compliance report's consumed is Consumed +
+	// Reserved. Product licenses leave it zero (their Consumed is seats
+	// held, which include allocated ones).
+	Reserved int `json:"reserved"`
+}
+
+// Reserved counts, of the computers allocated a software license, those
+// that consume it by allocation alone: an allocation reserves an
+// entitlement for a computer, so an allocated computer consumes the
+// license even before one of its applications is recognised on it, and a
+// computer both allocated and installed is counted once (as installed); a
+// computer that consumes no license (retired, disposed, deleted) consumes
+// none by its allocation either.
+func Reserved(allocated []int64, consuming, installed func(computer int64) bool) int {
+	n := 0
+	for _, c := range allocated {
+		if consuming(c) && !installed(c) {
+			n++
+		}
+	}
+	return n
 }
 
 // Purchase is one purchase order line.

@@ -425,3 +425,45 @@ func TestPure(t *testing.T) {
 		}
 	}
 }
+
+// An allocation reserves an entitlement: an allocated computer consumes
+// the license before its application is recognised there, a computer
+// both allocated and installed counts once, and a computer that
+// consumes nothing (retired) consumes nothing by its allocation.
+func TestAllocationsConsume(t *testing.T) {
+	installed := map[int64]bool{1: true, 2: true, 3: true}
+	retired := map[int64]bool{9: true}
+	reserved := Reserved([]int64{2, 3, 7, 8, 9},
+		func(c int64) bool { return !retired[c] },
+		func(c int64) bool { return installed[c] })
+	if reserved != 2 {
+		t.Fatalf("reserved %d, want 2 (7 and 8: 2 and 3 are installed, 9 retired)", reserved)
+	}
+	// L14's subscription of 5 ends 2027-02-28: with 3 installed and 2
+	// reserved it is at risk on its last day and under-licensed by 5 the
+	// day after.
+	s := seed004(t)
+	for i := range s.Licenses {
+		if s.Licenses[i].ID == "L14" {
+			s.Licenses[i].Reserved = reserved
+		}
+	}
+	row := func(today string) ComplianceRow {
+		for _, r := range Compliance(s, day(t, today), DefaultOverLicensedPercent).Rows {
+			if r.License == "L14" {
+				return r
+			}
+		}
+		t.Fatal("no L14")
+		return ComplianceRow{}
+	}
+	if r := row("2027-02-28"); r.Consumed != 5 || r.Reserved != 2 || r.Raw != 4 || r.Available != 0 || r.Status != AtRisk {
+		t.Fatalf("on the last day: %+v", r)
+	}
+	if r := row("2027-03-01"); r.Consumed != 5 || r.Available != -5 || r.Status != UnderLicensed || r.ShortfallCost != 50000 {
+		t.Fatalf("after expiry: %+v", r)
+	}
+	if rep := Compliance(s, day(t, "2027-03-01"), DefaultOverLicensedPercent); rep.Totals.Shortfall != 5 {
+		t.Fatalf("totals count the reserved: %+v", rep.Totals)
+	}
+}

@@ -16,6 +16,8 @@ const (
 	EventSWLicenseAdded     = "swlicense.added"
 	EventSWLicenseChanged   = "swlicense.changed"
 	EventSWLicenseLinked    = "swlicense.linked"
+	EventSWAllocated        = "swlicense.allocated"
+	EventSWDeallocated      = "swlicense.deallocated"
 	EventPurchaseAdded      = "purchase.added"
 	EventPurchaseLinked     = "purchase.linked"
 	EventPurchaseUnlinked   = "purchase.unlinked"
@@ -53,6 +55,9 @@ type SoftwareLicense struct {
 	positions.License
 	Applications []string         `json:"applications"`
 	Links        []positions.Link `json:"purchases,omitempty"`
+	// Allocations are the computers the license is allocated to (by ID),
+	// each consuming an entitlement (positions.Reserved).
+	Allocations []int64 `json:"allocations"`
 }
 
 // SoftwareLicenseChange sets some fields of a software license; nil
@@ -104,6 +109,10 @@ type SoftwareLicenses interface {
 	ChangeSoftwareLicense(ctx context.Context, ref string, c SoftwareLicenseChange, actor string) (SoftwareLicense, error)
 	// LinkApplication adds an application to a software license.
 	LinkApplication(ctx context.Context, ref, application, actor string) (SoftwareLicense, error)
+	// AllocateSoftware reserves an entitlement of a software license for
+	// a computer (not deleted); DeallocateSoftware releases it.
+	AllocateSoftware(ctx context.Context, ref string, computer int64, actor string) (SoftwareLicense, error)
+	DeallocateSoftware(ctx context.Context, ref string, computer int64, actor string) (SoftwareLicense, error)
 	SoftwareLicenseList(ctx context.Context) ([]SoftwareLicense, error)
 	// SoftwareLicense returns one by ID (SW-1) or name.
 	SoftwareLicense(ctx context.Context, ref string) (SoftwareLicense, error)
@@ -124,6 +133,9 @@ type SoftwareLicenses interface {
 // EventWebhookAdded is a webhook added for alerts.
 const EventWebhookAdded = "alerts.webhook-added"
 
+// EventWebhookRemoved is a webhook removed.
+const EventWebhookRemoved = "alerts.webhook-removed"
+
 // Webhook is a receiver of alerts.
 type Webhook struct {
 	ID        int64     `json:"id"`
@@ -137,6 +149,7 @@ type AlertCondition struct {
 	Key     string    `json:"key"`
 	Kind    string    `json:"kind"`
 	License string    `json:"license"`
+	Product string    `json:"product,omitempty"`
 	Message string    `json:"message"`
 	Action  string    `json:"action"`
 	At      time.Time `json:"at"`
@@ -174,9 +187,41 @@ type AlertAttempt struct {
 type Alerts interface {
 	AddWebhook(ctx context.Context, url, secret, actor string) (Webhook, error)
 	WebhookList(ctx context.Context) ([]Webhook, error)
+	// RemoveWebhook stops alerts to a webhook: its pending deliveries
+	// are given up, its delivery log stays.
+	RemoveWebhook(ctx context.Context, id int64, actor string) (Webhook, error)
 	RaiseAlerts(ctx context.Context, conds []AlertCondition) ([]AlertCondition, error)
 	DueDeliveries(ctx context.Context, now time.Time, limit int) ([]AlertDelivery, error)
 	RecordAttempt(ctx context.Context, id int64, a AlertAttempt) error
 	// DeliveryLog lists the newest deliveries first.
 	DeliveryLog(ctx context.Context, limit int) ([]AlertDelivery, error)
+	// AlertFacts reads what the conditions need beyond the positions:
+	// the products whose data was discarded since the time given, and
+	// the drift the latest maintenance run found.
+	AlertFacts(ctx context.Context, discardsSince time.Time) (AlertFacts, error)
+}
+
+// AlertFacts are the facts, beyond the license positions, that alerts
+// are raised on.
+type AlertFacts struct {
+	Discards []ProductDiscards `json:"discards"`
+	// Drift is the drift found by the latest maintenance run that found
+	// any, nil once a later run found none.
+	Drift *DriftFound `json:"drift,omitempty"`
+}
+
+// ProductDiscards are one product's discarded data within a period.
+type ProductDiscards struct {
+	Product string `json:"product"`
+	// Computers counts the computers whose data was discarded.
+	Computers int `json:"computers"`
+	// Reasons are the verdicts (discarded:no-seat, …), sorted.
+	Reasons []string `json:"reasons"`
+}
+
+// DriftFound is what one maintenance run found drifted.
+type DriftFound struct {
+	Event int64     `json:"event"` // the audit event recording it
+	At    time.Time `json:"at"`
+	Drift string    `json:"drift"`
 }

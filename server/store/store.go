@@ -214,6 +214,9 @@ const (
 	EventStatusAdded   = "status.added"
 	EventMaintenance   = "maintenance.run"
 	EventDriftRepaired = "maintenance.drift-repaired"
+	// EventDriftFound records what a maintenance run found drifted (the
+	// alert "drift found by maintenance" is raised on it).
+	EventDriftFound = "maintenance.drift-found"
 	// EventSoftwareRefused: a computer's software inventory was not stored,
 	// its set would pass the server's cap (serve --max-packages).
 	EventSoftwareRefused = "software.refused"

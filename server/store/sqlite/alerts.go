@@ -6,6 +6,7 @@ import (
 	"database/sql"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/url"
 	"strings"
@@ -53,7 +54,7 @@ func (db *DB) AddWebhook(ctx context.Context, rawURL, secret, actor string) (sto
 
 // WebhookList implements store.Alerts.
 func (db *DB) WebhookList(ctx context.Context) ([]store.Webhook, error) {
-	rows, err := db.r.QueryContext(ctx, `SELECT id, url, created_at FROM alert_webhooks ORDER BY id`)
+	rows, err := db.r.QueryContext(ctx, `SELECT id, url, created_at FROM alert_webhooks WHERE removed_at IS NULL ORDER BY id`)
 	if err != nil {
 		return nil, err
 	}
@@ -69,6 +70,33 @@ func (db *DB) WebhookList(ctx context.Context) ([]store.Webhook, error) {
 		out = append(out, w)
 	}
 	return out, rows.Err()
+}
+
+// RemoveWebhook implements store.Alerts.
+func (db *DB) RemoveWebhook(ctx context.Context, id int64, actor string) (store.Webhook, error) {
+	var w store.Webhook
+	err := db.write(ctx, func(tx *Tx) error {
+		var at int64
+		var removed sql.NullInt64
+		err := tx.QueryRow(`SELECT url, created_at, removed_at FROM alert_webhooks WHERE id = ?`, id).Scan(&w.URL, &at, &removed)
+		if errors.Is(err, sql.ErrNoRows) || err == nil && removed.Valid {
+			return fmt.Errorf("%w: no webhook %d (see 'tally-server alerts list')", store.ErrNotFound, id)
+		}
+		if err != nil {
+			return err
+		}
+		w.ID, w.CreatedAt = id, fromMS(at)
+		if _, err := tx.Exec(`UPDATE alert_webhooks SET removed_at = ? WHERE id = ?`, ms(tx.Now), id); err != nil {
+			return fmt.Errorf("remove webhook: %w", err)
+		}
+		res, err := tx.Exec(`UPDATE alert_deliveries SET state = 'failed', last_error = 'webhook removed' WHERE webhook_id = ? AND state = 'pending'`, id)
+		if err != nil {
+			return fmt.Errorf("give up the webhook's deliveries: %w", err)
+		}
+		n, _ := res.RowsAffected()
+		return auditChange(tx, actor, store.EventWebhookRemoved, "", fmt.Sprintf("webhook %d removed, %d pending deliveries given up", id, n), w, nil)
+	})
+	return w, err
 }
 
 // RaiseAlerts implements store.Alerts.
@@ -104,7 +132,7 @@ func (db *DB) RaiseAlerts(ctx context.Context, conds []store.AlertCondition) ([]
 			}
 		}
 		var hooks []int64
-		rows, err = tx.Query(`SELECT id FROM alert_webhooks ORDER BY id`)
+		rows, err = tx.Query(`SELECT id FROM alert_webhooks WHERE removed_at IS NULL ORDER BY id`)
 		if err != nil {
 			return err
 		}
@@ -214,4 +242,65 @@ func (db *DB) DeliveryLog(ctx context.Context, limit int) ([]store.AlertDelivery
 		out = append(out, d)
 	}
 	return out, rows.Err()
+}
+
+// AlertFacts implements store.Alerts.
+func (db *DB) AlertFacts(ctx context.Context, discardsSince time.Time) (store.AlertFacts, error) {
+	f := store.AlertFacts{Discards: []store.ProductDiscards{}}
+	// Only data discards: a refused request (denied:*) stores nothing and
+	// is the agent's to retry, not data lost.
+	rows, err := db.r.QueryContext(ctx, `SELECT product, reason, COUNT(DISTINCT computer_id) FROM discards
+		WHERE last_at >= ? AND reason LIKE 'discarded:%' GROUP BY product, reason ORDER BY product, reason`, ms(discardsSince))
+	if err != nil {
+		return f, fmt.Errorf("read discards: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var product, reason string
+		var n int
+		if err := rows.Scan(&product, &reason, &n); err != nil {
+			return f, fmt.Errorf("read discards: %w", err)
+		}
+		if len(f.Discards) == 0 || f.Discards[len(f.Discards)-1].Product != product {
+			f.Discards = append(f.Discards, store.ProductDiscards{Product: product})
+		}
+		last := &f.Discards[len(f.Discards)-1]
+		last.Reasons = append(last.Reasons, reason)
+		last.Computers = max(last.Computers, n)
+	}
+	if err := rows.Err(); err != nil {
+		return f, fmt.Errorf("read discards: %w", err)
+	}
+	rows.Close()
+	// A computer discarded for two reasons counts once.
+	for i := range f.Discards {
+		if len(f.Discards[i].Reasons) < 2 {
+			continue
+		}
+		if err := db.r.QueryRowContext(ctx, `SELECT COUNT(DISTINCT computer_id) FROM discards WHERE product = ? AND last_at >= ? AND reason LIKE 'discarded:%'`,
+			f.Discards[i].Product, ms(discardsSince)).Scan(&f.Discards[i].Computers); err != nil {
+			return f, fmt.Errorf("read discards: %w", err)
+		}
+	}
+	// The latest drift found holds until a later maintenance run ends
+	// (its own run ends after it, so two later run events mean one found
+	// none).
+	var d store.DriftFound
+	var at int64
+	err = db.r.QueryRowContext(ctx, `SELECT id, at, reason FROM events WHERE kind = 'maintenance.drift-found' ORDER BY id DESC LIMIT 1`).Scan(&d.Event, &at, &d.Drift)
+	if errors.Is(err, sql.ErrNoRows) {
+		return f, nil
+	}
+	if err != nil {
+		return f, fmt.Errorf("read drift found: %w", err)
+	}
+	var later int
+	if err := db.r.QueryRowContext(ctx, `SELECT COUNT(*) FROM (SELECT 1 FROM events WHERE kind = 'maintenance.run' AND id > ? LIMIT 2)`, d.Event).Scan(&later); err != nil {
+		return f, fmt.Errorf("read maintenance runs: %w", err)
+	}
+	if later < 2 {
+		d.At = fromMS(at)
+		f.Drift = &d
+	}
+	return f, nil
 }

@@ -59,17 +59,24 @@ type appUse struct {
 
 // appUses reads every application's installations.
 func (db *DB) appUses(ctx context.Context) (map[int64]*appUse, error) {
+	uses, _, err := db.appUsesIdle(ctx)
+	return uses, err
+}
+
+// appUsesIdle reads every application's installations, and the computers
+// that consume no license.
+func (db *DB) appUsesIdle(ctx context.Context) (map[int64]*appUse, bitset, error) {
 	var deleted, idle bitset
 	rows, err := db.r.QueryContext(ctx, `SELECT c.id, c.deleted_at IS NOT NULL FROM computers c WHERE NOT (`+consumingSQL+`)`)
 	if err != nil {
-		return nil, fmt.Errorf("read computers: %w", err)
+		return nil, nil, fmt.Errorf("read computers: %w", err)
 	}
 	for rows.Next() {
 		var id int64
 		var del bool
 		if err := rows.Scan(&id, &del); err != nil {
 			rows.Close()
-			return nil, err
+			return nil, nil, err
 		}
 		idle.add(id)
 		if del {
@@ -79,7 +86,7 @@ func (db *DB) appUses(ctx context.Context) (map[int64]*appUse, error) {
 	rows.Close()
 	rows, err = db.r.QueryContext(ctx, `SELECT application_id, group_concat(computer_id || ':' || packages) FROM sw_recognitions GROUP BY application_id`)
 	if err != nil {
-		return nil, fmt.Errorf("read recognitions: %w", err)
+		return nil, nil, fmt.Errorf("read recognitions: %w", err)
 	}
 	defer rows.Close()
 	out := map[int64]*appUse{}
@@ -87,7 +94,7 @@ func (db *DB) appUses(ctx context.Context) (map[int64]*appUse, error) {
 		var app int64
 		var list string
 		if err := rows.Scan(&app, &list); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		u := &appUse{}
 		for len(list) > 0 {
@@ -97,7 +104,7 @@ func (db *DB) appUses(ctx context.Context) (map[int64]*appUse, error) {
 			c, err1 := strconv.ParseInt(cs, 10, 64)
 			p, err2 := strconv.Atoi(ps)
 			if err1 != nil || err2 != nil || c < 0 {
-				return nil, fmt.Errorf("read recognitions of application %d: bad entry %q", app, item)
+				return nil, nil, fmt.Errorf("read recognitions of application %d: bad entry %q", app, item)
 			}
 			if !deleted.has(c) {
 				u.installed.add(c)
@@ -109,7 +116,7 @@ func (db *DB) appUses(ctx context.Context) (map[int64]*appUse, error) {
 		}
 		out[app] = u
 	}
-	return out, rows.Err()
+	return out, idle, rows.Err()
 }
 
 // licenseUse is the consumption of a license of the given applications:
@@ -129,4 +136,22 @@ func licenseUse(uses map[int64]*appUse, apps []int64) (consumed, raw int) {
 		}
 	}
 	return union.count(), raw
+}
+
+// licenseInstalled is the set of consuming computers where any of the
+// applications is installed.
+func licenseInstalled(uses map[int64]*appUse, apps []int64) bitset {
+	if len(apps) == 1 {
+		if u := uses[apps[0]]; u != nil {
+			return u.consuming
+		}
+		return nil
+	}
+	var union bitset
+	for _, a := range apps {
+		if u := uses[a]; u != nil {
+			union.or(u.consuming)
+		}
+	}
+	return union
 }

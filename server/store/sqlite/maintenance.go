@@ -162,6 +162,11 @@ func (db *DB) RunMaintenance(ctx context.Context, o store.MaintenanceOptions) (s
 		if err != nil {
 			return err
 		}
+		if len(drift) > 0 {
+			if err := addEvent(tx, store.Event{Actor: actor, Kind: store.EventDriftFound, Reason: strings.Join(drift, "; ")}); err != nil {
+				return err
+			}
+		}
 		hostnames(tx, freed)
 		tx.OnCommit(func() {
 			r.Drift = append(r.Drift, drift...)

@@ -306,12 +306,20 @@ func (db *DB) PositionSnapshot(ctx context.Context) (positions.Snapshot, error) 
 	rows.Close()
 	// Consumption: computers (and installations) of each license's
 	// applications, live.
-	uses, err := db.appUses(ctx)
+	uses, idle, err := db.appUsesIdle(ctx)
 	if err != nil {
 		return s, err
 	}
-	for i, as := range apps {
+	allocs, err := db.allAllocations(ctx)
+	if err != nil {
+		return s, err
+	}
+	for i := range s.Licenses {
+		as := apps[i]
 		s.Licenses[i].Consumed, s.Licenses[i].Raw = licenseUse(uses, as)
+		if row, ok := parseSWLicenseID(s.Licenses[i].ID); ok {
+			s.Licenses[i].Reserved = reservedOf(uses, idle, as, allocs[row])
+		}
 	}
 	pls, err := db.Licenses(ctx)
 	if err != nil {

@@ -118,7 +118,10 @@ func loadSWLicense(ctx context.Context, q posQuerier, id int64) (store.SoftwareL
 	err = q.QueryRowContext(ctx, `SELECT COUNT(DISTINCT r.computer_id), COALESCE(SUM(r.packages), 0)
 		FROM sw_license_applications la JOIN sw_recognitions r ON r.application_id = la.application_id
 		JOIN computers c ON c.id = r.computer_id WHERE la.license_id = ? AND `+consumingSQL, id).Scan(&l.Consumed, &l.Raw)
-	return l, err
+	if err != nil {
+		return l, err
+	}
+	return l, loadAllocations(ctx, q, &l, id)
 }
 
 // AddSoftwareLicense implements store.SoftwareLicenses.
@@ -327,13 +330,23 @@ func (db *DB) SoftwareLicenseList(ctx context.Context) ([]store.SoftwareLicense,
 			out[i].Links = append(out[i].Links, k)
 		}
 	}
-	uses, err := db.appUses(ctx)
+	uses, idle, err := db.appUsesIdle(ctx)
+	if err != nil {
+		return nil, err
+	}
+	allocs, err := db.allAllocations(ctx)
 	if err != nil {
 		return nil, err
 	}
 	for i := range out {
 		out[i].Product = strings.Join(out[i].Applications, ", ")
 		out[i].Consumed, out[i].Raw = licenseUse(uses, apps[i])
+		row, _ := parseSWLicenseID(out[i].ID)
+		out[i].Allocations = allocs[row]
+		if out[i].Allocations == nil {
+			out[i].Allocations = []int64{}
+		}
+		out[i].Reserved = reservedOf(uses, idle, apps[i], allocs[row])
 	}
 	return out, nil
 }
