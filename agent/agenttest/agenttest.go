@@ -68,7 +68,7 @@ func TryNew(t testing.TB, srv Server, o Options) (*Agent, error) {
 	if err != nil {
 		return nil, err
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	if _, _, err := runner.Enroll(ctx, dir, runner.EnrollOptions{Server: srv.Addr(), Fingerprint: srv.Fingerprint(),
 		Secret: o.Secret, MachineID: o.MachineID, Version: "test", Logger: logging.Discard()}); err != nil {

@@ -186,9 +186,14 @@ func (c *Client) connection(ctx context.Context, refused error) (link, error) {
 	}
 	// The server sheds handshakes when a fleet connects at once: it is up
 	// and answering, so come back after a growing, jittered wait, each
-	// attempt with its own dial timeout, for at most RefusedFor.
+	// attempt with its own dial timeout, for at most RefusedFor. Once it
+	// has refused this connection, an attempt it admitted but did not
+	// finish within the dial timeout is the same storm (a busy server, not
+	// an unreachable one) and is retried too.
+	busy := Refused
 	giveUp := time.Now().Add(c.cfg.RefusedFor)
-	for wait := 100 * time.Millisecond; err != nil && Refused(err) && ctx.Err() == nil && time.Now().Before(giveUp); wait = min(2*wait, 2*time.Second) {
+	for wait := 100 * time.Millisecond; err != nil && busy(err) && ctx.Err() == nil && time.Now().Before(giveUp); wait = min(2*wait, 2*time.Second) {
+		busy = storming
 		t := time.NewTimer(time.Duration(float64(wait) * (0.5 + rand.Float64())))
 		select {
 		case <-t.C:
@@ -209,6 +214,15 @@ func (c *Client) connection(ctx context.Context, refused error) (link, error) {
 	c.cur = l
 	c.transport.Store(l.transport())
 	return l, nil
+}
+
+// storming reports whether err, met by a dial after the server refused an
+// earlier one for the same connection, is still the server shedding a
+// storm: another refusal, or a handshake that timed out.
+func storming(err error) bool {
+	var idle *quic.IdleTimeoutError
+	var hs *quic.HandshakeTimeoutError
+	return Refused(err) || errors.Is(err, context.DeadlineExceeded) || errors.As(err, &idle) || errors.As(err, &hs)
 }
 
 // quicDue reports whether an open TCP connection should make way for a
