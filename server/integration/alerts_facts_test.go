@@ -106,14 +106,24 @@ func TestDiscardsAndDriftAlertedOnce(t *testing.T) {
 	if got[driftKey] != 1 || got["discards|monitor"] != 1 {
 		t.Errorf("received %v", got)
 	}
-	log, err := srv.Admin.Deliveries(ctx)
-	if err != nil || len(log) != 4 {
-		t.Fatalf("delivery log: %d entries, %v", len(log), err)
-	}
-	for _, d := range log {
-		if d.State != "delivered" {
-			t.Errorf("delivery %+v", d)
+	// The notifier records a delivery after the receiver answered: wait
+	// for the log to catch up with what the receiver has seen.
+	var log []store.AlertDelivery
+	waitFor(t, 30*time.Second, "four deliveries recorded as delivered", func() bool {
+		l, err := srv.Admin.Deliveries(ctx)
+		if err != nil || len(l) != 4 {
+			return false
 		}
+		log = l
+		for _, d := range l {
+			if d.State != "delivered" {
+				return false
+			}
+		}
+		return true
+	})
+	if len(log) != 4 {
+		t.Fatalf("delivery log: %+v", log)
 	}
 }
 
@@ -162,10 +172,22 @@ func TestRemovedWebhookGetsNoMoreAlerts(t *testing.T) {
 	}
 	sub("Second", 6)
 	waitFor(t, 30*time.Second, "the second alert to the kept webhook", func() bool { return len(kept.received()) == 2 })
-	log, err := srv.Admin.Deliveries(ctx)
-	if err != nil || len(log) != 3 {
-		t.Fatalf("delivery log: %+v %v", log, err)
-	}
+	// The notifier records a delivery after the receiver answered: wait
+	// for the log to catch up with what the kept receiver has seen.
+	var log []store.AlertDelivery
+	waitFor(t, 30*time.Second, "the kept webhook's deliveries recorded", func() bool {
+		l, err := srv.Admin.Deliveries(ctx)
+		if err != nil || len(l) != 3 {
+			return false
+		}
+		log = l
+		for _, d := range l {
+			if d.Webhook != wg.ID && d.State != "delivered" {
+				return false
+			}
+		}
+		return true
+	})
 	for _, d := range log {
 		switch {
 		case d.Webhook == wg.ID && (d.State != "failed" || d.LastError != "webhook removed"):
