@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"strings"
 	"time"
@@ -10,55 +11,48 @@ import (
 	"github.com/tallyhq/tally/server/store"
 )
 
-// Events implements store.Audit, newest last.
-func (db *DB) Events(ctx context.Context, f store.EventFilter) ([]store.Event, error) {
+// eventsSelect reads the events the filter names; EventPage and Events
+// add their own order and limit.
+const eventsSelect = `SELECT id, at, actor, kind, COALESCE(computer_id, 0), COALESCE(node_id, ''), COALESCE(product, ''), reason, count FROM events`
+
+// eventWhere is the WHERE clause of an event filter, with its arguments.
+func eventWhere(f store.EventFilter) (string, []any) {
 	var where []string
 	var args []any
+	add := func(cond string, a ...any) {
+		where = append(where, cond)
+		args = append(args, a...)
+	}
 	if !f.Since.IsZero() {
-		where = append(where, "at >= ?")
-		args = append(args, ms(f.Since))
+		add("at >= ?", ms(f.Since))
 	}
 	if f.ComputerID != 0 {
-		where = append(where, "computer_id = ?")
-		args = append(args, f.ComputerID)
+		add("computer_id = ?", f.ComputerID)
 	}
 	if f.Product != "" {
-		where = append(where, "product = ?")
-		args = append(args, f.Product)
+		add("product = ?", f.Product)
 	}
 	if f.Kind != "" {
-		where = append(where, "kind = ?")
-		args = append(args, f.Kind)
+		add("kind = ?", f.Kind)
 	}
 	if !f.Until.IsZero() {
-		where = append(where, "at < ?")
-		args = append(args, ms(f.Until))
+		add("at < ?", ms(f.Until))
 	}
 	if f.Actor != "" {
-		where = append(where, "actor = ?")
-		args = append(args, f.Actor)
+		add("actor = ?", f.Actor)
 	}
 	if f.Before.ID != 0 {
 		at := ms(f.Before.At)
-		where = append(where, "(at < ? OR (at = ? AND id < ?))")
-		args = append(args, at, at, f.Before.ID)
+		add("(at < ? OR (at = ? AND id < ?))", at, at, f.Before.ID)
 	}
-	q := `SELECT id, at, actor, kind, COALESCE(computer_id, 0), COALESCE(node_id, ''), COALESCE(product, ''), reason, count FROM events`
-	if len(where) > 0 {
-		q += " WHERE " + strings.Join(where, " AND ")
+	if len(where) == 0 {
+		return "", nil
 	}
-	limit := f.Limit
-	if limit <= 0 || limit > 100000 {
-		limit = 100000
-	}
-	// The newest `limit` events, returned oldest first, in time order: an
-	// aggregated discard event is stamped with its latest discard.
-	q = `SELECT * FROM (` + q + ` ORDER BY at DESC, id DESC LIMIT ?) ORDER BY at, id`
-	args = append(args, limit)
-	rows, err := db.r.QueryContext(ctx, q, args...)
-	if err != nil {
-		return nil, fmt.Errorf("read events: %w", err)
-	}
+	return " WHERE " + strings.Join(where, " AND "), args
+}
+
+// scanEvents reads the rows of eventsSelect.
+func scanEvents(rows *sql.Rows) ([]store.Event, error) {
 	defer rows.Close()
 	out := []store.Event{}
 	for rows.Next() {
@@ -70,7 +64,27 @@ func (db *DB) Events(ctx context.Context, f store.EventFilter) ([]store.Event, e
 		e.At = fromMS(at)
 		out = append(out, e)
 	}
-	return out, rows.Err()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read events: %w", err)
+	}
+	return out, nil
+}
+
+// Events implements store.Audit, newest last.
+func (db *DB) Events(ctx context.Context, f store.EventFilter) ([]store.Event, error) {
+	where, args := eventWhere(f)
+	limit := f.Limit
+	if limit <= 0 || limit > 100000 {
+		limit = 100000
+	}
+	// The newest `limit` events, returned oldest first, in time order: an
+	// aggregated discard event is stamped with its latest discard.
+	q := `SELECT * FROM (` + eventsSelect + where + ` ORDER BY at DESC, id DESC LIMIT ?) ORDER BY at, id`
+	rows, err := db.r.QueryContext(ctx, q, append(args, limit)...)
+	if err != nil {
+		return nil, fmt.Errorf("read events: %w", err)
+	}
+	return scanEvents(rows)
 }
 
 func addEvent(tx *Tx, e store.Event) error {
