@@ -12,11 +12,11 @@ import (
 
 	"github.com/tallyhq/tally/server/adminapi"
 	"github.com/tallyhq/tally/server/catalog"
-	"github.com/tallyhq/tally/server/store/sqlite"
+	"github.com/tallyhq/tally/server/store/sqlstore"
 )
 
 func newAPI(t *testing.T) (*httptest.Server, *adminapi.Client) {
-	db, err := sqlite.Open(filepath.Join(t.TempDir(), "a.db"), sqlite.Options{NoSync: true})
+	db, err := sqlstore.Open(filepath.Join(t.TempDir(), "a.db"), sqlstore.Options{NoSync: true})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,18 +13,18 @@ import (
 	"github.com/tallyhq/tally/server/catalog"
 	"github.com/tallyhq/tally/server/engine"
 	"github.com/tallyhq/tally/server/store"
-	"github.com/tallyhq/tally/server/store/sqlite"
+	"github.com/tallyhq/tally/server/store/sqlstore"
 )
 
 // newProductsAPI serves a store and an API sharing one catalog, as the
 // daemon does.
-func newProductsAPI(t *testing.T, file string) (*httptest.Server, *adminapi.Client, *sqlite.DB) {
+func newProductsAPI(t *testing.T, file string) (*httptest.Server, *adminapi.Client, *sqlstore.DB) {
 	t.Helper()
 	cat, err := catalog.Builtin()
 	if err != nil {
 		t.Fatal(err)
 	}
-	db, err := sqlite.Open(file, sqlite.Options{NoSync: true, Engine: engine.New(cat)})
+	db, err := sqlstore.Open(file, sqlstore.Options{NoSync: true, Engine: engine.New(cat)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,7 +12,7 @@ import (
 	"github.com/tallyhq/tally/common/clock"
 	"github.com/tallyhq/tally/server/adminapi"
 	"github.com/tallyhq/tally/server/catalog"
-	"github.com/tallyhq/tally/server/store/sqlite"
+	"github.com/tallyhq/tally/server/store/sqlstore"
 )
 
 func losAngeles(t *testing.T) *time.Location {
@@ -61,7 +61,7 @@ func TestEventsSinceUsesTheServersClockAndZone(t *testing.T) {
 	la := losAngeles(t)
 	// 2020-01-01 05:00 UTC is still December 31 in Los Angeles.
 	clk := clock.NewManual(time.Date(2020, 1, 1, 5, 0, 0, 0, time.UTC))
-	db, err := sqlite.Open(filepath.Join(t.TempDir(), "a.db"), sqlite.Options{NoSync: true, Clock: clk})
+	db, err := sqlstore.Open(filepath.Join(t.TempDir(), "a.db"), sqlstore.Options{NoSync: true, Clock: clk})
 	if err != nil {
 		t.Fatal(err)
 	}

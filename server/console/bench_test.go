@@ -19,7 +19,7 @@ import (
 	"github.com/tallyhq/tally/server/console"
 	"github.com/tallyhq/tally/server/engine"
 	"github.com/tallyhq/tally/server/store"
-	"github.com/tallyhq/tally/server/store/sqlite"
+	"github.com/tallyhq/tally/server/store/sqlstore"
 )
 
 // Sizes of the benchmark's store, as issue 20 gives them.
@@ -36,10 +36,10 @@ const (
 // one in 100 is Retired, one in 100 was not seen for 60 days; events span
 // 120 days, a tenth of them seats consumed or freed, one in 100 by the
 // admin.
-func bigStore(tb testing.TB) (*sqlite.DB, *catalog.Catalog) {
+func bigStore(tb testing.TB) (*sqlstore.DB, *catalog.Catalog) {
 	tb.Helper()
 	path := filepath.Join(tb.TempDir(), "big.db")
-	db, err := sqlite.Open(path, sqlite.Options{NoSync: true})
+	db, err := sqlstore.Open(path, sqlstore.Options{NoSync: true})
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -145,7 +145,7 @@ func bigStore(tb testing.TB) (*sqlite.DB, *catalog.Catalog) {
 		tb.Fatal(err)
 	}
 	eng := engine.New(cat)
-	if db, err = sqlite.Open(path, sqlite.Options{NoSync: true, Engine: eng}); err != nil {
+	if db, err = sqlstore.Open(path, sqlstore.Options{NoSync: true, Engine: eng}); err != nil {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(func() { db.Close() })

@@ -19,11 +19,11 @@ import (
 	"github.com/tallyhq/tally/server/adminapi"
 	"github.com/tallyhq/tally/server/console"
 	"github.com/tallyhq/tally/server/store"
-	"github.com/tallyhq/tally/server/store/sqlite"
+	"github.com/tallyhq/tally/server/store/sqlstore"
 )
 
 func TestConsolePages(t *testing.T) {
-	db, err := sqlite.Open(filepath.Join(t.TempDir(), "c.db"), sqlite.Options{NoSync: true})
+	db, err := sqlstore.Open(filepath.Join(t.TempDir(), "c.db"), sqlstore.Options{NoSync: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -98,7 +98,7 @@ func TestConsolePages(t *testing.T) {
 // agent-uninstalled in the computers list and on its page; the list
 // filters like the API and says what is wrong with a bad filter.
 func TestConsoleShowsAgentUninstalled(t *testing.T) {
-	db, err := sqlite.Open(filepath.Join(t.TempDir(), "c.db"), sqlite.Options{NoSync: true})
+	db, err := sqlstore.Open(filepath.Join(t.TempDir(), "c.db"), sqlstore.Options{NoSync: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -142,7 +142,7 @@ func TestConsoleShowsAgentUninstalled(t *testing.T) {
 // whatever the zone of the host it runs on.
 func TestConsoleShowsTimesInTheServersZone(t *testing.T) {
 	at := time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)
-	db, err := sqlite.Open(filepath.Join(t.TempDir(), "c.db"), sqlite.Options{NoSync: true, Clock: clock.NewManual(at)})
+	db, err := sqlstore.Open(filepath.Join(t.TempDir(), "c.db"), sqlstore.Options{NoSync: true, Clock: clock.NewManual(at)})
 	if err != nil {
 		t.Fatal(err)
 	}

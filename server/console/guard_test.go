@@ -20,7 +20,7 @@ import (
 	"github.com/tallyhq/tally/server/adminapi"
 	"github.com/tallyhq/tally/server/console"
 	"github.com/tallyhq/tally/server/store"
-	"github.com/tallyhq/tally/server/store/sqlite"
+	"github.com/tallyhq/tally/server/store/sqlstore"
 )
 
 // session is a signed-in console client.
@@ -28,7 +28,7 @@ type session struct {
 	t    *testing.T
 	srv  *httptest.Server
 	cl   *http.Client
-	db   *sqlite.DB
+	db   *sqlstore.DB
 	csrf string
 }
 
@@ -36,7 +36,7 @@ type session struct {
 // named, signs in, and reads the form token from a page.
 func newSession(t *testing.T, hosts ...string) *session {
 	t.Helper()
-	db, err := sqlite.Open(filepath.Join(t.TempDir(), "c.db"), sqlite.Options{NoSync: true})
+	db, err := sqlstore.Open(filepath.Join(t.TempDir(), "c.db"), sqlstore.Options{NoSync: true})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,12 +14,12 @@ import (
 	"github.com/tallyhq/tally/server/positions"
 	"github.com/tallyhq/tally/server/recognize"
 	"github.com/tallyhq/tally/server/store"
-	"github.com/tallyhq/tally/server/store/sqlite"
+	"github.com/tallyhq/tally/server/store/sqlstore"
 )
 
 // installOn enrolls a computer whose inventory holds the named package,
 // as an agent posts it, so that software licenses consume on it.
-func installOn(t *testing.T, db *sqlite.DB, host, pkgName string) {
+func installOn(t *testing.T, db *sqlstore.DB, host, pkgName string) {
 	t.Helper()
 	ctx := context.Background()
 	sec, err := db.CreateSecret(ctx, "sw", "", nil)
@@ -49,7 +49,7 @@ func installOn(t *testing.T, db *sqlite.DB, host, pkgName string) {
 // addPositions stores software licenses: one expiring in 5 days, one
 // whose maintenance purchase ends in 60 days, one overdue by 3 days, and
 // one installed on two computers with one entitlement (a shortfall).
-func addPositions(t *testing.T, db *sqlite.DB) {
+func addPositions(t *testing.T, db *sqlstore.DB) {
 	t.Helper()
 	ctx := context.Background()
 	if _, err := db.ImportLicenses(ctx, []store.LicenseImport{{License: store.License{ID: "L-inventory",

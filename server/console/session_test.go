@@ -17,12 +17,12 @@ import (
 	"github.com/tallyhq/tally/server/admins"
 	"github.com/tallyhq/tally/server/console"
 	"github.com/tallyhq/tally/server/store"
-	"github.com/tallyhq/tally/server/store/sqlite"
+	"github.com/tallyhq/tally/server/store/sqlstore"
 )
 
 type consoleT struct {
 	t   *testing.T
-	db  *sqlite.DB
+	db  *sqlstore.DB
 	clk *clock.Manual
 	url string
 }
@@ -30,7 +30,7 @@ type consoleT struct {
 func newSessionConsole(t *testing.T, rules admins.SessionRules) *consoleT {
 	t.Helper()
 	clk := clock.NewManual(time.Date(2026, 12, 6, 9, 0, 0, 0, time.UTC))
-	db, err := sqlite.Open(filepath.Join(t.TempDir(), "c.db"), sqlite.Options{NoSync: true, Clock: clk})
+	db, err := sqlstore.Open(filepath.Join(t.TempDir(), "c.db"), sqlstore.Options{NoSync: true, Clock: clk})
 	if err != nil {
 		t.Fatal(err)
 	}

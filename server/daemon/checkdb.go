@@ -10,25 +10,25 @@ import (
 	"github.com/tallyhq/tally/server/datadir"
 	"github.com/tallyhq/tally/server/engine"
 	"github.com/tallyhq/tally/server/license"
-	"github.com/tallyhq/tally/server/store/sqlite"
+	"github.com/tallyhq/tally/server/store/sqlstore"
 )
 
 // CheckDatabase checks the data folder's database without changing it or
 // taking the folder's lock: PRAGMA integrity_check, then the seat
 // invariants and every license against its signed file. It may run while
 // the server serves (it reads the last commit).
-func CheckDatabase(ctx context.Context, dataDir string) (sqlite.CheckReport, error) {
+func CheckDatabase(ctx context.Context, dataDir string) (sqlstore.CheckReport, error) {
 	d := datadir.Dir{Path: dataDir}
 	file := d.File(datadir.DatabaseFile)
 	if _, err := os.Stat(file); err != nil {
 		if errors.Is(err, os.ErrNotExist) {
-			return sqlite.CheckReport{}, fmt.Errorf("no database in %s (no %s): pass the server's --data folder", dataDir, datadir.DatabaseFile)
+			return sqlstore.CheckReport{}, fmt.Errorf("no database in %s (no %s): pass the server's --data folder", dataDir, datadir.DatabaseFile)
 		}
-		return sqlite.CheckReport{}, err
+		return sqlstore.CheckReport{}, err
 	}
 	cat, err := loadCatalog(d)
 	if err != nil {
-		return sqlite.CheckReport{}, err
+		return sqlstore.CheckReport{}, err
 	}
 	verify := func(file []byte) (license.Payload, error) {
 		trusted, err := TrustedIssuers(d)
@@ -41,5 +41,5 @@ func CheckDatabase(ctx context.Context, dataDir string) (sqlite.CheckReport, err
 		}
 		return f.Payload, nil
 	}
-	return sqlite.CheckFile(ctx, file, sqlite.Options{Engine: engine.New(cat), Clock: clock.System{}, VerifyLicense: verify})
+	return sqlstore.CheckFile(ctx, file, sqlstore.Options{Engine: engine.New(cat), Clock: clock.System{}, VerifyLicense: verify})
 }

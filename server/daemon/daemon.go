@@ -36,7 +36,7 @@ import (
 	"github.com/tallyhq/tally/server/nodeapi"
 	"github.com/tallyhq/tally/server/scheduler"
 	"github.com/tallyhq/tally/server/store"
-	"github.com/tallyhq/tally/server/store/sqlite"
+	"github.com/tallyhq/tally/server/store/sqlstore"
 	"github.com/tallyhq/tally/server/userscheduler"
 )
 
@@ -125,7 +125,7 @@ type Daemon struct {
 	log      *slog.Logger
 	dir      datadir.Dir
 	id       datadir.Identity
-	db       *sqlite.DB
+	db       *sqlstore.DB
 	quic     *listener.QUIC
 	tcp      *listener.TCP // nil with NoTCP
 	admin    *http.Server
@@ -188,7 +188,7 @@ func Start(cfg Config) (_ *Daemon, err error) {
 		return nil, err
 	}
 	d.metrics = metrics.New()
-	d.db, err = sqlite.Open(d.dir.File(datadir.DatabaseFile), sqlite.Options{Clock: cfg.Clock, Logger: cfg.Logger, Engine: engine.New(d.catalog).InZone(d.dates.Zone),
+	d.db, err = sqlstore.Open(d.dir.File(datadir.DatabaseFile), sqlstore.Options{Clock: cfg.Clock, Logger: cfg.Logger, Engine: engine.New(d.catalog).InZone(d.dates.Zone),
 		RecordKey: d.id.Key, CommitObserver: d.metrics.Commit, OnVerdicts: d.metrics.Verdicts, VerifyLicense: d.verifySigned, SkipQuickCheck: cfg.SkipQuickCheck, MaxPackages: cfg.MaxPackages})
 	if err != nil {
 		return nil, err
@@ -501,7 +501,7 @@ func (d *Daemon) Dir() datadir.Dir { return d.dir }
 func (d *Daemon) AdminRoutes() []adminapi.Route { return d.api.Routes() }
 
 // Store returns the store (for tests and embedded use).
-func (d *Daemon) Store() *sqlite.DB { return d.db }
+func (d *Daemon) Store() *sqlstore.DB { return d.db }
 
 // Err delivers a fatal serving error, if one happens.
 func (d *Daemon) Err() <-chan error { return d.serveErr }

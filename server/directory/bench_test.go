@@ -13,7 +13,7 @@ import (
 	"github.com/tallyhq/tally/server/license"
 	"github.com/tallyhq/tally/server/license/licensetest"
 	"github.com/tallyhq/tally/server/store"
-	"github.com/tallyhq/tally/server/store/sqlite"
+	"github.com/tallyhq/tally/server/store/sqlstore"
 )
 
 // BenchmarkSync50k compares listing 50,000 users from slapd (the baseline:
@@ -31,7 +31,7 @@ func BenchmarkSync50k(b *testing.B) {
 	b.Logf("slapadd and start of %d users: %s", n, time.Since(start).Round(time.Millisecond))
 	ctx := context.Background()
 	iss := licensetest.NewIssuer(b)
-	db, err := sqlite.Open(filepath.Join(b.TempDir(), "b.db"), sqlite.Options{Clock: clock.System{}, VerifyLicense: iss.Verify, SkipQuickCheck: true})
+	db, err := sqlstore.Open(filepath.Join(b.TempDir(), "b.db"), sqlstore.Options{Clock: clock.System{}, VerifyLicense: iss.Verify, SkipQuickCheck: true})
 	if err != nil {
 		b.Fatal(err)
 	}

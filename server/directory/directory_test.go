@@ -18,11 +18,11 @@ import (
 	"github.com/tallyhq/tally/server/license"
 	"github.com/tallyhq/tally/server/license/licensetest"
 	"github.com/tallyhq/tally/server/store"
-	"github.com/tallyhq/tally/server/store/sqlite"
+	"github.com/tallyhq/tally/server/store/sqlstore"
 )
 
 type env struct {
-	db  *sqlite.DB
+	db  *sqlstore.DB
 	src *directory.LDAP
 	ctx context.Context
 }
@@ -30,7 +30,7 @@ type env struct {
 func setup(t *testing.T, srv *slapdtest.Server, seats uint32) *env {
 	t.Helper()
 	iss := licensetest.NewIssuer(t)
-	db, err := sqlite.Open(filepath.Join(t.TempDir(), "t.db"), sqlite.Options{Clock: clock.NewManual(time.Date(2026, 12, 6, 9, 0, 0, 0, time.UTC)),
+	db, err := sqlstore.Open(filepath.Join(t.TempDir(), "t.db"), sqlstore.Options{Clock: clock.NewManual(time.Date(2026, 12, 6, 9, 0, 0, 0, time.UTC)),
 		VerifyLicense: iss.Verify, NoSync: true, SkipQuickCheck: true})
 	if err != nil {
 		t.Fatal(err)

@@ -15,7 +15,7 @@ import (
 	"github.com/tallyhq/tally/common/identity"
 	"github.com/tallyhq/tally/protocol"
 	"github.com/tallyhq/tally/server/store"
-	"github.com/tallyhq/tally/server/store/sqlite"
+	"github.com/tallyhq/tally/server/store/sqlstore"
 )
 
 // The ledger decides and the backend stores: the ledger depends on no
@@ -47,9 +47,9 @@ func TestLedgerHoldsNoStorage(t *testing.T) {
 }
 
 // The backend stores answers as opaque bytes: only the ledger encodes
-// them, so store/sqlite marshals no protocol message.
+// them, so store/sqlstore marshals no protocol message.
 func TestBackendEncodesNoAnswer(t *testing.T) {
-	files, err := filepath.Glob("../store/sqlite/*.go")
+	files, err := filepath.Glob("../store/sqlstore/*.go")
 	if err != nil || len(files) == 0 {
 		t.Fatalf("no backend sources: %v", err)
 	}
@@ -74,10 +74,10 @@ type node struct {
 	basic protocol.BasicInventory
 }
 
-func open(t *testing.T) (*sqlite.DB, node) {
+func open(t *testing.T) (*sqlstore.DB, node) {
 	t.Helper()
 	ctx := context.Background()
-	db, err := sqlite.Open(filepath.Join(t.TempDir(), "ledger.db"), sqlite.Options{NoSync: true})
+	db, err := sqlstore.Open(filepath.Join(t.TempDir(), "ledger.db"), sqlstore.Options{NoSync: true})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,6 +1,6 @@
 // Package store defines what the server keeps and the interfaces a storage
 // backend implements, one small interface per concern (nodes, computers,
-// secrets, audit). Backends live in subpackages (store/sqlite); one
+// secrets, audit). Backends live in subpackages (store/sqlstore); one
 // conformance suite (store/storetest) runs against each.
 //
 // Every operation that a node's request causes runs in one transaction that

@@ -11,7 +11,7 @@ import (
 	"github.com/tallyhq/tally/server/license"
 	"github.com/tallyhq/tally/server/license/licensetest"
 	"github.com/tallyhq/tally/server/store"
-	"github.com/tallyhq/tally/server/store/sqlite"
+	"github.com/tallyhq/tally/server/store/sqlstore"
 	"github.com/tallyhq/tally/server/userscheduler"
 )
 
@@ -44,7 +44,7 @@ func TestRunnerFreesAtExpiryAndSyncs(t *testing.T) {
 	ctx := context.Background()
 	iss := licensetest.NewIssuer(t)
 	clk := clock.NewManual(time.Date(2026, 12, 6, 9, 0, 0, 0, time.UTC))
-	db, err := sqlite.Open(filepath.Join(t.TempDir(), "t.db"), sqlite.Options{Clock: clk, VerifyLicense: iss.Verify, NoSync: true, SkipQuickCheck: true})
+	db, err := sqlstore.Open(filepath.Join(t.TempDir(), "t.db"), sqlstore.Options{Clock: clk, VerifyLicense: iss.Verify, NoSync: true, SkipQuickCheck: true})
 	if err != nil {
 		t.Fatal(err)
 	}

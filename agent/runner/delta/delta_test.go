@@ -144,7 +144,7 @@ func TestProbe(t *testing.T) {
 	}
 }
 
-// server is the store's software rules (server/store/sqlite/software.go)
+// server is the store's software rules (server/store/sqlstore/software.go)
 // in miniature: a delta applies only on its base, with a matching result.
 type server struct {
 	gen uint64
