@@ -58,12 +58,12 @@ func (t *ledgerTx) RemoveComputer(id int64, reason string, block bool) error {
 	if !block {
 		return nil
 	}
-	if _, err := t.Exec(`INSERT OR IGNORE INTO blocked (kind, value, computer_id, at)
-		SELECT kind, value, computer_id, ? FROM computer_hints WHERE computer_id = ? AND kind <> 'mac'`, ms(t.Tx.Now), id); err != nil {
+	if _, err := t.Exec(`INSERT INTO blocked (kind, value, computer_id, at)
+		SELECT kind, value, computer_id, CAST(? AS BIGINT) FROM computer_hints WHERE computer_id = ? AND kind <> 'mac' ON CONFLICT DO NOTHING`, ms(t.Tx.Now), id); err != nil {
 		return fmt.Errorf("block hints: %w", err)
 	}
-	if _, err := t.Exec(`INSERT OR IGNORE INTO blocked (kind, value, computer_id, at)
-		SELECT 'key', id, computer_id, ? FROM nodes WHERE computer_id = ?`, ms(t.Tx.Now), id); err != nil {
+	if _, err := t.Exec(`INSERT INTO blocked (kind, value, computer_id, at)
+		SELECT 'key', id, computer_id, CAST(? AS BIGINT) FROM nodes WHERE computer_id = ? ON CONFLICT DO NOTHING`, ms(t.Tx.Now), id); err != nil {
 		return fmt.Errorf("block keys: %w", err)
 	}
 	return nil

@@ -34,13 +34,9 @@ func (db *DB) AddWebhook(ctx context.Context, rawURL, secret, actor string) (sto
 	}
 	var w store.Webhook
 	err = db.write(ctx, func(tx *Tx) error {
-		res, err := tx.Exec(`INSERT INTO alert_webhooks (url, secret, created_at, actor) VALUES (?, ?, ?, ?)`, rawURL, secret, ms(tx.Now), actor)
+		id, err := tx.ExecID(`INSERT INTO alert_webhooks (url, secret, created_at, actor) VALUES (?, ?, ?, ?) RETURNING id`, rawURL, secret, ms(tx.Now), actor)
 		if err != nil {
 			return fmt.Errorf("store webhook: %w", err)
-		}
-		id, err := res.LastInsertId()
-		if err != nil {
-			return err
 		}
 		w = store.Webhook{ID: id, URL: rawURL, CreatedAt: tx.Now}
 		if err := auditChange(tx, actor, store.EventWebhookAdded, "", fmt.Sprintf("webhook %d added", id), nil, w); err != nil {

@@ -87,13 +87,9 @@ func (db *DB) AddApplications(ctx context.Context, apps []store.Application, act
 			if n > 0 {
 				return fmt.Errorf("%w: application %s already exists (see 'tally-server applications show %s'); nothing was added", store.ErrConflict, a.Name, a.Name)
 			}
-			res, err := tx.Exec(`INSERT INTO sw_applications (name, publisher, rules, created_at, actor) VALUES (?, ?, ?, ?, ?)`,
-				a.Name, a.Publisher, string(rules), ms(tx.Now), actor)
-			if err != nil {
+			if a.ID, err = tx.ExecID(`INSERT INTO sw_applications (name, publisher, rules, created_at, actor) VALUES (?, ?, ?, ?, ?) RETURNING id`,
+				a.Name, a.Publisher, string(rules), ms(tx.Now), actor); err != nil {
 				return fmt.Errorf("store application %s: %w", a.Name, err)
-			}
-			if a.ID, err = res.LastInsertId(); err != nil {
-				return err
 			}
 			a.Installed, a.Consuming, a.Computers = 0, 0, nil
 			out[i], added[i] = a, a.ID

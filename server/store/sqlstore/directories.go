@@ -98,7 +98,7 @@ func (db *DB) SyncDirectory(ctx context.Context, dir string, entries []store.Dir
 		} else if err != nil {
 			return err
 		}
-		if _, err := tx.Exec(`CREATE TEMP TABLE IF NOT EXISTS sync_seen (id INTEGER PRIMARY KEY)`); err != nil {
+		if _, err := tx.Exec(`CREATE TEMP TABLE IF NOT EXISTS sync_seen (id BIGINT PRIMARY KEY)`); err != nil {
 			return err
 		}
 		if _, err := tx.Exec(`DELETE FROM temp.sync_seen`); err != nil {
@@ -117,12 +117,11 @@ func (db *DB) SyncDirectory(ctx context.Context, dir string, entries []store.Dir
 			err := tx.QueryRow(`SELECT id, status, external, name, groups, ou, display, dn FROM users WHERE key = ?`, key).Scan(&id, &oldStatus, &oldExt, &oldName, &oldGroups, &oldOU, &oldDisplay, &oldDN)
 			switch {
 			case errors.Is(err, sql.ErrNoRows):
-				res, err := tx.Exec(`INSERT INTO users (key, directory_id, domain, name, display, dn, ou, groups, status, external, external_why, created_at, updated_at)
-					VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'Active', ?, ?, ?, ?)`, key, dirID, d, e.Name, e.Display, e.DN, e.OU, groups, e.External, e.ExternalWhy, now, now)
+				id, err = tx.ExecID(`INSERT INTO users (key, directory_id, domain, name, display, dn, ou, groups, status, external, external_why, created_at, updated_at)
+					VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'Active', ?, ?, ?, ?) RETURNING id`, key, dirID, d, e.Name, e.Display, e.DN, e.OU, groups, e.External, e.ExternalWhy, now, now)
 				if err != nil {
 					return fmt.Errorf("add directory user %s: %w", e.DN, err)
 				}
-				id, _ = res.LastInsertId()
 				r.Added++
 			case err != nil:
 				return err
@@ -140,7 +139,7 @@ func (db *DB) SyncDirectory(ctx context.Context, dir string, entries []store.Dir
 				}
 				r.Updated++
 			}
-			if _, err := tx.Exec(`INSERT OR IGNORE INTO temp.sync_seen (id) VALUES (?)`, id); err != nil {
+			if _, err := tx.Exec(`INSERT INTO temp.sync_seen (id) VALUES (?) ON CONFLICT DO NOTHING`, id); err != nil {
 				return err
 			}
 		}

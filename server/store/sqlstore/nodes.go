@@ -152,13 +152,9 @@ func (db *DB) Enroll(ctx context.Context, p store.EnrollParams) (protocol.Enroll
 				return err
 			}
 		} else {
-			res, err := tx.Exec(`INSERT INTO computers (hostname, os, first_seen, last_seen, hints_hash) VALUES (?, ?, ?, ?, ?)`,
-				p.Request.Hostname, p.Request.OS, ms(tx.Now), ms(tx.Now), hintsHash(hs))
-			if err != nil {
+			if computerID, err = tx.ExecID(`INSERT INTO computers (hostname, os, first_seen, last_seen, hints_hash) VALUES (?, ?, ?, ?, ?) RETURNING id`,
+				p.Request.Hostname, p.Request.OS, ms(tx.Now), ms(tx.Now), hintsHash(hs)); err != nil {
 				return fmt.Errorf("create computer: %w", err)
-			}
-			if computerID, err = res.LastInsertId(); err != nil {
-				return err
 			}
 			why := "new computer " + p.Request.Hostname
 			if reuseKey {
@@ -296,7 +292,7 @@ func replaceHints(tx *Tx, computerID int64, hs []hint) error {
 		return fmt.Errorf("replace hints: %w", err)
 	}
 	for _, h := range hs {
-		if _, err := tx.ExecUncached(`INSERT OR IGNORE INTO computer_hints (computer_id, kind, value) VALUES (?, ?, ?)`, computerID, h.kind, h.value); err != nil {
+		if _, err := tx.ExecUncached(`INSERT INTO computer_hints (computer_id, kind, value) VALUES (?, ?, ?) ON CONFLICT DO NOTHING`, computerID, h.kind, h.value); err != nil {
 			return fmt.Errorf("store hint: %w", err)
 		}
 	}
@@ -345,14 +341,10 @@ func (db *DB) SplitClone(ctx context.Context, nodeID string) (store.Node, error)
 		if err := tx.QueryRow(`SELECT hostname, os FROM computers WHERE id = ?`, oldID).Scan(&hostname, &os); err != nil {
 			return fmt.Errorf("read computer: %w", err)
 		}
-		res, err := tx.Exec(`INSERT INTO computers (hostname, os, first_seen, last_seen, flags, hints_hash)
-			SELECT hostname, os, ?, ?, ?, hints_hash FROM computers WHERE id = ?`, ms(tx.Now), ms(tx.Now), store.FlagDuplicateHints, oldID)
+		newID, err := tx.ExecID(`INSERT INTO computers (hostname, os, first_seen, last_seen, flags, hints_hash)
+			SELECT hostname, os, CAST(? AS BIGINT), CAST(? AS BIGINT), CAST(? AS TEXT), hints_hash FROM computers WHERE id = ? RETURNING id`, ms(tx.Now), ms(tx.Now), store.FlagDuplicateHints, oldID)
 		if err != nil {
 			return fmt.Errorf("create computer for clone: %w", err)
-		}
-		newID, err := res.LastInsertId()
-		if err != nil {
-			return err
 		}
 		if _, err := tx.Exec(`INSERT INTO computer_hints (computer_id, kind, value) SELECT ?, kind, value FROM computer_hints WHERE computer_id = ?`, newID, oldID); err != nil {
 			return fmt.Errorf("copy hints: %w", err)
@@ -398,7 +390,7 @@ func (db *DB) nodeFromWriter(ctx context.Context, id string) (store.Node, error)
 
 func flagDuplicates(tx *Tx, a, b int64) error {
 	for _, pair := range [][2]int64{{a, b}, {b, a}} {
-		if _, err := tx.Exec(`INSERT OR IGNORE INTO duplicates (computer_id, other_id, detected_at) VALUES (?, ?, ?)`, pair[0], pair[1], ms(tx.Now)); err != nil {
+		if _, err := tx.Exec(`INSERT INTO duplicates (computer_id, other_id, detected_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING`, pair[0], pair[1], ms(tx.Now)); err != nil {
 			return fmt.Errorf("flag duplicates: %w", err)
 		}
 		if err := addFlag(tx, pair[0], store.FlagDuplicateHints); err != nil {

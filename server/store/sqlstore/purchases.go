@@ -90,15 +90,11 @@ func (db *DB) AddPurchases(ctx context.Context, ps []store.NewPurchase, actor st
 		out = out[:0]
 		for i, np := range ps {
 			p := np.Purchase
-			res, err := tx.Exec(`INSERT INTO purchases (po, item, vendor, purchase_date, quantity, unit_price, type, effective, expiry, cost_centre, description, created_at, actor)
-				VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			id, err := tx.ExecID(`INSERT INTO purchases (po, item, vendor, purchase_date, quantity, unit_price, type, effective, expiry, cost_centre, description, created_at, actor)
+				VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
 				p.PO, p.Item, p.Vendor, p.Date, p.Quantity, p.UnitPrice, p.Type, p.Effective, p.Expiry, p.CostCentre, p.Description, ms(tx.Now), actor)
 			if err != nil {
 				return fmt.Errorf("store purchase %d (%s): %w", i+1, p.PO, err)
-			}
-			id, err := res.LastInsertId()
-			if err != nil {
-				return err
 			}
 			seen := map[string]bool{}
 			for _, k := range np.Links {

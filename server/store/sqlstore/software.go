@@ -66,12 +66,8 @@ func (db *DB) packageID(tx *Tx, p *protocol.Package) (int64, error) {
 	if err != nil || ok {
 		return id, err
 	}
-	res, err := tx.ExecUncached(`INSERT INTO packages (source, name, version, arch, publisher) VALUES (?, ?, ?, ?, ?)`,
-		p.Source, p.Name, p.Version, p.Arch, p.Publisher)
-	if err != nil {
-		return 0, fmt.Errorf("intern package: %w", err)
-	}
-	if id, err = res.LastInsertId(); err != nil {
+	if id, err = tx.ExecUncachedID(`INSERT INTO packages (source, name, version, arch, publisher) VALUES (?, ?, ?, ?, ?) RETURNING id`,
+		p.Source, p.Name, p.Version, p.Arch, p.Publisher); err != nil {
 		return 0, fmt.Errorf("intern package: %w", err)
 	}
 	db.cachePackageID(tx, packageKey(p), id)

@@ -175,6 +175,28 @@ func (tx *Tx) ExecUncached(query string, args ...any) (sql.Result, error) {
 	return tx.conn.ExecContext(context.Background(), query, args...)
 }
 
+// ExecID runs an INSERT … RETURNING id that may change what the post cache
+// holds (as Exec) and returns the new row's ID.
+func (tx *Tx) ExecID(query string, args ...any) (int64, error) {
+	tx.changed(hotClear, 0)
+	return tx.insertID(query, args)
+}
+
+// ExecUncachedID is ExecID for a row the post cache holds nothing of (as
+// ExecUncached).
+func (tx *Tx) ExecUncachedID(query string, args ...any) (int64, error) {
+	tx.changed(hotNone, 0)
+	return tx.insertID(query, args)
+}
+
+// insertID reads the ID an INSERT returns: RETURNING is spelt the same on
+// both backends, where LastInsertId exists only on SQLite.
+func (tx *Tx) insertID(query string, args []any) (int64, error) {
+	var id int64
+	err := tx.conn.QueryRowContext(context.Background(), query, args...).Scan(&id)
+	return id, err
+}
+
 // changed tells the post cache what a write changes (hot.go).
 func (tx *Tx) changed(e hotEffect, computer int64) {
 	if tx.hot == nil {

@@ -47,7 +47,7 @@ func (db *DB) changeAllocation(ctx context.Context, ref string, computer int64, 
 			if !consuming {
 				return fmt.Errorf("%w: computer %d consumes no license in its status: set it Active first (tally-server computers set-status %d Active)", store.ErrInvalid, computer, computer)
 			}
-			res, err := tx.Exec(`INSERT OR IGNORE INTO sw_allocations (license_id, computer_id, at, actor) VALUES (?, ?, ?, ?)`, id, computer, ms(tx.Now), actor)
+			res, err := tx.Exec(`INSERT INTO sw_allocations (license_id, computer_id, at, actor) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING`, id, computer, ms(tx.Now), actor)
 			if err != nil {
 				return fmt.Errorf("allocate: %w", err)
 			}

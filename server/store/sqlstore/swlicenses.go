@@ -166,18 +166,14 @@ func (db *DB) AddSoftwareLicense(ctx context.Context, l store.SoftwareLicense, a
 			}
 			appIDs = append(appIDs, id)
 		}
-		res, err := tx.Exec(`INSERT INTO sw_licenses (name, publisher, type, duration, expiry, extra, unit_price, planned_non_renewal, true_up, status, serial, manager, cost_centre, created_at, actor)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		id, err := tx.ExecID(`INSERT INTO sw_licenses (name, publisher, type, duration, expiry, extra, unit_price, planned_non_renewal, true_up, status, serial, manager, cost_centre, created_at, actor)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
 			l.Name, l.Publisher, l.Type, l.Duration, l.Expiry, l.Extra, l.UnitPrice, l.PlannedNonRenewal, l.TrueUp, l.Status, l.Serial, l.Manager, l.CostCentre, ms(tx.Now), actor)
 		if err != nil {
 			return fmt.Errorf("store license %s: %w", l.Name, err)
 		}
-		id, err := res.LastInsertId()
-		if err != nil {
-			return err
-		}
 		for _, a := range appIDs {
-			if _, err := tx.Exec(`INSERT OR IGNORE INTO sw_license_applications (license_id, application_id) VALUES (?, ?)`, id, a); err != nil {
+			if _, err := tx.Exec(`INSERT INTO sw_license_applications (license_id, application_id) VALUES (?, ?) ON CONFLICT DO NOTHING`, id, a); err != nil {
 				return err
 			}
 		}
@@ -268,7 +264,7 @@ func (db *DB) LinkApplication(ctx context.Context, ref, application, actor strin
 		if err != nil {
 			return err
 		}
-		if _, err := tx.Exec(`INSERT OR IGNORE INTO sw_license_applications (license_id, application_id) VALUES (?, ?)`, id, app); err != nil {
+		if _, err := tx.Exec(`INSERT INTO sw_license_applications (license_id, application_id) VALUES (?, ?) ON CONFLICT DO NOTHING`, id, app); err != nil {
 			return err
 		}
 		if out, err = loadSWLicense(ctx, q, id); err != nil {

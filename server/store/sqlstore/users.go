@@ -254,12 +254,11 @@ func (db *DB) AddCredential(ctx context.Context, nc store.NewCredential, actor s
 		if secret != "" {
 			hash = hashSecret(secret)
 		}
-		res, err := tx.Exec(`INSERT INTO user_credentials (user_id, product, kind, label, secret_hash, issued_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+		id, err := tx.ExecID(`INSERT INTO user_credentials (user_id, product, kind, label, secret_hash, issued_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id`,
 			u.ID, nc.Product, nc.Kind, nc.Label, hash, ms(tx.Now), exp)
 		if err != nil {
 			return fmt.Errorf("add credential: %w", err)
 		}
-		id, _ := res.LastInsertId()
 		if err := addEvent(tx, store.Event{Actor: actor, Kind: eventCredential, Product: nc.Product,
 			Reason: fmt.Sprintf("user %s: %s %d added", userName(u.Domain, u.Name), nc.Kind, id)}); err != nil {
 			return err
