@@ -21,7 +21,6 @@ var rewrites = []struct {
 }{
 	// SQLite's LIKE ignores ASCII case; PostgreSQL's ILIKE does.
 	{regexp.MustCompile(`(?i)\bLIKE\b`), "ILIKE"},
-	{regexp.MustCompile(`(?i)\bGROUP_CONCAT\(([^()]*)\)`), "string_agg(($1)::text, ',')"},
 	// The scalar two-argument MAX and MIN (the aggregates take one).
 	{regexp.MustCompile(`(?i)\bMAX\(0, MIN\(`), "GREATEST(0, LEAST("},
 	{regexp.MustCompile(`(?i)\bjson_each\(\?\) (\w+) JOIN (\w+) (\w+) ON (\w+)\.id = (\w+)\.value`),
@@ -30,10 +29,23 @@ var rewrites = []struct {
 	{regexp.MustCompile(`(?i)\bBLOB\b`), "bytea"},
 }
 
+// calls are the functions of SQLite's spelling that the store uses and
+// PostgreSQL spells differently; their arguments may hold literals, so
+// they are rewritten on the whole statement.
+var calls = []struct {
+	re   *regexp.Regexp
+	with string
+}{
+	{regexp.MustCompile(`(?i)\bGROUP_CONCAT\(((?:[^()']|'[^']*')*)\)`), "string_agg(CAST($1 AS text), ',')"},
+}
+
 // Rewrite returns query in PostgreSQL's spelling: each ? becomes $N in
 // order, ?N becomes $N, and the constructs of rewrites are replaced. Text
 // inside string literals, quoted identifiers and comments is left as it is.
 func Rewrite(query string) string {
+	for _, r := range calls {
+		query = r.re.ReplaceAllString(query, r.with)
+	}
 	var out strings.Builder
 	out.Grow(len(query) + 16)
 	n := 0

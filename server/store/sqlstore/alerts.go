@@ -291,7 +291,7 @@ func (db *DB) AlertFacts(ctx context.Context, discardsSince time.Time) (store.Al
 		return f, fmt.Errorf("read drift found: %w", err)
 	}
 	var later int
-	if err := db.r.QueryRowContext(ctx, `SELECT COUNT(*) FROM (SELECT 1 FROM events WHERE kind = 'maintenance.run' AND id > ? LIMIT 2)`, d.Event).Scan(&later); err != nil {
+	if err := db.r.QueryRowContext(ctx, `SELECT COUNT(*) FROM (SELECT 1 FROM events WHERE kind = 'maintenance.run' AND id > ? LIMIT 2) later`, d.Event).Scan(&later); err != nil {
 		return f, fmt.Errorf("read maintenance runs: %w", err)
 	}
 	if later < 2 {

@@ -79,7 +79,7 @@ func (db *DB) Events(ctx context.Context, f store.EventFilter) ([]store.Event, e
 	}
 	// The newest `limit` events, returned oldest first, in time order: an
 	// aggregated discard event is stamped with its latest discard.
-	q := `SELECT * FROM (` + eventsSelect + where + ` ORDER BY at DESC, id DESC LIMIT ?) ORDER BY at, id`
+	q := `SELECT * FROM (` + eventsSelect + where + ` ORDER BY at DESC, id DESC LIMIT ?) newest ORDER BY at, id`
 	rows, err := db.r.QueryContext(ctx, q, append(args, limit)...)
 	if err != nil {
 		return nil, fmt.Errorf("read events: %w", err)
@@ -124,7 +124,7 @@ func nullStr(v string) any {
 func countRefusal(tx *Tx, pool string, computer int64, product string, v protocol.Verdict, nodeID, actor string) error {
 	reason := v.String()
 	if _, err := tx.ExecUncached(`INSERT INTO discards (computer_id, product, pool, reason, count, first_at, last_at) VALUES (?, ?, ?, ?, 1, ?, ?)
-		ON CONFLICT (computer_id, product, pool, reason) DO UPDATE SET count = count + 1, last_at = excluded.last_at`,
+		ON CONFLICT (computer_id, product, pool, reason) DO UPDATE SET count = discards.count + 1, last_at = excluded.last_at`,
 		computer, product, pool, reason, ms(tx.Now), ms(tx.Now)); err != nil {
 		return fmt.Errorf("count discard: %w", err)
 	}

@@ -336,7 +336,7 @@ func (t *ledgerTx) StoreSoftware(n ledger.Node, sw *protocol.SoftwareInventory) 
 
 func (t *ledgerTx) StoreProductData(computer int64, product, kind string, blob []byte) error {
 	_, err := t.ExecUncached(`INSERT INTO product_data (computer_id, product, kind, at, payload) VALUES (?, ?, ?, ?, ?)
-		ON CONFLICT (computer_id, product, kind) DO UPDATE SET at = excluded.at, payload = excluded.payload, posts = posts + 1`,
+		ON CONFLICT (computer_id, product, kind) DO UPDATE SET at = excluded.at, payload = excluded.payload, posts = product_data.posts + 1`,
 		computer, product, kind, ms(t.Tx.Now), blob)
 	return err
 }

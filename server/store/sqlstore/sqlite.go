@@ -21,7 +21,6 @@ import (
 	"embed"
 	"errors"
 	"fmt"
-	"io/fs"
 	"log/slog"
 	"math"
 	"net/url"
@@ -29,9 +28,6 @@ import (
 	"path"
 	"path/filepath"
 	"runtime"
-	"sort"
-	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -120,6 +116,9 @@ type DB struct {
 
 	// recog recognises applications in software sets (recognitions.go).
 	recog recognizer
+
+	// pg is set when the store is PostgreSQL (postgres.go).
+	pg *pgState
 }
 
 var _ store.Store = (*DB)(nil)
@@ -235,27 +234,8 @@ type job struct {
 // Open opens (creating if needed) the database at file, applies pending
 // migrations and starts the writer.
 func Open(file string, opts Options) (*DB, error) {
-	if opts.Clock == nil {
-		opts.Clock = clock.System{}
-	}
-	if opts.Logger == nil {
-		opts.Logger = slog.New(slog.DiscardHandler)
-	}
-	if opts.MaxBatch <= 0 {
-		opts.MaxBatch = 256
-	}
-	if opts.Readers <= 0 {
-		opts.Readers = 4
-	}
-	if opts.MaxPackages <= 0 {
-		opts.MaxPackages = DefaultMaxPackages
-	}
-	if opts.Engine == nil {
-		cat, err := catalog.Builtin()
-		if err != nil {
-			return nil, err
-		}
-		opts.Engine = engine.New(cat)
+	if err := opts.fill(); err != nil {
+		return nil, err
 	}
 	// The file must exist with restrictive permissions before SQLite
 	// creates it with the process umask.
@@ -308,11 +288,8 @@ func Open(file string, opts Options) (*DB, error) {
 			return nil, DamagedError(file, findings)
 		}
 	}
-	db := &DB{file: file, engine: opts.Engine, pkgCache: map[string]int64{}, w: w, clock: opts.Clock, log: opts.Logger, opts: opts,
-		hot:      newHotCache(opts.NoPostCache),
-		licenses: licenseCache{verify: opts.VerifyLicense},
-		jobs:     make(chan *job, opts.MaxBatch*4), quit: make(chan struct{}), done: make(chan struct{})}
-	db.ledger = ledger.New(opts.Engine, ledgerBackend{db}, ledger.Options{Logger: opts.Logger, OnVerdicts: opts.OnVerdicts, RecordKey: opts.RecordKey})
+	db := newDB(opts, w)
+	db.file = file
 	// The writer checkpoints the WAL ten times less often than SQLite's
 	// default, so that a page every post dirties is copied once for many
 	// posts; the WAL is fsynced at every commit whatever its size, so
@@ -349,6 +326,44 @@ func Open(file string, opts Options) (*DB, error) {
 	db.r = r
 	go db.writer()
 	return db, nil
+}
+
+// fill sets the defaults of the zero fields.
+func (opts *Options) fill() error {
+	if opts.Clock == nil {
+		opts.Clock = clock.System{}
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.MaxBatch <= 0 {
+		opts.MaxBatch = 256
+	}
+	if opts.Readers <= 0 {
+		opts.Readers = 4
+	}
+	if opts.MaxPackages <= 0 {
+		opts.MaxPackages = DefaultMaxPackages
+	}
+	if opts.Engine == nil {
+		cat, err := catalog.Builtin()
+		if err != nil {
+			return err
+		}
+		opts.Engine = engine.New(cat)
+	}
+	return nil
+}
+
+// newDB makes the store around its writer's handle w; the caller opens
+// the read pool and starts the writer.
+func newDB(opts Options, w *sql.DB) *DB {
+	db := &DB{engine: opts.Engine, pkgCache: map[string]int64{}, w: w, clock: opts.Clock, log: opts.Logger, opts: opts,
+		hot:      newHotCache(opts.NoPostCache),
+		licenses: licenseCache{verify: opts.VerifyLicense},
+		jobs:     make(chan *job, opts.MaxBatch*4), quit: make(chan struct{}), done: make(chan struct{})}
+	db.ledger = ledger.New(opts.Engine, ledgerBackend{db}, ledger.Options{Logger: opts.Logger, OnVerdicts: opts.OnVerdicts, RecordKey: opts.RecordKey})
+	return db
 }
 
 // Close stops accepting writes, finishes the queued ones, and closes the
@@ -476,14 +491,14 @@ func (db *DB) runBatch(batch []*job) {
 func (db *DB) runTogether(batch []*job, start time.Time) bool {
 	single := len(batch) == 1
 	ctx := context.Background()
-	_, err := db.wc.ExecContext(ctx, "BEGIN IMMEDIATE")
-	if errors.Is(err, sql.ErrConnDone) {
-		// database/sql dropped the connection (the driver called it bad):
-		// take a new one from the pool.
+	gen, err := db.begin(ctx)
+	if errors.Is(err, sql.ErrConnDone) || (err != nil && db.pg != nil) {
+		// database/sql dropped the connection (the driver called it bad),
+		// or PostgreSQL's connection failed: take a new one from the pool.
 		if conn, cerr := db.w.Conn(ctx); cerr == nil {
 			db.wc.Close()
 			db.wc = conn
-			_, err = db.wc.ExecContext(ctx, "BEGIN IMMEDIATE")
+			gen, err = db.begin(ctx)
 		}
 	}
 	if err != nil {
@@ -516,6 +531,9 @@ func (db *DB) runTogether(batch []*job, start time.Time) bool {
 			j.done <- fmt.Errorf("commit: %w", err)
 		}
 		return true
+	}
+	if db.pg != nil {
+		db.pg.gen = gen
 	}
 	if db.opts.CommitObserver != nil {
 		db.opts.CommitObserver(time.Since(start), len(batch))
@@ -559,24 +577,10 @@ func (db *DB) migrate(through int) error {
 		program_version TEXT NOT NULL)`); err != nil {
 		return fmt.Errorf("create schema_migrations: %w", err)
 	}
-	entries, err := fs.ReadDir(migrationFS, "migrations")
+	migs, err := listMigrations(migrationFS, "migrations")
 	if err != nil {
-		return fmt.Errorf("read migrations: %w", err)
+		return err
 	}
-	type mig struct {
-		version int
-		name    string
-	}
-	var migs []mig
-	for _, e := range entries {
-		v, _, ok := strings.Cut(e.Name(), "_")
-		n, err := strconv.Atoi(v)
-		if !ok || err != nil {
-			return fmt.Errorf("migration %s: name must start with a number and '_'", e.Name())
-		}
-		migs = append(migs, mig{n, e.Name()})
-	}
-	sort.Slice(migs, func(i, j int) bool { return migs[i].version < migs[j].version })
 	var current int
 	if err := db.w.QueryRow(`SELECT COALESCE(MAX(version), 0) FROM schema_migrations`).Scan(&current); err != nil {
 		return fmt.Errorf("read schema version: %w", err)

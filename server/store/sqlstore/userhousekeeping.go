@@ -24,7 +24,7 @@ func (db *DB) NextCredentialExpiry(ctx context.Context) (time.Time, bool, error)
 	var v *int64
 	if err := db.r.QueryRowContext(ctx, `SELECT MIN(x) FROM (
 		SELECT MIN(expires_at) AS x FROM user_credentials WHERE ended_at IS NULL AND expires_at IS NOT NULL
-		UNION ALL SELECT MIN(expires_at) FROM licenses WHERE kind = 'user' AND held > 0 AND expires_at IS NOT NULL)`).Scan(&v); err != nil {
+		UNION ALL SELECT MIN(expires_at) FROM licenses WHERE kind = 'user' AND held > 0 AND expires_at IS NOT NULL) ends`).Scan(&v); err != nil {
 		return time.Time{}, false, err
 	}
 	if v == nil {

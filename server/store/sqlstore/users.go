@@ -72,7 +72,7 @@ func findUser(q rowsQuerier, ref string) (store.User, error) {
 		SELECT 0 AS rank, `+userColumns+` FROM users u LEFT JOIN directories d ON d.id = u.directory_id WHERE u.key = ?
 		UNION ALL
 		SELECT CASE u.status WHEN 'Deleted' THEN 2 ELSE 1 END, `+userColumns+` FROM users u LEFT JOIN directories d ON d.id = u.directory_id WHERE `+byName+`
-		) ORDER BY 1, 2 LIMIT 2`, args...)
+		) found ORDER BY 1, 2 LIMIT 2`, args...)
 	if err != nil {
 		return store.User{}, fmt.Errorf("find user: %w", err)
 	}

@@ -13,6 +13,15 @@ CREATE TABLE writer_generation (
 );
 INSERT INTO writer_generation (one, gen) VALUES (1, 0);
 
+-- The files of the server's identity, shared by the replicas of one
+-- database (identity.go): key, admin token, QUIC keys, trusted issuers,
+-- product catalog.
+CREATE TABLE server_files (
+    name    TEXT PRIMARY KEY,
+    content BYTEA NOT NULL,
+    mtime   BIGINT NOT NULL
+);
+
 CREATE TABLE statuses (
     name        TEXT PRIMARY KEY,
     builtin     BIGINT NOT NULL DEFAULT 0,
