@@ -30,14 +30,13 @@ import (
 	"github.com/tallyhq/tally/server/console"
 	"github.com/tallyhq/tally/server/datadir"
 	"github.com/tallyhq/tally/server/engine"
+	"github.com/tallyhq/tally/server/leader"
 	"github.com/tallyhq/tally/server/license"
 	"github.com/tallyhq/tally/server/listener"
 	"github.com/tallyhq/tally/server/metrics"
 	"github.com/tallyhq/tally/server/nodeapi"
-	"github.com/tallyhq/tally/server/scheduler"
 	"github.com/tallyhq/tally/server/store"
 	"github.com/tallyhq/tally/server/store/sqlstore"
-	"github.com/tallyhq/tally/server/userscheduler"
 )
 
 // Defaults for the listen addresses.
@@ -117,6 +116,10 @@ type Config struct {
 	Sessions admins.SessionRules
 	// Getenv reads the environment (TZ); nil is os.Getenv.
 	Getenv func(string) string
+	// Elector decides when this server runs the jobs that must run once
+	// across replicas (see jobs.go); nil: leader.Always, for a server
+	// alone on its database.
+	Elector leader.Elector
 }
 
 // Daemon is a running server.
@@ -131,9 +134,7 @@ type Daemon struct {
 	admin    *http.Server
 	adminLn  net.Listener
 	pprof    *http.Server
-	sched    *scheduler.Scheduler
-	alerts   *alerting.Notifier
-	userJobs *userscheduler.Runner
+	jobs     *onceJobs
 	metrics  *metrics.Metrics
 	catalog  *catalog.Catalog
 	addrs    datadir.Addresses
@@ -284,20 +285,7 @@ func Start(cfg Config) (_ *Daemon, err error) {
 		}
 	}
 
-	maintEvery := cfg.MaintenanceEvery
-	if maintEvery == 0 {
-		maintEvery = 24 * time.Hour
-	} else if maintEvery < 0 {
-		maintEvery = 0
-	}
-	d.sched = scheduler.Start(scheduler.Config{Store: d.db, Maintenance: d.maintenance, Every: maintEvery, Poll: cfg.ExpiryPoll,
-		Clock: cfg.Clock, Logger: d.log})
-	d.userJobs = &userscheduler.Runner{Store: d.db, Clock: cfg.Clock, Poll: cfg.ExpiryPoll, Logger: d.log}
-	d.userJobs.Start()
-
-	ac := cfg.Alerts
-	ac.Store, ac.Clock, ac.Zone, ac.Logger = d.db, cfg.Clock, d.dates.Zone, d.log
-	d.alerts = alerting.Start(ac)
+	d.jobs = d.startOnceJobs()
 
 	go func() { d.serveErr <- d.quic.Serve() }()
 	if d.tcp != nil {
@@ -531,14 +519,8 @@ func (d *Daemon) close0(ctx context.Context) error {
 	if err := <-tcpDone; err != nil {
 		errs = append(errs, err)
 	}
-	if d.userJobs != nil {
-		d.userJobs.Stop()
-	}
-	if d.sched != nil {
-		d.sched.Stop()
-	}
-	if d.alerts != nil {
-		d.alerts.Stop()
+	if d.jobs != nil {
+		d.jobs.stop()
 	}
 	if d.disk != nil {
 		d.disk.close()
