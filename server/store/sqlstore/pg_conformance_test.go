@@ -2,43 +2,27 @@ package sqlstore_test
 
 import (
 	"context"
-	"database/sql"
-	"fmt"
 	"os"
-	"sync/atomic"
+	"strconv"
+	"strings"
 	"testing"
 
-	_ "github.com/jackc/pgx/v5/stdlib"
-
 	"github.com/tallyhq/tally/server/store"
+	"github.com/tallyhq/tally/server/store/pgtest"
 	"github.com/tallyhq/tally/server/store/sqlstore"
 	"github.com/tallyhq/tally/server/store/storetest"
 )
 
-var pgSeq atomic.Int64
+// pg is the PostgreSQL cluster this package's tests share (TestMain).
+var pg pgtest.Shared
 
-// pgDatabase makes a fresh database on the development cluster (to be
-// replaced by pgtest).
-func pgDatabase(t testing.TB) string {
-	base := os.Getenv("TALLY_PG_DEV")
-	if base == "" {
-		t.Skip("TALLY_PG_DEV not set")
-	}
-	admin, err := sql.Open("pgx", base+"/postgres?host=/tmp/pgdev&user=postgres")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer admin.Close()
-	name := fmt.Sprintf("t_%d_%d", os.Getpid(), pgSeq.Add(1))
-	if _, err := admin.Exec("CREATE DATABASE " + name); err != nil {
-		t.Fatal(err)
-	}
-	return base + "/" + name + "?host=/tmp/pgdev&user=postgres"
-}
+func TestMain(m *testing.M) { pg.Main(m) }
 
+// The PostgreSQL backend passes the store conformance suite, each part on
+// a database of its own in one real cluster.
 func TestConformancePostgres(t *testing.T) {
 	storetest.Run(t, func(t testing.TB, cfg storetest.Config) storetest.Backend {
-		url := pgDatabase(t)
+		url := pg.Cluster(t).NewDatabase(t)
 		opts := sqlstore.Options{Clock: cfg.Clock, VerifyLicense: cfg.VerifyLicense, RecordKey: cfg.RecordKey}
 		open := func(t testing.TB) *sqlstore.DB {
 			t.Helper()
@@ -60,7 +44,56 @@ func TestConformancePostgres(t *testing.T) {
 				return db
 			},
 			SchemaVersion: func(ctx context.Context, s store.Store) (int, error) { return s.(*sqlstore.DB).SchemaVersion(ctx) },
-			Latest:        17,
+			Latest:        latestPGMigration(t),
 		}
 	})
+}
+
+// latestPGMigration is the highest number among the PostgreSQL migrations.
+func latestPGMigration(t testing.TB) int {
+	entries, err := os.ReadDir("pgmigrations")
+	if err != nil {
+		t.Fatal(err)
+	}
+	latest := 0
+	for _, e := range entries {
+		v, _, _ := strings.Cut(e.Name(), "_")
+		if n, err := strconv.Atoi(v); err == nil {
+			latest = max(latest, n)
+		}
+	}
+	return latest
+}
+
+// Every SQLite migration from the PostgreSQL baseline on has a PostgreSQL
+// migration of the same number, so both schemas stay the same and
+// migrate copies table by table.
+func TestMigrationsMatchAcrossBackends(t *testing.T) {
+	pgNums := map[int]bool{}
+	entries, err := os.ReadDir("pgmigrations")
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := 0
+	for _, e := range entries {
+		v, _, _ := strings.Cut(e.Name(), "_")
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			t.Fatalf("pgmigrations/%s: name must start with a number", e.Name())
+		}
+		pgNums[n] = true
+		if base == 0 || n < base {
+			base = n
+		}
+	}
+	if latest := latestMigration(t); latestPGMigration(t) != latest {
+		t.Errorf("latest PostgreSQL migration %d, latest SQLite migration %d: add pgmigrations/%04d_….sql", latestPGMigration(t), latest, latest)
+	}
+	sqliteEntries, _ := os.ReadDir("migrations")
+	for _, e := range sqliteEntries {
+		v, _, _ := strings.Cut(e.Name(), "_")
+		if n, err := strconv.Atoi(v); err == nil && n > base && !pgNums[n] {
+			t.Errorf("migrations/%s has no PostgreSQL counterpart pgmigrations/%04d_….sql", e.Name(), n)
+		}
+	}
 }
