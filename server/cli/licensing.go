@@ -15,12 +15,14 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/tallyhq/tally/common/atomicfile"
+	"github.com/tallyhq/tally/common/cliusage"
 	"github.com/tallyhq/tally/server/adminapi"
 	"github.com/tallyhq/tally/server/daemon"
 	"github.com/tallyhq/tally/server/datadir"
 	"github.com/tallyhq/tally/server/dates"
 	"github.com/tallyhq/tally/server/license"
 	"github.com/tallyhq/tally/server/store"
+	"github.com/tallyhq/tally/server/store/sqlstore"
 )
 
 func yesNo(b bool) string {
@@ -72,7 +74,7 @@ func (m *Main) issuerCommand() *cobra.Command {
 		},
 	}
 	initCmd.Flags().StringVar(&out, "out", "", "folder for issuer.key and issuer.pub")
-	var trustData string
+	var trustData, trustStore string
 	trust := &cobra.Command{
 		Use:   "trust FILE",
 		Short: "Trust an issuer's public key (issuer.pub) for license imports on the server whose data folder is --data",
@@ -94,9 +96,19 @@ admin token. A running server uses it at the next import.`,
 				return fmt.Errorf("%s: %w", args[0], err)
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "Trusted issuer %s in %s\n", id, dir.File(datadir.IssuersFile))
+			if st := firstNonEmpty(trustStore, m.Getenv("TALLY_STORE")); st != "" {
+				if !sqlstore.IsPostgresURL(st) {
+					return cliusage.Error(cmd, fmt.Errorf("--store %q: give the replicas' postgres:// URL", st))
+				}
+				if err := daemon.ShareIssuer(cmd.Context(), st, dir, id); err != nil {
+					return fmt.Errorf("share issuer %s with the replicas: %w", id, err)
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "Shared with every replica of the database (they trust it from their next license check)\n")
+			}
 			return nil
 		},
 	}
+	trust.Flags().StringVar(&trustStore, "store", "", "the replicas' postgres:// URL, to trust the issuer on every replica (default $TALLY_STORE)")
 	trust.Flags().StringVar(&trustData, "data", "", "the server's data folder (default $TALLY_DATA or "+DefaultDataDir+")")
 	var listData string
 	var listJSON bool

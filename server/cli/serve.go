@@ -20,6 +20,7 @@ import (
 	"github.com/tallyhq/tally/server/admins"
 	"github.com/tallyhq/tally/server/daemon"
 	"github.com/tallyhq/tally/server/datadir"
+	"github.com/tallyhq/tally/server/store/sqlstore"
 )
 
 func (m *Main) serveCommand() *cobra.Command {
@@ -45,6 +46,15 @@ database closes.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if cfg.DataDir == "" {
 				cfg.DataDir = firstNonEmpty(m.Getenv("TALLY_DATA"), DefaultDataDir)
+			}
+			if !cmd.Flags().Changed("store") {
+				cfg.Store = m.Getenv("TALLY_STORE")
+			}
+			if cfg.Store != "" && !sqlstore.IsPostgresURL(cfg.Store) {
+				return cliusage.Error(cmd, fmt.Errorf("--store %q: give a postgres://USER@HOST/DB URL, or leave it out for the SQLite file in the data folder", cfg.Store))
+			}
+			if cfg.StoreReaders < 0 || cfg.StoreReaders > 512 {
+				return cliusage.Error(cmd, fmt.Errorf("--store-readers %d: give 1 to 512, or 0 for the default", cfg.StoreReaders))
 			}
 			w, err := parseWindow(expiryWarning)
 			if err != nil {
@@ -128,6 +138,8 @@ database closes.`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&cfg.DataDir, "data", "", "data folder (default $TALLY_DATA or "+DefaultDataDir+")")
+	f.StringVar(&cfg.Store, "store", "", "database: a postgres:// URL shared by every replica (pool and TLS settings in the URL, see the README), or nothing for the SQLite file in the data folder (default $TALLY_STORE)")
+	f.IntVar(&cfg.StoreReaders, "store-readers", 0, "connections of the store's read pool (0: 4); on PostgreSQL each replica also holds 2 for writes and 1 for the leader election")
 	f.StringVar(&cfg.Listen, "listen", daemon.DefaultListen, "UDP address for agents (QUIC); port 0 picks a free port")
 	f.StringVar(&cfg.Admin, "admin", daemon.DefaultAdmin, "TCP address of the admin API and console; port 0 picks a free port")
 	f.StringVar(&cfg.Advertise, "advertise", "", "HOST:PORT agents should dial, shown by enroll-info (default: the listen address, or this host's name for a wildcard address)")

@@ -47,7 +47,11 @@ const (
 
 // Config configures a server.
 type Config struct {
-	DataDir   string
+	DataDir string
+	// Store is the database: empty for the SQLite file in the data
+	// folder, or a postgres:// URL, which several servers (replicas) may
+	// share.
+	Store     string
 	Listen    string // UDP host:port for agents; TCP on the same port too, unless NoTCP
 	Admin     string // TCP host:port for the admin API and console
 	Advertise string // host:port agents dial; derived from Listen when empty
@@ -116,6 +120,9 @@ type Config struct {
 	Sessions admins.SessionRules
 	// Getenv reads the environment (TZ); nil is os.Getenv.
 	Getenv func(string) string
+	// StoreReaders is the size of the store's read pool (0: the store's
+	// default).
+	StoreReaders int
 	// Elector decides when this server runs the jobs that must run once
 	// across replicas (see jobs.go); nil: leader.Always, for a server
 	// alone on its database.
@@ -182,6 +189,29 @@ func Start(cfg Config) (_ *Daemon, err error) {
 	if d.unlock, err = d.dir.Lock(); err != nil {
 		return nil, err
 	}
+	postgres := sqlstore.IsPostgresURL(cfg.Store)
+	if cfg.Store != "" && !postgres {
+		return nil, fmt.Errorf("--store %q: give a postgres:// URL, or nothing for the SQLite file in the data folder", cfg.Store)
+	}
+	if postgres {
+		changed, err := d.shareIdentity(context.Background())
+		if err != nil {
+			return nil, err
+		}
+		if changed {
+			if d.dir, d.id, err = datadir.Open(cfg.DataDir); err != nil {
+				return nil, err
+			}
+			d.log.Info("using the identity of the database's replicas", "fingerprint", d.id.Fingerprint)
+		}
+		if d.cfg.Elector == nil {
+			el, err := leader.NewPostgres(cfg.Store, leader.Config{Logger: d.log})
+			if err != nil {
+				return nil, err
+			}
+			d.cfg.Elector = el
+		}
+	}
 	if d.id.Created {
 		d.log.Info("created server identity", "data", d.dir.Path, "fingerprint", d.id.Fingerprint)
 	}
@@ -189,8 +219,14 @@ func Start(cfg Config) (_ *Daemon, err error) {
 		return nil, err
 	}
 	d.metrics = metrics.New()
-	d.db, err = sqlstore.Open(d.dir.File(datadir.DatabaseFile), sqlstore.Options{Clock: cfg.Clock, Logger: cfg.Logger, Engine: engine.New(d.catalog).InZone(d.dates.Zone),
-		RecordKey: d.id.Key, CommitObserver: d.metrics.Commit, OnVerdicts: d.metrics.Verdicts, VerifyLicense: d.verifySigned, SkipQuickCheck: cfg.SkipQuickCheck, MaxPackages: cfg.MaxPackages})
+	opts := sqlstore.Options{Clock: cfg.Clock, Logger: cfg.Logger, Engine: engine.New(d.catalog).InZone(d.dates.Zone),
+		RecordKey: d.id.Key, CommitObserver: d.metrics.Commit, OnVerdicts: d.metrics.Verdicts, VerifyLicense: d.verifySigned, SkipQuickCheck: cfg.SkipQuickCheck, MaxPackages: cfg.MaxPackages,
+		Readers: cfg.StoreReaders}
+	if postgres {
+		d.db, err = sqlstore.OpenPostgres(context.Background(), cfg.Store, opts)
+	} else {
+		d.db, err = sqlstore.Open(d.dir.File(datadir.DatabaseFile), opts)
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/tallyhq/tally/server/datadir"
 	"github.com/tallyhq/tally/server/license"
 	"github.com/tallyhq/tally/server/store"
+	"github.com/tallyhq/tally/server/store/sqlstore"
 )
 
 // loadCatalog reads the built-in catalog and the admin's products file in
@@ -79,6 +80,19 @@ func TrustIssuer(d datadir.Dir, pubPEM []byte) (string, error) {
 	return id, os.WriteFile(filepath.Join(dir, id+".pub"), enc, 0o600)
 }
 
+// ShareIssuer stores a trusted issuer's key in the PostgreSQL database at
+// storeURL, so that every replica of it trusts the issuer (they take it
+// at their next verification of a license it signed).
+func ShareIssuer(ctx context.Context, storeURL string, d datadir.Dir, id string) error {
+	name := datadir.IssuersFile + "/" + id + ".pub"
+	data, err := os.ReadFile(d.File(name))
+	if err != nil {
+		return err
+	}
+	_, err = sqlstore.ShareServerFiles(ctx, storeURL, []sqlstore.ServerFile{{Name: name, Content: data, MTime: time.Now().UnixMilli()}}, nil)
+	return err
+}
+
 // TrustedIssuerIDs lists the trusted issuers, sorted.
 func TrustedIssuerIDs(d datadir.Dir) ([]string, error) {
 	t, err := TrustedIssuers(d)
@@ -124,7 +138,30 @@ func (d *Daemon) verifyLicense(data []byte) (store.LicenseImport, error) {
 	if err != nil {
 		return store.LicenseImport{}, err
 	}
-	return VerifyLicenseFile(data, trusted, d.catalog, d.cfg.Clock.Now())
+	l, err := VerifyLicenseFile(data, trusted, d.catalog, d.cfg.Clock.Now())
+	if d.pullIssuers(err) {
+		return d.verifyLicense(data)
+	}
+	return l, err
+}
+
+// pullIssuers, after a verification that failed on an untrusted issuer,
+// takes the issuers trusted on the other replicas of a shared database
+// into the data folder, and reports whether it found one new.
+func (d *Daemon) pullIssuers(err error) bool {
+	if !errors.Is(err, license.ErrUntrustedIssuer) || !sqlstore.IsPostgresURL(d.cfg.Store) {
+		return false
+	}
+	before, terr := TrustedIssuers(d.dir)
+	if terr != nil {
+		return false
+	}
+	if _, serr := d.shareIdentity(context.Background()); serr != nil {
+		d.log.Warn("could not read the replicas' trusted issuers", "err", serr)
+		return false
+	}
+	after, terr := TrustedIssuers(d.dir)
+	return terr == nil && len(after) > len(before)
 }
 
 // verifySigned verifies a stored license file (the signature and the
@@ -136,6 +173,9 @@ func (d *Daemon) verifySigned(file []byte) (license.Payload, error) {
 		return license.Payload{}, err
 	}
 	f, err := license.Parse(file, trusted)
+	if d.pullIssuers(err) {
+		return d.verifySigned(file)
+	}
 	if err != nil {
 		return license.Payload{}, err
 	}

@@ -23,8 +23,14 @@ func (s *Server) TrustNewIssuer(t testing.TB) *Issuer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := daemon.TrustIssuer(s.Dir(), pub); err != nil {
+	id, err := daemon.TrustIssuer(s.Dir(), pub)
+	if err != nil {
 		t.Fatal(err)
+	}
+	if s.Config.Store != "" {
+		if err := daemon.ShareIssuer(context.Background(), s.Config.Store, s.Dir(), id); err != nil {
+			t.Fatal(err)
+		}
 	}
 	return i
 }

@@ -36,6 +36,10 @@ func WithMaxHandshakes(n int) Option { return func(cfg *daemon.Config) { cfg.Max
 // server on the same data).
 func WithDataDir(dir string) Option { return func(cfg *daemon.Config) { cfg.DataDir = dir } }
 
+// WithStore runs the server on the database at url (a postgres:// URL,
+// which several servers may share) instead of the data folder's SQLite.
+func WithStore(url string) Option { return func(cfg *daemon.Config) { cfg.Store = url } }
+
 // New starts a server and registers its shutdown with t.Cleanup.
 func New(t testing.TB, opts ...Option) *Server {
 	t.Helper()
