@@ -1,6 +1,9 @@
-// Package sqlite is the embedded store backend: one SQLite file in WAL mode
-// with synchronous=FULL, written by a single connection whose transactions
-// begin IMMEDIATE, read through a pool of read-only connections.
+// Package sqlstore is the server's store: the same SQL on two backends.
+// SQLite, the embedded default, is one file in WAL mode with
+// synchronous=FULL, written by a single connection whose transactions begin
+// IMMEDIATE, read through a pool of read-only connections. PostgreSQL
+// (postgres.go), for replicas, runs the same statements through
+// server/store/pgsql, its writers serialized across replicas by one row.
 //
 // Writes go through one writer goroutine that batches concurrent jobs into
 // one durable commit (group commit). A failing job rolls back alone (the
