@@ -142,6 +142,12 @@ func (d *Daemon) verifyLicense(data []byte) (store.LicenseImport, error) {
 	if d.pullIssuers(err) {
 		return d.verifyLicense(data)
 	}
+	if err != nil && errors.Is(err, license.ErrInvalid) && strings.Contains(err.Error(), "which this server does not know") && sqlstore.IsPostgresURL(d.cfg.Store) {
+		// Another replica may have added the product: read them again.
+		if rerr := d.db.Refresh(context.Background()); rerr == nil {
+			return VerifyLicenseFile(data, trusted, d.catalog, d.cfg.Clock.Now())
+		}
+	}
 	return l, err
 }
 

@@ -10,6 +10,7 @@ import (
 	"github.com/tallyhq/tally/server/datadir"
 	"github.com/tallyhq/tally/server/license"
 	"github.com/tallyhq/tally/server/servertest"
+	"github.com/tallyhq/tally/server/store"
 )
 
 // TestReplicasShareOneIdentity starts two servers on one PostgreSQL
@@ -44,5 +45,23 @@ func TestReplicasShareOneIdentity(t *testing.T) {
 	}
 	if len(got) != 1 || got[0].ID != l.ID {
 		t.Fatalf("the first replica lists %+v, want the license the second imported (%s)", got, l.ID)
+	}
+}
+
+// TestProductAddedOnOneReplicaIsKnownToTheOthers: an application product
+// added through one replica takes licenses on another, which reads the
+// products again when it meets one it does not know.
+func TestProductAddedOnOneReplicaIsKnownToTheOthers(t *testing.T) {
+	url := pg.Cluster(t).NewDatabase(t)
+	a := servertest.New(t, servertest.WithStore(url))
+	iss := a.TrustNewIssuer(t)
+	b := servertest.New(t, servertest.WithStore(url))
+	ctx := context.Background()
+	if _, err := a.Admin.AddProduct(ctx, store.ApplicationProduct{Name: "cad", Title: "CAD suite", Kinds: []string{"node-locked", "concurrent"}}); err != nil {
+		t.Fatal(err)
+	}
+	l := b.ImportLicense(t, iss, license.Payload{Product: "cad", Seats: 2, Kind: license.KindNodeLocked})
+	if l.Product != "cad" {
+		t.Fatalf("imported %+v", l)
 	}
 }

@@ -43,7 +43,8 @@ func IsPostgresURL(s string) bool {
 // ledger's reads and writes see every seat committed before them; the
 // generation it returns tells the writer whether another replica wrote
 // since its last commit, and its caches (post cache, licenses,
-// applications) are then dropped.
+// application rules) are then dropped and its application products read
+// again.
 func OpenPostgres(ctx context.Context, addr string, opts Options) (*DB, error) {
 	if err := opts.fill(); err != nil {
 		return nil, err
@@ -94,6 +95,10 @@ func (db *DB) begin(ctx context.Context) (int64, error) {
 		db.hot.clear()
 		db.licenses.reset()
 		db.recog.invalidate()
+		if err := db.syncApplications(ctx); err != nil {
+			_, _ = db.wc.ExecContext(ctx, "ROLLBACK")
+			return 0, err
+		}
 	}
 	return gen, nil
 }
@@ -188,4 +193,14 @@ func redactURL(addr string) string {
 		return "the PostgreSQL database"
 	}
 	return u.Redacted()
+}
+
+// Refresh brings this replica's caches and application products up to
+// what the database holds, by running an empty write transaction (its
+// beginning compares the generations). On SQLite there is nothing to do.
+func (db *DB) Refresh(ctx context.Context) error {
+	if db.pg == nil {
+		return nil
+	}
+	return db.write(ctx, func(*Tx) error { return nil })
 }

@@ -129,3 +129,41 @@ func (db *DB) RemoveProduct(ctx context.Context, name, actor string) error {
 			Reason: fmt.Sprintf("application product %s (%s) removed", name, title)})
 	})
 }
+
+// syncApplications makes the catalog's application products those of the
+// database, in the writer's transaction: on PostgreSQL another replica may
+// have added or removed one since this one read them.
+func (db *DB) syncApplications(ctx context.Context) error {
+	rows, err := db.wc.QueryContext(ctx, `SELECT name, title, kinds FROM application_products`)
+	if err != nil {
+		return fmt.Errorf("read application products: %w", err)
+	}
+	defer rows.Close()
+	want := map[string]*catalog.Product{}
+	for rows.Next() {
+		var name, title, kinds string
+		if err := rows.Scan(&name, &title, &kinds); err != nil {
+			return fmt.Errorf("read application products: %w", err)
+		}
+		if p, err := catalog.NewApplication(name, title, strings.Split(kinds, ","), catalog.SourceDatabase); err == nil {
+			want[name] = p
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("read application products: %w", err)
+	}
+	cat := db.engine.Catalog()
+	for _, p := range cat.Products() {
+		if w, ok := want[p.Name]; p.Source == catalog.SourceDatabase && (!ok || w.Title != p.Title || !sameKinds(w.Kinds, p.Kinds)) {
+			cat.RemoveApplication(p.Name)
+		}
+	}
+	for name, p := range want {
+		if _, ok := cat.Product(name); !ok {
+			if err := cat.AddApplication(p); err != nil {
+				db.log.Warn("application product left out", "product", name, "err", err)
+			}
+		}
+	}
+	return nil
+}
