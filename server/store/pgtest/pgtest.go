@@ -117,6 +117,11 @@ func start(opts []Option) (*Cluster, error) {
 	if err != nil {
 		return nil, err
 	}
+	owner := os.Geteuid()
+	if cred != nil {
+		owner = int(cred.Uid)
+	}
+	sweepLeftovers(owner, time.Now())
 	dir, err := os.MkdirTemp("", "pgtest-")
 	if err != nil {
 		return nil, err
@@ -204,15 +209,32 @@ func (c *Cluster) command(name string, args ...string) *exec.Cmd {
 }
 
 func (c *Cluster) init() error {
-	if c.cred != nil {
-		if err := os.Chown(c.dir, int(c.cred.Uid), int(c.cred.Gid)); err != nil {
-			return fmt.Errorf("pgtest: give %s to uid %d: %w", c.dir, c.cred.Uid, err)
-		}
+	if err := c.chown(c.dir); err != nil {
+		return err
 	}
-	out, err := c.command("initdb", "--pgdata="+c.dataDir(), "--username="+Superuser, "--auth=trust",
+	if tmpl, err := c.template(); err == nil {
+		return copyTree(tmpl, c.dataDir(), c.chown)
+	}
+	return c.initdb(c.dataDir())
+}
+
+// initdb makes a cluster's files in data, as every cluster here is made.
+func (c *Cluster) initdb(data string) error {
+	out, err := c.command("initdb", "--pgdata="+data, "--username="+Superuser, "--auth=trust",
 		"--locale=C", "--encoding=UTF8", "--no-sync").CombinedOutput()
 	if err != nil {
-		return fmt.Errorf("pgtest: initdb in %s: %w\n%s", c.dataDir(), err, out)
+		return fmt.Errorf("pgtest: initdb in %s: %w\n%s", data, err, out)
+	}
+	return nil
+}
+
+// chown gives path to the user postgres runs as, when that is not us.
+func (c *Cluster) chown(path string) error {
+	if c.cred == nil {
+		return nil
+	}
+	if err := os.Lchown(path, int(c.cred.Uid), int(c.cred.Gid)); err != nil {
+		return fmt.Errorf("pgtest: give %s to uid %d: %w", path, c.cred.Uid, err)
 	}
 	return nil
 }

@@ -12,6 +12,7 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 )
@@ -229,5 +230,85 @@ func TestNotInstalledFailsUnlessOptedOut(t *testing.T) {
 		if tc.how == "fatal" && !strings.Contains(r.reason, ".ci/run installs it") {
 			t.Errorf("the failure does not say .ci/run installs PostgreSQL: %s", r.reason)
 		}
+	}
+}
+
+// TestTemplate checks that clusters are copied from one initdb kept per
+// PostgreSQL and owner, and that a template another user could have
+// written is not used.
+func TestTemplate(t *testing.T) {
+	c := pg.Cluster(t)
+	first, err := c.template()
+	if err != nil {
+		t.Fatal(err)
+	}
+	second, err := c.template()
+	if err != nil || second != first {
+		t.Fatalf("second template %s, %v; first %s", second, err, first)
+	}
+	uid := os.Geteuid()
+	if c.cred != nil {
+		uid = int(c.cred.Uid)
+	}
+	if !trusted(filepath.Dir(first), uid) {
+		t.Fatal("the template made is not trusted")
+	}
+	if trusted(filepath.Dir(first), uid+1) {
+		t.Fatal("a template of another user is trusted")
+	}
+	fake := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(fake, "data"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(fake, "data", "PG_VERSION"), []byte("15\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if !trusted(fake, os.Geteuid()) {
+		t.Fatal("a sound folder is not trusted")
+	}
+	if err := os.Chmod(fake, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	if trusted(fake, os.Geteuid()) {
+		t.Fatal("a world-writable template is trusted")
+	}
+}
+
+// TestSweepLeftovers checks that a dead test binary's cluster folder is
+// removed once old, and that a young one, one with a live postmaster and
+// the template stay.
+func TestSweepLeftovers(t *testing.T) {
+	c := pg.Cluster(t)
+	uid := os.Geteuid()
+	mk := func(pid string) string {
+		dir, err := os.MkdirTemp("", "pgtest-")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { os.RemoveAll(dir) })
+		if err := os.Mkdir(filepath.Join(dir, "data"), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if pid != "" {
+			if err := os.WriteFile(filepath.Join(dir, "data", "postmaster.pid"), []byte(pid+"\n/x\n"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return dir
+	}
+	dead, live, young := mk(""), mk(strconv.Itoa(os.Getpid())), mk("")
+	now := time.Now().Add(2 * time.Hour)
+	if err := os.Chtimes(young, now, now.Add(-time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	sweepLeftovers(uid, now)
+	for dir, want := range map[string]bool{dead: false, live: true, young: true, c.dir: true} {
+		_, err := os.Stat(dir)
+		if got := err == nil; got != want {
+			t.Errorf("%s kept = %v, want %v", dir, got, want)
+		}
+	}
+	if !c.Running() {
+		t.Fatal("the sweep stopped a running cluster")
 	}
 }
