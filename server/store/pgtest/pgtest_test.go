@@ -72,6 +72,9 @@ func TestClusterSettings(t *testing.T) {
 			t.Errorf("%s = %q, want %q", setting, got, want)
 		}
 	}
+	if v, _ := strconv.Atoi(show(t, conn, "server_version_num")); v >= 150000 && !c.fileCopy.Load() {
+		t.Errorf("PostgreSQL %d: databases not made by copying files", v)
+	}
 	if !strings.Contains(c.URL("x"), "host=") {
 		t.Errorf("URL %s does not name the socket's folder", c.URL("x"))
 	}
@@ -139,17 +142,31 @@ func TestStopsAtCleanup(t *testing.T) {
 }
 
 // TestDurableKillRestart checks the reliability tests' tools: with
-// durability on, a committed row survives a crash and restart.
+// durability on, a committed row survives a crash and restart; and, on
+// the same cluster to start one fewer, the TCP and connection options.
 func TestDurableKillRestart(t *testing.T) {
-	c := Start(t, Durable())
+	c := Start(t, Durable(), TCP(), MaxConnections(20))
 	url := c.NewDatabase(t)
+	if !strings.Contains(url, "@127.0.0.1:") {
+		t.Fatalf("URL %s is not on loopback", url)
+	}
 	ctx := context.Background()
 	conn, err := pgx.Connect(ctx, url)
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer conn.Close(ctx)
+	if got := show(t, conn, "listen_addresses"); got != "127.0.0.1" {
+		t.Errorf("listen_addresses = %q", got)
+	}
+	if got := show(t, conn, "max_connections"); got != "20" {
+		t.Errorf("max_connections = %q", got)
+	}
 	if got := show(t, conn, "fsync"); got != "on" {
 		t.Errorf("fsync = %s with Durable", got)
+	}
+	if c.fileCopy.Load() {
+		t.Error("a durable cluster makes databases by copying files, which forces checkpoints")
 	}
 	if _, err := conn.Exec(ctx, "CREATE TABLE acks (id int); INSERT INTO acks VALUES (7)"); err != nil {
 		t.Fatal(err)
@@ -163,28 +180,12 @@ func TestDurableKillRestart(t *testing.T) {
 	if err := conn.Ping(ctx); err == nil {
 		t.Fatal("a session survived Kill")
 	}
-	conn.Close(ctx)
 	if err := c.Restart(); err != nil {
 		t.Fatal(err)
 	}
 	var id int
 	if err := connect(t, url).QueryRow(ctx, "SELECT id FROM acks").Scan(&id); err != nil || id != 7 {
 		t.Fatalf("after restart: id = %d, %v", id, err)
-	}
-}
-
-func TestTCP(t *testing.T) {
-	c := Start(t, TCP(), MaxConnections(20))
-	url := c.NewDatabase(t)
-	if !strings.Contains(url, "@127.0.0.1:") {
-		t.Fatalf("URL %s is not on loopback", url)
-	}
-	conn := connect(t, url)
-	if got := show(t, conn, "listen_addresses"); got != "127.0.0.1" {
-		t.Errorf("listen_addresses = %q", got)
-	}
-	if got := show(t, conn, "max_connections"); got != "20" {
-		t.Errorf("max_connections = %q", got)
 	}
 }
 
