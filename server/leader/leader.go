@@ -166,11 +166,16 @@ func (p *Postgres) session(ctx context.Context) (*pgx.Conn, error) {
 // when ctx ends (nil) or the session fails.
 func (p *Postgres) follow(ctx context.Context, conn *pgx.Conn, jobs func(ctx context.Context)) error {
 	for {
-		qctx, cancel := context.WithTimeout(ctx, p.cfg.Timeout)
+		// Not cancelled with ctx: a lock taken as ctx ends must be seen to
+		// be freed.
+		qctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.cfg.Timeout)
 		var got bool
 		err := conn.QueryRow(qctx, "SELECT pg_try_advisory_lock($1)", p.cfg.Key).Scan(&got)
 		cancel()
 		if ctx.Err() != nil {
+			if err == nil && got {
+				p.unlock(conn)
+			}
 			return nil
 		}
 		if err != nil {
@@ -213,7 +218,9 @@ func (p *Postgres) lead(ctx context.Context, conn *pgx.Conn, jobs func(ctx conte
 			done = make(chan struct{})
 			go func() { defer close(done); jobs(jctx) }()
 		case <-check.C:
-			qctx, cancel := context.WithTimeout(ctx, p.cfg.Timeout)
+			// Not cancelled with ctx, which would close the connection
+			// before unlock can free the lock at once.
+			qctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.cfg.Timeout)
 			err := conn.Ping(qctx)
 			cancel()
 			if ctx.Err() != nil {

@@ -356,7 +356,8 @@ func TestPoolElector(t *testing.T) {
 		t.Fatal("Run returned before the jobs did")
 	}
 	var held int
-	if err := pool.QueryRow(context.Background(), "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'").Scan(&held); err != nil || held != 0 {
+	if err := pool.QueryRow(context.Background(), `SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'
+		AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`).Scan(&held); err != nil || held != 0 {
 		t.Fatalf("advisory locks after Run returned: %d, %v", held, err)
 	}
 }

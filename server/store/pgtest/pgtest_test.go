@@ -12,6 +12,7 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 )
@@ -70,6 +71,9 @@ func TestClusterSettings(t *testing.T) {
 		if got := show(t, conn, setting); got != want {
 			t.Errorf("%s = %q, want %q", setting, got, want)
 		}
+	}
+	if v, _ := strconv.Atoi(show(t, conn, "server_version_num")); v >= 150000 && !c.fileCopy.Load() {
+		t.Errorf("PostgreSQL %d: databases not made by copying files", v)
 	}
 	if !strings.Contains(c.URL("x"), "host=") {
 		t.Errorf("URL %s does not name the socket's folder", c.URL("x"))
@@ -138,17 +142,31 @@ func TestStopsAtCleanup(t *testing.T) {
 }
 
 // TestDurableKillRestart checks the reliability tests' tools: with
-// durability on, a committed row survives a crash and restart.
+// durability on, a committed row survives a crash and restart; and, on
+// the same cluster to start one fewer, the TCP and connection options.
 func TestDurableKillRestart(t *testing.T) {
-	c := Start(t, Durable())
+	c := Start(t, Durable(), TCP(), MaxConnections(20))
 	url := c.NewDatabase(t)
+	if !strings.Contains(url, "@127.0.0.1:") {
+		t.Fatalf("URL %s is not on loopback", url)
+	}
 	ctx := context.Background()
 	conn, err := pgx.Connect(ctx, url)
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer conn.Close(ctx)
+	if got := show(t, conn, "listen_addresses"); got != "127.0.0.1" {
+		t.Errorf("listen_addresses = %q", got)
+	}
+	if got := show(t, conn, "max_connections"); got != "20" {
+		t.Errorf("max_connections = %q", got)
+	}
 	if got := show(t, conn, "fsync"); got != "on" {
 		t.Errorf("fsync = %s with Durable", got)
+	}
+	if c.fileCopy.Load() {
+		t.Error("a durable cluster makes databases by copying files, which forces checkpoints")
 	}
 	if _, err := conn.Exec(ctx, "CREATE TABLE acks (id int); INSERT INTO acks VALUES (7)"); err != nil {
 		t.Fatal(err)
@@ -162,28 +180,12 @@ func TestDurableKillRestart(t *testing.T) {
 	if err := conn.Ping(ctx); err == nil {
 		t.Fatal("a session survived Kill")
 	}
-	conn.Close(ctx)
 	if err := c.Restart(); err != nil {
 		t.Fatal(err)
 	}
 	var id int
 	if err := connect(t, url).QueryRow(ctx, "SELECT id FROM acks").Scan(&id); err != nil || id != 7 {
 		t.Fatalf("after restart: id = %d, %v", id, err)
-	}
-}
-
-func TestTCP(t *testing.T) {
-	c := Start(t, TCP(), MaxConnections(20))
-	url := c.NewDatabase(t)
-	if !strings.Contains(url, "@127.0.0.1:") {
-		t.Fatalf("URL %s is not on loopback", url)
-	}
-	conn := connect(t, url)
-	if got := show(t, conn, "listen_addresses"); got != "127.0.0.1" {
-		t.Errorf("listen_addresses = %q", got)
-	}
-	if got := show(t, conn, "max_connections"); got != "20" {
-		t.Errorf("max_connections = %q", got)
 	}
 }
 
@@ -229,5 +231,85 @@ func TestNotInstalledFailsUnlessOptedOut(t *testing.T) {
 		if tc.how == "fatal" && !strings.Contains(r.reason, ".ci/run installs it") {
 			t.Errorf("the failure does not say .ci/run installs PostgreSQL: %s", r.reason)
 		}
+	}
+}
+
+// TestTemplate checks that clusters are copied from one initdb kept per
+// PostgreSQL and owner, and that a template another user could have
+// written is not used.
+func TestTemplate(t *testing.T) {
+	c := pg.Cluster(t)
+	first, err := c.template()
+	if err != nil {
+		t.Fatal(err)
+	}
+	second, err := c.template()
+	if err != nil || second != first {
+		t.Fatalf("second template %s, %v; first %s", second, err, first)
+	}
+	uid := os.Geteuid()
+	if c.cred != nil {
+		uid = int(c.cred.Uid)
+	}
+	if !trusted(filepath.Dir(first), uid) {
+		t.Fatal("the template made is not trusted")
+	}
+	if trusted(filepath.Dir(first), uid+1) {
+		t.Fatal("a template of another user is trusted")
+	}
+	fake := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(fake, "data"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(fake, "data", "PG_VERSION"), []byte("15\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if !trusted(fake, os.Geteuid()) {
+		t.Fatal("a sound folder is not trusted")
+	}
+	if err := os.Chmod(fake, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	if trusted(fake, os.Geteuid()) {
+		t.Fatal("a world-writable template is trusted")
+	}
+}
+
+// TestSweepLeftovers checks that a dead test binary's cluster folder is
+// removed once old, and that a young one, one with a live postmaster and
+// the template stay.
+func TestSweepLeftovers(t *testing.T) {
+	c := pg.Cluster(t)
+	uid := os.Geteuid()
+	mk := func(pid string) string {
+		dir, err := os.MkdirTemp("", "pgtest-")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { os.RemoveAll(dir) })
+		if err := os.Mkdir(filepath.Join(dir, "data"), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if pid != "" {
+			if err := os.WriteFile(filepath.Join(dir, "data", "postmaster.pid"), []byte(pid+"\n/x\n"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return dir
+	}
+	dead, live, young := mk(""), mk(strconv.Itoa(os.Getpid())), mk("")
+	now := time.Now().Add(2 * time.Hour)
+	if err := os.Chtimes(young, now, now.Add(-time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	sweepLeftovers(uid, now)
+	for dir, want := range map[string]bool{dead: false, live: true, young: true, c.dir: true} {
+		_, err := os.Stat(dir)
+		if got := err == nil; got != want {
+			t.Errorf("%s kept = %v, want %v", dir, got, want)
+		}
+	}
+	if !c.Running() {
+		t.Fatal("the sweep stopped a running cluster")
 	}
 }
