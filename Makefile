@@ -52,8 +52,14 @@ cross:
 	GOOS=darwin GOARCH=arm64 CGO_ENABLED=0 $(GO) build -o /dev/null ./agent/cmd/tally-agent
 	GOOS=linux GOARCH=arm64 CGO_ENABLED=0 $(GO) build -o /dev/null ./agent/cmd/tally-agent
 
+# The store's own tests that open it with OpenForTest (software sets,
+# recognition, purchases, users and housekeeping) run a second time on
+# PostgreSQL; the conformance suite runs on both in the first pass.
+PG_STORE_TESTS = TestRecognitionFollowsSoftwareSets|TestPurchaseBadInputChangesNothing|TestDeltaRecognitionEqualsRecount|TestSequenceWindowWithGaps|TestSoftware(FullCountsDuplicatesOnce|DeltaApplies|DeltaMismatch|Order|Purged)|TestUser|TestExpiredTokenFreesSeatAtExpiry|TestUsersBadInput|TestHousekeepingDryRunMatchesRun|TestSyncDeletedUserFreesSeat|TestExpiredUserLicenseSeats|TestRemoveUserLicense
+
 unit:
 	$(GO) test -race -timeout 14m ./...
+	$(GO) test -race -timeout 10m -run '^($(PG_STORE_TESTS))$$' ./server/store/sqlstore -args -store=postgres
 
 # The fault suite's long mode (server/integration TestChaos; make test runs
 # its short mode). Full disks need root to mount a tmpfs; without it those

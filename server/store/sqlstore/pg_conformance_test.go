@@ -8,21 +8,17 @@ import (
 	"testing"
 
 	"github.com/tallyhq/tally/server/store"
-	"github.com/tallyhq/tally/server/store/pgtest"
 	"github.com/tallyhq/tally/server/store/sqlstore"
 	"github.com/tallyhq/tally/server/store/storetest"
 )
 
-// pg is the PostgreSQL cluster this package's tests share (TestMain).
-var pg pgtest.Shared
-
-func TestMain(m *testing.M) { pg.Main(m) }
+func TestMain(m *testing.M) { sqlstore.PG.Main(m) }
 
 // The PostgreSQL backend passes the store conformance suite, each part on
 // a database of its own in one real cluster.
 func TestConformancePostgres(t *testing.T) {
 	storetest.Run(t, func(t testing.TB, cfg storetest.Config) storetest.Backend {
-		url := pg.Cluster(t).NewDatabase(t)
+		url := sqlstore.PG.Cluster(t).NewDatabase(t)
 		opts := sqlstore.Options{Clock: cfg.Clock, VerifyLicense: cfg.VerifyLicense, RecordKey: cfg.RecordKey}
 		open := func(t testing.TB) *sqlstore.DB {
 			t.Helper()

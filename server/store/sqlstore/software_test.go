@@ -30,11 +30,7 @@ type swNode struct {
 
 func swStore(t *testing.T, clk clock.Clock) *DB {
 	t.Helper()
-	db, err := Open(filepath.Join(t.TempDir(), "sw.db"), Options{NoSync: true, Clock: clk})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
+	db := OpenForTest(t, Options{Clock: clk})
 	if _, err := db.ImportLicenses(context.Background(), []store.LicenseImport{{License: store.License{ID: "L-inventory",
 		Product: "inventory", Kind: "node", Duration: "perpetual", Seats: 100, IssuedAt: time.Now(), Issuer: "test"}, File: []byte("x")}}, "test"); err != nil {
 		t.Fatal(err)
@@ -250,7 +246,7 @@ func TestSoftwareDeltaMismatch(t *testing.T) {
 			swSend(t, db, n, full(set...))
 			if tc.corruptStoredSet {
 				if err := db.write(context.Background(), func(tx *Tx) error {
-					_, err := tx.Exec(`UPDATE computer_software_sets SET ids = x'0102' WHERE computer_id = ?`, n.computer)
+					_, err := tx.Exec(`UPDATE computer_software_sets SET ids = ? WHERE computer_id = ?`, []byte{1, 2}, n.computer)
 					return err
 				}); err != nil {
 					t.Fatal(err)

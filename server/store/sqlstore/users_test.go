@@ -3,7 +3,6 @@ package sqlstore_test
 import (
 	"context"
 	"errors"
-	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -30,11 +29,7 @@ func openUsers(t testing.TB) *userEnv {
 	t.Helper()
 	iss := licensetest.NewIssuer(t)
 	clk := clock.NewManual(userEpoch)
-	db, err := sqlstore.Open(filepath.Join(t.TempDir(), "u.db"), sqlstore.Options{Clock: clk, VerifyLicense: iss.Verify, NoSync: true, SkipQuickCheck: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
+	db := sqlstore.OpenForTest(t, sqlstore.Options{Clock: clk, VerifyLicense: iss.Verify})
 	return &userEnv{db: db, clk: clk, iss: iss, ctx: context.Background()}
 }
 
