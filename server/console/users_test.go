@@ -328,7 +328,7 @@ func TestConsoleHousekeepingPreviewMatchesRun(t *testing.T) {
 	before, held := s.eventCount(), s.held()
 	code, body := s.post("/housekeeping", form, nil)
 	preview := hkItems(t, body)
-	if code != 200 || len(preview) != 2 || !strings.Contains(body, `a real run now frees <span id="hk-freed">1</span> seats`) || !strings.Contains(body, `id="hk-confirm"`) {
+	if code != 200 || len(preview) != 2 || !strings.Contains(body, `a real run now frees <span id="hk-freed">1 seat</span>`) || !strings.Contains(body, `id="hk-confirm"`) {
 		t.Fatalf("preview: %d %v\n%s", code, preview, body)
 	}
 	if s.eventCount() != before || s.held() != held {
@@ -343,7 +343,7 @@ func TestConsoleHousekeepingPreviewMatchesRun(t *testing.T) {
 	form.Set("mode", "run")
 	code, body = s.post("/housekeeping", form, nil)
 	run := hkItems(t, body)
-	if code != 200 || !slices.Equal(run, preview) || !strings.Contains(body, `freed <span id="hk-freed">1</span> seats`) {
+	if code != 200 || !slices.Equal(run, preview) || !strings.Contains(body, `freed <span id="hk-freed">1 seat</span>`) {
 		t.Fatalf("run: %d %v, preview was %v\n%s", code, run, preview, body)
 	}
 	if s.held() != held-1 || s.eventCount() == before {

@@ -70,7 +70,8 @@ func viewFuncs(zone *time.Location) template.FuncMap {
 			}
 			return t.In(zone).Format("2006-01-02")
 		},
-		"join": strings.Join,
+		"join":   strings.Join,
+		"plural": plural,
 		"deref": func(t *time.Time) time.Time {
 			if t == nil {
 				return time.Time{}
