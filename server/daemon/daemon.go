@@ -29,6 +29,7 @@ import (
 	"github.com/tallyhq/tally/server/catalog"
 	"github.com/tallyhq/tally/server/console"
 	"github.com/tallyhq/tally/server/datadir"
+	"github.com/tallyhq/tally/server/directory"
 	"github.com/tallyhq/tally/server/engine"
 	"github.com/tallyhq/tally/server/license"
 	"github.com/tallyhq/tally/server/listener"
@@ -117,6 +118,10 @@ type Config struct {
 	Sessions admins.SessionRules
 	// Getenv reads the environment (TZ); nil is os.Getenv.
 	Getenv func(string) string
+	// LDAPCAFile is a PEM file of the CAs that sign the directories'
+	// certificates (ldaps://, StartTLS), read at each sync; empty: the
+	// system's CAs.
+	LDAPCAFile string
 }
 
 // Daemon is a running server.
@@ -168,6 +173,11 @@ func Start(cfg Config) (_ *Daemon, err error) {
 	dates, err := datesOf(cfg)
 	if err != nil {
 		return nil, err
+	}
+	if cfg.LDAPCAFile != "" {
+		if _, err := directory.TLSConfig("ldaps://directory", cfg.LDAPCAFile); err != nil {
+			return nil, fmt.Errorf("--ldap-ca-file: %w", err)
+		}
 	}
 	d := &Daemon{cfg: cfg, log: cfg.Logger, dates: dates, serveErr: make(chan error, 4)}
 	defer func() {
@@ -268,14 +278,14 @@ func Start(cfg Config) (_ *Daemon, err error) {
 	}
 	info := adminapi.ServerInfo{Advertise: advertise, Fingerprint: d.id.Fingerprint, Version: buildinfo.Version()}
 	con, err := console.New(console.Config{Store: d.db, Token: d.id.Token, Info: info, Logger: d.log, Dates: d.dates, Sessions: cfg.Sessions,
-		Catalog: d.catalog, VerifyLicense: d.verifyLicense, Maintenance: d.maintenance, SecretRevoked: d.secretRevoked})
+		Catalog: d.catalog, VerifyLicense: d.verifyLicense, Maintenance: d.maintenance, SecretRevoked: d.secretRevoked, DirectorySource: d.directorySource})
 	if err != nil {
 		return nil, err
 	}
 	d.api = adminapi.New(adminapi.Config{Store: d.db, Token: d.id.Token, Info: info, Logger: d.log,
 		Extra:  map[string]http.Handler{"GET /metrics": d.metrics.Handler()},
 		Public: map[string]http.Handler{"/": con}, Catalog: d.catalog, VerifyLicense: d.verifyLicense, Maintenance: d.maintenance,
-		Dates: d.dates, SecretRevoked: d.secretRevoked})
+		Dates: d.dates, SecretRevoked: d.secretRevoked, DirectorySource: d.directorySource})
 	d.admin = &http.Server{Handler: d.api, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(d.log.Handler(), slog.LevelWarn)}
 
 	if cfg.Pprof != "" {
@@ -292,7 +302,7 @@ func Start(cfg Config) (_ *Daemon, err error) {
 	}
 	d.sched = scheduler.Start(scheduler.Config{Store: d.db, Maintenance: d.maintenance, Every: maintEvery, Poll: cfg.ExpiryPoll,
 		Clock: cfg.Clock, Logger: d.log})
-	d.userJobs = &userscheduler.Runner{Store: d.db, Clock: cfg.Clock, Poll: cfg.ExpiryPoll, Logger: d.log}
+	d.userJobs = &userscheduler.Runner{Store: d.db, Clock: cfg.Clock, Poll: cfg.ExpiryPoll, Logger: d.log, Source: d.directorySource}
 	d.userJobs.Start()
 
 	ac := cfg.Alerts
@@ -561,4 +571,9 @@ func (d *Daemon) close0(ctx context.Context) error {
 		d.unlock()
 	}
 	return errors.Join(errs...)
+}
+
+// directorySource reaches a directory over LDAP, trusting --ldap-ca-file.
+func (d *Daemon) directorySource(dir store.Directory) directory.Source {
+	return &directory.LDAP{Dir: dir, CAFile: d.cfg.LDAPCAFile}
 }
