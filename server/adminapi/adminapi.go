@@ -22,6 +22,7 @@ import (
 	"github.com/tallyhq/tally/server/admins"
 	"github.com/tallyhq/tally/server/catalog"
 	"github.com/tallyhq/tally/server/dates"
+	"github.com/tallyhq/tally/server/directory"
 	"github.com/tallyhq/tally/server/store"
 )
 
@@ -80,6 +81,9 @@ type Config struct {
 	// SecretRevoked is called after a secret is revoked, so the data
 	// folder's enroll-secret file never holds a revoked secret.
 	SecretRevoked func(ctx context.Context, s store.Secret) error
+	// DirectorySource reaches a directory for a sync; nil dials it over
+	// LDAP with its settings and the system's CAs.
+	DirectorySource func(store.Directory) directory.Source
 }
 
 type api struct {

@@ -65,7 +65,10 @@ func (a *api) userRoutes(reg registrar) {
 	if !ok {
 		return
 	}
-	u := &usersAPI{api: a, st: st, source: func(d store.Directory) directory.Source { return &directory.LDAP{Dir: d} }}
+	u := &usersAPI{api: a, st: st, source: a.cfg.DirectorySource}
+	if u.source == nil {
+		u.source = func(d store.Directory) directory.Source { return &directory.LDAP{Dir: d} }
+	}
 	reg("GET /api/v1/users", admins.Viewer, u.list)
 	reg("POST /api/v1/users", admins.Operator, u.add)
 	reg("GET /api/v1/users/{ref}", admins.Viewer, u.show)

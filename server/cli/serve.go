@@ -168,6 +168,7 @@ database closes.`,
 	f.IntVar(&cfg.MaxPackages, "max-packages", 65536, "packages one computer's stored software set may hold; a post whose software would pass it is not stored (the verdict says why, the audit log has it)")
 	f.StringVar(&diskWarn, "disk-warn", "1GiB", "warn in the log while the file system holding the data folder has less free than this: a size (1GiB) or a share of its size (5%); /metrics shows the free bytes")
 	f.BoolVar(&cfg.SkipQuickCheck, "skip-quick-check", false, "do not check the database's pages (PRAGMA quick_check) at start; see docs/PERFORMANCE.md for what it costs on a big database")
+	f.StringVar(&cfg.LDAPCAFile, "ldap-ca-file", "", "PEM file of the CAs that sign the LDAP directories' certificates (ldaps://, --start-tls); default: the system's CAs")
 	f.DurationVar(&cfg.Sessions.Idle, "session-idle", admins.DefaultSessionIdle, "a console session ends after this long without a request")
 	f.DurationVar(&cfg.Sessions.Absolute, "session-max", admins.DefaultSessionAbsolute, "a console session ends this long after sign-in, however busy")
 	f.StringVar(&expiryWarning, "expiry-warning", "30d", "warn this long before a license, its upgrade protection or an Activation ID ends (days like 30d, or a duration like 720h)")

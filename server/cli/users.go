@@ -353,7 +353,8 @@ the server, on its host, at each sync. Users are keyed by objectGUID (AD) or
 entryUUID (OpenLDAP); accounts disabled there (userAccountControl,
 pwdAccountLockedTime, nsAccountLock) show external status disabled; users gone
 from the directory are deleted, and their seats freed, at the sync that finds
-them gone.`,
+them gone. ldaps:// and --start-tls verify the directory's certificate and host
+name against the CAs of the server's --ldap-ca-file (default: the system's).`,
 		Args: exactArgs(1, "directory add NAME --url URL --base-dn DN"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			d.Name = args[0]

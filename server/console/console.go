@@ -21,6 +21,7 @@ import (
 	"github.com/tallyhq/tally/server/admins"
 	"github.com/tallyhq/tally/server/catalog"
 	"github.com/tallyhq/tally/server/dates"
+	"github.com/tallyhq/tally/server/directory"
 	"github.com/tallyhq/tally/server/store"
 )
 
@@ -53,6 +54,9 @@ type Config struct {
 	// Maintenance runs the maintenance job with the server's policy; nil
 	// hides the button.
 	Maintenance func(ctx context.Context) (store.MaintenanceReport, error)
+	// DirectorySource reaches a directory for a sync started on the users
+	// page; nil dials it over LDAP with its settings.
+	DirectorySource func(store.Directory) directory.Source
 	// SecretRevoked is called after a secret is revoked (the daemon keeps
 	// its enroll-secret file free of revoked secrets).
 	SecretRevoked func(ctx context.Context, s store.Secret) error

@@ -177,6 +177,7 @@ var mutatingRoutes = []string{
 	"/activations", "/activations/A-x/return/1", "/activations/A-x/deactivate",
 	"/settings/secrets", "/settings/secrets/x/revoke", "/maintenance",
 	"/settings/admins", "/settings/admins/admin/remove", "/settings/admins/admin/tokens", "/settings/tokens/x/revoke", "/settings/webhooks",
+	"/users/alice/tokens", "/credentials/1/revoke", "/housekeeping", "/directories/corp/sync",
 }
 
 // Without a session every mutating route sends the browser to the login
@@ -212,7 +213,7 @@ func TestConsoleMutatingRoutesNeedSessionAndToken(t *testing.T) {
 // no framing, no referrer, no sniffing.
 func TestConsoleSecurityHeaders(t *testing.T) {
 	s := newSession(t, "web-01")
-	for _, path := range []string{"/login", "/", "/computers", "/computers/1", "/licenses", "/activations", "/leases", "/reports", "/events", "/settings", "/static/console.js", "/nope"} {
+	for _, path := range []string{"/login", "/", "/computers", "/computers/1", "/licenses", "/activations", "/leases", "/reports", "/events", "/settings", "/users", "/static/console.js", "/nope"} {
 		resp, err := s.cl.Get(s.srv.URL + path)
 		if err != nil {
 			t.Fatal(err)

@@ -8,12 +8,14 @@ import (
 )
 
 // What a mutating control changes, the unit a role is granted: the
-// operator's share (computers, activations, leases, maintenance) and the
+// operator's share (computers, activations, leases, maintenance, users and
+// their credentials, housekeeping, directory syncs) and the
 // admin's (licenses, secrets, admins and their tokens, alert webhooks).
 const (
 	changeComputers   = "computers"
 	changeActivations = "activations"
 	changeMaintenance = "maintenance"
+	changeUsers       = "users"
 	changeLicenses    = "licenses"
 	changeSecrets     = "secrets"
 	changeAdmins      = "admins"
@@ -25,6 +27,7 @@ var leastRole = map[string]admins.Role{
 	changeComputers:   admins.Operator,
 	changeActivations: admins.Operator,
 	changeMaintenance: admins.Operator,
+	changeUsers:       admins.Operator,
 	changeLicenses:    admins.Admin,
 	changeSecrets:     admins.Admin,
 	changeAdmins:      admins.Admin,

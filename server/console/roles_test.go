@@ -90,7 +90,7 @@ func TestConsoleRolesDecideWhatAnAdminMayChange(t *testing.T) {
 		t.Fatalf("status after the operator retired it: %s", got)
 	}
 	mutating := regexp.MustCompile(`<form[^>]*method="post"[^>]*action="(/[^"]*)"`)
-	for _, page := range []string{"/", "/computers", "/computers/1", "/licenses", "/activations", "/leases", "/reports", "/software", "/events", "/settings"} {
+	for _, page := range []string{"/", "/computers", "/computers/1", "/licenses", "/activations", "/leases", "/reports", "/software", "/events", "/settings", "/users"} {
 		code, body := viewer.get(page)
 		if code != http.StatusOK {
 			t.Errorf("viewer %s: %d", page, code)

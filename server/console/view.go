@@ -14,7 +14,7 @@ import (
 )
 
 // pages are the views, each parsed with the layout.
-var pages = []string{"login", "dashboard", "computers", "computer", "events", "licenses", "license", "activations", "leases", "reports", "settings", "result", "software", "swlicense", "application"}
+var pages = []string{"login", "dashboard", "computers", "computer", "events", "licenses", "license", "activations", "leases", "reports", "settings", "result", "software", "swlicense", "application", "users", "user"}
 
 func (c *Console) routes(m *http.ServeMux) {
 	static, _ := fs.Sub(staticFS, "static")
@@ -41,6 +41,12 @@ func (c *Console) routes(m *http.ServeMux) {
 	m.Handle("GET /software", c.signedIn(c.software))
 	m.Handle("GET /software/licenses/{ref}", c.signedIn(c.swLicense))
 	m.Handle("GET /software/applications/{name}", c.signedIn(c.application))
+	m.Handle("GET /users", c.signedIn(c.users))
+	m.Handle("GET /users/{ref}", c.signedIn(c.user))
+	m.Handle("POST /users/{ref}/tokens", c.action(changeUsers, c.issueUserToken))
+	m.Handle("POST /credentials/{id}/revoke", c.action(changeUsers, c.revokeCredential))
+	m.Handle("POST /housekeeping", c.action(changeUsers, c.runHousekeeping))
+	m.Handle("POST /directories/{name}/sync", c.action(changeUsers, c.syncDirectory))
 	m.Handle("GET /reports", c.signedIn(c.reports))
 	m.Handle("GET /reports/{file}", c.signedIn(c.reportCSV))
 	m.Handle("GET /events", c.signedIn(c.events))
@@ -64,7 +70,14 @@ func viewFuncs(zone *time.Location) template.FuncMap {
 			}
 			return t.In(zone).Format("2006-01-02")
 		},
-		"join": strings.Join,
+		"join":   strings.Join,
+		"plural": plural,
+		"deref": func(t *time.Time) time.Time {
+			if t == nil {
+				return time.Time{}
+			}
+			return *t
+		},
 		// pathEscape puts a name into a URL path as one segment.
 		"pathEscape": url.PathEscape,
 		"sub":        func(a, b int) int { return a - b },

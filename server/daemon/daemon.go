@@ -29,6 +29,7 @@ import (
 	"github.com/tallyhq/tally/server/catalog"
 	"github.com/tallyhq/tally/server/console"
 	"github.com/tallyhq/tally/server/datadir"
+	"github.com/tallyhq/tally/server/directory"
 	"github.com/tallyhq/tally/server/engine"
 	"github.com/tallyhq/tally/server/leader"
 	"github.com/tallyhq/tally/server/license"
@@ -127,6 +128,10 @@ type Config struct {
 	// across replicas (see jobs.go); nil: leader.Always, for a server
 	// alone on its database.
 	Elector leader.Elector
+	// LDAPCAFile is a PEM file of the CAs that sign the directories'
+	// certificates (ldaps://, StartTLS), read at each sync; empty: the
+	// system's CAs.
+	LDAPCAFile string
 }
 
 // Daemon is a running server.
@@ -176,6 +181,11 @@ func Start(cfg Config) (_ *Daemon, err error) {
 	dates, err := datesOf(cfg)
 	if err != nil {
 		return nil, err
+	}
+	if cfg.LDAPCAFile != "" {
+		if _, err := directory.TLSConfig("ldaps://directory", cfg.LDAPCAFile); err != nil {
+			return nil, fmt.Errorf("--ldap-ca-file: %w", err)
+		}
 	}
 	d := &Daemon{cfg: cfg, log: cfg.Logger, dates: dates, serveErr: make(chan error, 4)}
 	defer func() {
@@ -305,14 +315,14 @@ func Start(cfg Config) (_ *Daemon, err error) {
 	}
 	info := adminapi.ServerInfo{Advertise: advertise, Fingerprint: d.id.Fingerprint, Version: buildinfo.Version()}
 	con, err := console.New(console.Config{Store: d.db, Token: d.id.Token, Info: info, Logger: d.log, Dates: d.dates, Sessions: cfg.Sessions,
-		Catalog: d.catalog, VerifyLicense: d.verifyLicense, Maintenance: d.maintenance, SecretRevoked: d.secretRevoked})
+		Catalog: d.catalog, VerifyLicense: d.verifyLicense, Maintenance: d.maintenance, SecretRevoked: d.secretRevoked, DirectorySource: d.directorySource})
 	if err != nil {
 		return nil, err
 	}
 	d.api = adminapi.New(adminapi.Config{Store: d.db, Token: d.id.Token, Info: info, Logger: d.log,
 		Extra:  map[string]http.Handler{"GET /metrics": d.metrics.Handler()},
 		Public: map[string]http.Handler{"/": con}, Catalog: d.catalog, VerifyLicense: d.verifyLicense, Maintenance: d.maintenance,
-		Dates: d.dates, SecretRevoked: d.secretRevoked})
+		Dates: d.dates, SecretRevoked: d.secretRevoked, DirectorySource: d.directorySource})
 	d.admin = &http.Server{Handler: d.api, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(d.log.Handler(), slog.LevelWarn)}
 
 	if cfg.Pprof != "" {
@@ -579,4 +589,9 @@ func (d *Daemon) close0(ctx context.Context) error {
 		d.unlock()
 	}
 	return errors.Join(errs...)
+}
+
+// directorySource reaches a directory over LDAP, trusting --ldap-ca-file.
+func (d *Daemon) directorySource(dir store.Directory) directory.Source {
+	return &directory.LDAP{Dir: dir, CAFile: d.cfg.LDAPCAFile}
 }

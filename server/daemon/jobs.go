@@ -44,7 +44,7 @@ func (d *Daemon) runOnceJobs(ctx context.Context) {
 	}
 	sched := scheduler.Start(scheduler.Config{Store: d.db, Maintenance: d.maintenance, Every: maintEvery, Poll: cfg.ExpiryPoll,
 		Clock: cfg.Clock, Logger: d.log})
-	userJobs := &userscheduler.Runner{Store: d.db, Clock: cfg.Clock, Poll: cfg.ExpiryPoll, Logger: d.log}
+	userJobs := &userscheduler.Runner{Store: d.db, Clock: cfg.Clock, Poll: cfg.ExpiryPoll, Logger: d.log, Source: d.directorySource}
 	userJobs.Start()
 	ac := cfg.Alerts
 	ac.Store, ac.Clock, ac.Zone, ac.Logger = d.db, cfg.Clock, d.dates.Zone, d.log

@@ -10,6 +10,7 @@ package directory
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -99,10 +100,82 @@ func Check(d *store.Directory) error {
 // LDAP is a directory reached over LDAP.
 type LDAP struct {
 	Dir      store.Directory
-	Password string      // read from Dir.PasswordFile when empty
-	TLS      *tls.Config // for ldaps:// and StartTLS; nil: system roots, the URL's host
+	Password string // read from Dir.PasswordFile when empty
+	// CAFile is a PEM file of the CA certificates that sign the directory's
+	// certificate, trusted instead of the system's for ldaps:// and
+	// StartTLS (as ldap.conf's TLS_CACERT); empty: the system's CAs.
+	CAFile   string
+	TLS      *tls.Config // overrides CAFile; nil: the URL's host, verified
 	PageSize uint32      // 0: DefaultPageSize
 	Timeout  time.Duration
+}
+
+// ErrUntrusted reports a directory whose TLS certificate is not signed by
+// a CA the server trusts.
+var ErrUntrusted = errors.New("the directory's TLS certificate is not signed by a trusted CA")
+
+// TLSConfig is the TLS of a connection to rawURL's host that trusts the
+// CAs of caFile, or the system's when caFile is empty.
+func TLSConfig(rawURL, caFile string) (*tls.Config, error) {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return nil, fmt.Errorf("%w: --url %q: %w", ErrConfig, rawURL, err)
+	}
+	tc := &tls.Config{ServerName: u.Hostname(), MinVersion: tls.VersionTLS12}
+	if caFile == "" {
+		return tc, nil
+	}
+	b, err := os.ReadFile(caFile)
+	if err != nil {
+		return nil, fmt.Errorf("read the directory's CA file: %w", err)
+	}
+	tc.RootCAs = x509.NewCertPool()
+	if !tc.RootCAs.AppendCertsFromPEM(b) {
+		return nil, fmt.Errorf("%w: CA file %s holds no PEM certificate (BEGIN CERTIFICATE)", ErrConfig, caFile)
+	}
+	return tc, nil
+}
+
+// verifying returns tc verifying the peer itself, as crypto/tls would, and
+// keeping the verification's error in *failed: the LDAP client flattens
+// a StartTLS handshake's error to text, and the cause decides the advice.
+func verifying(tc *tls.Config, failed *error) *tls.Config {
+	tc = tc.Clone()
+	roots := tc.RootCAs
+	tc.InsecureSkipVerify = true // replaced by VerifyConnection below, never skipped
+	tc.VerifyConnection = func(cs tls.ConnectionState) error {
+		if len(cs.PeerCertificates) == 0 {
+			*failed = errors.New("the directory sent no certificate")
+			return *failed
+		}
+		inter := x509.NewCertPool()
+		for _, c := range cs.PeerCertificates[1:] {
+			inter.AddCert(c)
+		}
+		_, err := cs.PeerCertificates[0].Verify(x509.VerifyOptions{DNSName: tc.ServerName, Roots: roots, Intermediates: inter})
+		*failed = err
+		return err
+	}
+	return tc
+}
+
+// untrusted turns a certificate verification failure into a sentence that
+// says what to do.
+func untrusted(err, verr error, caFile string) error {
+	if verr == nil {
+		return err
+	}
+	var ua x509.UnknownAuthorityError
+	var hn x509.HostnameError
+	switch {
+	case errors.As(verr, &hn):
+		return fmt.Errorf("%w (%w): give in --url the host name the certificate names", ErrUntrusted, verr)
+	case errors.As(verr, &ua) && caFile != "":
+		return fmt.Errorf("%w (%w): the CA file %s does not hold the CA that signs it", ErrUntrusted, verr, caFile)
+	case errors.As(verr, &ua):
+		return fmt.Errorf("%w (%w): give the CA that signs it with --ca-file, or add it to this host's trusted CAs", ErrUntrusted, verr)
+	}
+	return fmt.Errorf("%w (%w)", ErrUntrusted, verr)
 }
 
 func (l *LDAP) dial(ctx context.Context) (*ldap.Conn, error) {
@@ -111,19 +184,23 @@ func (l *LDAP) dial(ctx context.Context) (*ldap.Conn, error) {
 		timeout = 30 * time.Second
 	}
 	tc := l.TLS
+	var verr error
 	if tc == nil {
-		u, _ := url.Parse(l.Dir.URL)
-		tc = &tls.Config{ServerName: u.Hostname(), MinVersion: tls.VersionTLS12}
+		var err error
+		if tc, err = TLSConfig(l.Dir.URL, l.CAFile); err != nil {
+			return nil, err
+		}
+		tc = verifying(tc, &verr)
 	}
 	conn, err := ldap.DialURL(l.Dir.URL, ldap.DialWithDialer(&net.Dialer{Timeout: timeout}), ldap.DialWithTLSConfig(tc))
 	if err != nil {
-		return nil, fmt.Errorf("connect to %s: %w", l.Dir.URL, err)
+		return nil, fmt.Errorf("connect to %s: %w", l.Dir.URL, untrusted(err, verr, l.CAFile))
 	}
 	conn.SetTimeout(timeout)
 	if l.Dir.StartTLS {
 		if err := conn.StartTLS(tc); err != nil {
 			conn.Close()
-			return nil, fmt.Errorf("StartTLS with %s: %w", l.Dir.URL, err)
+			return nil, fmt.Errorf("StartTLS with %s: %w", l.Dir.URL, untrusted(err, verr, l.CAFile))
 		}
 	}
 	if l.Dir.BindDN != "" {

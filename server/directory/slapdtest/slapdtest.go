@@ -2,7 +2,8 @@
 // cn=config (mdb backend, the core, cosine, inetorgperson and nis schemas,
 // and the ppolicy overlay for pwdAccountLockedTime) loaded with slapadd,
 // a fixture of OUs, users and groups, on a loopback port, killed when the
-// test ends.
+// test ends. WithTLS also serves ldaps:// and StartTLS with a server
+// certificate from a CA the test makes (tlsfixture.go).
 package slapdtest
 
 import (
@@ -43,13 +44,28 @@ func (u User) DN() string { return fmt.Sprintf("uid=%s,ou=%s,%s", u.UID, u.OU, B
 type Server struct {
 	URL          string
 	PasswordFile string
+	// With WithTLS: the ldaps:// URL, and the PEM file of the CA that
+	// signed the server's certificate (for 127.0.0.1, not localhost).
+	LDAPSURL string
+	CAFile   string
+	// PID is slapd's process ID, for a benchmark that reads its CPU time.
+	PID int
 }
+
+// Option changes how Start runs slapd.
+type Option func(*options)
+
+type options struct{ tls bool }
+
+// WithTLS serves StartTLS on the ldap:// URL and TLS on an ldaps:// URL,
+// with a certificate signed by a CA made for the test.
+func WithTLS() Option { return func(o *options) { o.tls = true } }
 
 const configLDIF = `dn: cn=config
 objectClass: olcGlobal
 cn: config
 olcPidFile: {{dir}}/slapd.pid
-
+{{tls}}
 dn: cn=module{0},cn=config
 objectClass: olcModuleList
 cn: module{0}
@@ -134,8 +150,12 @@ func Fixture(us []User) []byte {
 
 // Start runs slapd with users loaded; it fails the test when slapd is not
 // installed (.ci/run installs it).
-func Start(t testing.TB, us []User) *Server {
+func Start(t testing.TB, us []User, opts ...Option) *Server {
 	t.Helper()
+	var o options
+	for _, f := range opts {
+		f(&o)
+	}
 	slapd, err := exec.LookPath("slapd")
 	if err != nil {
 		if _, err = os.Stat("/usr/sbin/slapd"); err != nil {
@@ -157,7 +177,14 @@ func Start(t testing.TB, us []User) *Server {
 		}
 		return p
 	}
-	cfg := write("config.ldif", []byte(strings.ReplaceAll(configLDIF, "{{dir}}", dir)))
+	tlsConfig := ""
+	var caFile string
+	if o.tls {
+		var certFile, keyFile string
+		caFile, certFile, keyFile = serverCertificate(t, dir)
+		tlsConfig = fmt.Sprintf("olcTLSCACertificateFile: %s\nolcTLSCertificateFile: %s\nolcTLSCertificateKeyFile: %s\n", caFile, certFile, keyFile)
+	}
+	cfg := write("config.ldif", []byte(strings.NewReplacer("{{dir}}", dir, "{{tls}}", tlsConfig).Replace(configLDIF)))
 	data := write("data.ldif", Fixture(us))
 	pwFile := write("password", []byte(Password+"\n"))
 	for _, args := range [][]string{{"-n0", "-F", filepath.Join(dir, "cfg"), "-l", cfg}, {"-q", "-n1", "-F", filepath.Join(dir, "cfg"), "-l", data}} {
@@ -168,27 +195,26 @@ func Start(t testing.TB, us []User) *Server {
 	// A port is chosen by the kernel then handed to slapd; should another
 	// process take it in between, slapd fails to bind and we try again.
 	for attempt := 0; ; attempt++ {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
+		url := "ldap://" + freeAddr(t) + "/"
+		listen, ldapsURL := url, ""
+		if o.tls {
+			ldapsURL = "ldaps://" + freeAddr(t) + "/"
+			listen += " " + ldapsURL
 		}
-		addr := l.Addr().String()
-		l.Close()
-		url := "ldap://" + addr + "/"
 		var logs bytes.Buffer
-		cmd := exec.Command(slapd, "-d", "0", "-F", filepath.Join(dir, "cfg"), "-h", url)
+		cmd := exec.Command(slapd, "-d", "0", "-F", filepath.Join(dir, "cfg"), "-h", listen)
 		cmd.Stdout, cmd.Stderr = &logs, &logs
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
 		exited := make(chan struct{})
 		go func() { cmd.Wait(); close(exited) }()
-		if waitReady(url, exited) {
+		if waitReady(url, exited) && (ldapsURL == "" || waitReadyTLS(ldapsURL, caFile, exited)) {
 			t.Cleanup(func() {
 				cmd.Process.Kill()
 				<-exited
 			})
-			return &Server{URL: url, PasswordFile: pwFile}
+			return &Server{URL: url, PasswordFile: pwFile, LDAPSURL: ldapsURL, CAFile: caFile, PID: cmd.Process.Pid}
 		}
 		cmd.Process.Kill()
 		<-exited
@@ -196,6 +222,15 @@ func Start(t testing.TB, us []User) *Server {
 			t.Fatalf("slapd did not start on %s:\n%s", url, logs.String())
 		}
 	}
+}
+
+func freeAddr(t testing.TB) string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
 }
 
 func waitReady(url string, exited chan struct{}) bool {
