@@ -23,8 +23,8 @@ type quicLink struct {
 // dialQUIC connects over QUIC. heard, when not nil, is set as soon as any
 // datagram comes back: a server that answers at all, however slowly, is
 // reachable over UDP, and falling back to TCP would not help.
-func (c *Client) dialQUIC(ctx context.Context, heard *atomic.Bool) (link, error) {
-	addr, err := net.ResolveUDPAddr("udp", c.cfg.Server)
+func (c *Client) dialQUIC(ctx context.Context, server string, heard *atomic.Bool) (link, error) {
+	addr, err := net.ResolveUDPAddr("udp", server)
 	if err != nil {
 		return nil, err
 	}
@@ -64,7 +64,7 @@ func (c *Client) dialQUIC(ctx context.Context, heard *atomic.Bool) (link, error)
 			return nil, context.Cause(conn.Context())
 		}
 	}
-	return &quicLink{conn: conn, tr: tr, server: c.cfg.Server}, nil
+	return &quicLink{conn: conn, tr: tr, server: server}, nil
 }
 
 // watchedUDP is the dial's UDP socket, noting whether anything came back.

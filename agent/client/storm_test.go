@@ -90,7 +90,7 @@ func TestConnectRetriesASlowHandshakeAfterARefusal(t *testing.T) {
 	c := stormClient(t, addr, fp, 2*time.Second)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if _, err := c.connection(ctx, nil); err != nil {
+	if _, _, err := c.connection(ctx, map[int]bool{}); err != nil {
 		t.Fatalf("connect after a refusal and a stalled handshake (%d attempts): %v", attempts.Load(), err)
 	}
 	if n := attempts.Load(); n < 3 {
@@ -107,7 +107,7 @@ func TestConnectGivesUpOnASlowHandshakeWithoutARefusal(t *testing.T) {
 		func(int64) bool { return true })
 	c := stormClient(t, addr, fp, time.Second)
 	began := time.Now()
-	_, err := c.connection(context.Background(), nil)
+	_, _, err := c.connection(context.Background(), map[int]bool{})
 	if err == nil {
 		t.Fatal("connected to a server that never finishes a handshake")
 	}
