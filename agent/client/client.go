@@ -23,6 +23,7 @@ import (
 
 	"github.com/quic-go/quic-go"
 
+	"github.com/tallyhq/tally/common/clock"
 	"github.com/tallyhq/tally/common/identity"
 	"github.com/tallyhq/tally/protocol"
 )
@@ -73,6 +74,8 @@ type Config struct {
 	// 30 min), so that a fleet drifts back to the preferred server once
 	// it is back, without leaving a working one at every request.
 	ReturnAfter time.Duration
+	// Clock times ReturnAfter (default: the system clock).
+	Clock clock.Clock
 }
 
 // Client sends requests to a server, failing over between its addresses.
@@ -179,6 +182,9 @@ func New(cfg Config) (*Client, error) {
 	if cfg.ReturnAfter <= 0 {
 		cfg.ReturnAfter = 30 * time.Minute
 	}
+	if cfg.Clock == nil {
+		cfg.Clock = clock.System{}
+	}
 	cert, err := identity.SelfSigned(cfg.Key, "tally-agent "+identity.NodeID(cfg.Key.Public().(ed25519.PublicKey)))
 	if err != nil {
 		return nil, err
@@ -244,7 +250,7 @@ func (c *Client) Preferred() (addr string, since time.Time) {
 // from the first again once ReturnAfter has passed since the move off it.
 func (c *Client) order() []int {
 	start := c.pref
-	if start != 0 && time.Since(c.prefSince) >= c.cfg.ReturnAfter {
+	if start != 0 && c.cfg.Clock.Now().Sub(c.prefSince) >= c.cfg.ReturnAfter {
 		start = 0
 	}
 	out := []int{start}
@@ -369,7 +375,7 @@ func (c *Client) connectTo(ctx context.Context, i int, refused error) (link, err
 		c.log.Info("now using server address", "server", p.addr, "was", c.peers[c.pref].addr)
 		c.pref, c.prefSince = i, time.Time{}
 		if i != 0 {
-			c.prefSince = time.Now()
+			c.prefSince = c.cfg.Clock.Now()
 		}
 	}
 	return l, nil

@@ -117,7 +117,12 @@ func (l *quicLink) roundTrip(ctx context.Context, req []byte) ([]byte, error) {
 func (l *quicLink) roundTripOnce(ctx context.Context, req []byte) ([]byte, error) {
 	st, err := l.conn.OpenStreamSync(ctx)
 	if err != nil {
-		l.close("")
+		// A rejected 0-RTT leaves the connection to NextConnection (see
+		// roundTrip): closing it would lose the handshake just done, as
+		// when a replica, or a restarted server, cannot resume the session.
+		if !errors.Is(err, quic.Err0RTTRejected) {
+			l.close("")
+		}
 		return nil, &TransportError{Op: "open stream", Err: err}
 	}
 	raw, err := StreamExchange(ctx, st, req)

@@ -112,7 +112,7 @@ func Open(cfg Config) (*Agent, error) {
 	// The address that answered last run is dialed first (see client.Client).
 	st, _ := cfg.Dir.LoadStatus()
 	if a.client, err = client.New(client.Config{Servers: a.enr.Addresses(), Fingerprint: a.enr.Fingerprint, Key: key, Logger: cfg.Logger,
-		Prefer: st.Server, PreferSince: st.ServerSince, DialTimeout: cfg.DialTimeout, RequestTimeout: cfg.RequestTimeout}); err != nil {
+		Prefer: st.Server, PreferSince: st.ServerSince, Clock: cfg.Clock, DialTimeout: cfg.DialTimeout, RequestTimeout: cfg.RequestTimeout}); err != nil {
 		return nil, err
 	}
 	return a, nil
