@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"net"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -41,8 +42,21 @@ func stallingServer(t *testing.T, refuse, stall func(attempt int64) bool) (addr,
 		t.Fatal(err)
 	}
 	attempts = new(atomic.Int64)
-	tr := &quic.Transport{Conn: udp, ConnContext: func(ctx context.Context, _ *quic.ClientInfo) (context.Context, error) {
-		if refuse(attempts.Add(1)) {
+	// An attempt is a dial: the client dials each from a socket of its
+	// own. A retransmitted Initial of a refused dial (the refusal late on a
+	// loaded machine) is the same attempt, refused again, not a new one.
+	var mu sync.Mutex
+	refused := map[string]bool{}
+	tr := &quic.Transport{Conn: udp, ConnContext: func(ctx context.Context, info *quic.ClientInfo) (context.Context, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		from := info.RemoteAddr.String()
+		r, seen := refused[from]
+		if !seen {
+			r = refuse(attempts.Add(1))
+			refused[from] = r
+		}
+		if r {
 			return nil, errors.New("busy")
 		}
 		return ctx, nil

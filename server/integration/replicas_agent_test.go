@@ -13,10 +13,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tallyhq/tally/agent/client"
 	"github.com/tallyhq/tally/agent/runner"
 	"github.com/tallyhq/tally/agent/state"
+	"github.com/tallyhq/tally/common/clock"
+	"github.com/tallyhq/tally/common/identity"
 	"github.com/tallyhq/tally/common/logging"
 	"github.com/tallyhq/tally/installer"
+	"github.com/tallyhq/tally/protocol"
 	"github.com/tallyhq/tally/server/datadir"
 	"github.com/tallyhq/tally/server/servertest"
 )
@@ -290,6 +294,71 @@ func TestAgentResendsALostAnswerWithTheSameSeq(t *testing.T) {
 		if !slices.Contains(lost, s) && s > lost[0] {
 			t.Errorf("the second server applied %d, a number the agent did not send", s)
 		}
+	}
+}
+
+// answeredBy sends one request and returns the address that answered it.
+// The key is not enrolled: any answer at all (the server's "not
+// enrolled") shows which replica was reached.
+func answeredBy(t *testing.T, c *client.Client, seq uint64) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	_, err := c.Do(ctx, protocol.KindCheckIn, seq, nil)
+	var pe *protocol.Error
+	if !errors.As(err, &pe) {
+		t.Fatalf("request %d: %v, want an answer from a server", seq, err)
+	}
+	addr, _ := c.Preferred()
+	return addr
+}
+
+// The client's failover policy, on two real servers sharing one identity:
+// the first address while it answers; the next when it stops; the address
+// that answered last while it keeps answering (the first, back, is not
+// dialed again at once); the first again on the first new connection once
+// ReturnAfter has passed (on the injected clock).
+func TestAgentFailoverPolicy(t *testing.T) {
+	addrA := freeUDPAddr(t)
+	a := servertest.New(t, listenOn(addrA))
+	dirA := a.Config.DataDir
+	b := replicaOf(t, a)
+	key, err := identity.NewKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	clk := clock.NewManual(time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC))
+	c, err := client.New(client.Config{Servers: []string{addrA, b.Addr()}, Fingerprint: a.Fingerprint(), Key: key,
+		DialTimeout: 2 * time.Second, RequestTimeout: 5 * time.Second, ReturnAfter: 30 * time.Minute, Clock: clk})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+
+	if got := answeredBy(t, c, 1); got != addrA {
+		t.Fatalf("answered by %s, want the first address %s", got, addrA)
+	}
+	a.Stop()
+	c.Close() // a dial that fails; the tests above lose a request mid-flight
+	if got := answeredBy(t, c, 2); got != b.Addr() {
+		t.Fatalf("with the first stopped, answered by %s, want %s", got, b.Addr())
+	}
+	if _, since := c.Preferred(); !since.Equal(clk.Now()) {
+		t.Fatalf("moved off the first address at %v, want %v", since, clk.Now())
+	}
+	servertest.New(t, servertest.WithDataDir(dirA), listenOn(addrA))
+	c.Close() // a new connection, as each cycle of the agent makes
+	clk.Advance(29 * time.Minute)
+	if got := answeredBy(t, c, 3); got != b.Addr() {
+		t.Fatalf("before ReturnAfter, answered by %s, want %s (the one that answered last)", got, b.Addr())
+	}
+	c.Close()
+	clk.Advance(time.Minute)
+	if got := answeredBy(t, c, 4); got != addrA {
+		t.Fatalf("after ReturnAfter, answered by %s, want the first address %s again", got, addrA)
+	}
+	if _, since := c.Preferred(); !since.IsZero() {
+		t.Fatalf("back on the first address since %v, want zero", since)
 	}
 }
 
