@@ -206,6 +206,10 @@ TLS, pinning the server's fingerprint: the agent never sends anything to a serve
 whose key does not match. 'tally-server enroll-info' prints the line to paste.
 The configuration file's server and fingerprint are used when the flags are not given.
 
+Several addresses of one server (replicas sharing its identity, so one fingerprint)
+are given in order of preference, separated by commas (--server a:7443,b:7443) or by
+repeating --server; the agent fails over between them (README: "Several servers").
+
 Exit codes: 3 the secret was refused, 4 the server could not be reached,
 5 the server refuses this machine, 6 the fingerprint does not match.`,
 		Args: noArgs,
