@@ -95,7 +95,7 @@ func openAgent(t *testing.T, data string) *runner.Agent {
 		t.Fatal(err)
 	}
 	a, err := runner.Open(runner.Config{Dir: dir, Logger: logging.Discard(), Version: "test",
-		DialTimeout: 2 * time.Second, RequestTimeout: 5 * time.Second})
+		DialTimeout: 5 * time.Second, RequestTimeout: 5 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -329,7 +329,7 @@ func TestAgentFailoverPolicy(t *testing.T) {
 	}
 	clk := clock.NewManual(time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC))
 	c, err := client.New(client.Config{Servers: []string{addrA, b.Addr()}, Fingerprint: a.Fingerprint(), Key: key,
-		DialTimeout: 2 * time.Second, RequestTimeout: 5 * time.Second, ReturnAfter: 30 * time.Minute, Clock: clk})
+		DialTimeout: 4 * time.Second, RequestTimeout: 5 * time.Second, ReturnAfter: 30 * time.Minute, Clock: clk})
 	if err != nil {
 		t.Fatal(err)
 	}
