@@ -364,7 +364,8 @@ func TestAgentFailoverPolicy(t *testing.T) {
 
 // Wrong lists of server addresses are usage errors (exit 2) that change
 // nothing: enroll creates no data folder and leaves an enrolled agent as
-// it was; install writes nothing under its root.
+// it was; install (the agent's, and the server's --advertise) writes
+// nothing under its root.
 func TestWrongServerListsChangeNothing(t *testing.T) {
 	srv := servertest.New(t)
 	fp, addr := srv.Fingerprint(), srv.Addr()
@@ -415,6 +416,19 @@ func TestWrongServerListsChangeNothing(t *testing.T) {
 		}
 		if left := treeOf(t, root); len(left) > 0 {
 			t.Errorf("install %q left %v", c.servers, left)
+		}
+	}
+	// tally-server install checks the list it puts on serve's line the same way.
+	for _, c := range cases {
+		if len(c.servers) != 1 {
+			continue
+		}
+		out, code := runCLI(t, true, "install", "--root", root, "--advertise", c.servers[0])
+		if code != 2 || !strings.Contains(out, "--advertise") || !strings.Contains(out, c.want) {
+			t.Errorf("tally-server install --advertise %s: exit %d, want 2 and %q\n%s", c.servers[0], code, c.want, out)
+		}
+		if left := treeOf(t, root); len(left) > 0 {
+			t.Errorf("tally-server install --advertise %s left %v", c.servers[0], left)
 		}
 	}
 	// A bad list in agent.conf is reported with its line, and changes nothing either.
