@@ -24,6 +24,7 @@ import (
 	"github.com/tallyhq/tally/agent/runner"
 	"github.com/tallyhq/tally/agent/spool"
 	"github.com/tallyhq/tally/agent/state"
+	"github.com/tallyhq/tally/common/addrlist"
 	"github.com/tallyhq/tally/common/buildinfo"
 	"github.com/tallyhq/tally/common/cliusage"
 	"github.com/tallyhq/tally/common/exitcode"
@@ -205,6 +206,10 @@ TLS, pinning the server's fingerprint: the agent never sends anything to a serve
 whose key does not match. 'tally-server enroll-info' prints the line to paste.
 The configuration file's server and fingerprint are used when the flags are not given.
 
+Several addresses of one server (replicas sharing its identity, so one fingerprint)
+are given in order of preference, separated by commas (--server a:7443,b:7443) or by
+repeating --server; the agent fails over between them (README: "Several servers").
+
 Exit codes: 3 the secret was refused, 4 the server could not be reached,
 5 the server refuses this machine, 6 the fingerprint does not match.`,
 		Args: noArgs,
@@ -213,8 +218,8 @@ Exit codes: 3 the secret was refused, 4 the server could not be reached,
 			if err != nil {
 				return err
 			}
-			o.Server, o.Fingerprint, o.MachineID = cfg.Server, cfg.Fingerprint, cfg.MachineID
-			if err := checkEnrollArgs(o); err != nil {
+			o.Fingerprint, o.MachineID = cfg.Fingerprint, cfg.MachineID
+			if err := checkEnrollArgs(cfg.Server, &o); err != nil {
 				return exitcode.New(ExitUsage, err)
 			}
 			// A data folder this enroll creates is removed again if it
@@ -239,32 +244,33 @@ Exit codes: 3 the secret was refused, 4 the server could not be reached,
 				return err
 			}
 			w := cmd.OutOrStdout()
+			addrs := e.AddressList()
 			switch {
-			case resp.Existing && prevErr == nil && prev.Fingerprint == e.Fingerprint && prev.Server != e.Server:
-				// The same server (same fingerprint) at a new address: the
-				// address is what changed, and this agent now dials it.
+			case resp.Existing && prevErr == nil && prev.Fingerprint == e.Fingerprint && prev.AddressList() != addrs:
+				// The same server (same fingerprint) at new addresses: the
+				// addresses are what changed, and this agent now dials them.
 				fmt.Fprintf(w, "Already enrolled as computer %d (node %s); the server's address changed from %s to %s, and this agent now dials %s.\n",
-					e.ComputerID, e.NodeID, prev.Server, e.Server, e.Server)
+					e.ComputerID, e.NodeID, prev.AddressList(), addrs, addrs)
 			case resp.Existing:
-				fmt.Fprintf(w, "Already enrolled with %s as computer %d (node %s); nothing changed.\n", e.Server, e.ComputerID, e.NodeID)
+				fmt.Fprintf(w, "Already enrolled with %s as computer %d (node %s); nothing changed.\n", addrs, e.ComputerID, e.NodeID)
 			case resp.Reenrolled && prevErr == nil && prev.NodeID == e.NodeID:
 				// Its key, refused since the agent was uninstalled, enrolled again.
-				fmt.Fprintf(w, "Enrolled again with %s as computer %d (node %s): this machine was known.\n", e.Server, e.ComputerID, e.NodeID)
+				fmt.Fprintf(w, "Enrolled again with %s as computer %d (node %s): this machine was known.\n", addrs, e.ComputerID, e.NodeID)
 			case resp.Reenrolled:
-				fmt.Fprintf(w, "Enrolled with %s as computer %d (node %s): this machine was known, its old key is retired.\n", e.Server, e.ComputerID, e.NodeID)
+				fmt.Fprintf(w, "Enrolled with %s as computer %d (node %s): this machine was known, its old key is retired.\n", addrs, e.ComputerID, e.NodeID)
 			case prevErr == nil && prev.NodeID == e.NodeID && prev.ComputerID != e.ComputerID:
 				// Its computer was deleted: the key enrolled again makes a new one.
 				fmt.Fprintf(w, "Enrolled with %s as computer %d (node %s), a new computer that starts from nothing (it was enrolled as computer %d).\n",
-					e.Server, e.ComputerID, e.NodeID, prev.ComputerID)
+					addrs, e.ComputerID, e.NodeID, prev.ComputerID)
 			default:
-				fmt.Fprintf(w, "Enrolled with %s as computer %d (node %s).\n", e.Server, e.ComputerID, e.NodeID)
+				fmt.Fprintf(w, "Enrolled with %s as computer %d (node %s).\n", addrs, e.ComputerID, e.NodeID)
 			}
 			fmt.Fprintf(w, "Start posting with: tally-agent run --data %s\n", dir.Path)
 			return nil
 		},
 	}
 	f := cmd.Flags()
-	f.String("server", "", "server address HOST:PORT (default: the configuration file's server)")
+	f.Var(new(serverFlag), "server", "server address HOST:PORT; several replicas separated by commas or by repeating --server, in order of preference (default: the configuration file's server)")
 	f.String("fingerprint", "", "the server's fingerprint (SHA-256), as tally-server prints it (default: the configuration file's)")
 	f.StringVar(&o.Secret, "secret", "", "enrollment secret")
 	f.String("machine-id", "", "use this as the machine's identity instead of its hardware hints (cloned images, tests)")
@@ -273,22 +279,40 @@ Exit codes: 3 the secret was refused, 4 the server could not be reached,
 	return cmd
 }
 
+// serverFlag is --server: one address, several separated by commas, or
+// the flag repeated, which adds to the list (checked as a whole by
+// checkEnrollArgs) instead of silently keeping the last.
+type serverFlag []string
+
+func (s *serverFlag) String() string     { return strings.Join(*s, ",") }
+func (s *serverFlag) Set(v string) error { *s = append(*s, v); return nil }
+func (s *serverFlag) Type() string       { return "HOST:PORT[,...]" }
+
 // checkEnrollArgs checks every argument of enroll before anything is
-// written: a mistake in one is a usage error that creates nothing.
-func checkEnrollArgs(o runner.EnrollOptions) error {
-	if o.Server == "" || o.Fingerprint == "" || o.Secret == "" {
+// written, setting o.Servers from server (one address or several,
+// separated by commas): a mistake in one is a usage error that creates
+// nothing.
+func checkEnrollArgs(server string, o *runner.EnrollOptions) error {
+	if server == "" || o.Fingerprint == "" || o.Secret == "" {
 		return errors.New("enroll needs --server, --fingerprint and --secret: 'tally-server enroll-info' prints the whole line")
 	}
-	host, port, err := net.SplitHostPort(o.Server)
-	if err != nil || host == "" {
-		return fmt.Errorf("--server %q: want HOST:PORT, e.g. tally.example.com:4433 (the address 'tally-server enroll-info' prints)", o.Server)
+	if !strings.Contains(server, ",") {
+		host, port, err := net.SplitHostPort(server)
+		if err != nil || host == "" {
+			return fmt.Errorf("--server %q: want HOST:PORT, e.g. tally.example.com:4433 (the address 'tally-server enroll-info' prints)", server)
+		}
+		if n, err := strconv.ParseUint(port, 10, 16); err != nil || n == 0 {
+			return fmt.Errorf("--server %q: %q is not a port number (want HOST:PORT, e.g. tally.example.com:4433)", server, port)
+		}
 	}
-	if n, err := strconv.ParseUint(port, 10, 16); err != nil || n == 0 {
-		return fmt.Errorf("--server %q: %q is not a port number (want HOST:PORT, e.g. tally.example.com:4433)", o.Server, port)
+	list, err := addrlist.Parse(server)
+	if err != nil {
+		return fmt.Errorf("--server %q: %w (want HOST:PORT, or several separated by commas, as 'tally-server enroll-info' prints them)", server, err)
 	}
 	if _, err := identity.ParseFingerprint(o.Fingerprint); err != nil {
 		return fmt.Errorf("--fingerprint: %w", err)
 	}
+	o.Servers, o.Server = list, ""
 	return nil
 }
 
@@ -426,7 +450,7 @@ override; the flags' defaults below apply when neither sets them.`,
 					return err
 				}
 				fmt.Fprintf(w, "Posted inventory to %s (sent %d, %d already applied, %d left in the spool).\n",
-					a.Enrollment().Server, res.Sent, res.Repeats, res.Pending)
+					a.Server(), res.Sent, res.Repeats, res.Pending)
 				for _, r := range res.Records {
 					if r.Kind == protocol.KindInventory {
 						fmt.Fprintf(w, "  inventory post %d: %d bytes (%s)\n", r.Seq, r.Bytes, r.Form)
@@ -438,7 +462,7 @@ override; the flags' defaults below apply when neither sets them.`,
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			o := runner.RunOptions{Interval: cfg.Interval, Jitter: cfg.Jitter, MaxBackoff: cfg.MaxBackoff}
-			log.Info("tally-agent running", "version", buildinfo.Version(), "server", a.Enrollment().Server,
+			log.Info("tally-agent running", "version", buildinfo.Version(), "server", a.Enrollment().AddressList(),
 				"computer", a.Enrollment().ComputerID, "interval", o.Interval, "config", orDash(cfg.File))
 			return a.Run(ctx, o)
 		},
@@ -535,8 +559,11 @@ func (m *Main) statusCmd() *cobra.Command {
 			w := cmd.OutOrStdout()
 			e := o.Enrollment
 			fmt.Fprintf(w, "enrolled:     computer %d, node %s, since %s\n", e.ComputerID, e.NodeID, e.EnrolledAt.Local().Format(time.DateTime))
-			fmt.Fprintf(w, "server:       %s (fingerprint %.16s…)\n", e.Server, e.Fingerprint)
+			fmt.Fprintf(w, "server:       %s (fingerprint %.16s…)\n", e.AddressList(), e.Fingerprint)
 			st := o.Status
+			if len(e.Addresses()) > 1 && st.Server != "" {
+				fmt.Fprintf(w, "answered by:  %s (the address dialed first)\n", st.Server)
+			}
 			fmt.Fprintf(w, "transport:    %s\n", orDash(st.Transport))
 			fmt.Fprintf(w, "last post:    %s\n", fmtTime(st.LastSuccess))
 			if st.LastPostBytes > 0 {

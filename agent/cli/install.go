@@ -19,6 +19,7 @@ import (
 	"github.com/tallyhq/tally/agent/plugins"
 	"github.com/tallyhq/tally/agent/runner"
 	"github.com/tallyhq/tally/agent/state"
+	"github.com/tallyhq/tally/common/addrlist"
 	"github.com/tallyhq/tally/common/buildinfo"
 	"github.com/tallyhq/tally/common/exitcode"
 	"github.com/tallyhq/tally/installer"
@@ -27,10 +28,12 @@ import (
 // installOptions are install's flags.
 type installOptions struct {
 	server, fingerprint, secret, machineID, plugins, root string
+	servers                                               []string // server, checked and split
 }
 
 func (m *Main) installCmd() *cobra.Command {
 	var o installOptions
+	var servers serverFlag
 	cmd := &cobra.Command{
 		Use:   "install --server HOST:PORT --fingerprint FP --secret S [--plugins inventory,monitor] [--root DIR]",
 		Short: "Install this agent as a systemd service: binary, configuration, data folder, unit; enroll; enable and start it",
@@ -58,11 +61,12 @@ server could not be reached, 6 the fingerprint does not match; on a first instal
 that fails, nothing is left behind.`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			o.server = servers.String()
 			return m.install(cmd, o)
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&o.server, "server", "", "server address HOST:PORT (default: the configuration file's server)")
+	f.Var(&servers, "server", "server address HOST:PORT; several replicas separated by commas or by repeating --server, in order of preference (default: the configuration file's server)")
 	f.StringVar(&o.fingerprint, "fingerprint", "", "the server's fingerprint (default: the configuration file's)")
 	f.StringVar(&o.secret, "secret", "", "enrollment secret (not needed to upgrade an enrolled agent)")
 	f.StringVar(&o.plugins, "plugins", "", "plug-ins to install, e.g. inventory,monitor (written to the configuration file)")
@@ -98,9 +102,11 @@ func (m *Main) install(cmd *cobra.Command, o installOptions) error {
 	if o.server == "" || o.fingerprint == "" {
 		return usage("install needs --server and --fingerprint (or a configuration file %s that sets them): 'tally-server enroll-info' prints the whole line", confPath)
 	}
-	if err := checkEnrollArgs(runner.EnrollOptions{Server: o.server, Fingerprint: o.fingerprint, Secret: "-"}); err != nil {
+	eo := runner.EnrollOptions{Fingerprint: o.fingerprint, Secret: "-"}
+	if err := checkEnrollArgs(o.server, &eo); err != nil {
 		return exitcode.New(ExitUsage, err)
 	}
+	o.servers = eo.Servers
 	want := cur.PluginList()
 	if o.plugins != "" {
 		if want, err = config.ParsePlugins(o.plugins); err != nil {
@@ -201,7 +207,7 @@ func (m *Main) install(cmd *cobra.Command, o installOptions) error {
 			return err
 		}
 	}
-	set := map[string]string{config.KeyServer: o.server, config.KeyFingerprint: strings.ToLower(o.fingerprint)}
+	set := map[string]string{config.KeyServer: addrlist.Join(o.servers), config.KeyFingerprint: strings.ToLower(o.fingerprint)}
 	if len(want) > 0 {
 		set[config.KeyPlugins] = strings.Join(want, ", ")
 	}
@@ -265,24 +271,37 @@ func (m *Main) install(cmd *cobra.Command, o installOptions) error {
 func (m *Main) installEnroll(ctx context.Context, w io.Writer, dir state.Dir, o installOptions, enrolled bool, prev state.Enrollment) error {
 	if o.secret == "" {
 		fmt.Fprintf(w, "Enrolled already as computer %d (node %s); the enrollment is kept.\n", prev.ComputerID, prev.NodeID)
-		return nil
+		return keepAddresses(w, dir, o.servers)
 	}
 	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
-	e, resp, err := runner.Enroll(ctx, dir, runner.EnrollOptions{Server: o.server, Fingerprint: o.fingerprint, Secret: o.secret,
+	e, resp, err := runner.Enroll(ctx, dir, runner.EnrollOptions{Servers: o.servers, Fingerprint: o.fingerprint, Secret: o.secret,
 		MachineID: o.machineID, Version: buildinfo.Version()})
 	switch {
 	case err != nil && enrolled && client.Retryable(err):
 		fmt.Fprintf(w, "The server could not be reached (%v): the enrollment as computer %d (node %s) is kept, and the agent posts when the server is back.\n",
 			err, prev.ComputerID, prev.NodeID)
-		return nil
+		return keepAddresses(w, dir, o.servers)
 	case err != nil:
 		return err
 	case resp.Existing:
-		fmt.Fprintf(w, "Enrolled already with %s as computer %d (node %s); the enrollment is kept.\n", e.Server, e.ComputerID, e.NodeID)
+		fmt.Fprintf(w, "Enrolled already with %s as computer %d (node %s); the enrollment is kept.\n", e.AddressList(), e.ComputerID, e.NodeID)
 	default:
-		fmt.Fprintf(w, "Enrolled with %s as computer %d (node %s).\n", e.Server, e.ComputerID, e.NodeID)
+		fmt.Fprintf(w, "Enrolled with %s as computer %d (node %s).\n", e.AddressList(), e.ComputerID, e.NodeID)
 	}
+	return nil
+}
+
+// keepAddresses makes a kept enrollment dial addrs, the server's addresses
+// install was given: the pinned fingerprint is the same, so they are the
+// same server (replicas added or moved), and no secret is needed.
+func keepAddresses(w io.Writer, dir state.Dir, addrs []string) error {
+	prev, changed, err := dir.SetAddresses(addrs)
+	if err != nil || !changed {
+		return err
+	}
+	fmt.Fprintf(w, "The server's addresses changed from %s to %s: the agent now dials %s.\n",
+		strings.Join(prev, ","), addrlist.Join(addrs), addrlist.Join(addrs))
 	return nil
 }
 

@@ -27,21 +27,21 @@ import (
 // be refusing because a flood of half-open handshakes holds its QUIC side,
 // while its TCP side serves: TCP is then tried alongside QUIC, from the
 // start of the dial, and the first to connect wins.
-func (c *Client) dial(ctx context.Context) (link, error) {
+func (c *Client) dial(ctx context.Context, p *peer) (link, error) {
 	switch {
 	case c.cfg.Transport == TransportQUIC:
-		return c.dialQUIC(ctx, nil)
+		return c.dialQUIC(ctx, p.addr, nil)
 	case c.cfg.Transport == TransportTCP:
-		return c.dialTCP(ctx)
-	case time.Now().Before(c.quicAgain):
-		l, err := c.dialTCP(ctx)
+		return c.dialTCP(ctx, p.addr)
+	case time.Now().Before(p.quicAgain):
+		l, err := c.dialTCP(ctx, p.addr)
 		if err == nil || errors.Is(err, identity.ErrFingerprintMismatch) || ctx.Err() != nil {
 			return l, err
 		}
 		// TCP fails where it worked: the network changed; try both again.
-		c.quicAgain = time.Time{}
+		p.quicAgain = time.Time{}
 	}
-	return c.race(ctx)
+	return c.race(ctx, p)
 }
 
 type dialResult struct {
@@ -50,7 +50,7 @@ type dialResult struct {
 	tcp bool
 }
 
-func (c *Client) race(ctx context.Context) (link, error) {
+func (c *Client) race(ctx context.Context, p *peer) (link, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	results := make(chan dialResult, 2)
@@ -62,16 +62,16 @@ func (c *Client) race(ctx context.Context) (link, error) {
 	}
 	began := time.Now()
 	heard := new(atomic.Bool)
-	start(func(ctx context.Context) (link, error) { return c.dialQUIC(ctx, heard) }, false)
+	start(func(ctx context.Context) (link, error) { return c.dialQUIC(ctx, p.addr, heard) }, false)
 	pending, tcpStarted := 1, false
 	startTCP := func(why string) {
-		c.log.Debug("trying TLS over TCP alongside QUIC", "server", c.cfg.Server, "why", why)
-		start(c.dialTCP, true)
+		c.log.Debug("trying TLS over TCP alongside QUIC", "server", p.addr, "why", why)
+		start(func(ctx context.Context) (link, error) { return c.dialTCP(ctx, p.addr) }, true)
 		pending++
 		tcpStarted = true
 	}
 	why := "QUIC (UDP) to the server got no answer"
-	if c.refusals >= refusalsBeforeTCP {
+	if p.refusals >= refusalsBeforeTCP {
 		why = "the server refused QUIC handshakes repeatedly (busy)"
 		startTCP(why)
 	}
@@ -95,7 +95,7 @@ func (c *Client) race(ctx context.Context) (link, error) {
 				if r.err != nil {
 					return nil, r.err
 				}
-				c.won(r.l, time.Since(began), why)
+				c.won(p, r.l, time.Since(began), why)
 				return r.l, nil
 			}
 			if r.tcp {
@@ -106,7 +106,7 @@ func (c *Client) race(ctx context.Context) (link, error) {
 					// The server answered over UDP: it is busy, not
 					// unreachable. Another transport would only hand it
 					// another handshake to do, unless it keeps refusing.
-					if c.refusals++; c.refusals < refusalsBeforeTCP {
+					if p.refusals++; p.refusals < refusalsBeforeTCP {
 						return nil, r.err
 					}
 					why = "the server refused QUIC handshakes repeatedly (busy)"
@@ -143,20 +143,20 @@ const refusalsBeforeTCP = 3
 
 // won records which transport a race chose, and why TCP when it did.
 // Called with c.mu held.
-func (c *Client) won(l link, took time.Duration, why string) {
+func (c *Client) won(p *peer, l link, took time.Duration, why string) {
 	prev := c.Transport()
-	c.refusals = 0
+	p.refusals = 0
 	if l.transport() == TransportTCP {
-		c.quicAgain = time.Now().Add(c.cfg.RetryQUICAfter)
+		p.quicAgain = time.Now().Add(c.cfg.RetryQUICAfter)
 		if prev != TransportTCP {
-			c.log.Warn(why+": using TLS over TCP", "server", c.cfg.Server,
+			c.log.Warn(why+": using TLS over TCP", "server", p.addr,
 				"after", took.Round(time.Millisecond), "retry_quic_in", c.cfg.RetryQUICAfter)
 		}
 		return
 	}
-	c.quicAgain = time.Time{}
+	p.quicAgain = time.Time{}
 	if prev == TransportTCP {
-		c.log.Info("back on QUIC", "server", c.cfg.Server)
+		c.log.Info("back on QUIC", "server", p.addr)
 	}
 }
 

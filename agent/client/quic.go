@@ -23,8 +23,8 @@ type quicLink struct {
 // dialQUIC connects over QUIC. heard, when not nil, is set as soon as any
 // datagram comes back: a server that answers at all, however slowly, is
 // reachable over UDP, and falling back to TCP would not help.
-func (c *Client) dialQUIC(ctx context.Context, heard *atomic.Bool) (link, error) {
-	addr, err := net.ResolveUDPAddr("udp", c.cfg.Server)
+func (c *Client) dialQUIC(ctx context.Context, server string, heard *atomic.Bool) (link, error) {
+	addr, err := net.ResolveUDPAddr("udp", server)
 	if err != nil {
 		return nil, err
 	}
@@ -64,7 +64,7 @@ func (c *Client) dialQUIC(ctx context.Context, heard *atomic.Bool) (link, error)
 			return nil, context.Cause(conn.Context())
 		}
 	}
-	return &quicLink{conn: conn, tr: tr, server: c.cfg.Server}, nil
+	return &quicLink{conn: conn, tr: tr, server: server}, nil
 }
 
 // watchedUDP is the dial's UDP socket, noting whether anything came back.
@@ -117,7 +117,12 @@ func (l *quicLink) roundTrip(ctx context.Context, req []byte) ([]byte, error) {
 func (l *quicLink) roundTripOnce(ctx context.Context, req []byte) ([]byte, error) {
 	st, err := l.conn.OpenStreamSync(ctx)
 	if err != nil {
-		l.close("")
+		// A rejected 0-RTT leaves the connection to NextConnection (see
+		// roundTrip): closing it would lose the handshake just done, as
+		// when a replica, or a restarted server, cannot resume the session.
+		if !errors.Is(err, quic.Err0RTTRejected) {
+			l.close("")
+		}
 		return nil, &TransportError{Op: "open stream", Err: err}
 	}
 	raw, err := StreamExchange(ctx, st, req)

@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"net"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -41,8 +42,21 @@ func stallingServer(t *testing.T, refuse, stall func(attempt int64) bool) (addr,
 		t.Fatal(err)
 	}
 	attempts = new(atomic.Int64)
-	tr := &quic.Transport{Conn: udp, ConnContext: func(ctx context.Context, _ *quic.ClientInfo) (context.Context, error) {
-		if refuse(attempts.Add(1)) {
+	// An attempt is a dial: the client dials each from a socket of its
+	// own. A retransmitted Initial of a refused dial (the refusal late on a
+	// loaded machine) is the same attempt, refused again, not a new one.
+	var mu sync.Mutex
+	refused := map[string]bool{}
+	tr := &quic.Transport{Conn: udp, ConnContext: func(ctx context.Context, info *quic.ClientInfo) (context.Context, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		from := info.RemoteAddr.String()
+		r, seen := refused[from]
+		if !seen {
+			r = refuse(attempts.Add(1))
+			refused[from] = r
+		}
+		if r {
 			return nil, errors.New("busy")
 		}
 		return ctx, nil
@@ -90,7 +104,7 @@ func TestConnectRetriesASlowHandshakeAfterARefusal(t *testing.T) {
 	c := stormClient(t, addr, fp, 2*time.Second)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if _, err := c.connection(ctx, nil); err != nil {
+	if _, _, err := c.connection(ctx, map[int]bool{}); err != nil {
 		t.Fatalf("connect after a refusal and a stalled handshake (%d attempts): %v", attempts.Load(), err)
 	}
 	if n := attempts.Load(); n < 3 {
@@ -107,7 +121,7 @@ func TestConnectGivesUpOnASlowHandshakeWithoutARefusal(t *testing.T) {
 		func(int64) bool { return true })
 	c := stormClient(t, addr, fp, time.Second)
 	began := time.Now()
-	_, err := c.connection(context.Background(), nil)
+	_, _, err := c.connection(context.Background(), map[int]bool{})
 	if err == nil {
 		t.Fatal("connected to a server that never finishes a handshake")
 	}

@@ -39,8 +39,8 @@ type tcpLink struct {
 	last   time.Time
 }
 
-func (c *Client) dialTCP(ctx context.Context) (link, error) {
-	return dialTCP(ctx, c.cfg.Server, c.tls, nil)
+func (c *Client) dialTCP(ctx context.Context, server string) (link, error) {
+	return dialTCP(ctx, server, c.tls, nil)
 }
 
 // dialTCP connects over TLS over TCP with tc, which must offer

@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"net"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -21,6 +20,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/tallyhq/tally/agent/spool"
+	"github.com/tallyhq/tally/common/addrlist"
 	"github.com/tallyhq/tally/common/bytesize"
 	"github.com/tallyhq/tally/common/identity"
 	"github.com/tallyhq/tally/protocol"
@@ -47,8 +47,12 @@ const DefaultDataDir = "/var/lib/tally-agent"
 
 // Agent holds the agent's settings.
 type Agent struct {
-	Data          string        // data folder
-	Server        string        // HOST:PORT, for enroll
+	Data string // data folder
+	// Server is the server's address, HOST:PORT, for enroll and install;
+	// several replicas are listed in order of preference, kept as the
+	// normalized list "a:7443,b:7443" so that settings compare with ==
+	// (ServerList splits it).
+	Server        string
 	Fingerprint   string        // the server's pinned fingerprint, for enroll
 	MachineID     string        // identity override instead of hardware hints
 	Interval      time.Duration // between inventory posts
@@ -290,11 +294,11 @@ var setters = map[string]func(a *Agent, v string) error{
 		return nil
 	},
 	KeyServer: func(a *Agent, v string) error {
-		host, port, err := net.SplitHostPort(v)
-		if p, perr := strconv.ParseUint(port, 10, 16); err != nil || host == "" || perr != nil || p == 0 {
-			return fmt.Errorf("%q is not HOST:PORT (like tally.example.com:4433)", v)
+		list, err := addrlist.Parse(v)
+		if err != nil {
+			return err
 		}
-		a.Server = v
+		a.Server = addrlist.Join(list)
 		return nil
 	},
 	KeyFingerprint: func(a *Agent, v string) error {
@@ -371,6 +375,15 @@ var setters = map[string]func(a *Agent, v string) error{
 func Keys() []string {
 	return []string{KeyData, KeyServer, KeyFingerprint, KeyMachineID, KeyInterval, KeyJitter,
 		KeyMaxBackoff, KeySpoolMaxBytes, KeySpoolMaxAge, KeyLogFormat, KeyLogLevel, KeyPlugins}
+}
+
+// ServerList returns the server addresses the settings list, in order of
+// preference.
+func (a Agent) ServerList() []string {
+	if a.Server == "" {
+		return nil
+	}
+	return strings.Split(a.Server, ",")
 }
 
 // PluginList returns the plug-ins the settings list.

@@ -64,7 +64,10 @@ func TestParseMistakes(t *testing.T) {
 		{"size too small", "spool-max-bytes = 1000", `spool-max-bytes: "1000" is less than 1MiB`},
 		{"size overflows", "spool-max-bytes = 99999999999TiB", `spool-max-bytes: "99999999999TiB" is too large`},
 		{"bad server", "server = tally.example.com", `server: "tally.example.com" is not HOST:PORT`},
-		{"server port 0", "server = h:0", `server: "h:0" is not HOST:PORT`},
+		{"server port 0", "server = h:0", `server: "h:0": "0" is not a port number`},
+		{"server list with an empty address", "server = a:1,,b:2", `server: server address 2 of 3 in "a:1,,b:2" is empty`},
+		{"server list with a bad port", "server = a:1,b:x", `server: server address 2: "b:x": "x" is not a port number`},
+		{"server listed twice", "server = a:1, b:2, a:1", `server: server address a:1 is listed twice (1 and 3)`},
 		{"bad fingerprint", "fingerprint = abc", `fingerprint: "abc" is not 64 hex digits`},
 		{"relative data", "data = ./agent", `data: "./agent" is not an absolute path`},
 		{"bad log format", "log-format = xml", `log-format: "xml" is not text or json`},
@@ -290,5 +293,34 @@ func TestUpdate(t *testing.T) {
 	}
 	if _, err := Update("agent.conf", []byte("bogus = 1\n"), map[string]string{KeyServer: "h:1"}); err == nil {
 		t.Fatal("a file with an unknown key was accepted")
+	}
+}
+
+// The server key lists replicas in order of preference; the single-address
+// form that every existing agent.conf has loads as a list of one.
+func TestServerList(t *testing.T) {
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		line string
+		want []string
+	}{
+		{"server = tally.example.com:4433", []string{"tally.example.com:4433"}},
+		{"server = a.example.com:7443, b.example.com:7443 # two replicas", []string{"a.example.com:7443", "b.example.com:7443"}},
+		{`server = "a:7443,[::1]:7443,c:1"`, []string{"a:7443", "[::1]:7443", "c:1"}},
+	} {
+		path := filepath.Join(dir, "agent.conf")
+		if err := os.WriteFile(path, []byte("fingerprint = "+fp+"\n"+tc.line+"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		a, err := Load(path, true, Defaults())
+		if err != nil {
+			t.Fatalf("%s: %v", tc.line, err)
+		}
+		if got := a.ServerList(); strings.Join(got, " ") != strings.Join(tc.want, " ") {
+			t.Errorf("%s: servers %q, want %q", tc.line, got, tc.want)
+		}
+	}
+	if got := Defaults().ServerList(); got != nil {
+		t.Errorf("no server key: %q", got)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 
 	"github.com/tallyhq/tally/agent/client"
 	"github.com/tallyhq/tally/agent/collect"
@@ -17,6 +18,9 @@ import (
 
 // EnrollOptions are the arguments of 'tally-agent enroll'.
 type EnrollOptions struct {
+	// Servers are the server's addresses in order of preference (replicas
+	// sharing one identity); Server, when Servers is empty, is one.
+	Servers     []string
 	Server      string
 	Fingerprint string
 	Secret      string
@@ -37,6 +41,9 @@ type EnrollOptions struct {
 // accepted it: a refusal or an outage leaves the agent as it was.
 func Enroll(ctx context.Context, dir state.Dir, o EnrollOptions) (state.Enrollment, protocol.EnrollResponse, error) {
 	var resp protocol.EnrollResponse
+	if len(o.Servers) == 0 && o.Server != "" {
+		o.Servers = []string{o.Server}
+	}
 	pin, err := identity.ParseFingerprint(o.Fingerprint)
 	if err != nil {
 		return state.Enrollment{}, resp, err
@@ -55,7 +62,7 @@ func Enroll(ctx context.Context, dir state.Dir, o EnrollOptions) (state.Enrollme
 	// another server's fingerprint needs --force (and a new key).
 	switching := prevErr == nil && prev.Fingerprint != pin
 	if switching && !o.Force {
-		return state.Enrollment{}, resp, fmt.Errorf("this agent is already enrolled with %s (fingerprint %.16s…): pass --force to enroll with another server, which replaces its key", prev.Server, prev.Fingerprint)
+		return state.Enrollment{}, resp, fmt.Errorf("this agent is already enrolled with %s (fingerprint %.16s…): pass --force to enroll with another server, which replaces its key", prev.AddressList(), prev.Fingerprint)
 	}
 	if prevErr == nil && o.MachineID == "" {
 		o.MachineID = prev.MachineID
@@ -74,7 +81,7 @@ func Enroll(ctx context.Context, dir state.Dir, o EnrollOptions) (state.Enrollme
 		return state.Enrollment{}, resp, err
 	}
 	basic, _ := collect.Basic(ctx, collect.Options{InstanceID: instance, MachineID: o.MachineID, AgentVersion: o.Version, Now: o.Clock.Now()})
-	c, err := client.New(client.Config{Server: o.Server, Fingerprint: pin, Key: key, Logger: o.Logger})
+	c, err := client.New(client.Config{Servers: o.Servers, Fingerprint: pin, Key: key, Logger: o.Logger})
 	if err != nil {
 		return state.Enrollment{}, resp, err
 	}
@@ -86,10 +93,10 @@ func Enroll(ctx context.Context, dir state.Dir, o EnrollOptions) (state.Enrollme
 	req := protocol.EnrollRequest{Secret: o.Secret, Hostname: basic.Hostname, Hints: basic.Hints, AgentVersion: o.Version, OS: basic.OS}
 	if _, err := c.Call(ctx, protocol.KindEnroll, seq, &req, &resp); err != nil {
 		// A blocked machine: the same sentence as its other requests get.
-		return state.Enrollment{}, resp, refusal(err, EnrollLine(o.Server, pin, dir))
+		return state.Enrollment{}, resp, refusal(err, EnrollLine(strings.Join(o.Servers, ","), pin, dir))
 	}
-	e := state.Enrollment{Server: o.Server, Fingerprint: pin, NodeID: resp.NodeID, ComputerID: resp.ComputerID,
-		EnrolledAt: o.Clock.Now().UTC(), MachineID: o.MachineID}
+	e := state.Enrollment{Fingerprint: pin, NodeID: resp.NodeID, ComputerID: resp.ComputerID,
+		EnrolledAt: o.Clock.Now().UTC(), MachineID: o.MachineID}.WithAddresses(o.Servers)
 	if switching {
 		return e, resp, dir.SwitchEnrollment(e)
 	}

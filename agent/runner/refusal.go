@@ -40,7 +40,7 @@ func (e *RefusedError) Is(target error) bool { return target == ErrRefused }
 // refusal returns err as a *RefusedError when it is the server's definitive
 // refusal of the key (see refusedForGood), and err unchanged otherwise.
 func (a *Agent) refusal(err error) error {
-	return refusal(err, EnrollLine(a.enr.Server, a.enr.Fingerprint, a.dir))
+	return refusal(err, EnrollLine(a.enr.AddressList(), a.enr.Fingerprint, a.dir))
 }
 
 func refusal(err error, enroll string) error {

@@ -40,6 +40,10 @@ type Config struct {
 	// OnSend, when set, is called after each request the agent sends from
 	// its spool, with its size on the wire.
 	OnSend func(Sent)
+	// DialTimeout and RequestTimeout bound connecting to one address of
+	// the server and one request on it (zero: the client's defaults); a
+	// server that misses either is failed over from.
+	DialTimeout, RequestTimeout time.Duration
 }
 
 // Sent is one request sent from the spool.
@@ -105,7 +109,10 @@ func Open(cfg Config) (*Agent, error) {
 	if a.spool, err = spool.Open(cfg.Dir.File(state.SpoolDir), so); err != nil {
 		return nil, err
 	}
-	if a.client, err = client.New(client.Config{Server: a.enr.Server, Fingerprint: a.enr.Fingerprint, Key: key, Logger: cfg.Logger}); err != nil {
+	// The address that answered last run is dialed first (see client.Client).
+	st, _ := cfg.Dir.LoadStatus()
+	if a.client, err = client.New(client.Config{Servers: a.enr.Addresses(), Fingerprint: a.enr.Fingerprint, Key: key, Logger: cfg.Logger,
+		Prefer: st.Server, PreferSince: st.ServerSince, Clock: cfg.Clock, DialTimeout: cfg.DialTimeout, RequestTimeout: cfg.RequestTimeout}); err != nil {
 		return nil, err
 	}
 	return a, nil
@@ -116,6 +123,13 @@ func (a *Agent) Close() error { return a.client.Close() }
 
 // Enrollment returns what the agent knows of its enrollment.
 func (a *Agent) Enrollment() state.Enrollment { return a.enr }
+
+// Server returns the server address that answered last (the one dialed
+// first), of the enrollment's one or several.
+func (a *Agent) Server() string {
+	addr, _ := a.client.Preferred()
+	return addr
+}
 
 // Spool returns the outbox.
 func (a *Agent) Spool() *spool.Spool { return a.spool }
@@ -354,6 +368,7 @@ func (a *Agent) loadStatus() (st *state.Status, save func()) {
 	s, _ := a.dir.LoadStatus()
 	return &s, func() {
 		s.Transport = a.client.Transport()
+		s.Server, s.ServerSince = a.client.Preferred()
 		if err := a.dir.SaveStatus(s); err != nil {
 			a.log.Warn("could not save status", "err", err)
 		}

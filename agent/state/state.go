@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -96,7 +97,13 @@ func (d Dir) InstanceID() (string, error) {
 
 // Enrollment is what the agent remembers of its enrollment.
 type Enrollment struct {
-	Server      string    `json:"server"`
+	// Server is the server's address; with several replicas, the first
+	// of Servers, so that a record of one address reads as it always has.
+	Server string `json:"server"`
+	// Servers are the addresses of the server's replicas, in order of
+	// preference, when there are several; they share one identity, so
+	// one fingerprint is pinned for all of them.
+	Servers     []string  `json:"servers,omitempty"`
 	Fingerprint string    `json:"fingerprint"`
 	NodeID      string    `json:"node_id"`
 	ComputerID  int64     `json:"computer_id"`
@@ -104,6 +111,33 @@ type Enrollment struct {
 	// MachineID overrides the hardware identity hints (--machine-id), kept
 	// so later runs send the same hints.
 	MachineID string `json:"machine_id,omitempty"`
+}
+
+// Addresses returns the addresses the agent dials, in order of preference.
+func (e Enrollment) Addresses() []string {
+	if len(e.Servers) > 0 {
+		return e.Servers
+	}
+	if e.Server == "" {
+		return nil
+	}
+	return []string{e.Server}
+}
+
+// AddressList returns the addresses as one line, "a:7443,b:7443".
+func (e Enrollment) AddressList() string { return strings.Join(e.Addresses(), ",") }
+
+// WithAddresses returns e dialing addrs: Server is the first, and Servers
+// lists them all when there are several.
+func (e Enrollment) WithAddresses(addrs []string) Enrollment {
+	e.Server, e.Servers = "", nil
+	if len(addrs) > 0 {
+		e.Server = addrs[0]
+	}
+	if len(addrs) > 1 {
+		e.Servers = slices.Clone(addrs)
+	}
+	return e
 }
 
 // Enrollment reads the enrollment record; ErrNotEnrolled if there is none.
@@ -115,6 +149,12 @@ func (d Dir) Enrollment() (Enrollment, error) {
 			return e, err
 		}
 	}
+	return d.readEnrollment()
+}
+
+// readEnrollment reads the enrollment record as it is on disk.
+func (d Dir) readEnrollment() (Enrollment, error) {
+	var e Enrollment
 	b, err := os.ReadFile(d.File(EnrollmentFile))
 	if errors.Is(err, os.ErrNotExist) {
 		return e, ErrNotEnrolled
@@ -135,6 +175,28 @@ func (d Dir) SaveEnrollment(e Enrollment) error {
 		return err
 	}
 	return atomicfile.Write(d.File(EnrollmentFile), append(b, '\n'), 0o600)
+}
+
+// SetAddresses makes the enrollment dial addrs (the same server, pinned
+// by the same fingerprint, at new addresses), returning the addresses it
+// dialed and whether they changed.
+func (d Dir) SetAddresses(addrs []string) (prev []string, changed bool, err error) {
+	if _, err := d.Enrollment(); err != nil { // finishes a switch cut short
+		return nil, false, err
+	}
+	err = d.WithLock(func() error {
+		e, err := d.readEnrollment()
+		if err != nil {
+			return err
+		}
+		prev = e.Addresses()
+		if slices.Equal(prev, addrs) {
+			return nil
+		}
+		changed = true
+		return d.SaveEnrollment(e.WithAddresses(addrs))
+	})
+	return prev, changed, err
 }
 
 // WithLock runs fn holding the folder's exclusive lock, shared by every

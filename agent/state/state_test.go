@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"runtime"
 	"slices"
 	"strconv"
@@ -203,7 +204,7 @@ func TestEnrollment(t *testing.T) {
 		t.Fatal(err)
 	}
 	got, err := d.Enrollment()
-	if err != nil || got != e {
+	if err != nil || !reflect.DeepEqual(got, e) {
 		t.Fatalf("enrollment %+v %v, want %+v", got, err, e)
 	}
 	if err := os.WriteFile(d.File(EnrollmentFile), []byte("{half"), 0o600); err != nil {
@@ -274,5 +275,38 @@ func TestOpenNeedsAPath(t *testing.T) {
 	d, err := Open(filepath.Join(t.TempDir(), "a", "b"))
 	if err != nil || !filepath.IsAbs(d.Path) {
 		t.Fatalf("nested folder: %+v %v", d, err)
+	}
+}
+
+// An enrollment written before replicas (one address, no "servers") reads
+// as a list of one; one with several keeps the first in "server", so that
+// older agents read it too, and SetAddresses moves it to new addresses.
+func TestEnrollmentAddresses(t *testing.T) {
+	d := openDir(t)
+	old := `{"server": "a.example.com:7443", "fingerprint": "` + strings.Repeat("ab", 32) + `", "node_id": "n", "computer_id": 7}`
+	if err := os.WriteFile(d.File(EnrollmentFile), []byte(old), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	e, err := d.Enrollment()
+	if err != nil || !reflect.DeepEqual(e.Addresses(), []string{"a.example.com:7443"}) || e.AddressList() != "a.example.com:7443" {
+		t.Fatalf("old record: %q %v", e.Addresses(), err)
+	}
+	two := []string{"a.example.com:7443", "b.example.com:7443"}
+	prev, changed, err := d.SetAddresses(two)
+	if err != nil || !changed || !reflect.DeepEqual(prev, []string{"a.example.com:7443"}) {
+		t.Fatalf("SetAddresses: %q %v %v", prev, changed, err)
+	}
+	if e, err = d.Enrollment(); err != nil || e.Server != two[0] || !reflect.DeepEqual(e.Addresses(), two) || e.NodeID != "n" || e.ComputerID != 7 {
+		t.Fatalf("after SetAddresses: %+v %v", e, err)
+	}
+	if _, changed, err := d.SetAddresses(two); err != nil || changed {
+		t.Fatalf("same addresses again: changed %v, %v", changed, err)
+	}
+	if _, changed, err := d.SetAddresses(two[1:]); err != nil || !changed {
+		t.Fatalf("back to one: %v %v", changed, err)
+	}
+	b, err := os.ReadFile(d.File(EnrollmentFile))
+	if err != nil || strings.Contains(string(b), `"servers"`) {
+		t.Fatalf("a record of one address lists no servers: %s %v", b, err)
 	}
 }

@@ -21,7 +21,12 @@ type ProductStatus struct {
 // Status is what the agent last learned from talking to the server, kept
 // for 'tally-agent status'.
 type Status struct {
-	Transport   string                   `json:"transport,omitempty"`
+	Transport string `json:"transport,omitempty"`
+	// Server is the address that last answered, of the enrollment's
+	// several; it is dialed first by the next run. ServerSince is when the
+	// agent moved to it from the first address, zero while on the first.
+	Server      string                   `json:"server,omitempty"`
+	ServerSince time.Time                `json:"server_since,omitzero"`
 	LastAttempt time.Time                `json:"last_attempt,omitempty"`
 	LastSuccess time.Time                `json:"last_success,omitempty"`
 	LastError   string                   `json:"last_error,omitempty"`

@@ -17,6 +17,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/tallyhq/tally/common/addrlist"
 	"github.com/tallyhq/tally/common/buildinfo"
 	"github.com/tallyhq/tally/common/exitcode"
 	"github.com/tallyhq/tally/installer"
@@ -71,7 +72,11 @@ DIR/etc/passwd: create the user in the image, 'useradd --root DIR --system tally
 				if f.v == "" {
 					continue
 				}
-				if err := checkHostPort(f.v); err != nil {
+				check := checkHostPort
+				if f.name == "advertise" {
+					check = checkAdvertise
+				}
+				if err := check(f.v); err != nil {
 					return usageErr("--%s %q: %w", f.name, f.v, err)
 				}
 				args = append(args, "--"+f.name, f.v)
@@ -82,7 +87,7 @@ DIR/etc/passwd: create the user in the image, 'useradd --root DIR --system tally
 	f := cmd.Flags()
 	f.StringVar(&listen, "listen", "", "UDP (and TCP) address for agents, e.g. 0.0.0.0:4433 (default: serve's)")
 	f.StringVar(&admin, "admin", "", "TCP address of the admin API and console (default: serve's, on loopback)")
-	f.StringVar(&advertise, "advertise", "", "HOST:PORT agents should dial, shown by enroll-info")
+	f.StringVar(&advertise, "advertise", "", "HOST:PORT agents should dial, shown by enroll-info; several replicas separated by commas, in order of preference")
 	f.StringVar(&root, "root", "", "install under DIR instead of / (touches nothing outside it, runs no systemctl, creates no user)")
 	return cmd
 }
@@ -99,6 +104,21 @@ func checkHostPort(v string) error {
 	}
 	if strings.ContainsAny(v, " \t\n\"'\\$%;") {
 		return errors.New("spaces, quotes and $ % ; \\ are not allowed")
+	}
+	return nil
+}
+
+// checkAdvertise accepts the addresses agents dial: one HOST:PORT, or
+// several (replicas) separated by commas, each as checkHostPort wants it.
+func checkAdvertise(v string) error {
+	list, err := addrlist.Parse(v)
+	if err != nil {
+		return err
+	}
+	for _, a := range list {
+		if err := checkHostPort(a); err != nil {
+			return err
+		}
 	}
 	return nil
 }

@@ -21,7 +21,11 @@ func (m *Main) enrollInfoCommand() *cobra.Command {
 machine: the 'tally-agent install' line (a service, enrolled), the package-manager
 commands and the agent.conf for configuration management, and the plain
 'tally-agent enroll' line. The secret is the newest active one, or the one --secret
-names (by ID or name; a revoked or expired secret is refused).`,
+names (by ID or name; a revoked or expired secret is refused).
+
+The server address is serve's --advertise: for several replicas sharing one identity,
+start each with --advertise listing every replica (a:7443,b:7443), and the lines
+printed here give agents the whole list.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cl, err := m.client(&c)
@@ -44,7 +48,12 @@ names (by ID or name; a revoked or expired secret is refused).`,
 				fmt.Fprintln(w, info.InstallCommand)
 				return nil
 			}
-			fmt.Fprintf(w, "server:       %s\nfingerprint:  %s\nsecret:       %s (id %s)\n\n", info.Server, info.Fingerprint, info.Secret, info.SecretID)
+			fmt.Fprintf(w, "server:       %s\n", info.Server)
+			if n := strings.Count(info.Server, ",") + 1; n > 1 {
+				// serve --advertise lists the replicas.
+				fmt.Fprintf(w, "              (%d replicas sharing this identity: agents dial them in this order and fail over)\n", n)
+			}
+			fmt.Fprintf(w, "fingerprint:  %s\nsecret:       %s (id %s)\n\n", info.Fingerprint, info.Secret, info.SecretID)
 			fmt.Fprintf(w, "On each Linux machine, install the agent as a service (it enrolls, then systemd runs it):\n\n  %s\n\n", info.InstallCommand)
 			fmt.Fprintf(w, "With the .deb or .rpm package ('make packages' builds them), install the package, then run the line above:\n\n")
 			fmt.Fprintf(w, "  apt-get install ./tally-agent_*_amd64.deb     # Debian, Ubuntu\n  dnf install ./tally-agent-*.x86_64.rpm         # Fedora, RHEL\n\n")

@@ -142,7 +142,7 @@ database closes.`,
 	f.IntVar(&cfg.StoreReaders, "store-readers", 0, "connections of the store's read pool (0: 4); on PostgreSQL each replica also holds 2 for writes and 1 for the leader election")
 	f.StringVar(&cfg.Listen, "listen", daemon.DefaultListen, "UDP address for agents (QUIC); port 0 picks a free port")
 	f.StringVar(&cfg.Admin, "admin", daemon.DefaultAdmin, "TCP address of the admin API and console; port 0 picks a free port")
-	f.StringVar(&cfg.Advertise, "advertise", "", "HOST:PORT agents should dial, shown by enroll-info (default: the listen address, or this host's name for a wildcard address)")
+	f.StringVar(&cfg.Advertise, "advertise", "", "HOST:PORT agents should dial, shown by enroll-info (default: the listen address, or this host's name for a wildcard address); for replicas, every replica's address separated by commas, in order of preference, the same on each")
 	f.StringVar(&cfg.Pprof, "pprof", "", "serve net/http/pprof on this loopback HOST:PORT")
 	f.StringVar(&logFormat, "log-format", logging.FormatText, "log format: text or json")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")

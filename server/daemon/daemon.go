@@ -19,6 +19,7 @@ import (
 
 	"github.com/quic-go/quic-go"
 
+	"github.com/tallyhq/tally/common/addrlist"
 	"github.com/tallyhq/tally/common/buildinfo"
 	"github.com/tallyhq/tally/common/clock"
 	"github.com/tallyhq/tally/common/identity"
@@ -55,7 +56,7 @@ type Config struct {
 	Store     string
 	Listen    string // UDP host:port for agents; TCP on the same port too, unless NoTCP
 	Admin     string // TCP host:port for the admin API and console
-	Advertise string // host:port agents dial; derived from Listen when empty
+	Advertise string // host:port agents dial, or several (replicas) separated by commas; derived from Listen when empty
 	Pprof     string // loopback host:port for net/http/pprof; empty disables
 	Logger    *slog.Logger
 	Clock     clock.Clock
@@ -368,6 +369,13 @@ func CheckAddresses(cfg Config) error { return checkAddresses(cfg) }
 // on or advertise: HOST:PORT with a port number (a port already taken is
 // only found when listening).
 func checkAddresses(cfg Config) error {
+	if cfg.Advertise != "" && strings.Contains(cfg.Advertise, ",") {
+		// Replicas: every address agents may dial, in order of preference.
+		if _, err := addrlist.Parse(cfg.Advertise); err != nil {
+			return fmt.Errorf("--advertise %q: %w", cfg.Advertise, err)
+		}
+		cfg.Advertise = ""
+	}
 	for _, a := range []struct{ flag, addr string }{
 		{"--listen", cfg.Listen}, {"--admin", cfg.Admin}, {"--advertise", cfg.Advertise}, {"--pprof", cfg.Pprof},
 	} {
