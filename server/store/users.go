@@ -21,6 +21,9 @@ type User struct {
 	OU          string    `json:"ou,omitempty"`
 	Groups      []string  `json:"groups,omitempty"`
 	Directory   string    `json:"directory,omitempty"`
+	// Source says where the user came from: admin, directory or agent
+	// (a machine reported it as its primary or a logged-in user).
+	Source      string    `json:"source"`
 	Status      string    `json:"status"`
 	External    string    `json:"external,omitempty"`
 	ExternalWhy string    `json:"external_why,omitempty"`
