@@ -277,3 +277,27 @@ func (db *DB) seatWaiting(tx *Tx, product, actor string) error {
 	}
 	return err
 }
+
+// adoptAgentUser gives the directory's key to the user an agent reported
+// under the same domain\name before the directory listed it, so that the
+// sync updates that user rather than add a second one. It reports whether
+// it did.
+func adoptAgentUser(tx *Tx, key, domain, name string) (bool, error) {
+	res, err := tx.Exec(`UPDATE users SET key = ? WHERE id = (SELECT id FROM users
+		WHERE source = 'agent' AND directory_id IS NULL AND lower(name) = lower(?) AND lower(domain) = lower(?) ORDER BY id LIMIT 1)`, key, name, domain)
+	if err != nil {
+		return false, fmt.Errorf("adopt user %s: %w", userName(domain, name), err)
+	}
+	n, err := res.RowsAffected()
+	return n > 0, err
+}
+
+// relisted takes the seats a user listed again by its directory needs
+// for its devices (its credentials ended when it was deleted); with no
+// seat free it waits like any user with devices alone.
+func (db *DB) relisted(tx *Tx, user int64, dir, actor string) error {
+	if _, err := db.reconcileUser(tx, user, "", actor, "listed again by directory "+dir); err != nil && !errors.Is(err, store.ErrNoUserSeat) {
+		return err
+	}
+	return nil
+}

@@ -22,7 +22,14 @@ type machine struct {
 	seq      uint64
 }
 
-func (e *userEnv) machine(t testing.TB, host string) *machine {
+// tb is what the helpers need of a test, a rapid one included.
+type tb interface {
+	Helper()
+	Fatal(args ...any)
+	Fatalf(format string, args ...any)
+}
+
+func (e *userEnv) machine(t tb, host string) *machine {
 	t.Helper()
 	if e.secret == "" {
 		sec, err := e.db.CreateSecret(e.ctx, "devices", "", nil)
@@ -47,7 +54,7 @@ func (e *userEnv) machine(t testing.TB, host string) *machine {
 
 // post sends a basic inventory naming primary (nil: none) with the
 // inventory 7 plug-in unless bare.
-func (e *userEnv) post(t testing.TB, m *machine, primary *protocol.User, bare bool, logged ...protocol.User) {
+func (e *userEnv) post(t tb, m *machine, primary *protocol.User, bare bool, logged ...protocol.User) {
 	t.Helper()
 	m.seq++
 	b := protocol.BasicInventory{CollectedAt: int64(m.seq), Hostname: m.host, Hints: protocol.Hints{InstanceID: "inst-" + m.host}, PrimaryUser: primary, Users: logged}
@@ -63,7 +70,7 @@ func (e *userEnv) post(t testing.TB, m *machine, primary *protocol.User, bare bo
 	}
 }
 
-func (e *userEnv) use(t testing.TB, user string) store.UserUse {
+func (e *userEnv) use(t tb, user string) store.UserUse {
 	t.Helper()
 	rows, err := e.db.UsersUseLicense(e.ctx, "inventory")
 	if err != nil {
@@ -288,5 +295,41 @@ inactive-devices-consume = true
 				t.Fatal("the registration ended with the computer, the seat stayed")
 			}
 		})
+	}
+}
+
+// A user an agent reported before the directory listed it becomes the
+// directory's user (one user, keyed by the GUID), devices kept; deleted
+// from the directory it frees the seat, and listed again takes it back.
+func TestDirectoryAdoptsAgentUser(t *testing.T) {
+	e := openUsers(t)
+	e.userLicense(t, "U-1", 5)
+	m := e.machine(t, "pc-a")
+	e.post(t, m, alice, false)
+	if _, err := e.db.AddDirectory(e.ctx, store.Directory{Name: "corp", URL: "ldap://x", BaseDN: "dc=corp", Domain: "CORP", Interval: 3600e9}, "t"); err != nil {
+		t.Fatal(err)
+	}
+	entry := []store.DirectoryEntry{{GUID: "G-1", Name: "Alice", External: "active"}}
+	if _, err := e.db.SyncDirectory(e.ctx, "corp", entry, "t"); err != nil {
+		t.Fatal(err)
+	}
+	us, err := e.db.Users(e.ctx)
+	if err != nil || len(us) != 1 || us[0].Key != "guid:g-1" || us[0].Source != "directory" {
+		t.Fatalf("users %+v %v", us, err)
+	}
+	if r := e.use(t, `CORP\Alice`); !r.Consumes || r.Devices != 1 {
+		t.Fatalf("%+v", r)
+	}
+	if _, err := e.db.SyncDirectory(e.ctx, "corp", nil, "t"); err != nil {
+		t.Fatal(err)
+	}
+	if e.held(t) != 0 {
+		t.Fatal("deleted from the directory: seat kept")
+	}
+	if _, err := e.db.SyncDirectory(e.ctx, "corp", entry, "t"); err != nil {
+		t.Fatal(err)
+	}
+	if e.held(t) != 1 {
+		t.Fatal("listed again: its device does not take the seat back")
 	}
 }
