@@ -7,9 +7,9 @@ import (
 )
 
 // UsersRevision is the first revision whose basic inventory names the
-// machine's users (PrimaryUser, Users). From it on, a basic inventory
-// without a primary user says the machine has none; before it, the field
-// did not exist and says nothing.
+// machine's users (PrimaryUser, Users). Older agents leave both out, which
+// a server reads as it reads a post with nobody logged in: no change of
+// the machine's primary user.
 const UsersRevision uint16 = 7
 
 // MaxUsersPerPost bounds the logged-in users one basic inventory lists: a
