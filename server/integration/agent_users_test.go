@@ -4,6 +4,7 @@ import (
 	"context"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/tallyhq/tally/agent/agenttest"
 	"github.com/tallyhq/tally/agent/collect/logins"
@@ -76,5 +77,41 @@ func TestAgentReportsPrimaryUserDevice(t *testing.T) {
 	a.Cycle(t)
 	if r, _ := useOf(t, srv, "inventory", `CORP\alice`); r.Consumes || r.Devices != 0 {
 		t.Fatalf("alice after the plug-in was removed: %+v", r)
+	}
+}
+
+// Hostile users in a basic inventory over QUIC (a name over the limit, a
+// control character, more users than the protocol takes) get a
+// bad-request answer that names the fault, and add no user.
+func TestHostileUsersRefusedOverQUIC(t *testing.T) {
+	srv := servertest.New(t)
+	a := agenttest.New(t, srv, agenttest.Options{Secret: srv.Secret})
+	c := a.RawClient(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	basic := func() protocol.BasicInventory {
+		return protocol.BasicInventory{Hostname: "h", Hints: protocol.Hints{InstanceID: "i"}}
+	}
+	for _, c2 := range []struct {
+		name, want string
+		mod        func(b *protocol.BasicInventory)
+	}{
+		{"long name", "longer than 256", func(b *protocol.BasicInventory) { b.PrimaryUser = &protocol.User{Name: strings.Repeat("x", 300)} }},
+		{"control character", "control character", func(b *protocol.BasicInventory) { b.Users = []protocol.User{{Name: "eve\x00"}} }},
+		{"65 users", "at most 64", func(b *protocol.BasicInventory) { b.Users = make([]protocol.User, 65) }},
+	} {
+		b := basic()
+		c2.mod(&b)
+		body, err := protocol.Marshal(&protocol.InventoryRequest{Basic: b})
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := c.Do(ctx, protocol.KindInventory, a.NextSeq(t), body)
+		if resp.Status != protocol.StatusBadRequest || !strings.Contains(resp.Message, c2.want) {
+			t.Fatalf("%s: %+v %v, want bad-request naming %q", c2.name, resp, err, c2.want)
+		}
+	}
+	if us, err := srv.Admin.Users(ctx); err != nil || len(us) != 0 {
+		t.Fatalf("users after hostile posts: %+v %v", us, err)
 	}
 }
