@@ -37,6 +37,7 @@ func TestUserSeatsProperty(t *testing.T) {
 				e.db.Close()
 			}
 			e = openUsers(outer)
+			machines = nil // the last database's
 			e.userLicense(t, "U-P", granted)
 			if _, err := e.db.AddDirectory(e.ctx, store.Directory{Name: "corp", URL: "ldap://x", BaseDN: "dc=corp", Domain: "CORP", Interval: time.Hour}, "t"); err != nil {
 				t.Fatal(err)
