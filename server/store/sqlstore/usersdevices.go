@@ -45,16 +45,18 @@ func agentUser(tx *Tx, computer int64, hostname string, u protocol.User, actor s
 			return 0, fmt.Errorf("find user: %w", err)
 		}
 	}
-	var id int64
-	err := tx.QueryRow(`INSERT INTO users (key, domain, name, display, status, source, created_at, updated_at) VALUES (?, ?, ?, ?, 'Active', ?, ?, ?)
-		ON CONFLICT (key) DO NOTHING RETURNING id`, key, domain, name, u.Display, sourceAgent, ms(tx.Now), ms(tx.Now)).Scan(&id)
-	if errors.Is(err, sql.ErrNoRows) {
-		// Known by its key already.
-		err = tx.QueryRow(`SELECT id FROM users WHERE key = ?`, key).Scan(&id)
-		return id, err
-	}
+	// Users are not in the post cache: ExecUncached.
+	res, err := tx.ExecUncached(`INSERT INTO users (key, domain, name, display, status, source, created_at, updated_at) VALUES (?, ?, ?, ?, 'Active', ?, ?, ?)
+		ON CONFLICT (key) DO NOTHING`, key, domain, name, u.Display, sourceAgent, ms(tx.Now), ms(tx.Now))
 	if err != nil {
 		return 0, fmt.Errorf("add user: %w", err)
+	}
+	var id int64
+	if err := tx.QueryRow(`SELECT id FROM users WHERE key = ?`, key).Scan(&id); err != nil {
+		return 0, fmt.Errorf("read user back: %w", err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return id, nil // known by its key already
 	}
 	return id, addEvent(tx, store.Event{Actor: actor, Kind: eventUser, ComputerID: computer,
 		Reason: fmt.Sprintf("added user %s, reported by computer %d", userName(domain, name), computer)})
@@ -62,6 +64,10 @@ func agentUser(tx *Tx, computer int64, hostname string, u protocol.User, actor s
 
 // ReportUsers implements ledger.UsersTx.
 func (t *ledgerTx) ReportUsers(computer int64, primary *protocol.User, logged []protocol.User, actor string) error {
+	if primary == nil && len(logged) == 0 {
+		_, err := t.ExecUncached(`DELETE FROM computer_users WHERE computer_id = ? AND role = 'logged-in'`, computer)
+		return err
+	}
 	var hostname string
 	if err := t.QueryRow(`SELECT hostname FROM computers WHERE id = ?`, computer).Scan(&hostname); err != nil {
 		return fmt.Errorf("read computer: %w", err)
@@ -76,7 +82,7 @@ func (t *ledgerTx) ReportUsers(computer int64, primary *protocol.User, logged []
 			return err
 		}
 		if !old.Valid || old.Int64 != id {
-			if _, err := t.Exec(`DELETE FROM computer_users WHERE computer_id = ? AND role = 'primary'`, computer); err != nil {
+			if _, err := t.ExecUncached(`DELETE FROM computer_users WHERE computer_id = ? AND role = 'primary'`, computer); err != nil {
 				return err
 			}
 			if err := addEvent(t.Tx, store.Event{Actor: actor, Kind: eventDevice, ComputerID: computer,
@@ -84,12 +90,12 @@ func (t *ledgerTx) ReportUsers(computer int64, primary *protocol.User, logged []
 				return err
 			}
 		}
-		if _, err := t.Exec(`INSERT INTO computer_users (computer_id, user_id, role, seen_at) VALUES (?, ?, 'primary', ?)
+		if _, err := t.ExecUncached(`INSERT INTO computer_users (computer_id, user_id, role, seen_at) VALUES (?, ?, 'primary', ?)
 			ON CONFLICT (computer_id, role, user_id) DO UPDATE SET seen_at = excluded.seen_at`, computer, id, ms(t.Tx.Now)); err != nil {
 			return fmt.Errorf("record primary user: %w", err)
 		}
 	}
-	if _, err := t.Exec(`DELETE FROM computer_users WHERE computer_id = ? AND role = 'logged-in'`, computer); err != nil {
+	if _, err := t.ExecUncached(`DELETE FROM computer_users WHERE computer_id = ? AND role = 'logged-in'`, computer); err != nil {
 		return err
 	}
 	for _, u := range logged {
@@ -97,7 +103,7 @@ func (t *ledgerTx) ReportUsers(computer int64, primary *protocol.User, logged []
 		if err != nil {
 			return err
 		}
-		if _, err := t.Exec(`INSERT INTO computer_users (computer_id, user_id, role, seen_at) VALUES (?, ?, 'logged-in', ?)
+		if _, err := t.ExecUncached(`INSERT INTO computer_users (computer_id, user_id, role, seen_at) VALUES (?, ?, 'logged-in', ?)
 			ON CONFLICT (computer_id, role, user_id) DO NOTHING`, computer, id, ms(t.Tx.Now)); err != nil {
 			return fmt.Errorf("record logged-in user: %w", err)
 		}
@@ -122,22 +128,25 @@ type deviceKey struct {
 // product concerned, whose devices may also count differently because
 // the computer's status changed.
 func (db *DB) syncDevices(tx *Tx, computer int64, actor, cause string) error {
-	var deleted sql.NullInt64
+	var deleted, primary sql.NullInt64
 	var flags, plugins, hostname string
-	if err := tx.QueryRow(`SELECT deleted_at, flags, plugins, hostname FROM computers WHERE id = ?`, computer).Scan(&deleted, &flags, &plugins, &hostname); err != nil {
+	var registered bool
+	// One query for the computer, its primary user and whether it has
+	// registrations: most machines have neither, and stop here.
+	if err := tx.QueryRow(`SELECT deleted_at, flags, plugins, hostname,
+		(SELECT MIN(user_id) FROM computer_users WHERE computer_id = c.id AND role = 'primary'),
+		EXISTS (SELECT 1 FROM user_devices WHERE computer_id = c.id)
+		FROM computers c WHERE id = ?`, computer).Scan(&deleted, &flags, &plugins, &hostname, &primary, &registered); err != nil {
 		return fmt.Errorf("read computer %d: %w", computer, err)
 	}
+	if !primary.Valid && !registered {
+		return nil
+	}
 	want := map[string]int64{} // product → user
-	if !deleted.Valid && !slices.Contains(splitFlags(flags), store.FlagAgentUninstalled) {
-		var primary sql.NullInt64
-		if err := tx.QueryRow(`SELECT MIN(user_id) FROM computer_users WHERE computer_id = ? AND role = 'primary'`, computer).Scan(&primary); err != nil {
-			return err
-		}
-		if primary.Valid {
-			for _, pl := range ledger.DecodePlugins(plugins) {
-				for _, p := range db.engine.Catalog().ForPlugin(pl.Name, pl.Version) {
-					want[p.Name] = primary.Int64
-				}
+	if primary.Valid && !deleted.Valid && !slices.Contains(splitFlags(flags), store.FlagAgentUninstalled) {
+		for _, pl := range ledger.DecodePlugins(plugins) {
+			for _, p := range db.engine.Catalog().ForPlugin(pl.Name, pl.Version) {
+				want[p.Name] = primary.Int64
 			}
 		}
 	}
@@ -165,7 +174,7 @@ func (db *DB) syncDevices(tx *Tx, computer int64, actor, cause string) error {
 		if want[p] == u {
 			continue
 		}
-		if _, err := tx.Exec(`DELETE FROM user_devices WHERE computer_id = ? AND product = ?`, computer, p); err != nil {
+		if _, err := tx.ExecUncached(`DELETE FROM user_devices WHERE computer_id = ? AND product = ?`, computer, p); err != nil {
 			return fmt.Errorf("end device registration: %w", err)
 		}
 		if err := db.deviceEvent(tx, u, p, computer, hostname, actor, "no longer registered: "+cause); err != nil {
@@ -177,7 +186,7 @@ func (db *DB) syncDevices(tx *Tx, computer int64, actor, cause string) error {
 		if have[p] == u {
 			continue
 		}
-		if _, err := tx.Exec(`INSERT INTO user_devices (computer_id, product, user_id, since) VALUES (?, ?, ?, ?)`, computer, p, u, ms(tx.Now)); err != nil {
+		if _, err := tx.ExecUncached(`INSERT INTO user_devices (computer_id, product, user_id, since) VALUES (?, ?, ?, ?)`, computer, p, u, ms(tx.Now)); err != nil {
 			return fmt.Errorf("register device: %w", err)
 		}
 		if err := db.deviceEvent(tx, u, p, computer, hostname, actor, "registered: "+cause); err != nil {
@@ -283,7 +292,7 @@ func (db *DB) seatWaiting(tx *Tx, product, actor string) error {
 // sync updates that user rather than add a second one. It reports whether
 // it did.
 func adoptAgentUser(tx *Tx, key, domain, name string) (bool, error) {
-	res, err := tx.Exec(`UPDATE users SET key = ? WHERE id = (SELECT id FROM users
+	res, err := tx.ExecUncached(`UPDATE users SET key = ? WHERE id = (SELECT id FROM users
 		WHERE source = 'agent' AND directory_id IS NULL AND lower(name) = lower(?) AND lower(domain) = lower(?) ORDER BY id LIMIT 1)`, key, name, domain)
 	if err != nil {
 		return false, fmt.Errorf("adopt user %s: %w", userName(domain, name), err)
