@@ -55,7 +55,7 @@ cross:
 # The store's own tests that open it with OpenForTest (software sets,
 # recognition, purchases, users and housekeeping) run a second time on
 # PostgreSQL; the conformance suite runs on both in the first pass.
-PG_STORE_TESTS = TestRecognitionFollowsSoftwareSets|TestPurchaseBadInputChangesNothing|TestDeltaRecognitionEqualsRecount|TestSequenceWindowWithGaps|TestSoftware(FullCountsDuplicatesOnce|DeltaApplies|DeltaMismatch|Order|Purged)|TestUser[A-Za-z]*|TestExpiredTokenFreesSeatAtExpiry|TestUsersBadInput|TestHousekeepingDryRunMatchesRun|TestSyncDeletedUserFreesSeat|TestExpiredUserLicenseSeats|TestRemoveUserLicense
+PG_STORE_TESTS = TestRecognitionFollowsSoftwareSets|TestPurchaseBadInputChangesNothing|TestDeltaRecognitionEqualsRecount|TestSequenceWindowWithGaps|TestSoftware(FullCountsDuplicatesOnce|DeltaApplies|DeltaMismatch|Order|Purged)|TestUser[A-Za-z]*|TestExpiredTokenFreesSeatAtExpiry|TestUsersBadInput|TestHousekeepingDryRunMatchesRun|TestSyncDeletedUserFreesSeat|TestExpiredUserLicenseSeats|TestRemoveUserLicense|TestDevice[A-Za-z]*|TestAgentUsersMerge|TestInactiveDeviceException|TestDirectoryAdoptsAgentUser
 
 unit:
 	$(GO) test -race -timeout 14m ./...

@@ -36,4 +36,6 @@ const Major uint16 = 1
 //	6  2026-12-06  LeaseResponse carries Result (no free seat, no such
 //	               product, computer not Active, expired), left out for
 //	               older agents.
-const Revision uint16 = 6
+//	7  2026-12-06  basic inventory names the machine's primary user and its
+//	               logged-in users (PrimaryUser, Users; seed 003 devices).
+const Revision uint16 = 7

@@ -149,6 +149,11 @@ type BasicInventory struct {
 	BootTime        int64    `cbor:"17,keyasint,omitempty" json:"boot_time,omitempty"` // unix seconds
 	AgentVersion    string   `cbor:"18,keyasint,omitempty" json:"agent_version,omitempty"`
 	Plugins         []Plugin `cbor:"19,keyasint,omitempty" json:"plugins" limit:"1024"`
+	// PrimaryUser is the person the machine is mostly used by: the
+	// server registers the machine as that user's device (revision 7).
+	PrimaryUser *User `cbor:"20,keyasint,omitempty" json:"primary_user,omitempty"`
+	// Users are the users logged in when the inventory was collected.
+	Users []User `cbor:"21,keyasint,omitempty" json:"users,omitempty" limit:"64"`
 }
 
 // Hash identifies a basic inventory's content for the "unchanged" check:
@@ -218,6 +223,9 @@ func (b *BasicInventory) Validate() error {
 			return fmt.Errorf("basic inventory: plug-in %q listed twice", p.Name)
 		}
 		seen[p.Name] = true
+	}
+	if err := validateUsers(b.PrimaryUser, b.Users); err != nil {
+		return fmt.Errorf("basic inventory: %w", err)
 	}
 	return b.Hints.Validate()
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/tallyhq/tally/agent/client"
+	"github.com/tallyhq/tally/agent/collect/logins"
 	"github.com/tallyhq/tally/agent/plugins"
 	"github.com/tallyhq/tally/agent/runner"
 	"github.com/tallyhq/tally/agent/state"
@@ -39,6 +40,9 @@ type Options struct {
 	// SoftwareRoot is the root whose software the agent inventories
 	// (default "/"): a fake tree, e.g. from agent/software/softwaretest.
 	SoftwareRoot string
+	// Users says who uses the machine (default: nobody, so that tests do
+	// not depend on who is logged in where they run).
+	Users logins.Source
 }
 
 var counter atomic.Int64
@@ -74,7 +78,10 @@ func TryNew(t testing.TB, srv Server, o Options) (*Agent, error) {
 		Secret: o.Secret, MachineID: o.MachineID, Version: "test", Logger: logging.Discard()}); err != nil {
 		return nil, err
 	}
-	ra, err := runner.Open(runner.Config{Dir: dir, Logger: logging.Discard(), Version: "test", SoftwareRoot: o.SoftwareRoot})
+	if o.Users == nil {
+		o.Users = logins.Fixed(nil)
+	}
+	ra, err := runner.Open(runner.Config{Dir: dir, Logger: logging.Discard(), Version: "test", SoftwareRoot: o.SoftwareRoot, Users: o.Users})
 	if err != nil {
 		return nil, err
 	}

@@ -1,6 +1,7 @@
 // Package collect gathers the basic inventory every enrolled node posts:
-// host and OS, CPU, memory, disks, network interfaces, boot time, and the
-// machine identity hints of DESIGN §2, through gopsutil. A part that
+// host and OS, CPU, memory, disks, network interfaces, boot time, the
+// machine identity hints of DESIGN §2 (through gopsutil), and who uses the
+// machine (package logins). A part that
 // cannot be read is left empty and named in the returned problems, so one
 // unreadable file never costs the whole post.
 package collect
@@ -17,6 +18,7 @@ import (
 	"github.com/shirou/gopsutil/v3/mem"
 	gnet "github.com/shirou/gopsutil/v3/net"
 
+	"github.com/tallyhq/tally/agent/collect/logins"
 	"github.com/tallyhq/tally/common/machineid"
 	"github.com/tallyhq/tally/protocol"
 )
@@ -31,6 +33,9 @@ type Options struct {
 	MachineID string
 	Plugins   []protocol.Plugin
 	Now       time.Time
+	// Users says who uses the machine (default: logins.System); tests
+	// set it to report a primary user of their choosing.
+	Users logins.Source
 }
 
 // pseudoFS lists file system types that are not disks.
@@ -94,6 +99,13 @@ func Basic(ctx context.Context, o Options) (protocol.BasicInventory, []string) {
 		h = hardwareHints(ctx, h)
 		h.MACs = macs
 	}
+	users := o.Users
+	if users == nil {
+		users = logins.System
+	}
+	b.PrimaryUser, b.Users, err = users(ctx)
+	note("users", err)
+
 	b.Hints = machineid.Clean(h)
 	if o.MachineID != "" {
 		b.Hints.MachineID = strings.TrimSpace(o.MachineID) // an explicit override is used as given

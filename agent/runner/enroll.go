@@ -10,6 +10,7 @@ import (
 
 	"github.com/tallyhq/tally/agent/client"
 	"github.com/tallyhq/tally/agent/collect"
+	"github.com/tallyhq/tally/agent/collect/logins"
 	"github.com/tallyhq/tally/agent/state"
 	"github.com/tallyhq/tally/common/clock"
 	"github.com/tallyhq/tally/common/identity"
@@ -80,7 +81,8 @@ func Enroll(ctx context.Context, dir state.Dir, o EnrollOptions) (state.Enrollme
 	if err != nil {
 		return state.Enrollment{}, resp, err
 	}
-	basic, _ := collect.Basic(ctx, collect.Options{InstanceID: instance, MachineID: o.MachineID, AgentVersion: o.Version, Now: o.Clock.Now()})
+	// Enrolling sends no users: they go with the first inventory post.
+	basic, _ := collect.Basic(ctx, collect.Options{InstanceID: instance, MachineID: o.MachineID, AgentVersion: o.Version, Now: o.Clock.Now(), Users: logins.Fixed(nil)})
 	c, err := client.New(client.Config{Servers: o.Servers, Fingerprint: pin, Key: key, Logger: o.Logger})
 	if err != nil {
 		return state.Enrollment{}, resp, err

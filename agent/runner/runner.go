@@ -17,6 +17,7 @@ import (
 
 	"github.com/tallyhq/tally/agent/client"
 	"github.com/tallyhq/tally/agent/collect"
+	"github.com/tallyhq/tally/agent/collect/logins"
 	"github.com/tallyhq/tally/agent/plugins"
 	"github.com/tallyhq/tally/agent/runner/delta"
 	"github.com/tallyhq/tally/agent/spool"
@@ -37,6 +38,8 @@ type Config struct {
 	// SoftwareRoot is the root of the system whose software is
 	// inventoried (default "/"): another system's tree mounted here.
 	SoftwareRoot string
+	// Users says who uses the machine (default: the system's logins).
+	Users logins.Source
 	// OnSend, when set, is called after each request the agent sends from
 	// its spool, with its size on the wire.
 	OnSend func(Sent)
@@ -141,6 +144,7 @@ func (a *Agent) CollectBasic(ctx context.Context) (protocol.BasicInventory, []st
 		AgentVersion: a.cfg.Version,
 		MachineID:    a.enr.MachineID,
 		Now:          a.clock.Now(),
+		Users:        a.cfg.Users,
 	})
 }
 

@@ -238,7 +238,7 @@ var (
 
 // Examples of the per-user license routes (seed 003).
 var (
-	exUser      = store.User{ID: 3, Key: "entryUUID:7f1c…", Domain: "CORP", Name: "jdoe", Display: "Jane Doe", Directory: "corp", Status: "Active", External: "active", CreatedAt: exEarlier, UpdatedAt: exAt}
+	exUser      = store.User{ID: 3, Key: "entryUUID:7f1c…", Domain: "CORP", Name: "jdoe", Display: "Jane Doe", Directory: "corp", Source: "directory", Status: "Active", External: "active", CreatedAt: exEarlier, UpdatedAt: exAt}
 	exDirectory = store.Directory{ID: 1, Name: "corp", URL: "ldaps://dc1.corp.example.com", BaseDN: "dc=corp,dc=example,dc=com",
 		BindDN: "cn=tally,ou=services,dc=corp,dc=example,dc=com", PasswordFile: "/etc/tally/ldap.pw", Domain: "CORP", Interval: time.Hour}
 )

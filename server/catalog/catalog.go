@@ -91,6 +91,19 @@ type Product struct {
 	// Kinds are the license kinds an application product takes; empty
 	// for a plug-in product, which takes every kind.
 	Kinds []string
+	// InactiveDevicesConsume is seed 003's exception for per-user
+	// licenses: a device registered to a user (a computer whose primary
+	// user it is, holding the plug-in: the product's device ID token)
+	// counts even while the device is inactive (its computer not Active),
+	// until the registration ends. Off, an inactive device counts for
+	// nothing, so retiring a user's devices frees the user's seat.
+	InactiveDevicesConsume bool
+}
+
+// DeviceCounts reports whether a device registered to a user counts
+// towards the user's seat while its computer has status.
+func (p *Product) DeviceCounts(status string) bool {
+	return status == StatusActive || p.InactiveDevicesConsume
 }
 
 // License kinds an application product can take: node seats come from a
@@ -413,6 +426,7 @@ type fileProduct struct {
 	FreedBy            any      `toml:"freed-by"`
 	PluginRemovalFrees *bool    `toml:"plugin-removal-frees"`
 	PurgeAfterDays     *int     `toml:"purge-after-days"`
+	InactiveDevices    bool     `toml:"inactive-devices-consume"`
 }
 
 // fileApplication is an application product in a products file:
@@ -439,7 +453,7 @@ func (c *Catalog) add(fileName string, data []byte, replace bool) error {
 		for i, k := range und {
 			keys[i] = k.String()
 		}
-		return fmt.Errorf("%s: unknown field %s (known: in [[product]]: name, title, plugin, plugin-versions, qualifying, requires-plugin, over-count, freed-by, plugin-removal-frees, purge-after-days; in [application.NAME]: title, kinds)",
+		return fmt.Errorf("%s: unknown field %s (known: in [[product]]: name, title, plugin, plugin-versions, qualifying, requires-plugin, over-count, freed-by, plugin-removal-frees, purge-after-days, inactive-devices-consume; in [application.NAME]: title, kinds)",
 			fileName, strings.Join(keys, ", "))
 	}
 	if len(f.Product) == 0 && len(f.Application) == 0 {
@@ -489,7 +503,8 @@ func (c *Catalog) add(fileName string, data []byte, replace bool) error {
 }
 
 func (fp fileProduct) product(source string) (*Product, error) {
-	p := &Product{Name: fp.Name, Title: fp.Title, Plugin: fp.Plugin, RequiresPlugin: fp.RequiresPlugin, Source: source}
+	p := &Product{Name: fp.Name, Title: fp.Title, Plugin: fp.Plugin, RequiresPlugin: fp.RequiresPlugin, Source: source,
+		InactiveDevicesConsume: fp.InactiveDevices}
 	if source == "builtin.toml" {
 		p.Source = "builtin"
 	}

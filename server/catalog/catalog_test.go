@@ -99,6 +99,7 @@ purge-after-days = 3
 		"bad versions":  {`plugin-versions = "seven"`, "plugin-versions"},
 		"bad purge":     {`purge-after-days = -5`, "purge-after-days: -5"},
 		"unknown field": {`colour = "blue"`, `unknown field product.colour`},
+		"bad exception": {`inactive-devices-consume = "yes"`, "products.toml"},
 		"not toml":      {`= = =`, "products.toml"},
 	}
 	for name, c := range cases {
@@ -241,5 +242,34 @@ func TestAddApplication(t *testing.T) {
 	c.RemoveApplication("cad")
 	if _, ok := c.Product("cad"); ok {
 		t.Fatal("removed, still there")
+	}
+}
+
+// Seed 003's exception is a product rule: off in the built-in catalog (no
+// built-in product registers device ID tokens), on where an admin's
+// product says so; on, a device counts whatever its computer's status.
+func TestInactiveDevicesConsumeRule(t *testing.T) {
+	c, err := Load(&AdminFile{Name: "products.toml", Data: []byte(`[[product]]
+name = "secure-access"
+plugin = "secure-access"
+plugin-versions = ">= 1"
+qualifying = ["plugin-presence"]
+over-count = ["deny-check-in"]
+freed-by = "any-non-active"
+plugin-removal-frees = true
+purge-after-days = -1
+inactive-devices-consume = true
+`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range c.Products() {
+		if p.Source == "builtin" && (p.InactiveDevicesConsume || p.DeviceCounts("Retired") || !p.DeviceCounts("Active")) {
+			t.Errorf("built-in %s: inactive devices consume %v", p.Name, p.InactiveDevicesConsume)
+		}
+	}
+	p, _ := c.Product("secure-access")
+	if !p.InactiveDevicesConsume || !p.DeviceCounts("Retired") || !p.DeviceCounts("In Stock") || !p.DeviceCounts("Active") {
+		t.Fatalf("secure-access: %+v", p)
 	}
 }

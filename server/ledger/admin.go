@@ -47,6 +47,9 @@ func (l *Ledger) SetStatus(tx Tx, id int64, status, actor string) (store.Change,
 	if err := tx.SetStatus(id, status); err != nil {
 		return ch, fmt.Errorf("set status: %w", err)
 	}
+	if err := tx.SyncDevices(id, actor, "status set to "+status); err != nil {
+		return ch, err
+	}
 	tx.Hostnames(ch.Seats)
 	reason := fmt.Sprintf("%s → %s; %s", c.Status, status, store.SeatSummary(ch.Seats))
 	ch.Message = fmt.Sprintf("computer %d (%s): %s", id, hostname, reason)
@@ -75,6 +78,9 @@ func (l *Ledger) DeleteComputer(tx Tx, id int64, block bool, actor string) (stor
 		reason = store.RevokedBlocked
 	}
 	if err := tx.RemoveComputer(id, reason, block); err != nil {
+		return ch, err
+	}
+	if err := tx.SyncDevices(id, actor, "computer deleted"); err != nil {
 		return ch, err
 	}
 	tx.Hostnames(ch.Seats)

@@ -122,6 +122,21 @@ type Tx interface {
 	PostsTx
 	NodeLockedTx
 	AdminTx
+	UsersTx
+}
+
+// UsersTx keeps the users agents report and the devices registered to
+// them (seed 003), with the users' seats, in the request's transaction.
+type UsersTx interface {
+	// ReportUsers merges the users a computer's basic inventory names
+	// into the users (source agent) and records its logged-in users and,
+	// when primary is not nil, its primary user: a machine nobody is
+	// logged in to stays its primary user's device.
+	ReportUsers(computer int64, primary *protocol.User, logged []protocol.User, actor string) error
+	// SyncDevices makes the computer's device registrations match its
+	// primary user, plug-ins, status and existence, and takes or frees
+	// the seats of the users concerned; cause is audited with them.
+	SyncDevices(computer int64, actor, cause string) error
 }
 
 // RequestTx records requests applied.

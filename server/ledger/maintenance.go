@@ -24,6 +24,9 @@ func (l *Ledger) MarkMissing(tx Tx, id int64, after time.Duration, actor string)
 	if err := tx.SetStatus(id, StatusMissing); err != nil {
 		return nil, err
 	}
+	if err := tx.SyncDevices(id, actor, "not seen for "+after.String()+": Missing"); err != nil {
+		return nil, err
+	}
 	return freed, tx.AddEvent(store.Event{Actor: actor, Kind: store.EventStatus, ComputerID: id,
 		Reason: fmt.Sprintf("Active → Missing: not seen for %s (stale-node policy); %s", after, d.Summary())})
 }

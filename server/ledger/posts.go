@@ -24,6 +24,9 @@ func reactivate(tx Tx, n *Node) error {
 	if err := tx.SetStatus(n.ComputerID, catalog.StatusActive); err != nil {
 		return fmt.Errorf("reactivate: %w", err)
 	}
+	if err := tx.SyncDevices(n.ComputerID, store.NodeActor(n.ID), "Missing → Active"); err != nil {
+		return err
+	}
 	n.Status = catalog.StatusActive
 	return tx.AddEvent(store.Event{Actor: store.NodeActor(n.ID), Kind: store.EventStatus, ComputerID: n.ComputerID,
 		Reason: "Missing → Active: the computer posted again"})
@@ -61,6 +64,13 @@ func (l *Ledger) PostInventory(ctx context.Context, r store.Request, body *proto
 		if hasBasic {
 			products = l.ProductsFor(plugins...)
 			if err := tx.StoreBasic(n.ComputerID, basic); err != nil {
+				return nil, err
+			}
+			actor := store.NodeActor(n.ID)
+			if err := tx.ReportUsers(n.ComputerID, b.PrimaryUser, b.Users, actor); err != nil {
+				return nil, err
+			}
+			if err := tx.SyncDevices(n.ComputerID, actor, "basic inventory posted"); err != nil {
 				return nil, err
 			}
 		} else {
@@ -263,6 +273,9 @@ func (l *Ledger) Goodbye(ctx context.Context, r store.Request, body *protocol.Go
 			if err := tx.SetFlag(n.ComputerID, store.FlagAgentUninstalled, true, actor, "its agent said goodbye"); err != nil {
 				return nil, err
 			}
+			if err := tx.SyncDevices(n.ComputerID, actor, "agent uninstalled"); err != nil {
+				return nil, err
+			}
 			reason := "agent uninstalled"
 			if body.Reason != "" {
 				reason += ": " + body.Reason
@@ -280,6 +293,9 @@ func (l *Ledger) Goodbye(ctx context.Context, r store.Request, body *protocol.Go
 			return nil, err
 		}
 		if err := tx.SetPlugins(n.ComputerID, pj); err != nil {
+			return nil, err
+		}
+		if err := tx.SyncDevices(n.ComputerID, actor, "plug-in "+body.Plugin+" uninstalled"); err != nil {
 			return nil, err
 		}
 		return resp, tx.AddEvent(store.Event{Actor: actor, Kind: store.EventPluginRemoved, ComputerID: n.ComputerID, NodeID: n.ID,

@@ -12,15 +12,18 @@ var ErrNoUserSeat = errors.New("no free user seat")
 
 // User is a person who may consume per-user licenses (seed 003).
 type User struct {
-	ID          int64     `json:"id"`
-	Key         string    `json:"key"`
-	Domain      string    `json:"domain,omitempty"`
-	Name        string    `json:"name"`
-	Display     string    `json:"display,omitempty"`
-	DN          string    `json:"dn,omitempty"`
-	OU          string    `json:"ou,omitempty"`
-	Groups      []string  `json:"groups,omitempty"`
-	Directory   string    `json:"directory,omitempty"`
+	ID        int64    `json:"id"`
+	Key       string   `json:"key"`
+	Domain    string   `json:"domain,omitempty"`
+	Name      string   `json:"name"`
+	Display   string   `json:"display,omitempty"`
+	DN        string   `json:"dn,omitempty"`
+	OU        string   `json:"ou,omitempty"`
+	Groups    []string `json:"groups,omitempty"`
+	Directory string   `json:"directory,omitempty"`
+	// Source says where the user came from: admin, directory or agent
+	// (a machine reported it as its primary or a logged-in user).
+	Source      string    `json:"source"`
 	Status      string    `json:"status"`
 	External    string    `json:"external,omitempty"`
 	ExternalWhy string    `json:"external_why,omitempty"`

@@ -58,10 +58,21 @@ func (c Credential) Live(now time.Time) bool {
 type Holding struct {
 	Status      string
 	Credentials []Credential
-	// Devices counts the user's registered devices holding the product's
-	// plug-in; agents do not report them yet, so stores pass 0 today and
-	// the rule already counts them.
+	// Devices counts the user's registered devices that count: computers
+	// whose primary user this is, holding the product's plug-in, Active
+	// (or in any status, where the product's catalog rule says inactive
+	// devices consume).
 	Devices int
+}
+
+// HasLiveCredential reports whether any credential is active at now.
+func (h Holding) HasLiveCredential(now time.Time) bool {
+	for _, c := range h.Credentials {
+		if c.Live(now) {
+			return true
+		}
+	}
+	return false
 }
 
 // Decision is whether a user consumes a seat of a product, and why.

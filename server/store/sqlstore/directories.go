@@ -114,7 +114,17 @@ func (db *DB) SyncDirectory(ctx context.Context, dir string, entries []store.Dir
 			groups := strings.Join(e.Groups, "\n")
 			var id int64
 			var oldStatus, oldExt, oldName, oldGroups, oldOU, oldDisplay, oldDN string
-			err := tx.QueryRow(`SELECT id, status, external, name, groups, ou, display, dn FROM users WHERE key = ?`, key).Scan(&id, &oldStatus, &oldExt, &oldName, &oldGroups, &oldOU, &oldDisplay, &oldDN)
+			byKey := func() error {
+				return tx.QueryRow(`SELECT id, status, external, name, groups, ou, display, dn FROM users WHERE key = ?`, key).Scan(&id, &oldStatus, &oldExt, &oldName, &oldGroups, &oldOU, &oldDisplay, &oldDN)
+			}
+			err := byKey()
+			if errors.Is(err, sql.ErrNoRows) {
+				if adopted, aerr := adoptAgentUser(tx, key, d, e.Name); aerr != nil {
+					return aerr
+				} else if adopted {
+					err = byKey()
+				}
+			}
 			switch {
 			case errors.Is(err, sql.ErrNoRows):
 				id, err = tx.ExecID(`INSERT INTO users (key, directory_id, domain, name, display, dn, ou, groups, status, external, external_why, created_at, updated_at)
@@ -136,6 +146,11 @@ func (db *DB) SyncDirectory(ctx context.Context, dir string, entries []store.Dir
 				if _, err := tx.Exec(`UPDATE users SET directory_id = ?, domain = ?, name = ?, display = ?, dn = ?, ou = ?, groups = ?, status = ?, external = ?, external_why = ?, updated_at = ? WHERE id = ?`,
 					dirID, d, e.Name, e.Display, e.DN, e.OU, groups, status, e.External, e.ExternalWhy, now, id); err != nil {
 					return err
+				}
+				if oldStatus == users.Deleted {
+					if err := db.relisted(tx, id, dir, actor); err != nil {
+						return err
+					}
 				}
 				r.Updated++
 			}

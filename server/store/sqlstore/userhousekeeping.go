@@ -187,10 +187,7 @@ func (db *DB) UsersUseLicense(ctx context.Context, product string) ([]store.User
 	if err != nil {
 		return nil, err
 	}
-	type key struct {
-		user    int64
-		product string
-	}
+	type key = deviceKey
 	creds := map[key][]users.Credential{}
 	q := `SELECT user_id, product, kind, expires_at, ended_at FROM user_credentials WHERE ended_at IS NULL`
 	var args []any
@@ -229,12 +226,21 @@ func (db *DB) UsersUseLicense(ctx context.Context, product string) ([]store.User
 		}
 	}
 	rows.Close()
+	devices, err := db.deviceCounts(ctx, product)
+	if err != nil {
+		return nil, err
+	}
 	byUser := map[int64][]string{}
 	for k := range creds {
 		byUser[k.user] = append(byUser[k.user], k.product)
 	}
 	for k := range seats {
 		if len(creds[k]) == 0 {
+			byUser[k.user] = append(byUser[k.user], k.product)
+		}
+	}
+	for k := range devices {
+		if len(creds[k]) == 0 && !seats[k] {
 			byUser[k.user] = append(byUser[k.user], k.product)
 		}
 	}
@@ -246,10 +252,13 @@ func (db *DB) UsersUseLicense(ctx context.Context, product string) ([]store.User
 			ps = []string{product}
 		}
 		for _, p := range ps {
-			h := users.Holding{Status: u.Status, Credentials: creds[key{u.ID, p}]}
+			h := users.Holding{Status: u.Status, Credentials: creds[key{u.ID, p}], Devices: devices[key{u.ID, p}].counting}
 			d := users.Decide(h, now)
 			row := store.UserUse{User: userName(u.Domain, u.Name), Key: u.Key, Product: p, Status: u.Status, External: u.External,
-				Consumes: seats[key{u.ID, p}], Reason: d.Reason}
+				Consumes: seats[key{u.ID, p}], Reason: d.Reason, Devices: h.Devices}
+			if n := devices[key{u.ID, p}]; n.registered > n.counting {
+				row.Reason += fmt.Sprintf(" (%d of %d devices inactive: their computers are not Active)", n.registered-n.counting, n.registered)
+			}
 			if u.External == "" {
 				row.External = "not in a directory"
 			} else if u.External == users.ExtDeleted {
@@ -271,6 +280,8 @@ func (db *DB) UsersUseLicense(ctx context.Context, product string) ([]store.User
 			switch {
 			case row.Consumes && !d.Consumes:
 				row.Housekeeping = "the sweep frees this seat now: " + d.Reason
+			case !row.Consumes && d.Consumes && !h.HasLiveCredential(now):
+				row.Housekeeping = "waits for a seat with its devices: it takes the next one freed, or one at its device's next post"
 			case !row.Consumes && d.Consumes:
 				row.Housekeeping = "no seat: its license expired or was removed and no other had room; it takes one with its next credential"
 			case u.Status == users.Active && u.External == users.ExtDisabled && row.Consumes:
@@ -280,6 +291,43 @@ func (db *DB) UsersUseLicense(ctx context.Context, product string) ([]store.User
 		}
 	}
 	return out, nil
+}
+
+// deviceCount is a user's registered devices of a product, and those of
+// them that count now.
+type deviceCount struct{ registered, counting int }
+
+// deviceCounts reads the device registrations of product (every product
+// when empty) by user and product, for products with user licenses.
+func (db *DB) deviceCounts(ctx context.Context, product string) (map[deviceKey]deviceCount, error) {
+	type key = deviceKey
+	q := `SELECT d.user_id, d.product, c.status FROM user_devices d JOIN computers c ON c.id = d.computer_id
+		WHERE c.deleted_at IS NULL AND d.product IN (SELECT product FROM licenses WHERE kind = 'user')`
+	var args []any
+	if product != "" {
+		q += ` AND d.product = ?`
+		args = append(args, product)
+	}
+	rows, err := db.r.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("users-use-license: devices: %w", err)
+	}
+	defer rows.Close()
+	out := map[key]deviceCount{}
+	for rows.Next() {
+		var k key
+		var status string
+		if err := rows.Scan(&k.user, &k.product, &status); err != nil {
+			return nil, err
+		}
+		n := out[k]
+		n.registered++
+		if p, ok := db.engine.Catalog().Product(k.product); ok && p.DeviceCounts(status) {
+			n.counting++
+		}
+		out[k] = n
+	}
+	return out, rows.Err()
 }
 
 // UserSeatUsage implements store.Users.

@@ -32,14 +32,17 @@ const (
 // errDryRun rolls a dry run's transaction back after it did everything.
 var errDryRun = errors.New("dry run")
 
-const userColumns = `u.id, u.key, u.domain, u.name, u.display, u.dn, u.ou, u.groups, COALESCE(d.name, ''), u.status, u.external, u.external_why, u.created_at, u.updated_at`
+const userColumns = `u.id, u.key, u.domain, u.name, u.display, u.dn, u.ou, u.groups, COALESCE(d.name, ''), u.status, u.external, u.external_why, u.created_at, u.updated_at, u.source`
 
 func scanUser(sc interface{ Scan(...any) error }) (store.User, error) {
 	var u store.User
 	var groups string
 	var c, up int64
-	if err := sc.Scan(&u.ID, &u.Key, &u.Domain, &u.Name, &u.Display, &u.DN, &u.OU, &groups, &u.Directory, &u.Status, &u.External, &u.ExternalWhy, &c, &up); err != nil {
+	if err := sc.Scan(&u.ID, &u.Key, &u.Domain, &u.Name, &u.Display, &u.DN, &u.OU, &groups, &u.Directory, &u.Status, &u.External, &u.ExternalWhy, &c, &up, &u.Source); err != nil {
 		return u, fmt.Errorf("read user: %w", err)
+	}
+	if u.Directory != "" {
+		u.Source = sourceDirectory // the directory's sync inserts users without naming their source
 	}
 	if groups != "" {
 		u.Groups = strings.Split(groups, "\n")
@@ -430,7 +433,7 @@ func (db *DB) reconcileUser(tx *Tx, userID int64, product, actor, cause string) 
 	}
 	freed := 0
 	for _, p := range products {
-		h, err := holding(tx, userID, status, p)
+		h, err := db.holding(tx, userID, status, p)
 		if err != nil {
 			return 0, err
 		}
@@ -444,6 +447,12 @@ func (db *DB) reconcileUser(tx *Tx, userID int64, product, actor, cause string) 
 		switch {
 		case d.Consumes && !holds:
 			if err := db.takeUserSeat(tx, userID, p, userName(domain, name), d.Reason, actor, ""); err != nil {
+				if errors.Is(err, store.ErrNoUserSeat) && !h.HasLiveCredential(tx.Now) {
+					// Devices alone: the user waits for a seat (the
+					// next freed one, see seatWaiting) rather than
+					// refuse what registered them, a machine's post.
+					continue
+				}
 				return 0, err
 			}
 		case !d.Consumes && holds:
@@ -458,13 +467,17 @@ func (db *DB) reconcileUser(tx *Tx, userID int64, product, actor, cause string) 
 				return 0, err
 			}
 			freed++
+			if err := db.seatWaiting(tx, p, actor); err != nil {
+				return 0, err
+			}
 		}
 	}
 	return freed, nil
 }
 
 func userProducts(tx *Tx, userID int64) ([]string, error) {
-	rows, err := tx.Query(`SELECT product FROM user_seats WHERE user_id = ? UNION SELECT product FROM user_credentials WHERE user_id = ? AND ended_at IS NULL`, userID, userID)
+	rows, err := tx.Query(`SELECT product FROM user_seats WHERE user_id = ? UNION SELECT product FROM user_credentials WHERE user_id = ? AND ended_at IS NULL
+		UNION SELECT product FROM user_devices WHERE user_id = ?`, userID, userID, userID)
 	if err != nil {
 		return nil, err
 	}
@@ -481,7 +494,7 @@ func userProducts(tx *Tx, userID int64) ([]string, error) {
 	return out, rows.Err()
 }
 
-func holding(q rowsQuerier, userID int64, status, product string) (users.Holding, error) {
+func (db *DB) holding(q rowsQuerier, userID int64, status, product string) (users.Holding, error) {
 	h := users.Holding{Status: status}
 	rows, err := q.Query(`SELECT kind, expires_at, ended_at FROM user_credentials WHERE user_id = ? AND product = ? AND ended_at IS NULL`, userID, product)
 	if err != nil {
@@ -496,7 +509,12 @@ func holding(q rowsQuerier, userID int64, status, product string) (users.Holding
 		}
 		h.Credentials = append(h.Credentials, credOf(kind, exp, ended))
 	}
-	return h, rows.Err()
+	if err := rows.Err(); err != nil {
+		return h, err
+	}
+	rows.Close()
+	h.Devices, err = db.devices(q, userID, product)
+	return h, err
 }
 
 // takeUserSeat attributes a seat to the user license of product with room

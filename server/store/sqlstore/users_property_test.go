@@ -8,18 +8,23 @@ import (
 
 	"pgregory.net/rapid"
 
+	"github.com/tallyhq/tally/protocol"
 	"github.com/tallyhq/tally/server/housekeeping"
 	"github.com/tallyhq/tally/server/store"
 )
 
 // Over random syncs, directory deletions and disables, admin status
-// changes, credential issue, expiry and revocation, and housekeeping runs,
-// user seats held never exceed those granted, and the holders are exactly
-// the Active users with a live credential.
+// changes, credential issue, expiry and revocation, housekeeping runs, and
+// machines' posts naming their primary users (devices), their status
+// changes (retirements) and deletions, user seats held never exceed those
+// granted; every holder is an Active user with a live credential or a
+// device that counts; an Active user with a live credential holds a seat;
+// and one with devices alone goes without only while every seat is held.
 func TestUserSeatsProperty(t *testing.T) {
 	const granted = 3
 	outer := t
 	var e *userEnv
+	var machines []*machine
 	round := 0
 	rapid.Check(t, func(t *rapid.T) {
 		// Each round starts with every user of the last one deleted from
@@ -32,6 +37,7 @@ func TestUserSeatsProperty(t *testing.T) {
 				e.db.Close()
 			}
 			e = openUsers(outer)
+			machines = nil // the last database's
 			e.userLicense(t, "U-P", granted)
 			if _, err := e.db.AddDirectory(e.ctx, store.Directory{Name: "corp", URL: "ldap://x", BaseDN: "dc=corp", Domain: "CORP", Interval: time.Hour}, "t"); err != nil {
 				t.Fatal(err)
@@ -41,9 +47,32 @@ func TestUserSeatsProperty(t *testing.T) {
 		if _, err := e.db.SyncDirectory(e.ctx, "corp", nil, "t"); err != nil {
 			t.Fatal(err)
 		}
-		if e.held(t) != 0 {
-			t.Fatalf("seats held after every user was deleted: %d", e.held(t))
+		// The last round's machines go too, with the users agents added.
+		for _, m := range machines {
+			if _, err := e.db.DeleteComputer(e.ctx, m.computer, false, "t"); err != nil && !errors.Is(err, store.ErrNotFound) {
+				t.Fatal(err)
+			}
 		}
+		// and the users agents added, which no directory lists.
+		all, err := e.db.Users(e.ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, u := range all {
+			if u.Status != "Deleted" {
+				if _, err := e.db.SetUserStatus(e.ctx, u.Key, "Deleted", "t"); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		if e.held(t) != 0 {
+			t.Fatalf("seats held after every user and machine was deleted: %d", e.held(t))
+		}
+		machines = machines[:0]
+		for i := range 3 {
+			machines = append(machines, e.machine(t, fmt.Sprintf("r%d-pc%d", round, i)))
+		}
+		deleted := map[*machine]bool{}
 		var names []string
 		for i := range 6 {
 			names = append(names, fmt.Sprintf("r%d-u%d", round, i))
@@ -105,6 +134,31 @@ func TestUserSeatsProperty(t *testing.T) {
 					t.Fatal(err)
 				}
 			},
+			"device post": func(t *rapid.T) {
+				m := rapid.SampledFrom(machines).Draw(t, "machine")
+				if deleted[m] {
+					return
+				}
+				var primary *protocol.User
+				if rapid.IntRange(0, 4).Draw(t, "primary") > 0 {
+					primary = &protocol.User{Domain: "CORP", Name: rapid.SampledFrom(names).Draw(t, "user")}
+				}
+				e.post(t, m, primary, rapid.IntRange(0, 4).Draw(t, "plug-in") == 0)
+			},
+			"device status": func(t *rapid.T) {
+				m := rapid.SampledFrom(machines).Draw(t, "machine")
+				st := rapid.SampledFrom([]string{"Retired", "Active", "In Stock"}).Draw(t, "status")
+				if _, err := e.db.SetStatus(e.ctx, m.computer, st, "t"); err != nil && !(deleted[m] && errors.Is(err, store.ErrNotFound)) {
+					t.Fatal(err)
+				}
+			},
+			"device deleted": func(t *rapid.T) {
+				m := rapid.SampledFrom(machines).Draw(t, "machine")
+				if _, err := e.db.DeleteComputer(e.ctx, m.computer, false, "t"); err != nil && !(deleted[m] && errors.Is(err, store.ErrNotFound)) {
+					t.Fatal(err)
+				}
+				deleted[m] = true
+			},
 			"time passes, the sweep runs": func(t *rapid.T) {
 				e.clk.Advance(time.Duration(rapid.IntRange(1, 30).Draw(t, "hours")) * time.Hour)
 				if _, err := e.db.SweepUsers(e.ctx); err != nil {
@@ -131,9 +185,12 @@ func TestUserSeatsProperty(t *testing.T) {
 				}
 				holders := 0
 				for _, r := range rep {
-					should := r.Status == "Active" && r.Tokens+r.QA+r.Certificates+r.Devices > 0
-					if r.Consumes != should {
-						t.Fatalf("%s: holds a seat %v, but status %s with %d tokens, %d Q&A, %d certificates", r.User, r.Consumes, r.Status, r.Tokens, r.QA, r.Certificates)
+					creds := r.Tokens + r.QA + r.Certificates
+					should := r.Status == "Active" && creds+r.Devices > 0
+					waits := should && !r.Consumes && creds == 0 && u[0].Held == granted
+					if r.Consumes != should && !waits {
+						t.Fatalf("%s: holds a seat %v, but status %s with %d tokens, %d Q&A, %d certificates, %d devices; %d of %d seats held",
+							r.User, r.Consumes, r.Status, r.Tokens, r.QA, r.Certificates, r.Devices, u[0].Held, granted)
 					}
 					if r.Consumes {
 						holders++

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/tallyhq/tally/common/clock"
+	"github.com/tallyhq/tally/server/engine"
 	"github.com/tallyhq/tally/server/housekeeping"
 	"github.com/tallyhq/tally/server/license"
 	"github.com/tallyhq/tally/server/license/licensetest"
@@ -23,13 +24,19 @@ type userEnv struct {
 	clk *clock.Manual
 	iss *licensetest.Issuer
 	ctx context.Context
+	// secret enrolls the machines of the device tests (usersdevices_test.go).
+	secret string
 }
 
-func openUsers(t testing.TB) *userEnv {
+func openUsers(t testing.TB) *userEnv { return openUsersWith(t, nil) }
+
+// openUsersWith opens a store deciding with eng (nil: the built-in
+// catalog).
+func openUsersWith(t testing.TB, eng *engine.Engine) *userEnv {
 	t.Helper()
 	iss := licensetest.NewIssuer(t)
 	clk := clock.NewManual(userEpoch)
-	db := sqlstore.OpenForTest(t, sqlstore.Options{Clock: clk, VerifyLicense: iss.Verify})
+	db := sqlstore.OpenForTest(t, sqlstore.Options{Clock: clk, VerifyLicense: iss.Verify, Engine: eng})
 	return &userEnv{db: db, clk: clk, iss: iss, ctx: context.Background()}
 }
 
