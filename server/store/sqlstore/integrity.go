@@ -111,16 +111,6 @@ func CheckFile(ctx context.Context, file string, opts Options) (CheckReport, err
 	if r.Integrity, err = pageCheck(ctx, ro, "integrity_check"); err != nil || len(r.Integrity) > 0 {
 		return r, err
 	}
-	if opts.Engine == nil {
-		cat, err := catalog.Builtin()
-		if err != nil {
-			return r, err
-		}
-		opts.Engine = engine.New(cat)
-	}
-	if opts.Clock == nil {
-		opts.Clock = clock.System{}
-	}
 	conn, err := ro.Conn(ctx)
 	if err != nil {
 		return r, err
@@ -131,29 +121,50 @@ func CheckFile(ctx context.Context, file string, opts Options) (CheckReport, err
 		return r, err
 	}
 	defer conn.ExecContext(context.Background(), "ROLLBACK") //nolint:errcheck // a read transaction
+	r.Invariants, err = Invariants(ctx, conn, opts)
+	return r, err
+}
+
+// Invariants checks the seat invariants and the licenses against their
+// signed files (opts.VerifyLicense; nil trusts the columns) on conn, which
+// must be inside a transaction: a SQLite connection, or a PostgreSQL one
+// from pgsql.Open (which reads these statements in SQLite's spelling). It
+// returns the findings, none when the seats agree.
+func Invariants(ctx context.Context, conn *sql.Conn, opts Options) ([]string, error) {
+	if opts.Engine == nil {
+		cat, err := catalog.Builtin()
+		if err != nil {
+			return nil, err
+		}
+		opts.Engine = engine.New(cat)
+	}
+	if opts.Clock == nil {
+		opts.Clock = clock.System{}
+	}
+	var out []string
 	tx := &Tx{conn: conn, Now: opts.Clock.Now(), lic: &licenseCache{verify: opts.VerifyLicense}}
 	s, err := snapshot(tx)
 	if err != nil {
-		return r, fmt.Errorf("read the seats: %w", err)
+		return nil, fmt.Errorf("read the seats: %w", err)
 	}
 	for _, v := range opts.Engine.Check(s, tx.Now) {
-		r.Invariants = append(r.Invariants, v.String())
+		out = append(out, v.String())
 	}
 	nl, err := checkNodeLocked(tx)
 	if err != nil {
-		return r, fmt.Errorf("read the activations: %w", err)
+		return nil, fmt.Errorf("read the activations: %w", err)
 	}
 	for _, v := range nl {
-		r.Invariants = append(r.Invariants, v.String())
+		out = append(out, v.String())
 	}
 	grants, err := readGrants(tx, opts.VerifyLicense)
 	if err != nil {
-		return r, err
+		return nil, err
 	}
 	for _, id := range sortedMapKeys(grants) {
 		if p := grants[id].problem; p != "" {
-			r.Invariants = append(r.Invariants, p)
+			out = append(out, p)
 		}
 	}
-	return r, nil
+	return out, nil
 }
