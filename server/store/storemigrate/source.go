@@ -14,6 +14,8 @@ import (
 	"unicode/utf8"
 
 	_ "github.com/mattn/go-sqlite3" // the database/sql driver "sqlite3"
+
+	"github.com/tallyhq/tally/server/store/pgsql"
 )
 
 // source is the SQLite database, read in one read transaction so that
@@ -93,6 +95,7 @@ func (s *source) sequences(ctx context.Context) (map[string]int64, error) {
 // rows, and (once matched) its identity columns on the target.
 type table struct {
 	name     string
+	pgName   string // its name on the target, once matched
 	cols     []column
 	parents  []string
 	rows     int64
@@ -101,6 +104,7 @@ type table struct {
 
 type column struct {
 	name   string
+	pgName string // its name on the target, once matched
 	pgType string // the target column's udt_name, once matched
 }
 
@@ -226,21 +230,26 @@ func order(byName map[string]*table) ([]*table, error) {
 	return out, nil
 }
 
-// match takes the target's types for t's columns and its identity
-// columns; a table or column the target lacks means the two schemas
-// differ.
-func (t *table) match(cols map[string]pgColumn) error {
+// match takes the target's names and types for t and its columns, and
+// its identity columns; a table or column the target lacks means the two
+// schemas differ. A name on the target is the store's name as its
+// statements reach PostgreSQL (pgsql.Rewrite), which is how the
+// PostgreSQL schema was created too.
+func (t *table) match(target map[string]map[string]pgColumn) error {
+	t.pgName = pgsql.Rewrite(t.name)
+	cols := target[t.pgName]
 	if cols == nil {
-		return fmt.Errorf("%w: the target has no table %s", ErrSchemaVersion, t.name)
+		return fmt.Errorf("%w: the target has no table %s", ErrSchemaVersion, t.pgName)
 	}
 	have := map[string]bool{}
 	for i, c := range t.cols {
-		pc, ok := cols[c.name]
+		name := pgsql.Rewrite(c.name)
+		pc, ok := cols[name]
 		if !ok {
-			return fmt.Errorf("%w: the target's table %s has no column %s", ErrSchemaVersion, t.name, c.name)
+			return fmt.Errorf("%w: the target's table %s has no column %s", ErrSchemaVersion, t.pgName, name)
 		}
-		t.cols[i].pgType = pc.typ
-		have[c.name] = true
+		t.cols[i].pgName, t.cols[i].pgType = name, pc.typ
+		have[name] = true
 	}
 	for name, pc := range cols {
 		if pc.identity && have[name] {

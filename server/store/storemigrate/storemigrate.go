@@ -128,11 +128,11 @@ func Run(ctx context.Context, file, target string, check sqlstore.Options) (Repo
 		}
 	}()
 	err = conn.Raw(func(dc any) error {
-		pc, ok := dc.(interface{ Conn() *pgx.Conn })
+		pc, ok := dc.(interface{ PgxConn() *pgx.Conn })
 		if !ok {
 			return fmt.Errorf("the PostgreSQL driver returned an unexpected connection (%T)", dc)
 		}
-		rep.Tables, err = copyAll(ctx, src, pc.Conn(), tables)
+		rep.Tables, err = copyAll(ctx, src, pc.PgxConn(), tables)
 		return err
 	})
 	if err != nil {
@@ -170,10 +170,10 @@ func copyAll(ctx context.Context, src *source, pg *pgx.Conn, tables []*table) ([
 	}
 	var full []string
 	for _, t := range tables {
-		if err := t.match(cols[t.name]); err != nil {
+		if err := t.match(cols); err != nil {
 			return nil, err
 		}
-		q := `SELECT EXISTS (SELECT 1 FROM ` + ident(t.name)
+		q := `SELECT EXISTS (SELECT 1 FROM ` + ident(t.pgName)
 		if cond, ok := seeded[t.name]; ok {
 			q += ` WHERE NOT (` + cond + `)`
 		}
@@ -207,14 +207,14 @@ func copyAll(ctx context.Context, src *source, pg *pgx.Conn, tables []*table) ([
 			return nil, err
 		}
 		var got int64
-		if err := pg.QueryRow(ctx, `SELECT COUNT(*) FROM `+ident(t.name)).Scan(&got); err != nil {
+		if err := pg.QueryRow(ctx, `SELECT COUNT(*) FROM `+ident(t.pgName)).Scan(&got); err != nil {
 			return nil, fmt.Errorf("count %s on the target: %w", t.name, err)
 		}
 		if got != t.rows || n != t.rows {
 			return nil, fmt.Errorf("%w: %s has %d rows in SQLite, %d copied, %d on the target", ErrCheck, t.name, t.rows, n, got)
 		}
 		for _, c := range t.identity {
-			if err := restartIdentity(ctx, pg, t.name, c, seqs[t.name]); err != nil {
+			if err := restartIdentity(ctx, pg, t.pgName, c, seqs[t.name]); err != nil {
 				return nil, err
 			}
 		}
@@ -228,7 +228,7 @@ func copyTable(ctx context.Context, src *source, pg *pgx.Conn, t *table) (int64,
 	names := make([]string, len(t.cols))
 	quoted := make([]string, len(t.cols))
 	for i, c := range t.cols {
-		names[i] = c.name
+		names[i] = c.pgName
 		quoted[i] = `"` + strings.ReplaceAll(c.name, `"`, `""`) + `"`
 	}
 	rows, err := src.conn.QueryContext(ctx, `SELECT `+strings.Join(quoted, ", ")+` FROM `+ident(t.name))
@@ -240,7 +240,7 @@ func copyTable(ctx context.Context, src *source, pg *pgx.Conn, t *table) (int64,
 	for i := range r.raw {
 		r.ptrs[i] = &r.raw[i]
 	}
-	n, err := pg.CopyFrom(ctx, pgx.Identifier{t.name}, names, r)
+	n, err := pg.CopyFrom(ctx, pgx.Identifier{t.pgName}, names, r)
 	if err != nil {
 		return 0, fmt.Errorf("copy %s: %w", t.name, err)
 	}
