@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -76,17 +75,21 @@ The data folder keeps the SQLite file, which PostgreSQL's server no longer uses.
 				}
 				return fmt.Errorf("nothing was committed to %s: %w", where, err)
 			}
-			tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
-			fmt.Fprintln(tw, "TABLE\tROWS\t")
+			width := len("TABLE")
 			for _, t := range rep.Tables {
-				fmt.Fprintf(tw, "%s\t%d\t\n", t.Name, t.Rows)
+				width = max(width, len(t.Name))
 			}
-			if err := tw.Flush(); err != nil {
-				return err
+			fmt.Fprintf(w, "  %-*s %12s\n", width, "TABLE", "ROWS")
+			for _, t := range rep.Tables {
+				fmt.Fprintf(w, "  %-*s %12d\n", width, t.Name, t.Rows)
 			}
 			fmt.Fprintf(w, "Moved %d rows in %d tables (schema version %d) in %.1f s; checked on PostgreSQL: every table's row count equals SQLite's, and the seats agree with the licenses.\n",
 				rep.Rows(), len(rep.Tables), rep.SchemaVersion, time.Since(began).Seconds())
-			fmt.Fprintf(w, "Next: start the server on PostgreSQL: tally-server serve --data %s --store %s\n", from, where)
+			next := fmt.Sprintf("tally-server serve --data %s --store '%s'", from, where)
+			if where != to {
+				next += " (with the password in place of xxxxx)"
+			}
+			fmt.Fprintf(w, "Next: start the server on PostgreSQL: %s\n", next)
 			return nil
 		},
 	}
