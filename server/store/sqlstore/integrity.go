@@ -14,6 +14,7 @@ import (
 	"github.com/tallyhq/tally/common/clock"
 	"github.com/tallyhq/tally/server/catalog"
 	"github.com/tallyhq/tally/server/engine"
+	"github.com/tallyhq/tally/server/license"
 	"github.com/tallyhq/tally/server/store"
 )
 
@@ -157,6 +158,11 @@ func Invariants(ctx context.Context, conn *sql.Conn, opts Options) ([]string, er
 	for _, v := range nl {
 		out = append(out, v.String())
 	}
+	us, err := checkUserSeats(tx)
+	if err != nil {
+		return nil, fmt.Errorf("read the user seats: %w", err)
+	}
+	out = append(out, us...)
 	grants, err := readGrants(tx, opts.VerifyLicense)
 	if err != nil {
 		return nil, err
@@ -167,4 +173,31 @@ func Invariants(ctx context.Context, conn *sql.Conn, opts Options) ([]string, er
 		}
 	}
 	return out, nil
+}
+
+// checkUserSeats verifies that each user license's counter equals the
+// users holding one of its seats, and that they fit in its signed grant.
+// It runs after checkNodeLocked, which loads the grants.
+func checkUserSeats(tx *Tx) ([]string, error) {
+	rows, err := tx.Query(`SELECT l.id, l.seats, l.held, (SELECT COUNT(*) FROM user_seats u WHERE u.license_id = l.id)
+		FROM licenses l WHERE l.kind = ? ORDER BY l.id`, license.KindUser)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var id string
+		var seats, held, users int
+		if err := rows.Scan(&id, &seats, &held, &users); err != nil {
+			return nil, err
+		}
+		if held != users {
+			out = append(out, fmt.Sprintf("user license %s counts %d seats, %d users hold one", id, held, users))
+		}
+		if seats = tx.lic.seatsOf(id, seats); users > seats {
+			out = append(out, fmt.Sprintf("user license %s grants %d seats; %d users hold one", id, seats, users))
+		}
+	}
+	return out, rows.Err()
 }

@@ -469,6 +469,35 @@ func TestMigrateFailureLeavesTargetEmpty(t *testing.T) {
 	wantInvariants(t, url, f.opts)
 }
 
+// The seats are checked on PostgreSQL before commit: a target that
+// changes what it is given (here a trigger that zeroes a license's
+// counter) fails the check, and nothing is committed.
+func TestMigrateChecksSeatsOnTarget(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	f := populate(t)
+	url := pg.Cluster(t).NewDatabase(t)
+	s := openPG(t, url, f)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, `CREATE FUNCTION zero_held() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN NEW.held := 0; RETURN NEW; END $$;
+		CREATE TRIGGER zero_held BEFORE INSERT ON licenses FOR EACH ROW WHEN (NEW.id = 'U-1') EXECUTE FUNCTION zero_held()`); err != nil {
+		t.Fatal(err)
+	}
+	_, err = storemigrate.Run(ctx, f.file, url, f.opts)
+	if !errors.Is(err, storemigrate.ErrCheck) || !strings.Contains(err.Error(), "user license U-1 counts 0 seats, 1 users hold one") ||
+		!strings.Contains(err.Error(), "nothing was committed") {
+		t.Fatalf("migrate into a target that zeroes U-1's counter: %v", err)
+	}
+	empty(t, url)
+}
+
 // A target that holds data is refused, naming what it holds, and left as
 // it was.
 func TestMigrateRefusesTargetWithData(t *testing.T) {
@@ -542,19 +571,24 @@ func TestMigrateRefusesOtherSchemaVersion(t *testing.T) {
 // would carry the drift along.
 func TestMigrateRefusesDriftedSource(t *testing.T) {
 	t.Parallel()
-	f := populate(t)
-	db, err := sql.Open("sqlite3", "file:"+f.file)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := db.Exec(`UPDATE licenses SET held = held - 1 WHERE id = 'L-mon'`); err != nil {
-		t.Fatal(err)
-	}
-	db.Close()
-	url := pg.Cluster(t).NewDatabase(t)
-	_, err = storemigrate.Run(context.Background(), f.file, url, f.opts)
-	if !errors.Is(err, storemigrate.ErrCheck) || !strings.Contains(err.Error(), "L-mon") || !strings.Contains(err.Error(), "maintenance run") {
-		t.Fatalf("drifted source: %v", err)
+	for _, tc := range []struct{ stmt, want string }{
+		{`UPDATE licenses SET held = held - 1 WHERE id = 'L-mon'`, "L-mon"},
+		{`UPDATE licenses SET held = 0 WHERE id = 'U-1'`, "user license U-1 counts 0 seats, 1 users hold one"},
+	} {
+		f := populate(t)
+		db, err := sql.Open("sqlite3", "file:"+f.file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.Exec(tc.stmt); err != nil {
+			t.Fatal(err)
+		}
+		db.Close()
+		url := pg.Cluster(t).NewDatabase(t)
+		_, err = storemigrate.Run(context.Background(), f.file, url, f.opts)
+		if !errors.Is(err, storemigrate.ErrCheck) || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), "maintenance run") {
+			t.Fatalf("after %s: %v", tc.stmt, err)
+		}
 	}
 }
 
