@@ -70,10 +70,7 @@ The data folder keeps the SQLite file, which PostgreSQL's server no longer uses.
 			began := time.Now()
 			rep, err := storemigrate.Run(cmd.Context(), file, to, check)
 			if err != nil {
-				if errors.Is(err, storemigrate.ErrNotEmpty) || errors.Is(err, storemigrate.ErrSchemaVersion) {
-					return fmt.Errorf("nothing was copied: %w", err)
-				}
-				return fmt.Errorf("nothing was committed to %s: %w", where, err)
+				return err
 			}
 			width := len("TABLE")
 			for _, t := range rep.Tables {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -158,6 +159,14 @@ func TestMigrateCommandUsage(t *testing.T) {
 	out, _, code := runMigrate("--help")
 	if code != 0 || !strings.Contains(out, "--from") || !strings.Contains(out, "--to") || !strings.Contains(out, "Stop the server first") {
 		t.Fatalf("--help: exit %d\n%s", code, out)
+	}
+	garbage := t.TempDir()
+	if err := os.WriteFile(filepath.Join(garbage, datadir.DatabaseFile), []byte("not a database, just some text of some length"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, errOut, code := runMigrate("--from", garbage, "--to", "postgres://localhost/tally")
+	if code != 1 || !strings.Contains(errOut, "file is not a database") {
+		t.Fatalf("migrate a file that is no database: exit %d: %s", code, errOut)
 	}
 	for _, from := range []string{dir, filepath.Join(dir, "missing")} {
 		_, errOut, code := runMigrate("--from", from, "--to", "postgres://localhost/tally")

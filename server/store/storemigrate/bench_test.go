@@ -18,6 +18,7 @@ import (
 	"github.com/tallyhq/tally/server/license"
 	"github.com/tallyhq/tally/server/license/licensetest"
 	"github.com/tallyhq/tally/server/store"
+	"github.com/tallyhq/tally/server/store/pgtest"
 	"github.com/tallyhq/tally/server/store/sqlstore"
 	"github.com/tallyhq/tally/server/store/storemigrate"
 )
@@ -99,7 +100,8 @@ func benchFleet(b *testing.B, n int) (string, sqlstore.Options) {
 }
 
 // BenchmarkMigrate moves a store of $TALLY_BENCH_COMPUTERS computers
-// (default 1,000) into a fresh PostgreSQL database per iteration; it
+// (default 1,000) into a fresh database of a durable PostgreSQL cluster
+// per iteration; it
 // reports the rows moved per second, and, as a reference read of the same
 // file, the time check-db's invariant check takes (check-ms).
 func BenchmarkMigrate(b *testing.B) {
@@ -119,7 +121,9 @@ func BenchmarkMigrate(b *testing.B) {
 		b.Fatalf("check: %+v, %v", rep, err)
 	}
 	check := time.Since(began)
-	c := pg.Cluster(b)
+	// A durable cluster (fsync, synchronous_commit, full_page_writes on), as
+	// in production.
+	c := pgtest.Start(b, pgtest.Durable())
 	b.ResetTimer()
 	var rows int64
 	for range b.N {

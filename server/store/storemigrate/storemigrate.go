@@ -135,12 +135,15 @@ func Run(ctx context.Context, file, target string, check sqlstore.Options) (Repo
 		rep.Tables, err = copyAll(ctx, src, pc.PgxConn(), tables)
 		return err
 	})
-	if err != nil {
+	if errors.Is(err, ErrNotEmpty) || errors.Is(err, ErrSchemaVersion) {
 		return rep, err
+	}
+	if err != nil {
+		return rep, fmt.Errorf("%w; nothing was committed to %s", err, where)
 	}
 	findings, err = sqlstore.Invariants(ctx, conn, check)
 	if err != nil {
-		return rep, fmt.Errorf("check the seats on %s: %w", where, err)
+		return rep, fmt.Errorf("check the seats on %s: %w; nothing was committed", where, err)
 	}
 	if len(findings) > 0 {
 		return rep, fmt.Errorf("%w: after the copy the seats on %s disagree with its licenses (%s); nothing was committed",

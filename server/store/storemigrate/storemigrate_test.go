@@ -3,10 +3,12 @@ package storemigrate_test
 import (
 	"context"
 	"crypto/ed25519"
+	"crypto/sha256"
 	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -318,9 +320,13 @@ func TestMigratePopulatedInstallation(t *testing.T) {
 	wantCounts := sqliteCounts(t, f.file)
 
 	url := pg.Cluster(t).NewDatabase(t)
+	before := fileHash(t, f.file)
 	rep, err := storemigrate.Run(ctx, f.file, url, f.opts)
 	if err != nil {
 		t.Fatalf("migrate: %v", err)
+	}
+	if fileHash(t, f.file) != before {
+		t.Fatal("the move changed the SQLite file")
 	}
 	if rep.SchemaVersion != 17 {
 		t.Fatalf("schema version %d", rep.SchemaVersion)
@@ -382,6 +388,16 @@ func TestMigratePopulatedInstallation(t *testing.T) {
 		t.Fatalf("new computer ID %d, the copied ones go up to %d", resp.ComputerID, last)
 	}
 	wantInvariants(t, url, f.opts)
+}
+
+// fileHash is the SHA-256 of a file.
+func fileHash(t *testing.T, file string) [32]byte {
+	t.Helper()
+	b, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sha256.Sum256(b)
 }
 
 // wantInvariants runs the seat checks on the PostgreSQL database.
