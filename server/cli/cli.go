@@ -114,7 +114,7 @@ running server: on its host pass --data DIR (or set TALLY_DATA); from elsewhere 
 		m.productsCommand(), m.issuerCommand(), m.licenseCommand(), m.statusesCommand(), m.maintenanceCommand(), m.usageCommand(),
 		m.activationCommand(), m.leasesCommand(), m.checkDBCommand(), m.installCommand(), m.uninstallCommand(),
 		m.adminsCommand(), m.applicationsCommand(), m.swlicenseCommand(), m.purchaseCommand(), m.reportCommand(), m.alertsCommand(),
-		m.usersCommand(), m.directoryCommand(), m.housekeepingCommand(),
+		m.usersCommand(), m.directoryCommand(), m.housekeepingCommand(), m.migrateCommand(),
 		&cobra.Command{Use: "version", Short: "Print the version", Args: cobra.NoArgs, Run: func(cmd *cobra.Command, _ []string) {
 			fmt.Fprintln(cmd.OutOrStdout(), "tally-server", buildinfo.Version())
 		}})

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"sync"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jackc/pgx/v5/stdlib"
 )
@@ -112,3 +113,7 @@ func (c *conn) CheckNamedValue(nv *driver.NamedValue) error {
 	}
 	return c.Conn.CheckNamedValue(nv)
 }
+
+// PgxConn is the pgx connection underneath, for what database/sql cannot
+// do (COPY); use it only inside sql.Conn.Raw.
+func (c *conn) PgxConn() *pgx.Conn { return c.Conn.Conn() }

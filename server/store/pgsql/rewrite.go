@@ -26,7 +26,6 @@ var rewrites = []struct {
 	{regexp.MustCompile(`(?i)\bjson_each\(\?\) (\w+) JOIN (\w+) (\w+) ON (\w+)\.id = (\w+)\.value`),
 		"json_array_elements_text(CAST(? AS json)) $1(value) JOIN $2 $3 ON $4.id = CAST($5.value AS bigint)"},
 	{regexp.MustCompile(`(?i)\btemp\.(\w+)`), "pg_temp.$1"},
-	{regexp.MustCompile(`(?i)\bBLOB\b`), "bytea"},
 }
 
 // calls are the functions of SQLite's spelling that the store uses and

@@ -14,6 +14,7 @@ import (
 	"github.com/tallyhq/tally/common/clock"
 	"github.com/tallyhq/tally/server/catalog"
 	"github.com/tallyhq/tally/server/engine"
+	"github.com/tallyhq/tally/server/license"
 	"github.com/tallyhq/tally/server/store"
 )
 
@@ -111,16 +112,6 @@ func CheckFile(ctx context.Context, file string, opts Options) (CheckReport, err
 	if r.Integrity, err = pageCheck(ctx, ro, "integrity_check"); err != nil || len(r.Integrity) > 0 {
 		return r, err
 	}
-	if opts.Engine == nil {
-		cat, err := catalog.Builtin()
-		if err != nil {
-			return r, err
-		}
-		opts.Engine = engine.New(cat)
-	}
-	if opts.Clock == nil {
-		opts.Clock = clock.System{}
-	}
 	conn, err := ro.Conn(ctx)
 	if err != nil {
 		return r, err
@@ -131,29 +122,82 @@ func CheckFile(ctx context.Context, file string, opts Options) (CheckReport, err
 		return r, err
 	}
 	defer conn.ExecContext(context.Background(), "ROLLBACK") //nolint:errcheck // a read transaction
+	r.Invariants, err = Invariants(ctx, conn, opts)
+	return r, err
+}
+
+// Invariants checks the seat invariants and the licenses against their
+// signed files (opts.VerifyLicense; nil trusts the columns) on conn, which
+// must be inside a transaction: a SQLite connection, or a PostgreSQL one
+// from pgsql.Open (which reads these statements in SQLite's spelling). It
+// returns the findings, none when the seats agree.
+func Invariants(ctx context.Context, conn *sql.Conn, opts Options) ([]string, error) {
+	if opts.Engine == nil {
+		cat, err := catalog.Builtin()
+		if err != nil {
+			return nil, err
+		}
+		opts.Engine = engine.New(cat)
+	}
+	if opts.Clock == nil {
+		opts.Clock = clock.System{}
+	}
+	var out []string
 	tx := &Tx{conn: conn, Now: opts.Clock.Now(), lic: &licenseCache{verify: opts.VerifyLicense}}
 	s, err := snapshot(tx)
 	if err != nil {
-		return r, fmt.Errorf("read the seats: %w", err)
+		return nil, fmt.Errorf("read the seats: %w", err)
 	}
 	for _, v := range opts.Engine.Check(s, tx.Now) {
-		r.Invariants = append(r.Invariants, v.String())
+		out = append(out, v.String())
 	}
 	nl, err := checkNodeLocked(tx)
 	if err != nil {
-		return r, fmt.Errorf("read the activations: %w", err)
+		return nil, fmt.Errorf("read the activations: %w", err)
 	}
 	for _, v := range nl {
-		r.Invariants = append(r.Invariants, v.String())
+		out = append(out, v.String())
 	}
+	us, err := checkUserSeats(tx)
+	if err != nil {
+		return nil, fmt.Errorf("read the user seats: %w", err)
+	}
+	out = append(out, us...)
 	grants, err := readGrants(tx, opts.VerifyLicense)
 	if err != nil {
-		return r, err
+		return nil, err
 	}
 	for _, id := range sortedMapKeys(grants) {
 		if p := grants[id].problem; p != "" {
-			r.Invariants = append(r.Invariants, p)
+			out = append(out, p)
 		}
 	}
-	return r, nil
+	return out, nil
+}
+
+// checkUserSeats verifies that each user license's counter equals the
+// users holding one of its seats, and that they fit in its signed grant.
+// It runs after checkNodeLocked, which loads the grants.
+func checkUserSeats(tx *Tx) ([]string, error) {
+	rows, err := tx.Query(`SELECT l.id, l.seats, l.held, (SELECT COUNT(*) FROM user_seats u WHERE u.license_id = l.id)
+		FROM licenses l WHERE l.kind = ? ORDER BY l.id`, license.KindUser)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var id string
+		var seats, held, users int
+		if err := rows.Scan(&id, &seats, &held, &users); err != nil {
+			return nil, err
+		}
+		if held != users {
+			out = append(out, fmt.Sprintf("user license %s counts %d seats, %d users hold one", id, held, users))
+		}
+		if seats = tx.lic.seatsOf(id, seats); users > seats {
+			out = append(out, fmt.Sprintf("user license %s grants %d seats; %d users hold one", id, seats, users))
+		}
+	}
+	return out, rows.Err()
 }

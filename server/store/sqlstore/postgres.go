@@ -204,3 +204,17 @@ func (db *DB) Refresh(ctx context.Context) error {
 	}
 	return db.write(ctx, func(*Tx) error { return nil })
 }
+
+// PostgresSchemaVersion is the number of the newest PostgreSQL migration
+// this program carries: a SQLite database moves to PostgreSQL only at the
+// same number, as the two backends number their migrations alike.
+func PostgresSchemaVersion() (int, error) {
+	migs, err := listMigrations(pgMigrationFS, "pgmigrations")
+	if err != nil {
+		return 0, err
+	}
+	if len(migs) == 0 {
+		return 0, fmt.Errorf("this tally-server carries no PostgreSQL migrations")
+	}
+	return migs[len(migs)-1].version, nil
+}
