@@ -478,7 +478,9 @@ func TestPerUserConsumption(t *testing.T) {
 	primary := func(c int64) (int64, bool) { u, ok := users[c]; return u, ok }
 	retired := map[int64]bool{}
 	consuming := func(c int64) bool { return !retired[c] }
-	count := func(installed, allocated []int64) (int, int) { return PerUser(installed, allocated, consuming, primary) }
+	count := func(installed, allocated []int64) (int, int) {
+		return PerUser(installed, allocated, consuming, primary)
+	}
 
 	if c, r := count([]int64{1, 2, 3}, nil); c != 2 || r != 0 {
 		t.Fatalf("user 100 on computers 1 and 2, user 200 on 3: %d (%d), want 2 users", c, r)
