@@ -306,7 +306,7 @@ func (m *Main) swlicenseAdd() *cobra.Command {
 	}
 	f.add(cmd)
 	cmd.Flags().StringArrayVar(&apps, "application", nil, "application it licenses (repeat for several)")
-	cmd.Flags().StringVar(&typ, "type", positions.TypeDevice, "license type: device (per installation/device)")
+	cmd.Flags().StringVar(&typ, "type", positions.TypeDevice, "license type: device (one entitlement per computer where installed) or user (one per primary user of those computers)")
 	m.addConnFlags(cmd, &c, true)
 	return cmd
 }
@@ -420,7 +420,11 @@ func (m *Main) swlicenseShow() *cobra.Command {
 			w := cmd.OutOrStdout()
 			fmt.Fprintf(w, "%s: %s\n", l.ID, l.Name)
 			fmt.Fprintf(w, "  applications:         %s\n  type:                 %s\n  duration:             %s %s\n", strings.Join(l.Applications, ", "), l.Type, l.Duration, l.Expiry)
-			fmt.Fprintf(w, "  consumed:             %d computers (%d installations, %d by allocation alone)\n  extra entitlements:   %d\n", l.Consumed+l.Reserved, l.Raw, l.Reserved, l.Extra)
+			unit := "computers"
+			if l.Type == positions.TypeUser {
+				unit = "users" // one per primary user (positions.PerUser)
+			}
+			fmt.Fprintf(w, "  consumed:             %d %s (%d installations, %d by allocation alone)\n  extra entitlements:   %d\n", l.Consumed+l.Reserved, unit, l.Raw, l.Reserved, l.Extra)
 			fmt.Fprintf(w, "  unit price:           %s\n  planned non-renewal:  %s\n  subject to true-up:   %s\n", l.UnitPrice, yesNo(l.PlannedNonRenewal), yesNo(l.TrueUp))
 			fmt.Fprintf(w, "  status:               %s\n  serial:               %s\n  manager:              %s\n  cost centre:          %s\n", l.Status, dash(l.Serial), dash(l.Manager), dash(l.CostCentre))
 			for _, k := range l.Links {

@@ -141,7 +141,7 @@ func TestPositionsWorkedExample(t *testing.T) {
 		{"CSV with an unknown license", exitcode.NotFound, "nothing was added", []string{"purchase", "import", unknownCSV}},
 		{"bad date", exitcode.Usage, "YYYY-MM-DD", []string{"purchase", "add", "--po", "X", "--item", "x", "--quantity", "5", "--type", "license", "--date", "03/01/2027"}},
 		{"bad window", exitcode.Usage, "--within", []string{"report", "expiry", "--within", "soon"}},
-		{"per-user license", exitcode.Error, "per-user", []string{"swlicense", "add", "U", "--application", "CAD Pro", "--type", "user"}},
+		{"license type typo", exitcode.Error, "want device (per computer) or user", []string{"swlicense", "add", "U", "--application", "CAD Pro", "--type", "usr"}},
 		{"bad rule", exitcode.Usage, "every package", []string{"applications", "add", "All", "--package", "*"}},
 		{"subscription without expiry", exitcode.Error, "needs an expiry date", []string{"swlicense", "add", "S", "--application", "CAD Pro", "--duration", "subscription"}},
 	} {

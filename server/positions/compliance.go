@@ -19,9 +19,11 @@ const DefaultOverLicensedPercent = 5
 
 // ComplianceRow is one license's position today.
 type ComplianceRow struct {
-	License   string `json:"license"`
-	Name      string `json:"license_name"`
-	Kind      string `json:"license_kind"`
+	License string `json:"license"`
+	Name    string `json:"license_name"`
+	Kind    string `json:"license_kind"`
+	// Type says what consumed counts: computers (device) or users (user).
+	Type      string `json:"license_type"`
 	Product   string `json:"product"`
 	Publisher string `json:"publisher"`
 	// Purchased is entitlements from purchases plus extra entitlements
@@ -29,7 +31,8 @@ type ComplianceRow struct {
 	Purchased int `json:"purchased"`
 	Extra     int `json:"extra_entitlements"`
 	// Consumed counts the computers where the license is installed, and
-	// those allocated it where it is not yet (Reserved).
+	// those allocated it where it is not yet (Reserved); for type user,
+	// their distinct primary users (PerUser).
 	Consumed int `json:"consumed"`
 	Reserved int `json:"reserved"`
 	Raw      int `json:"raw_consumption"`
@@ -82,7 +85,7 @@ func Compliance(s Snapshot, today Date, overPercent int) ComplianceReport {
 	for _, l := range s.Licenses {
 		ls := links[l.ID]
 		e := entitlements(l, ls, today)
-		r := ComplianceRow{License: l.ID, Name: l.Name, Kind: l.Kind, Product: l.Product, Publisher: l.Publisher,
+		r := ComplianceRow{License: l.ID, Name: l.Name, Kind: l.Kind, Type: l.Type, Product: l.Product, Publisher: l.Publisher,
 			Purchased: e.Purchased, Extra: l.Extra, Consumed: l.Consumed + l.Reserved, Reserved: l.Reserved, Raw: l.Raw, Available: e.Purchased - l.Consumed - l.Reserved,
 			HasMaintenance: e.HasMaintenance, Maintenance: e.Maintenance, MaintenanceMatches: true, TrueUp: l.TrueUp,
 			UnitPrice: unitPrice(l, ls)}

@@ -20,11 +20,10 @@ const (
 	KindProduct  = "product"
 )
 
-// License types. Per-user licenses (seed 003) are reserved: a license of
-// that type is refused until users consume licenses.
+// License types.
 const (
 	TypeDevice = "device" // one entitlement per computer where any of its applications is installed
-	TypeUser   = "user"
+	TypeUser   = "user"   // one entitlement per primary user of such computers (PerUser)
 )
 
 // Durations of a license.
@@ -66,14 +65,15 @@ type License struct {
 	// Granted is what a product license's signed file grants today (zero
 	// once it has expired); software licenses leave it zero.
 	Granted int `json:"granted,omitempty"`
-	// Consumed counts the computers consuming the license; Raw counts
+	// Consumed counts the computers consuming the license (for type
+	// user, their distinct primary users: PerUser); Raw counts
 	// installations (a computer with two of its applications counts two).
 	Consumed int `json:"consumed"`
 	Raw      int `json:"raw_consumption"`
 	// Reserved counts the computers allocated the license (see
 	// Reserved) where none of its applications is installed yet: they
 	// consume it too, so the compliance report's consumed is Consumed +
-	// Reserved. Product licenses leave it zero (their Consumed is seats
+	// Reserved (for type user, the further users they bring: PerUser). Product licenses leave it zero (their Consumed is seats
 	// held, which include allocated ones).
 	Reserved int `json:"reserved"`
 }
@@ -93,6 +93,45 @@ func Reserved(allocated []int64, consuming, installed func(computer int64) bool)
 		}
 	}
 	return n
+}
+
+// PerUser counts a per-user license's consumption from the computers
+// that consume it: one entitlement per distinct primary user of a
+// computer where any of its applications is installed (consumed), and
+// one per further distinct primary user of a computer allocated the
+// license (reserved), so that consumed + reserved is the users who take
+// an entitlement. A computer with no known primary user counts as one
+// user of its own, so that a machine the agent has not named a user for
+// is never left uncounted. A user's internal status does not matter: the
+// installation is what is licensed, and it stays usable on the machine
+// whether the account is Active, Disabled or Deleted. Computers that
+// consume no license (consuming false: retired, disposed, deleted) count
+// nothing, whether installed or allocated.
+func PerUser(installed, allocated []int64, consuming func(computer int64) bool, primary func(computer int64) (user int64, ok bool)) (consumed, reserved int) {
+	type unit struct {
+		user bool
+		id   int64
+	}
+	of := func(c int64) unit {
+		if u, ok := primary(c); ok {
+			return unit{true, u}
+		}
+		return unit{false, c}
+	}
+	seen := map[unit]bool{}
+	for _, c := range installed {
+		if consuming(c) && !seen[of(c)] {
+			seen[of(c)] = true
+			consumed++
+		}
+	}
+	for _, c := range allocated {
+		if consuming(c) && !seen[of(c)] {
+			seen[of(c)] = true
+			reserved++
+		}
+	}
+	return consumed, reserved
 }
 
 // Purchase is one purchase order line.
@@ -168,11 +207,9 @@ func (l License) Validate() error {
 		errs = append(errs, "a license needs a name")
 	}
 	switch l.Type {
-	case TypeDevice:
-	case TypeUser:
-		errs = append(errs, "license type user: per-user software licenses are not counted yet; use device")
+	case TypeDevice, TypeUser:
 	default:
-		errs = append(errs, fmt.Sprintf("license type %q: want device", l.Type))
+		errs = append(errs, fmt.Sprintf("license type %q: want device (per computer) or user (per primary user)", l.Type))
 	}
 	switch l.Duration {
 	case Perpetual:

@@ -467,3 +467,76 @@ func TestAllocationsConsume(t *testing.T) {
 		t.Fatalf("totals count the reserved: %+v", rep.Totals)
 	}
 }
+
+// A per-user license takes one entitlement per distinct primary user of
+// the computers that consume it: a user with several computers takes
+// one, a computer with no known primary user counts as a user of its
+// own, a retired computer counts nothing, and an allocated computer
+// brings its user in only when that user is not already counted.
+func TestPerUserConsumption(t *testing.T) {
+	users := map[int64]int64{1: 100, 2: 100, 3: 200, 5: 300, 6: 100, 7: 400, 8: 500}
+	primary := func(c int64) (int64, bool) { u, ok := users[c]; return u, ok }
+	retired := map[int64]bool{}
+	consuming := func(c int64) bool { return !retired[c] }
+	count := func(installed, allocated []int64) (int, int) {
+		return PerUser(installed, allocated, consuming, primary)
+	}
+
+	if c, r := count([]int64{1, 2, 3}, nil); c != 2 || r != 0 {
+		t.Fatalf("user 100 on computers 1 and 2, user 200 on 3: %d (%d), want 2 users", c, r)
+	}
+	retired[1] = true
+	if c, _ := count([]int64{1, 2, 3}, nil); c != 2 {
+		t.Fatalf("one of user 100's two computers retired: %d, want 2", c)
+	}
+	retired[2] = true
+	if c, _ := count([]int64{1, 2, 3}, nil); c != 1 {
+		t.Fatalf("both of user 100's computers retired: %d, want 1", c)
+	}
+	// Computers 4 and 9 have no known primary user: one user each,
+	// never merged with each other nor with a user of the same number.
+	if c, _ := count([]int64{1, 2, 3, 4, 9}, nil); c != 3 {
+		t.Fatalf("two computers with no primary user added: %d, want 3", c)
+	}
+	if c, _ := PerUser([]int64{100}, nil, consuming, primary); c != 1 {
+		t.Fatalf("computer 100 with no primary user: %d, want 1", c)
+	}
+	if c, _ := PerUser([]int64{100, 1}, nil, func(int64) bool { return true }, primary); c != 2 {
+		t.Fatalf("computer 100 (no user) and user 100's computer 1 are two users: %d", c)
+	}
+	// Allocations: computer 5 is allocated and installed (counted once),
+	// 6 belongs to user 100 who is counted through 1, and 7 and 8 bring
+	// users 400 and 500 (8 allocated twice counts once).
+	clear(retired)
+	c, r := count([]int64{1, 5}, []int64{5, 6, 7, 8, 8})
+	if c != 2 || r != 2 {
+		t.Fatalf("installed on 1 (user 100) and 5 (300), allocated 5, 6 (100), 7 (400), 8 (500): %d (%d), want 2 consumed and 2 reserved (400, 500)", c, r)
+	}
+	retired[7] = true
+	if c, r := count([]int64{1, 5}, []int64{5, 6, 7, 8}); c != 2 || r != 1 {
+		t.Fatalf("allocated computer 7 retired: %d (%d), want 2 and 1", c, r)
+	}
+	if c, r := count(nil, nil); c != 0 || r != 0 {
+		t.Fatalf("nothing installed: %d (%d)", c, r)
+	}
+}
+
+// The license type is device or user; anything else (a typo) is refused
+// with a sentence that names both.
+func TestLicenseTypes(t *testing.T) {
+	ok := License{Name: "CAD", Type: TypeDevice, Duration: Perpetual, Status: "active"}
+	for _, typ := range []string{TypeDevice, TypeUser} {
+		l := ok
+		l.Type = typ
+		if err := l.Validate(); err != nil {
+			t.Errorf("type %s: %v", typ, err)
+		}
+	}
+	for _, typ := range []string{"usr", "users", "User", "", "device "} {
+		l := ok
+		l.Type = typ
+		if err := l.Validate(); err == nil || !strings.Contains(err.Error(), "want device (per computer) or user (per primary user)") {
+			t.Errorf("type %q: %v", typ, err)
+		}
+	}
+}

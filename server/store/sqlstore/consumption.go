@@ -2,10 +2,13 @@ package sqlstore
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"math/bits"
 	"strconv"
 	"strings"
+
+	"github.com/tallyhq/tally/server/positions"
 )
 
 // Consumption of software licenses is counted from sw_recognitions in one
@@ -154,4 +157,114 @@ func licenseInstalled(uses map[int64]*appUse, apps []int64) bitset {
 		}
 	}
 	return union
+}
+
+// primaryUsers reads each computer's primary user: the lowest user ID
+// when several are recorded, as device registrations read it.
+func primaryUsers(ctx context.Context, q posQuerier) (map[int64]int64, error) {
+	rows, err := q.QueryContext(ctx, `SELECT computer_id, MIN(user_id) FROM computer_users WHERE role = 'primary' GROUP BY computer_id`)
+	if err != nil {
+		return nil, fmt.Errorf("read primary users: %w", err)
+	}
+	defer rows.Close()
+	out := map[int64]int64{}
+	for rows.Next() {
+		var c, u int64
+		if err := rows.Scan(&c, &u); err != nil {
+			return nil, fmt.Errorf("read primary users: %w", err)
+		}
+		out[c] = u
+	}
+	return out, rows.Err()
+}
+
+// members lists the computers of a bitset.
+func (b bitset) members() []int64 {
+	var out []int64
+	for i, w := range b {
+		for w != 0 {
+			out = append(out, int64(i)<<6|int64(bits.TrailingZeros64(w)))
+			w &= w - 1
+		}
+	}
+	return out
+}
+
+// fleetUse is what the consumption of every license is counted from,
+// read once for a list or a report.
+type fleetUse struct {
+	uses    map[int64]*appUse
+	idle    bitset
+	primary map[int64]int64 // read only when a per-user license needs it
+}
+
+// readFleetUse reads the installations and the computers that consume
+// nothing, and the primary users when perUser says a license needs them.
+func (db *DB) readFleetUse(ctx context.Context, perUser bool) (fleetUse, error) {
+	var f fleetUse
+	var err error
+	if f.uses, f.idle, err = db.appUsesIdle(ctx); err != nil {
+		return f, err
+	}
+	if perUser {
+		f.primary, err = primaryUsers(ctx, db.r)
+	}
+	return f, err
+}
+
+// license is the consumption of a license of the type, applications and
+// allocations: consumed (computers, or for type user their users, where
+// it is installed), raw (installations) and reserved (by allocation
+// alone).
+func (f fleetUse) license(typ string, apps, allocated []int64) (consumed, raw, reserved int) {
+	consumed, raw = licenseUse(f.uses, apps)
+	if typ != positions.TypeUser {
+		return consumed, raw, reservedOf(f.uses, f.idle, apps, allocated)
+	}
+	consumed, reserved = positions.PerUser(licenseInstalled(f.uses, apps).members(), allocated,
+		func(c int64) bool { return !f.idle.has(c) },
+		func(c int64) (int64, bool) { u, ok := f.primary[c]; return u, ok })
+	return consumed, raw, reserved
+}
+
+// userConsumption counts one per-user license's consumed and reserved
+// users (positions.PerUser) from the store.
+func userConsumption(ctx context.Context, q posQuerier, id int64) (consumed, reserved int, err error) {
+	rows, err := q.QueryContext(ctx, `SELECT x.computer_id, MAX(x.installed),
+		(SELECT MIN(cu.user_id) FROM computer_users cu WHERE cu.computer_id = x.computer_id AND cu.role = 'primary')
+		FROM (SELECT r.computer_id AS computer_id, 1 AS installed
+			FROM sw_license_applications la JOIN sw_recognitions r ON r.application_id = la.application_id
+			JOIN computers c ON c.id = r.computer_id WHERE la.license_id = ? AND `+consumingSQL+`
+		UNION ALL
+		SELECT al.computer_id AS computer_id, 0 AS installed
+			FROM sw_allocations al JOIN computers c ON c.id = al.computer_id WHERE al.license_id = ? AND `+consumingSQL+`) x
+		GROUP BY x.computer_id ORDER BY x.computer_id`, id, id)
+	if err != nil {
+		return 0, 0, fmt.Errorf("read per-user consumption: %w", err)
+	}
+	defer rows.Close()
+	var installed, allocated []int64
+	primary := map[int64]int64{}
+	for rows.Next() {
+		var c int64
+		var inst int
+		var u sql.NullInt64
+		if err := rows.Scan(&c, &inst, &u); err != nil {
+			return 0, 0, fmt.Errorf("read per-user consumption: %w", err)
+		}
+		if inst == 1 {
+			installed = append(installed, c)
+		} else {
+			allocated = append(allocated, c)
+		}
+		if u.Valid {
+			primary[c] = u.Int64
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return 0, 0, fmt.Errorf("read per-user consumption: %w", err)
+	}
+	consumed, reserved = positions.PerUser(installed, allocated, func(int64) bool { return true },
+		func(c int64) (int64, bool) { u, ok := primary[c]; return u, ok })
+	return consumed, reserved, nil
 }

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/tallyhq/tally/server/positions"
@@ -302,7 +303,7 @@ func (db *DB) PositionSnapshot(ctx context.Context) (positions.Snapshot, error) 
 	rows.Close()
 	// Consumption: computers (and installations) of each license's
 	// applications, live.
-	uses, idle, err := db.appUsesIdle(ctx)
+	fleet, err := db.readFleetUse(ctx, slices.ContainsFunc(s.Licenses, func(l positions.License) bool { return l.Type == positions.TypeUser }))
 	if err != nil {
 		return s, err
 	}
@@ -311,11 +312,8 @@ func (db *DB) PositionSnapshot(ctx context.Context) (positions.Snapshot, error) 
 		return s, err
 	}
 	for i := range s.Licenses {
-		as := apps[i]
-		s.Licenses[i].Consumed, s.Licenses[i].Raw = licenseUse(uses, as)
-		if row, ok := parseSWLicenseID(s.Licenses[i].ID); ok {
-			s.Licenses[i].Reserved = reservedOf(uses, idle, as, allocs[row])
-		}
+		row, _ := parseSWLicenseID(s.Licenses[i].ID)
+		s.Licenses[i].Consumed, s.Licenses[i].Raw, s.Licenses[i].Reserved = fleet.license(s.Licenses[i].Type, apps[i], allocs[row])
 	}
 	pls, err := db.Licenses(ctx)
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -121,7 +122,15 @@ func loadSWLicense(ctx context.Context, q posQuerier, id int64) (store.SoftwareL
 	if err != nil {
 		return l, err
 	}
-	return l, loadAllocations(ctx, q, &l, id)
+	if err := loadAllocations(ctx, q, &l, id); err != nil {
+		return l, err
+	}
+	if l.Type == positions.TypeUser {
+		if l.Consumed, l.Reserved, err = userConsumption(ctx, q, id); err != nil {
+			return l, err
+		}
+	}
+	return l, nil
 }
 
 // AddSoftwareLicense implements store.SoftwareLicenses.
@@ -326,7 +335,7 @@ func (db *DB) SoftwareLicenseList(ctx context.Context) ([]store.SoftwareLicense,
 			out[i].Links = append(out[i].Links, k)
 		}
 	}
-	uses, idle, err := db.appUsesIdle(ctx)
+	fleet, err := db.readFleetUse(ctx, slices.ContainsFunc(out, func(l store.SoftwareLicense) bool { return l.Type == positions.TypeUser }))
 	if err != nil {
 		return nil, err
 	}
@@ -336,13 +345,12 @@ func (db *DB) SoftwareLicenseList(ctx context.Context) ([]store.SoftwareLicense,
 	}
 	for i := range out {
 		out[i].Product = strings.Join(out[i].Applications, ", ")
-		out[i].Consumed, out[i].Raw = licenseUse(uses, apps[i])
 		row, _ := parseSWLicenseID(out[i].ID)
 		out[i].Allocations = allocs[row]
 		if out[i].Allocations == nil {
 			out[i].Allocations = []int64{}
 		}
-		out[i].Reserved = reservedOf(uses, idle, apps[i], allocs[row])
+		out[i].Consumed, out[i].Raw, out[i].Reserved = fleet.license(out[i].Type, apps[i], allocs[row])
 	}
 	return out, nil
 }
