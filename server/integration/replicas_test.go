@@ -326,7 +326,7 @@ func TestReplicasRaceForSeats(t *testing.T) {
 	// three did; the first's data folder mints the license.
 	out, done, reportPath, _ := startLoadBinary(t, "race", "--data", rs[0].data, "--admin-url", rs[1].addrs.AdminURL,
 		"--server", quicAddrs(rs), "--store", url, "--agents", fmt.Sprint(agents), "--seats", fmt.Sprint(seats), "--product", "monitor",
-		"--run", "replicarace", "--request-timeout", "20s", "--duration", "2m")
+		"--run", "replicarace", "--request-timeout", "60s", "--duration", "2m")
 	rep, _ := runLoadBinary(t, out, done, reportPath, "")
 	rep.checksOK(t)
 	race := rep.phase("race")
