@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -93,6 +94,10 @@ func (r *replica) logged(msg string) int {
 	}
 	return n
 }
+
+// steadyProgress is tally-load's progress line of the steady phase, printed
+// once a second from its start.
+var steadyProgress = regexp.MustCompile(`(?m)^steady +[0-9]+s: `)
 
 const (
 	leadsMsg       = "leader election: this replica leads"
@@ -403,7 +408,7 @@ func TestReplicaKilledMidSteady(t *testing.T) {
 			t.Fatalf("tally-load ended before the kill: %v\n%s", err, out.Bytes())
 		default:
 		}
-		return strings.Contains(string(out.Bytes()), "\nsteady   1s:")
+		return steadyProgress.Match(out.Bytes())
 	})
 	leader.kill()
 	killed := time.Now()
