@@ -9,7 +9,7 @@ DEMO    ?= demo
 GOBUILDFLAGS ?=
 GOFILES  = $(shell find . -name '*.go' -not -path './.git/*' -not -path './demo/*')
 
-.PHONY: all build test check fmt-check tidy-check vet staticcheck cross unit chaos demo screenshots packages clean help
+.PHONY: all build test check fmt-check tidy-check vet staticcheck cross unit chaos demo screenshots packages clean help bench-replicas
 
 all: build
 
@@ -67,6 +67,12 @@ unit:
 # CHAOS_FLAGS='-chaos.kills 20 -chaos.seed 7'.
 chaos:
 	$(GO) test -count=1 -timeout 60m -run '^TestChaos$$' -v ./server/integration -chaos.long $(CHAOS_FLAGS)
+
+# The figures of docs/PERFORMANCE.md "PostgreSQL and replicas" (about 20
+# minutes): tally-load steady and race on SQLite, PostgreSQL with one replica
+# and with three, alternated; settings in loadtest/bench-replicas.sh.
+bench-replicas: build
+	loadtest/bench-replicas.sh
 
 # The demo (.ci/demo): a real server on its embedded SQLite store in
 # ./$(DEMO)/server, this machine's agent in ./$(DEMO)/agent with the inventory

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/signal"
 	"runtime/pprof"
@@ -96,6 +97,14 @@ host (addresses.json, admin-token; licenses can then be minted for the run), or
 --server, --fingerprint, --admin-url and --token. tally-load talks to no other
 address, and every run is bounded in count and in time.
 
+Replicas (several servers on one PostgreSQL database): --server A,B,C spreads the
+agents over the addresses (agent i starts on address i mod 3); an agent whose server
+fails (refused, handshake timeout, connection lost) sends the same request, with the
+same sequence number, to the next address, as an agent given the list does. The
+checks read one admin API (--admin-url, or that of the replica named by --data). A
+license minted for the run needs --store, the replicas' postgres:// URL: its issuer
+is shared with every replica through the database.
+
 Scenarios: enroll, steady, storm, race. 'tally-load baseline' measures this
 machine's limits in the same conditions: a bare QUIC echo, the durable SQLite
 commit rate, and handshakes (full, resumed, 0-RTT); it measures QUIC only.`,
@@ -162,24 +171,26 @@ func (m *Main) adminProbe() *cobra.Command {
 
 // targetFlags are the ways to name the server.
 type targetFlags struct {
-	data, server, fingerprint, secret, adminURL, token string
-	pid                                                int
+	data, fingerprint, secret, adminURL, token, store string
+	server                                            []string
+	pid                                               int
 }
 
 func (t *targetFlags) register(cmd *cobra.Command) {
 	f := cmd.Flags()
 	f.StringVar(&t.data, "data", "", "data folder of a tally-server on this host (default $TALLY_DATA)")
-	f.StringVar(&t.server, "server", "", "QUIC HOST:PORT of the server (without --data)")
+	f.StringSliceVar(&t.server, "server", nil, "QUIC HOST:PORT of the server (without --data); several replicas of one server: A,B,C or the flag repeated (agent i starts on address i mod N and fails over to the next)")
 	f.StringVar(&t.fingerprint, "fingerprint", "", "the server's fingerprint (without --data)")
 	f.StringVar(&t.secret, "secret", "", "enrollment secret (default: read through the admin API)")
 	f.StringVar(&t.adminURL, "admin-url", "", "admin API URL (without --data; default $TALLY_ADMIN_URL)")
 	f.StringVar(&t.token, "token", "", "admin token (without --data; default $TALLY_TOKEN)")
+	f.StringVar(&t.store, "store", "", "the replicas' postgres:// URL, to share with every replica the issuer of a license minted for the run (default $TALLY_STORE)")
 	f.IntVar(&t.pid, "server-pid", 0, "PID of the server process, to sample its CPU and memory (read from --data otherwise)")
 }
 
 func (t *targetFlags) resolve(getenv func(string) string, required bool) (loadgen.Target, error) {
 	data := t.data
-	if data == "" && t.server == "" {
+	if data == "" && len(t.server) == 0 {
 		data = getenv("TALLY_DATA")
 	}
 	var tg loadgen.Target
@@ -189,8 +200,18 @@ func (t *targetFlags) resolve(getenv func(string) string, required bool) (loadge
 			return tg, err
 		}
 	}
-	if t.server != "" {
-		tg.QUIC = t.server
+	if len(t.server) > 0 {
+		seen := map[string]bool{}
+		for _, a := range t.server {
+			if _, _, err := net.SplitHostPort(a); err != nil || seen[a] {
+				return tg, &exitError{ExitUsage, fmt.Errorf("--server %q: give each replica's HOST:PORT once", strings.Join(t.server, ","))}
+			}
+			seen[a] = true
+		}
+		tg.QUIC, tg.Servers = t.server[0], nil
+		if len(t.server) > 1 {
+			tg.Servers = t.server
+		}
 	}
 	if t.fingerprint != "" {
 		tg.Fingerprint = t.fingerprint
@@ -210,6 +231,12 @@ func (t *targetFlags) resolve(getenv func(string) string, required bool) (loadge
 	}
 	if t.pid != 0 {
 		tg.ServerPID = t.pid
+	}
+	if tg.Store = t.store; tg.Store == "" {
+		tg.Store = getenv("TALLY_STORE")
+	}
+	if tg.Store != "" && !strings.HasPrefix(tg.Store, "postgres://") && !strings.HasPrefix(tg.Store, "postgresql://") {
+		return tg, &exitError{ExitUsage, fmt.Errorf("--store %q: give the replicas' postgres:// URL", tg.Store)}
 	}
 	if required && (tg.QUIC == "" || tg.Fingerprint == "") {
 		return tg, &exitError{ExitUsage, errors.New("no server: pass --data DIR of a local tally-server, or --server HOST:PORT and --fingerprint")}
@@ -358,6 +385,9 @@ baseline measures QUIC only: it has no --tcp.`,
 			tg, err := tf.resolve(m.Getenv, false)
 			if err != nil {
 				return err
+			}
+			if len(tg.Servers) > 1 {
+				return &exitError{ExitUsage, errors.New("baseline measures one server: give one --server")}
 			}
 			if tg.QUIC != "" {
 				cfg.Target = &tg

@@ -23,6 +23,11 @@ func TestBadFlagsAreUsageErrors(t *testing.T) {
 		{"storm", "--basic-every", "x"},
 		{"enroll", "stray-argument"},
 		{"no-such-scenario"},
+		{"steady", "--server", "127.0.0.1:1,127.0.0.1:1", "--fingerprint", "x"},
+		{"race", "--server", "127.0.0.1:1,", "--fingerprint", "x"},
+		{"race", "--server", "127.0.0.1:1", "--server", "no-port", "--fingerprint", "x"},
+		{"baseline", "--server", "127.0.0.1:1,127.0.0.1:2"},
+		{"race", "--server", "127.0.0.1:1", "--fingerprint", "x", "--store", "/var/lib/tally/tally.db"},
 	} {
 		code, out := run(args...)
 		if code != ExitUsage {
@@ -34,6 +39,9 @@ func TestBadFlagsAreUsageErrors(t *testing.T) {
 	}
 	if _, out := run("steady", "-n", "0"); !strings.Contains(out, "at least one agent") {
 		t.Errorf("-n 0: %q", out)
+	}
+	if _, out := run("steady", "--server", "127.0.0.1:1,127.0.0.1:1", "--fingerprint", "x"); !strings.Contains(out, "HOST:PORT once") {
+		t.Errorf("--server listed twice: %q", out)
 	}
 }
 

@@ -46,6 +46,9 @@ type agent struct {
 	conn        link
 	closedBytes uint64
 
+	// srv is the index of the server address the agent talks to (see
+	// Target.Servers); only the agent's own request changes it.
+	srv        int
 	seq        uint64
 	computerID int64
 	enrolled   bool
@@ -86,6 +89,7 @@ func newAgent(cfg *Config, pool *Pool, i int, pin string) (*agent, error) {
 		tls: identity.ClientTLS(cert, pin, protocol.ALPN),
 		rng: rand.New(rand.NewPCG(cfg.Seed, uint64(i)<<20|0xa9e)),
 	}
+	a.srv = i % len(cfg.Target.addrs())
 	a.hints = protocol.Hints{InstanceID: a.name + "-instance", MachineID: a.name}
 	a.basic = syntheticBasic(a, cfg.Seed)
 	a.basicHash = a.basic.Hash()
@@ -162,7 +166,7 @@ func (a *agent) connection(ctx context.Context, r *runner) (link, error) {
 	dctx, cancel := context.WithTimeout(ctx, r.cfg.DialTimeout)
 	defer cancel()
 	start := time.Now()
-	c, err := r.links.connect(dctx, a.i, a.tls)
+	c, err := r.links.connect(dctx, a.i, a.srv, a.tls)
 	if err != nil {
 		if client.Refused(err) {
 			// As the agent does (agent/client): keep the session ticket

@@ -373,7 +373,7 @@ func exchange(ctx context.Context, conn *quic.Conn, req []byte) error {
 // closed loop, with cfg's connections and concurrency.
 func echoRate(ctx context.Context, addr, fingerprint string, req []byte, cfg BaselineConfig) (EchoResult, error) {
 	res := EchoResult{Bytes: len(req), Connections: cfg.Connections, Concurrency: cfg.Concurrency}
-	d, err := newDialer(addr, cfg.Sockets, 10*time.Second)
+	d, err := newDialer([]string{addr}, cfg.Sockets, 10*time.Second)
 	if err != nil {
 		return res, err
 	}
@@ -434,7 +434,7 @@ var handshakeModes = []string{"full", "resumed", "0-rtt", "full-x25519", "resume
 // reconnecting agent does.
 func handshakeRate(ctx context.Context, server, addr, fingerprint, mode string, req []byte, cfg BaselineConfig) HandshakeStats {
 	hs := HandshakeStats{Server: server, Mode: mode}
-	d, err := newDialer(addr, cfg.Sockets, 10*time.Second)
+	d, err := newDialer([]string{addr}, cfg.Sockets, 10*time.Second)
 	if err != nil {
 		hs.Errors++
 		return hs

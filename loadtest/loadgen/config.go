@@ -99,6 +99,9 @@ func (c *Config) Defaults() {
 	if c.Agents <= 0 {
 		c.Agents = 100
 	}
+	if len(c.Target.Servers) > 0 && c.Target.QUIC == "" {
+		c.Target.QUIC = c.Target.Servers[0]
+	}
 	if c.Duration <= 0 {
 		c.Duration = 30 * time.Second
 	}
@@ -195,6 +198,13 @@ func (c *Config) Validate() error {
 	}
 	if c.Target.QUIC == "" || c.Target.Fingerprint == "" {
 		return errors.New("no server: pass --data DIR of a local server, or --server and --fingerprint")
+	}
+	seen := map[string]bool{}
+	for _, a := range c.Target.Servers {
+		if a == "" || seen[a] {
+			return fmt.Errorf("server addresses %q: each must be HOST:PORT, listed once", c.Target.Servers)
+		}
+		seen[a] = true
 	}
 	if c.Target.AdminURL == "" || c.Target.Token == "" {
 		return errors.New("no admin API: pass --data DIR, or --admin-url and --token (the counts are checked through it)")

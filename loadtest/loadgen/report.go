@@ -84,9 +84,12 @@ type PhaseReport struct {
 	Unacked   int64              `json:"unacked"`
 	NotSent   int64              `json:"not_sent,omitempty"` // due when the phase ended, still waiting for a slot of --concurrency
 	Repeats   int64              `json:"repeats,omitempty"`
-	Errors    map[string]int64   `json:"errors"`   // every failed attempt, by kind
-	Verdicts  map[string]int64   `json:"verdicts"` // "product verdict"
-	Anomalies map[string]int64   `json:"anomalies,omitempty"`
+	// Failovers counts the agents' moves to the next replica's address
+	// after a transport failure (with several addresses only).
+	Failovers int64            `json:"failovers,omitempty"`
+	Errors    map[string]int64 `json:"errors"`   // every failed attempt, by kind
+	Verdicts  map[string]int64 `json:"verdicts"` // "product verdict"
+	Anomalies map[string]int64 `json:"anomalies,omitempty"`
 	// Bytes per acknowledged request: the CBOR request and response, and
 	// over QUIC every QUIC byte of the agents' connections (handshakes,
 	// ACKs, keep-alives included; UDP and IP headers not), over TCP every
@@ -122,7 +125,8 @@ func phaseReport(ph *phase, end time.Time) PhaseReport {
 	secs := last.Sub(ph.start).Seconds()
 	pr := PhaseReport{Name: ph.name, Seconds: round3(secs), Acked: map[string]int64{}, Latency: map[string]Latency{},
 		RequestBytes: map[string]float64{}, ResponseBytes: map[string]float64{},
-		Attempts: ph.attempts.Load(), Unacked: ph.unacked.Load(), NotSent: ph.notSent.Load(), Repeats: ph.repeats.Load()}
+		Attempts: ph.attempts.Load(), Unacked: ph.unacked.Load(), NotSent: ph.notSent.Load(), Repeats: ph.repeats.Load(),
+		Failovers: ph.failovers.Load()}
 	var total int64
 	for k := range numKinds {
 		n := ph.acked[k].Load()
@@ -255,6 +259,9 @@ func printPhase(w io.Writer, p *PhaseReport, tcp bool) {
 	fmt.Fprintf(w, "phase %s: %d acknowledged in %.2fs = %.1f/s; %d attempts, %d given up", p.Name, acked, p.Seconds, p.PerSecond, p.Attempts, p.Unacked)
 	if p.NotSent > 0 {
 		fmt.Fprintf(w, ", %d due but not sent (no free slot of --concurrency before the end)", p.NotSent)
+	}
+	if p.Failovers > 0 {
+		fmt.Fprintf(w, ", %d failovers to the next replica", p.Failovers)
 	}
 	fmt.Fprintln(w)
 	for _, k := range kindNames {

@@ -17,6 +17,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -58,19 +59,26 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if err := cfg.Target.complete(ctx, admin); err != nil {
 		return nil, err
 	}
+	addrs := cfg.Target.addrs()
 	if cfg.TCP {
-		if err := checkTCP(ctx, cfg.Target.QUIC); err != nil {
-			return nil, err
+		for _, a := range addrs {
+			if err := checkTCP(ctx, a); err != nil {
+				return nil, err
+			}
 		}
 	}
 	r := &runner{cfg: cfg, admin: admin, sem: make(chan struct{}, cfg.Concurrency), lim: newLimiter(cfg.Rate)}
-	r.rep = &Report{Scenario: string(cfg.Scenario), Run: cfg.Run, Started: time.Now().UTC(), Server: cfg.Target.QUIC,
+	r.rep = &Report{Scenario: string(cfg.Scenario), Run: cfg.Run, Started: time.Now().UTC(), Server: strings.Join(addrs, ","),
 		AdminURL: cfg.Target.AdminURL, Agents: cfg.Agents, Settings: settingsOf(&cfg), Machine: machineNow()}
 	r.phase.Store(newPhase("setup"))
 	if cfg.TCP {
-		r.links = tcpLinker{addr: cfg.Target.QUIC} // the server listens on TCP at the QUIC port number
-	} else if r.links, err = newDialer(cfg.Target.QUIC, cfg.Sockets, cfg.DialTimeout); err != nil {
+		r.links = tcpLinker{addrs: addrs} // the server listens on TCP at the QUIC port number
+	} else if r.links, err = newDialer(addrs, cfg.Sockets, cfg.DialTimeout); err != nil {
 		return nil, err
+	}
+	if len(addrs) > 1 {
+		r.rep.note(fmt.Sprintf("%d replicas: agent i starts on address i mod %d and fails over to the next when its server fails; the checks read the admin API at %s",
+			len(addrs), len(addrs), cfg.Target.AdminURL))
 	}
 	defer r.links.close()
 	r.server = startSampler(cfg.Target.ServerPID)
@@ -330,6 +338,7 @@ func (r *runner) send(ctx context.Context, ph *phase, a *agent, k postKind, kind
 	// Latency starts when the request leaves, not while it waits for a
 	// slot of --concurrency: that wait is the generator's.
 	start := time.Now()
+	failovers := 0
 	for attempt := 1; ; attempt++ {
 		if attempt > 1 {
 			select {
@@ -369,12 +378,38 @@ func (r *runner) send(ctx context.Context, ph *phase, a *agent, k postKind, kind
 			ph.unacked.Add(1)
 			return protocol.Response{}, err
 		}
-		if err := sleep(ctx, backoff(err, attempt, a.rng)); err != nil {
+		wait := backoff(err, attempt, a.rng)
+		if r.failover(ph, a, err) {
+			// The next replica is tried at once, unless every one has
+			// failed this request since it was last tried on the first.
+			if failovers++; failovers%len(r.cfg.Target.addrs()) != 0 {
+				wait = time.Duration(float64(50*time.Millisecond) * (0.5 + a.rng.Float64()))
+			}
+		}
+		if err := sleep(ctx, wait); err != nil {
 			a.unacked++
 			ph.unacked.Add(1)
 			return protocol.Response{}, err
 		}
 	}
+}
+
+// failover moves agent a to the next of several server addresses after a
+// transport failure (refused, handshake timeout, connection lost or
+// silent), as an agent given a list of addresses does: the request is
+// then sent again, with the same sequence number, to the next replica. A
+// server's answer (busy included) keeps the agent where it is. It reports
+// whether the agent moved.
+func (r *runner) failover(ph *phase, a *agent, err error) bool {
+	n := len(r.cfg.Target.addrs())
+	var pe *protocol.Error
+	if n < 2 || errors.As(err, &pe) {
+		return false
+	}
+	a.disconnect()
+	a.srv = (a.srv + 1) % n
+	ph.failovers.Add(1)
+	return true
 }
 
 // backoff is the wait before attempt+1: the server's retry-after when it

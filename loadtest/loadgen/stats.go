@@ -48,6 +48,7 @@ type phase struct {
 	unacked   atomic.Int64
 	notSent   atomic.Int64
 	repeats   atomic.Int64
+	failovers atomic.Int64
 	inflight  atomic.Int64
 
 	handshake   Histogram

@@ -19,7 +19,12 @@ import (
 
 // Target is the server under load: the only addresses a run talks to.
 type Target struct {
-	QUIC        string // host:port agents dial
+	QUIC string // host:port agents dial
+	// Servers, when set, are the addresses of several replicas of one
+	// server (one database, one identity): agent i starts on Servers[i mod
+	// len] and fails over to the next address when its server fails, as an
+	// agent given a list of addresses does. QUIC is then Servers[0].
+	Servers     []string
 	Fingerprint string // the server's pinned fingerprint
 	Secret      string // enrollment secret; read through the admin API when empty
 	AdminURL    string
@@ -29,6 +34,11 @@ type Target struct {
 	DataDir string
 	// ServerPID is sampled for CPU and memory when the server is local.
 	ServerPID int
+	// Store is the replicas' postgres:// URL: the issuer of a license
+	// minted for the run is shared through it with every replica (each
+	// verifies the licenses it counts seats of with its own trusted
+	// issuers). Empty: the issuer is trusted in DataDir alone.
+	Store string
 }
 
 // Discover reads the target from the data folder of a running local
@@ -61,8 +71,10 @@ func (t *Target) complete(ctx context.Context, admin *adminapi.Client) error {
 		return err
 	}
 	t.Fingerprint = pin
-	if _, _, err := net.SplitHostPort(t.QUIC); err != nil {
-		return fmt.Errorf("server address %q: want HOST:PORT", t.QUIC)
+	for _, a := range t.addrs() {
+		if _, _, err := net.SplitHostPort(a); err != nil {
+			return fmt.Errorf("server address %q: want HOST:PORT", a)
+		}
 	}
 	if t.Secret == "" {
 		info, err := admin.EnrollInfo(ctx)
@@ -82,14 +94,26 @@ func (t *Target) complete(ctx context.Context, admin *adminapi.Client) error {
 	return nil
 }
 
-// loopback reports whether the server shares this host's clock.
-func (t *Target) loopback() bool {
-	host, _, err := net.SplitHostPort(t.QUIC)
-	if err != nil {
-		return false
+// addrs are the addresses agents dial: Servers, or QUIC alone.
+func (t *Target) addrs() []string {
+	if len(t.Servers) > 0 {
+		return t.Servers
 	}
-	ip := net.ParseIP(host)
-	return (ip != nil && ip.IsLoopback()) || host == "localhost" || t.ServerPID > 0
+	return []string{t.QUIC}
+}
+
+// loopback reports whether the servers share this host's clock.
+func (t *Target) loopback() bool {
+	for _, a := range t.addrs() {
+		host, _, err := net.SplitHostPort(a)
+		if err != nil {
+			return false
+		}
+		if ip := net.ParseIP(host); !(ip != nil && ip.IsLoopback()) && host != "localhost" && t.ServerPID <= 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // provideSeats makes sure product has at least want free seats, minting
@@ -121,6 +145,9 @@ func provideSeats(ctx context.Context, t *Target, admin *adminapi.Client, produc
 	if t.DataDir == "" {
 		return fmt.Sprintf("%s has %d free seats and no license can be minted without --data", product, free), nil
 	}
+	if len(t.Servers) > 1 && t.Store == "" {
+		return "", fmt.Errorf("%s has %d free seats; a license minted for replicas needs --store (their postgres:// URL), so that every replica trusts its issuer", product, free)
+	}
 	seats := want - max(free, 0)
 	key, err := license.NewIssuerKey()
 	if err != nil {
@@ -134,6 +161,13 @@ func provideSeats(ctx context.Context, t *Target, admin *adminapi.Client, produc
 	if err != nil {
 		return "", fmt.Errorf("trust a load-test issuer in %s: %w", t.DataDir, err)
 	}
+	where := t.DataDir
+	if t.Store != "" {
+		if err := daemon.ShareIssuer(ctx, t.Store, datadir.Dir{Path: t.DataDir}, issuer); err != nil {
+			return "", fmt.Errorf("share the load-test issuer with the replicas: %w", err)
+		}
+		where += " and shared with every replica"
+	}
 	f, err := license.Issue(key, license.Payload{Product: product, Seats: uint32(seats), Kind: license.KindNode,
 		Duration: license.Perpetual, IssuedAt: time.Now().Unix(), Customer: "tally-load"})
 	if err != nil {
@@ -146,7 +180,7 @@ func provideSeats(ctx context.Context, t *Target, admin *adminapi.Client, produc
 	if len(res.Imported) != 1 {
 		return "", fmt.Errorf("the minted license was not imported")
 	}
-	return fmt.Sprintf("minted %s: %d seats of %s (issuer %s, trusted in %s)", res.Imported[0].ID, seats, product, issuer, t.DataDir), nil
+	return fmt.Sprintf("minted %s: %d seats of %s (issuer %s, trusted in %s)", res.Imported[0].ID, seats, product, issuer, where), nil
 }
 
 func usage(ctx context.Context, admin *adminapi.Client, product string) (store.Usage, error) {

@@ -16,12 +16,12 @@ import (
 // requests and answers travel as frames (protocol.Frame), one request at a
 // time per connection, sent by the agent's own code (client.TCPConn). The server listens on TCP at the QUIC port number.
 
-// tcpLinker dials TLS-over-TCP links to one server address.
-type tcpLinker struct{ addr string }
+// tcpLinker dials TLS-over-TCP links to the server's addresses.
+type tcpLinker struct{ addrs []string }
 
-func (d tcpLinker) connect(ctx context.Context, _ int, tc *tls.Config) (link, error) {
+func (d tcpLinker) connect(ctx context.Context, _, srv int, tc *tls.Config) (link, error) {
 	var counted *countingConn
-	c, err := client.DialTCP(ctx, d.addr, tc, func(nc net.Conn) net.Conn { // resumes when tc's cache holds a ticket
+	c, err := client.DialTCP(ctx, d.addrs[srv], tc, func(nc net.Conn) net.Conn { // resumes when tc's cache holds a ticket
 		counted = &countingConn{Conn: nc}
 		return counted
 	})

@@ -30,19 +30,20 @@ type link interface {
 
 // linker opens the agents' links to the server.
 type linker interface {
-	// connect opens agent i's link, with its TLS configuration.
-	connect(ctx context.Context, i int, tc *tls.Config) (link, error)
+	// connect opens agent i's link to the server's address srv (an index
+	// of Target.addrs), with its TLS configuration.
+	connect(ctx context.Context, i, srv int, tc *tls.Config) (link, error)
 	close()
 }
 
-// dialer connects simulated agents to one server address. Each agent has
+// dialer connects simulated agents to the server's addresses. Each agent has
 // its own certificate and so its own QUIC connection, but connections
 // share a few UDP sockets (quic.Transport demultiplexes by connection ID):
 // 10,000 agents need 10,000 connections, not 10,000 sockets.
 type dialer struct {
-	addr *net.UDPAddr
-	trs  []*quic.Transport
-	qcfg *quic.Config
+	addrs []*net.UDPAddr
+	trs   []*quic.Transport
+	qcfg  *quic.Config
 }
 
 // clientQUICConfig mirrors the real agent's (agent/client): the same
@@ -57,19 +58,27 @@ func clientQUICConfig(handshake time.Duration) *quic.Config {
 	}
 }
 
-func newDialer(addr string, sockets int, handshake time.Duration) (*dialer, error) {
-	ua, err := net.ResolveUDPAddr("udp", addr)
-	if err != nil {
-		return nil, fmt.Errorf("server address %q: %w", addr, err)
+// newDialer opens the sockets to dial addrs (replicas of one server:
+// the same address family).
+func newDialer(addrs []string, sockets int, handshake time.Duration) (*dialer, error) {
+	d := &dialer{qcfg: clientQUICConfig(handshake)}
+	for _, addr := range addrs {
+		ua, err := net.ResolveUDPAddr("udp", addr)
+		if err != nil {
+			return nil, fmt.Errorf("server address %q: %w", addr, err)
+		}
+		if len(d.addrs) > 0 && (ua.IP.To4() == nil) != (d.addrs[0].IP.To4() == nil) {
+			return nil, fmt.Errorf("server addresses %s and %s: give every replica's address in one family, IPv4 or IPv6", d.addrs[0], ua)
+		}
+		d.addrs = append(d.addrs, ua)
 	}
 	if sockets <= 0 {
 		sockets = 1
 	}
 	network := "udp4"
-	if ua.IP.To4() == nil {
+	if d.addrs[0].IP.To4() == nil {
 		network = "udp6"
 	}
-	d := &dialer{addr: ua, qcfg: clientQUICConfig(handshake)}
 	for range sockets {
 		pc, err := net.ListenUDP(network, nil)
 		if err != nil {
@@ -81,19 +90,24 @@ func newDialer(addr string, sockets int, handshake time.Duration) (*dialer, erro
 	return d, nil
 }
 
-// dial connects agent i over its socket; early selects DialEarly (0-RTT
-// when the session cache holds a ticket that allows it).
+// dial connects agent i over its socket to the first address; early
+// selects DialEarly (0-RTT when the session cache holds a ticket that
+// allows it).
 func (d *dialer) dial(ctx context.Context, i int, tc *tls.Config, early bool) (*quic.Conn, error) {
-	tr := d.trs[i%len(d.trs)]
-	if early {
-		return tr.DialEarly(ctx, d.addr, tc, d.qcfg)
-	}
-	return tr.Dial(ctx, d.addr, tc, d.qcfg)
+	return d.dialTo(ctx, i, 0, tc, early)
 }
 
-// connect opens agent i's QUIC link.
-func (d *dialer) connect(ctx context.Context, i int, tc *tls.Config) (link, error) {
-	c, err := d.dial(ctx, i, tc, false)
+func (d *dialer) dialTo(ctx context.Context, i, srv int, tc *tls.Config, early bool) (*quic.Conn, error) {
+	tr := d.trs[i%len(d.trs)]
+	if early {
+		return tr.DialEarly(ctx, d.addrs[srv], tc, d.qcfg)
+	}
+	return tr.Dial(ctx, d.addrs[srv], tc, d.qcfg)
+}
+
+// connect opens agent i's QUIC link to address srv.
+func (d *dialer) connect(ctx context.Context, i, srv int, tc *tls.Config) (link, error) {
+	c, err := d.dialTo(ctx, i, srv, tc, false)
 	if err != nil {
 		return nil, err
 	}

@@ -142,6 +142,13 @@ func (d *Daemon) verifyLicense(data []byte) (store.LicenseImport, error) {
 	if d.pullIssuers(err) {
 		return d.verifyLicense(data)
 	}
+	if err == nil && sqlstore.IsPostgresURL(d.cfg.Store) {
+		// The other replicas must trust the issuer of a license imported
+		// here, even one trusted only in this replica's folder.
+		if serr := ShareIssuer(context.Background(), d.cfg.Store, d.dir, l.License.Issuer); serr != nil {
+			return store.LicenseImport{}, fmt.Errorf("share issuer %s with the replicas: %w", l.License.Issuer, serr)
+		}
+	}
 	if err != nil && errors.Is(err, license.ErrInvalid) && strings.Contains(err.Error(), "which this server does not know") && sqlstore.IsPostgresURL(d.cfg.Store) {
 		// Another replica may have added the product: read them again.
 		if rerr := d.db.Refresh(context.Background()); rerr == nil {

@@ -7,8 +7,10 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/tallyhq/tally/server/daemon"
 	"github.com/tallyhq/tally/server/datadir"
 	"github.com/tallyhq/tally/server/license"
+	"github.com/tallyhq/tally/server/license/licensetest"
 	"github.com/tallyhq/tally/server/servertest"
 	"github.com/tallyhq/tally/server/store"
 )
@@ -63,5 +65,31 @@ func TestProductAddedOnOneReplicaIsKnownToTheOthers(t *testing.T) {
 	l := b.ImportLicense(t, iss, license.Payload{Product: "cad", Seats: 2, Kind: license.KindNodeLocked})
 	if l.Product != "cad" {
 		t.Fatalf("imported %+v", l)
+	}
+}
+
+// TestLicenseImportedOnOneReplicaSharesItsIssuer: an issuer trusted only
+// in the first replica's folder (issuer trust without --store) is shared
+// when a license it signs is imported there, and the second replica
+// verifies that license instead of finding no grant in it.
+func TestLicenseImportedOnOneReplicaSharesItsIssuer(t *testing.T) {
+	url := pg.Cluster(t).NewDatabase(t)
+	a := servertest.New(t, servertest.WithStore(url))
+	b := servertest.New(t, servertest.WithStore(url))
+	iss := licensetest.NewIssuer(t)
+	pub, err := license.EncodePublicKey(iss.Public())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := daemon.TrustIssuer(a.Dir(), pub); err != nil {
+		t.Fatal(err)
+	}
+	a.ImportLicense(t, iss, license.Payload{Product: "inventory", Seats: 3, Kind: license.KindNode})
+	ls, err := b.Admin.Licenses(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ls) != 1 || ls[0].Problem != "" {
+		t.Fatalf("the second replica lists %+v: want the license, with no problem", ls)
 	}
 }
