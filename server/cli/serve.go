@@ -138,7 +138,7 @@ database closes.`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&cfg.DataDir, "data", "", "data folder (default $TALLY_DATA or "+DefaultDataDir+")")
-	f.StringVar(&cfg.Store, "store", "", "database: a postgres:// URL shared by every replica (pool and TLS settings in the URL, see the README), or nothing for the SQLite file in the data folder (default $TALLY_STORE)")
+	f.StringVar(&cfg.Store, "store", "", "database: a postgres:// URL shared by every replica (TLS settings in the URL; pool sizes from --store-readers; see the README), or nothing for the SQLite file in the data folder (default $TALLY_STORE)")
 	f.IntVar(&cfg.StoreReaders, "store-readers", 0, "connections of the store's read pool (0: 4); on PostgreSQL each replica also holds 2 for writes and 1 for the leader election")
 	f.StringVar(&cfg.Listen, "listen", daemon.DefaultListen, "UDP address for agents (QUIC); port 0 picks a free port")
 	f.StringVar(&cfg.Admin, "admin", daemon.DefaultAdmin, "TCP address of the admin API and console; port 0 picks a free port")
