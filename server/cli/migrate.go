@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"time"
@@ -10,7 +9,6 @@ import (
 
 	"github.com/tallyhq/tally/common/cliusage"
 	"github.com/tallyhq/tally/common/exitcode"
-	"github.com/tallyhq/tally/server/catalog"
 	"github.com/tallyhq/tally/server/daemon"
 	"github.com/tallyhq/tally/server/datadir"
 	"github.com/tallyhq/tally/server/engine"
@@ -101,12 +99,7 @@ The data folder keeps the SQLite file, which PostgreSQL's server no longer uses.
 // folder's catalog (products.toml over the built-in one) and its trusted
 // issuers, as 'check-db' and the server check them.
 func checkOptions(d datadir.Dir) (sqlstore.Options, error) {
-	cat, err := catalog.Builtin()
-	if data, rerr := os.ReadFile(d.File(datadir.ProductsFileName)); rerr == nil {
-		cat, err = catalog.Load(&catalog.AdminFile{Name: d.File(datadir.ProductsFileName), Data: data})
-	} else if !errors.Is(rerr, os.ErrNotExist) {
-		return sqlstore.Options{}, fmt.Errorf("read products: %w", rerr)
-	}
+	cat, err := daemon.LoadCatalog(d)
 	if err != nil {
 		return sqlstore.Options{}, err
 	}

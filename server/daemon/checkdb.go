@@ -26,7 +26,7 @@ func CheckDatabase(ctx context.Context, dataDir string) (sqlstore.CheckReport, e
 		}
 		return sqlstore.CheckReport{}, err
 	}
-	cat, err := loadCatalog(d)
+	cat, err := LoadCatalog(d)
 	if err != nil {
 		return sqlstore.CheckReport{}, err
 	}

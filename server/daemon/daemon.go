@@ -226,7 +226,7 @@ func Start(cfg Config) (_ *Daemon, err error) {
 	if d.id.Created {
 		d.log.Info("created server identity", "data", d.dir.Path, "fingerprint", d.id.Fingerprint)
 	}
-	if d.catalog, err = loadCatalog(d.dir); err != nil {
+	if d.catalog, err = LoadCatalog(d.dir); err != nil {
 		return nil, err
 	}
 	d.metrics = metrics.New()

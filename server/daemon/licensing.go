@@ -18,10 +18,10 @@ import (
 	"github.com/tallyhq/tally/server/store/sqlstore"
 )
 
-// loadCatalog reads the built-in catalog and the admin's products file in
+// LoadCatalog reads the built-in catalog and the admin's products file in
 // the data folder, if there is one. A broken file stops the server with a
 // message naming the file, the product and the field.
-func loadCatalog(d datadir.Dir) (*catalog.Catalog, error) {
+func LoadCatalog(d datadir.Dir) (*catalog.Catalog, error) {
 	path := d.File(datadir.ProductsFileName)
 	data, err := os.ReadFile(path)
 	if errors.Is(err, os.ErrNotExist) {
