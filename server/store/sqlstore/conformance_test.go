@@ -21,28 +21,7 @@ func TestConformance(t *testing.T) {
 		// fsync is off: the suite checks logic, not durability, and runs
 		// the writer's group commit all the same.
 		opts := sqlstore.Options{Clock: cfg.Clock, VerifyLicense: cfg.VerifyLicense, RecordKey: cfg.RecordKey, NoSync: true, SkipQuickCheck: true}
-		open := func(t testing.TB) *sqlstore.DB {
-			t.Helper()
-			db, err := sqlstore.Open(file, opts)
-			if err != nil {
-				t.Fatalf("open %s: %v", file, err)
-			}
-			t.Cleanup(func() { db.Close() })
-			return db
-		}
-		db := open(t)
-		return storetest.Backend{
-			Store: db,
-			Reopen: func(t testing.TB) store.Store {
-				if err := db.Close(); err != nil {
-					t.Fatalf("close: %v", err)
-				}
-				db = open(t)
-				return db
-			},
-			SchemaVersion: func(ctx context.Context, s store.Store) (int, error) { return s.(*sqlstore.DB).SchemaVersion(ctx) },
-			Latest:        latest,
-		}
+		return reopenable(t, func() (*sqlstore.DB, error) { return sqlstore.Open(file, opts) }, latest)
 	})
 }
 
@@ -63,4 +42,32 @@ func latestMigration(t *testing.T) int {
 		t.Fatal("no migration files")
 	}
 	return latest
+}
+
+// reopenable is the suite's backend over a store that open opens (again
+// at each Reopen), with the schema version latest.
+func reopenable(t testing.TB, open func() (*sqlstore.DB, error), latest int) storetest.Backend {
+	t.Helper()
+	openT := func(t testing.TB) *sqlstore.DB {
+		t.Helper()
+		db, err := open()
+		if err != nil {
+			t.Fatalf("open: %v", err)
+		}
+		t.Cleanup(func() { db.Close() })
+		return db
+	}
+	db := openT(t)
+	return storetest.Backend{
+		Store: db,
+		Reopen: func(t testing.TB) store.Store {
+			if err := db.Close(); err != nil {
+				t.Fatalf("close: %v", err)
+			}
+			db = openT(t)
+			return db
+		},
+		SchemaVersion: func(ctx context.Context, s store.Store) (int, error) { return s.(*sqlstore.DB).SchemaVersion(ctx) },
+		Latest:        latest,
+	}
 }

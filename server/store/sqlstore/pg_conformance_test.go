@@ -7,7 +7,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/tallyhq/tally/server/store"
 	"github.com/tallyhq/tally/server/store/sqlstore"
 	"github.com/tallyhq/tally/server/store/storetest"
 )
@@ -20,28 +19,7 @@ func TestConformancePostgres(t *testing.T) {
 	storetest.Run(t, func(t testing.TB, cfg storetest.Config) storetest.Backend {
 		url := sqlstore.PG.Cluster(t).NewDatabase(t)
 		opts := sqlstore.Options{Clock: cfg.Clock, VerifyLicense: cfg.VerifyLicense, RecordKey: cfg.RecordKey}
-		open := func(t testing.TB) *sqlstore.DB {
-			t.Helper()
-			db, err := sqlstore.OpenPostgres(context.Background(), url, opts)
-			if err != nil {
-				t.Fatalf("open %s: %v", url, err)
-			}
-			t.Cleanup(func() { db.Close() })
-			return db
-		}
-		db := open(t)
-		return storetest.Backend{
-			Store: db,
-			Reopen: func(t testing.TB) store.Store {
-				if err := db.Close(); err != nil {
-					t.Fatalf("close: %v", err)
-				}
-				db = open(t)
-				return db
-			},
-			SchemaVersion: func(ctx context.Context, s store.Store) (int, error) { return s.(*sqlstore.DB).SchemaVersion(ctx) },
-			Latest:        latestPGMigration(t),
-		}
+		return reopenable(t, func() (*sqlstore.DB, error) { return sqlstore.OpenPostgres(context.Background(), url, opts) }, latestPGMigration(t))
 	})
 }
 
